@@ -1,0 +1,13 @@
+//! The SQLite backend for tollgate (sqlx): the embedded default.
+//!
+//! One writer connection (every write is a `BEGIN IMMEDIATE` transaction, so concurrent writers
+//! queue instead of failing to upgrade a read lock) and a pool of readers, in WAL mode.
+
+mod audit;
+mod error;
+mod migrate;
+mod store;
+mod tokens;
+
+pub use migrate::{AppliedMigration, MIGRATIONS, Migration};
+pub use store::{SqliteOptions, SqliteStore};

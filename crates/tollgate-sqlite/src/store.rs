@@ -1,0 +1,120 @@
+//! Opening a SQLite database: connection settings, the writer and reader pools, migrations.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use tollgate_store::StoreError;
+use tollgate_types::{Clock, SystemClock};
+
+use crate::error::SqlxResultExt;
+use crate::migrate::{self, AppliedMigration};
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// How many read connections (writes always use one connection).
+    pub readers: u32,
+    /// How long a connection waits for a lock held by another process before giving up.
+    pub busy_timeout: Duration,
+    /// Apply pending migrations on open.
+    pub migrate: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { readers: 4, busy_timeout: Duration::from_secs(5), migrate: true }
+    }
+}
+
+/// The SQLite store: implements every `tollgate-store` trait.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
+    path: Option<PathBuf>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and applies pending migrations.
+    pub async fn open(path: &Path, options: &SqliteOptions) -> Result<Self, StoreError> {
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(options.busy_timeout)
+            .pragma("temp_store", "memory")
+            .statement_cache_capacity(256);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect.clone())
+            .await
+            .store()?;
+        let store_for_migration = Self { writer: writer.clone(), reader: writer.clone(), path: None };
+        if options.migrate {
+            store_for_migration.migrate().await?;
+        }
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.readers.max(1))
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect.read_only(true))
+            .await
+            .store()?;
+        Ok(Self { writer, reader, path: Some(path.to_owned()) })
+    }
+
+    /// An in-memory database (one connection for reads and writes), for tests and experiments.
+    pub async fn open_in_memory() -> Result<Self, StoreError> {
+        let connect = SqliteConnectOptions::from_str("sqlite::memory:").store()?.foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect)
+            .await
+            .store()?;
+        let store = Self { writer: pool.clone(), reader: pool, path: None };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The database file, when there is one.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Applies pending migrations; returns how many.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        migrate::run(&self.writer, SystemClock.now().unix_micros()).await
+    }
+
+    /// The migrations recorded in the database and whether each is unchanged.
+    pub async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>, StoreError> {
+        migrate::applied(&self.writer).await
+    }
+
+    /// Checks that the database answers (for health checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await.store().map(drop)
+    }
+
+    /// Closes both pools, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// Starts a write transaction that takes the write lock at once.
+    pub(crate) async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await.store()
+    }
+}

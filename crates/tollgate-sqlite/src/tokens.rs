@@ -1,0 +1,304 @@
+//! Token storage on SQLite.
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+use tollgate_store::{
+    HashMatch, Page, PageRequest, Result, SecretRotation, StatusFilter, StoreError, TokenFilter, TokenInsert,
+    TokenLookup, TokenStore,
+};
+use tollgate_types::{
+    AuditEvent, Description, IpAllowList, KeyId, OwnerName, Permission, ProjectName, Scope, Timestamp, TokenHash,
+    TokenId, TokenName, TokenPatch, TokenRecord, ToolList, UserId,
+};
+
+use crate::SqliteStore;
+use crate::audit::append;
+use crate::error::{SqlxResultExt, corrupt};
+
+const COLUMNS: &str = "id, name, owner, user_id, project, permission, scopes, allowed_tools, ip_allow, expires_at,
+    description, display_hint, key_id, created_at, updated_at, last_used_at, revoked_at, revoke_reason, rotated_at,
+    previous_valid_until";
+
+fn column<T, E: std::fmt::Display>(column: &str, parsed: std::result::Result<T, E>) -> Result<T> {
+    parsed.map_err(|error| corrupt(&format!("tokens.{column}"), error))
+}
+
+fn json_list(row: &SqliteRow, name: &str) -> Result<Vec<String>> {
+    let text: String = row.get(name);
+    column(name, serde_json::from_str(&text))
+}
+
+fn micros(row: &SqliteRow, name: &str) -> Option<Timestamp> {
+    row.get::<Option<i64>, _>(name).map(Timestamp::from_unix_micros)
+}
+
+fn record_from_row(row: &SqliteRow) -> Result<TokenRecord> {
+    let user_id: Option<String> = row.get("user_id");
+    let project: Option<String> = row.get("project");
+    let permission: String = row.get("permission");
+    let key_id: i64 = row.get("key_id");
+    Ok(TokenRecord {
+        id: column("id", TokenId::parse(row.get("id")))?,
+        name: column("name", TokenName::parse(row.get("name")))?,
+        owner: column("owner", OwnerName::parse(row.get("owner")))?,
+        user_id: column("user_id", user_id.as_deref().map(UserId::parse).transpose())?,
+        project: column("project", project.as_deref().map(ProjectName::parse).transpose())?,
+        permission: column("permission", permission.parse::<Permission>())?,
+        scopes: column("scopes", json_list(row, "scopes")?.iter().map(|scope| Scope::parse(scope)).collect())?,
+        allowed_tools: column("allowed_tools", ToolList::parse(&json_list(row, "allowed_tools")?))?,
+        ip_allow: column("ip_allow", IpAllowList::parse(&json_list(row, "ip_allow")?))?,
+        expires_at: micros(row, "expires_at"),
+        description: column("description", Description::parse(row.get("description")))?,
+        display_hint: row.get("display_hint"),
+        key_id: KeyId(column("key_id", u32::try_from(key_id))?),
+        created_at: Timestamp::from_unix_micros(row.get("created_at")),
+        updated_at: Timestamp::from_unix_micros(row.get("updated_at")),
+        last_used_at: micros(row, "last_used_at"),
+        revoked_at: micros(row, "revoked_at"),
+        revoke_reason: row.get("revoke_reason"),
+        rotated_at: micros(row, "rotated_at"),
+        previous_valid_until: micros(row, "previous_valid_until"),
+    })
+}
+
+fn json_text<S: serde::Serialize + ?Sized>(value: &S) -> String {
+    serde_json::to_string(value).expect("lists of strings always serialize")
+}
+
+async fn fetch_for_update(connection: &mut SqliteConnection, id: &TokenId) -> Result<TokenRecord> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE id = ?"))
+        .bind(id.to_string())
+        .fetch_optional(&mut *connection)
+        .await
+        .store()?
+        .ok_or(StoreError::NotFound { entity: "token" })?;
+    record_from_row(&row)
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn insert_token(&self, insert: &TokenInsert, audit: &AuditEvent) -> Result<TokenRecord> {
+        let token = &insert.token;
+        let mut transaction = self.write().await?;
+        sqlx::query(
+            "INSERT INTO tokens (id, name, owner, user_id, project, permission, scopes, allowed_tools, ip_allow,
+                expires_at, description, hash, key_id, display_hint, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(insert.id.to_string())
+        .bind(token.name.as_str())
+        .bind(token.owner.as_str())
+        .bind(token.user_id.map(|id| id.to_string()))
+        .bind(token.project.as_ref().map(ProjectName::as_str))
+        .bind(token.permission.as_str())
+        .bind(json_text(&token.scopes))
+        .bind(json_text(&token.allowed_tools))
+        .bind(json_text(&token.ip_allow))
+        .bind(token.expires_at.map(Timestamp::unix_micros))
+        .bind(token.description.as_str())
+        .bind(insert.hash.as_bytes().as_slice())
+        .bind(i64::from(insert.key_id.0))
+        .bind(&insert.display_hint)
+        .bind(insert.created_at.unix_micros())
+        .bind(insert.created_at.unix_micros())
+        .execute(&mut *transaction)
+        .await
+        .store()?;
+        let record = fetch_for_update(&mut transaction, &insert.id).await?;
+        append(&mut transaction, audit).await?;
+        transaction.commit().await.store()?;
+        Ok(record)
+    }
+
+    async fn token_by_hash(&self, hash: &TokenHash, now: Timestamp) -> Result<Option<TokenLookup>> {
+        let sql = format!(
+            "SELECT {COLUMNS}, 1 AS current FROM tokens WHERE hash = ?1
+             UNION ALL
+             SELECT {COLUMNS}, 0 AS current FROM tokens WHERE previous_hash = ?1 AND previous_valid_until > ?2
+             LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(hash.as_bytes().as_slice())
+            .bind(now.unix_micros())
+            .fetch_optional(&self.reader)
+            .await
+            .store()?;
+        row.map(|row| {
+            let matched = if row.get::<i64, _>("current") == 1 { HashMatch::Current } else { HashMatch::Previous };
+            Ok(TokenLookup { record: record_from_row(&row)?, matched })
+        })
+        .transpose()
+    }
+
+    async fn token(&self, id: &TokenId) -> Result<TokenRecord> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .store()?
+            .ok_or(StoreError::NotFound { entity: "token" })?;
+        record_from_row(&row)
+    }
+
+    async fn list_tokens(&self, filter: &TokenFilter, page: &PageRequest, now: Timestamp) -> Result<Page<TokenRecord>> {
+        let before = match &page.cursor {
+            Some(cursor) => TokenId::parse(cursor).map_err(|_| StoreError::InvalidCursor)?.to_string(),
+            None => "~".to_owned(), // sorts after every `tok_…` id
+        };
+        let status = match filter.status {
+            StatusFilter::Active => "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?5)",
+            StatusFilter::Revoked => "revoked_at IS NOT NULL AND ?5 IS NOT NULL",
+            StatusFilter::Expired => "revoked_at IS NULL AND expires_at <= ?5",
+            StatusFilter::All => "?5 IS NOT NULL",
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM tokens
+             WHERE id < ?1 AND (?2 IS NULL OR owner = ?2) AND (?3 IS NULL OR project = ?3) AND (?4 IS NULL OR user_id = ?4)
+               AND {status}
+             ORDER BY id DESC LIMIT ?6"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(before)
+            .bind(filter.owner.as_ref().map(OwnerName::as_str))
+            .bind(filter.project.as_ref().map(ProjectName::as_str))
+            .bind(filter.user_id.map(|id| id.to_string()))
+            .bind(now.unix_micros())
+            .bind(i64::from(page.limit) + 1)
+            .fetch_all(&self.reader)
+            .await
+            .store()?;
+        let mut items = rows.iter().map(record_from_row).collect::<Result<Vec<_>>>()?;
+        let next_cursor = if items.len() > page.limit as usize {
+            items.truncate(page.limit as usize);
+            items.last().map(|record| record.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn revoke_token(&self, id: &TokenId, reason: Option<&str>, audit: &AuditEvent) -> Result<TokenRecord> {
+        let mut transaction = self.write().await?;
+        let current = fetch_for_update(&mut transaction, id).await?;
+        if current.revoked_at.is_some() {
+            return Ok(current);
+        }
+        sqlx::query(
+            "UPDATE tokens SET revoked_at = ?, revoke_reason = ?, updated_at = ?, previous_hash = NULL,
+                previous_key_id = NULL, previous_valid_until = NULL
+             WHERE id = ?",
+        )
+        .bind(audit.at.unix_micros())
+        .bind(reason)
+        .bind(audit.at.unix_micros())
+        .bind(id.to_string())
+        .execute(&mut *transaction)
+        .await
+        .store()?;
+        let record = fetch_for_update(&mut transaction, id).await?;
+        append(&mut transaction, audit).await?;
+        transaction.commit().await.store()?;
+        Ok(record)
+    }
+
+    async fn rotate_token(&self, rotation: &SecretRotation, audit: &AuditEvent) -> Result<TokenRecord> {
+        let mut transaction = self.write().await?;
+        let current = fetch_for_update(&mut transaction, &rotation.id).await?;
+        if current.revoked_at.is_some() {
+            return Err(StoreError::Conflict("token is revoked".to_owned()));
+        }
+        // A grace period that has already ended keeps no previous secret at all.
+        let grace = rotation.previous_valid_until.filter(|until| *until > rotation.at);
+        sqlx::query(
+            "UPDATE tokens SET
+                previous_hash = CASE WHEN ?1 IS NULL THEN NULL ELSE hash END,
+                previous_key_id = CASE WHEN ?1 IS NULL THEN NULL ELSE key_id END,
+                previous_valid_until = ?1,
+                hash = ?2, key_id = ?3, display_hint = ?4, rotated_at = ?5, updated_at = ?5
+             WHERE id = ?6 AND revoked_at IS NULL",
+        )
+        .bind(grace.map(Timestamp::unix_micros))
+        .bind(rotation.hash.as_bytes().as_slice())
+        .bind(i64::from(rotation.key_id.0))
+        .bind(&rotation.display_hint)
+        .bind(rotation.at.unix_micros())
+        .bind(rotation.id.to_string())
+        .execute(&mut *transaction)
+        .await
+        .store()?;
+        let record = fetch_for_update(&mut transaction, &rotation.id).await?;
+        append(&mut transaction, audit).await?;
+        transaction.commit().await.store()?;
+        Ok(record)
+    }
+
+    async fn update_token(
+        &self,
+        id: &TokenId,
+        patch: &TokenPatch,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<TokenRecord> {
+        let mut transaction = self.write().await?;
+        let current = fetch_for_update(&mut transaction, id).await?;
+        if current.revoked_at.is_some() {
+            return Err(StoreError::Conflict("token is revoked".to_owned()));
+        }
+        let expires_at = patch.expires_at.unwrap_or(current.expires_at);
+        sqlx::query(
+            "UPDATE tokens SET name = ?, description = ?, allowed_tools = ?, ip_allow = ?, expires_at = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(patch.name.as_ref().unwrap_or(&current.name).as_str())
+        .bind(patch.description.as_ref().unwrap_or(&current.description).as_str())
+        .bind(json_text(patch.allowed_tools.as_ref().unwrap_or(&current.allowed_tools)))
+        .bind(json_text(patch.ip_allow.as_ref().unwrap_or(&current.ip_allow)))
+        .bind(expires_at.map(Timestamp::unix_micros))
+        .bind(at.unix_micros())
+        .bind(id.to_string())
+        .execute(&mut *transaction)
+        .await
+        .store()?;
+        let record = fetch_for_update(&mut transaction, id).await?;
+        append(&mut transaction, audit).await?;
+        transaction.commit().await.store()?;
+        Ok(record)
+    }
+
+    async fn touch_tokens(&self, uses: &[(TokenId, Timestamp)]) -> Result<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut transaction = self.write().await?;
+        for (id, at) in uses {
+            sqlx::query(
+                "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
+            )
+            .bind(at.unix_micros())
+            .bind(id.to_string())
+            .execute(&mut *transaction)
+            .await
+            .store()?;
+        }
+        transaction.commit().await.store()
+    }
+
+    async fn delete_inactive_tokens(&self, cutoff: Timestamp, audit: &AuditEvent) -> Result<u64> {
+        let mut transaction = self.write().await?;
+        let deleted =
+            sqlx::query("DELETE FROM tokens WHERE revoked_at < ?1 OR (revoked_at IS NULL AND expires_at < ?1)")
+                .bind(cutoff.unix_micros())
+                .execute(&mut *transaction)
+                .await
+                .store()?
+                .rows_affected();
+        if deleted > 0 {
+            let mut event = audit.clone();
+            event.after = Some(serde_json::json!({ "deleted": deleted, "cutoff": cutoff }));
+            append(&mut transaction, &event).await?;
+        }
+        transaction.commit().await.store()?;
+        Ok(deleted)
+    }
+}

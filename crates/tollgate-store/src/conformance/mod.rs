@@ -1,0 +1,53 @@
+//! The backend conformance suite. Each backend runs every case through one macro call:
+//!
+//! ```ignore
+//! tollgate_store::conformance_tests!(|| async { my_backend::open_fresh_store().await });
+//! ```
+//!
+//! The factory must return a fresh, empty store each time it is called.
+
+pub mod audit;
+pub mod fixtures;
+pub mod tokens;
+
+/// Generates one `#[tokio::test]` per conformance case, grouped in modules by capability.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::conformance_tests!(@cases $factory;
+            tokens => [
+                insert_and_get_round_trip,
+                duplicate_id_or_hash_conflicts,
+                missing_token_is_not_found,
+                lookup_by_hash_finds_only_known_hashes,
+                list_filters_by_owner_project_and_status,
+                list_pages_cover_everything_once_newest_first,
+                revoke_is_idempotent_and_audited_once,
+                rotate_keeps_the_old_secret_for_the_grace_period,
+                rotate_of_revoked_or_missing_token_is_refused,
+                update_changes_only_the_patched_fields,
+                touch_records_last_use_and_never_goes_back,
+                cleanup_deletes_only_long_inactive_tokens,
+            ];
+            audit => [
+                every_token_change_appends_a_chained_entry,
+                audit_list_filters_and_pages,
+            ];
+        );
+    };
+    (@cases $factory:expr; $($module:ident => [$($case:ident),* $(,)?];)*) => {
+        $(
+            mod $module {
+                #[allow(unused_imports)]
+                use super::*;
+                $(
+                    #[::tokio::test]
+                    async fn $case() {
+                        let store = ($factory)().await;
+                        $crate::conformance::$module::$case(&store).await;
+                    }
+                )*
+            }
+        )*
+    };
+}

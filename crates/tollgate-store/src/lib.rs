@@ -1,0 +1,24 @@
+//! Storage traits for tollgate, split by capability, and the conformance suite every backend runs.
+//!
+//! Backends (SQLite now, PostgreSQL next) implement these traits and call
+//! [`conformance_tests!`] from one integration test, so a case added here runs on every backend.
+//! Nothing here names a database: no SQL types, no sqlx errors.
+
+mod audit;
+mod error;
+mod page;
+mod tokens;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use audit::{AuditFilter, AuditStore};
+pub use error::{Result, StoreError};
+pub use page::{Page, PageRequest};
+pub use tokens::{HashMatch, SecretRotation, StatusFilter, TokenFilter, TokenInsert, TokenLookup, TokenStore};
+
+/// Everything a full tollgate deployment stores. Backends implement each capability; this
+/// super-trait exists for consumers (the facade) that need all of them behind one `Arc<dyn Store>`.
+pub trait Store: TokenStore + AuditStore + std::fmt::Debug {}
+
+impl<T: TokenStore + AuditStore + std::fmt::Debug> Store for T {}

@@ -1,0 +1,127 @@
+//! Token storage: insert, look up by hash, list, revoke, rotate, update, touch and clean up.
+
+use async_trait::async_trait;
+use tollgate_types::{
+    AuditEvent, KeyId, NewToken, OwnerName, ProjectName, Timestamp, TokenHash, TokenId, TokenPatch, TokenRecord, UserId,
+};
+
+use crate::{Page, PageRequest, Result};
+
+/// Everything needed to store a new token. The secret itself never reaches storage.
+#[derive(Debug, Clone)]
+pub struct TokenInsert {
+    /// The new id.
+    pub id: TokenId,
+    /// The validated request.
+    pub token: NewToken,
+    /// HMAC of the secret.
+    pub hash: TokenHash,
+    /// Which key made the hash.
+    pub key_id: KeyId,
+    /// Non-secret hint of the secret.
+    pub display_hint: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// A new secret for an existing token.
+#[derive(Debug, Clone)]
+pub struct SecretRotation {
+    /// Which token.
+    pub id: TokenId,
+    /// HMAC of the new secret.
+    pub hash: TokenHash,
+    /// Which key made it.
+    pub key_id: KeyId,
+    /// Hint of the new secret.
+    pub display_hint: String,
+    /// Until when the old secret keeps working (`None` or a past time: not at all).
+    pub previous_valid_until: Option<Timestamp>,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// Which of a token's secrets a presented hash matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashMatch {
+    /// The current secret.
+    Current,
+    /// The secret before the last rotation (valid until `previous_valid_until`).
+    Previous,
+}
+
+/// A token found by hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenLookup {
+    /// Its metadata.
+    pub record: TokenRecord,
+    /// Which secret matched.
+    pub matched: HashMatch,
+}
+
+/// Which tokens a list shows, by status at the time of the call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// Not revoked and not expired.
+    #[default]
+    Active,
+    /// Revoked.
+    Revoked,
+    /// Not revoked but past expiry.
+    Expired,
+    /// All.
+    All,
+}
+
+/// List filters; `None` fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenFilter {
+    /// Owner equals.
+    pub owner: Option<OwnerName>,
+    /// Project equals.
+    pub project: Option<ProjectName>,
+    /// Owning user equals.
+    pub user_id: Option<UserId>,
+    /// Status at `now`.
+    pub status: StatusFilter,
+}
+
+/// Token storage. Every mutation writes its audit event in the same transaction.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores a new token. `Conflict` when the id or the hash already exists.
+    async fn insert_token(&self, insert: &TokenInsert, audit: &AuditEvent) -> Result<TokenRecord>;
+
+    /// Finds the token whose current secret, or previous secret still within its grace period at `now`,
+    /// hashes to `hash`. `None` when there is none.
+    async fn token_by_hash(&self, hash: &TokenHash, now: Timestamp) -> Result<Option<TokenLookup>>;
+
+    /// The token with `id`, or `NotFound`.
+    async fn token(&self, id: &TokenId) -> Result<TokenRecord>;
+
+    /// Tokens matching `filter` at `now`, newest first, one page at a time. The cursor is a token id.
+    async fn list_tokens(&self, filter: &TokenFilter, page: &PageRequest, now: Timestamp) -> Result<Page<TokenRecord>>;
+
+    /// Revokes a token. Idempotent: revoking a revoked token changes nothing, writes no audit
+    /// event and returns it as it is. `NotFound` when it does not exist.
+    async fn revoke_token(&self, id: &TokenId, reason: Option<&str>, audit: &AuditEvent) -> Result<TokenRecord>;
+
+    /// Replaces a token's secret atomically; the old secret moves to the grace slot (replacing any
+    /// older one). `Conflict` when the token is revoked, `NotFound` when it does not exist.
+    async fn rotate_token(&self, rotation: &SecretRotation, audit: &AuditEvent) -> Result<TokenRecord>;
+
+    /// Changes metadata. `NotFound` when the token does not exist, `Conflict` when it is revoked.
+    async fn update_token(
+        &self,
+        id: &TokenId,
+        patch: &TokenPatch,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<TokenRecord>;
+
+    /// Records successful uses (batched by the caller). Unknown ids are ignored; a time never moves backwards.
+    async fn touch_tokens(&self, uses: &[(TokenId, Timestamp)]) -> Result<()>;
+
+    /// Deletes tokens revoked before `cutoff` or expired before `cutoff`; returns how many.
+    async fn delete_inactive_tokens(&self, cutoff: Timestamp, audit: &AuditEvent) -> Result<u64>;
+}
