@@ -26,17 +26,17 @@ impl Migration {
 }
 
 macro_rules! migration {
-    ($version:literal, $name:literal) => {
+    ($version:literal, $file_version:literal, $name:literal) => {
         Migration {
             version: $version,
             name: $name,
-            sql: include_str!(concat!("../../../migrations/sqlite/", stringify!($version), "_", $name, ".sql")),
+            sql: include_str!(concat!("../../../migrations/sqlite/", $file_version, "_", $name, ".sql")),
         }
     };
 }
 
 /// Every migration this binary knows, in order. File names must be `<4-digit version>_<name>.sql`.
-pub const MIGRATIONS: &[Migration] = &[migration!(0001, "tokens_and_audit")];
+pub const MIGRATIONS: &[Migration] = &[migration!(1, "0001", "tokens_and_audit")];
 
 /// A migration recorded in the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,17 +84,22 @@ pub(crate) async fn run(pool: &SqlitePool, now_micros: i64) -> Result<usize, Sto
     }
     let mut count = 0;
     for migration in MIGRATIONS.iter().filter(|known| applied.iter().all(|done| done.version != known.version)) {
-        let mut transaction = pool.begin_with("BEGIN IMMEDIATE").await.store()?;
-        sqlx::raw_sql(migration.sql).execute(&mut *transaction).await.store()?;
-        sqlx::query("INSERT INTO _tollgate_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)")
-            .bind(migration.version)
-            .bind(migration.name)
-            .bind(migration.checksum())
-            .bind(now_micros)
-            .execute(&mut *transaction)
-            .await
-            .store()?;
-        transaction.commit().await.store()?;
+        // One script, one transaction: the schema change and its record land together or not at all.
+        // (Run as a script on the single writer connection because sqlx's `raw_sql` cannot borrow a
+        // transaction inside a `Send` future.)
+        let checksum: String = migration.checksum().iter().map(|byte| format!("{byte:02x}")).collect();
+        let script = format!(
+            "BEGIN IMMEDIATE;\n{sql}\n;INSERT INTO _tollgate_migrations (version, name, checksum, applied_at) \
+             VALUES ({version}, '{name}', X'{checksum}', {now_micros});\nCOMMIT;",
+            sql = migration.sql,
+            version = migration.version,
+            name = migration.name,
+        );
+        if let Err(error) = sqlx::raw_sql(&script).execute(pool).await {
+            // Best effort: the failed script may have left its transaction open.
+            let _ = sqlx::raw_sql("ROLLBACK").execute(pool).await;
+            return Err(crate::error::map_error(error));
+        }
         tracing::info!(version = migration.version, name = migration.name, "applied migration");
         count += 1;
     }

@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
-use tollgate_store::StoreError;
+use tollgate_store::{StoreAdmin, StoreError};
 use tollgate_types::{Clock, SystemClock};
 
 use crate::error::SqlxResultExt;
@@ -92,19 +93,9 @@ impl SqliteStore {
         self.path.as_deref()
     }
 
-    /// Applies pending migrations; returns how many.
-    pub async fn migrate(&self) -> Result<usize, StoreError> {
-        migrate::run(&self.writer, SystemClock.now().unix_micros()).await
-    }
-
     /// The migrations recorded in the database and whether each is unchanged.
     pub async fn applied_migrations(&self) -> Result<Vec<AppliedMigration>, StoreError> {
         migrate::applied(&self.writer).await
-    }
-
-    /// Checks that the database answers (for health checks).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.reader).await.store().map(drop)
     }
 
     /// Closes both pools, waiting for connections to finish.
@@ -116,5 +107,16 @@ impl SqliteStore {
     /// Starts a write transaction that takes the write lock at once.
     pub(crate) async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         self.writer.begin_with("BEGIN IMMEDIATE").await.store()
+    }
+}
+
+#[async_trait]
+impl StoreAdmin for SqliteStore {
+    async fn migrate(&self) -> Result<usize, StoreError> {
+        migrate::run(&self.writer, SystemClock.now().unix_micros()).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await.store().map(drop)
     }
 }

@@ -4,6 +4,7 @@
 //! [`conformance_tests!`] from one integration test, so a case added here runs on every backend.
 //! Nothing here names a database: no SQL types, no sqlx errors.
 
+mod admin;
 mod audit;
 mod error;
 mod page;
@@ -12,6 +13,7 @@ mod tokens;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use admin::StoreAdmin;
 pub use audit::{AuditFilter, AuditStore};
 pub use error::{Result, StoreError};
 pub use page::{Page, PageRequest};
@@ -19,6 +21,6 @@ pub use tokens::{HashMatch, SecretRotation, StatusFilter, TokenFilter, TokenInse
 
 /// Everything a full tollgate deployment stores. Backends implement each capability; this
 /// super-trait exists for consumers (the facade) that need all of them behind one `Arc<dyn Store>`.
-pub trait Store: TokenStore + AuditStore + std::fmt::Debug {}
+pub trait Store: StoreAdmin + TokenStore + AuditStore + std::fmt::Debug {}
 
-impl<T: TokenStore + AuditStore + std::fmt::Debug> Store for T {}
+impl<T: StoreAdmin + TokenStore + AuditStore + std::fmt::Debug> Store for T {}

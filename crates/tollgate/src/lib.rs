@@ -1,1 +1,45 @@
-//! placeholder
+//! tollgate: issue, verify, meter and govern API tokens.
+//!
+//! The facade users depend on. Open a store with [`open`] (SQLite by default) and build a
+//! [`TokenManager`] over it:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), tollgate::Error> {
+//! use tollgate::{NewToken, OwnerName, Principal, TokenManager, TokenName, VerifyRequest};
+//!
+//! let store = tollgate::open("sqlite://tollgate.db").await?;
+//! let hasher = tollgate::TokenHasher::new(tollgate::KeyId(1), &[7u8; 32])?;
+//! let manager = TokenManager::builder(store, hasher).build();
+//! let created = manager
+//!     .create(&Principal::Operator, NewToken::new(TokenName::parse("ci")?, OwnerName::parse("alice")?))
+//!     .await?;
+//! println!("shown once: {}", created.secret.expose());
+//! let context = manager.verify(created.secret.expose(), &VerifyRequest::default()).await?;
+//! assert_eq!(context.token_id, created.record.id);
+//! # Ok(()) }
+//! ```
+
+mod authz;
+mod error;
+mod keys;
+mod open;
+mod tokens;
+
+pub use authz::{Operation, authorize};
+pub use error::{Error, Result};
+pub use keys::{KeyFile, load_or_create_key_file};
+pub use open::open;
+pub use tokens::{CreatedToken, TokenContext, TokenManager, TokenManagerBuilder};
+
+pub use tollgate_store::{
+    AuditFilter, AuditStore, Page, PageRequest, StatusFilter, Store, StoreAdmin, StoreError, TokenFilter, TokenStore,
+};
+pub use tollgate_types::{
+    Actor, AuditEntry, AuditEvent, Clock, Description, IpAllowList, KeyId, ManualClock, NewToken, OwnerName,
+    Permission, Principal, ProjectName, Refusal, RefusalCode, Role, Scope, SystemClock, Timestamp, TokenFormatError,
+    TokenHasher, TokenId, TokenName, TokenPatch, TokenPrefix, TokenRecord, TokenSecret, TokenStatus, ToolList, UserId,
+    ValidationError, VerifyRequest, parse_duration,
+};
+
+#[cfg(feature = "sqlite")]
+pub use tollgate_sqlite::{SqliteOptions, SqliteStore};

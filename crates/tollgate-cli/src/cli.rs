@@ -1,0 +1,40 @@
+//! Command-line flags (clap). Every flag that has an environment variable names it here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands::token::TokenCommand;
+
+/// tollgate: API tokens, users, usage and limits — on an embedded SQLite database by default.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// The SQLite database file (created when missing).
+    #[arg(long, global = true, env = "TOLLGATE_DB", default_value = "./tollgate.db")]
+    pub(crate) db: PathBuf,
+    /// The token hashing key file (created beside the database, mode 0600, when missing).
+    #[arg(long, global = true, env = "TOLLGATE_KEY_FILE")]
+    pub(crate) key_file: Option<PathBuf>,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create, list, inspect, verify, revoke, rotate and clean up API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Create or upgrade the database schema.
+    Migrate,
+}

@@ -1,0 +1,26 @@
+//! Command dispatch: one module per command group.
+
+pub(crate) mod token;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+use crate::context;
+use crate::exit::CliResult;
+
+/// Runs the parsed command line.
+pub(crate) async fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Token(command) => token::run(&cli.global, command).await,
+        Command::Migrate => {
+            let context = context::open(&cli.global).await?;
+            let applied = context.tokens.store_migrations().await?;
+            if cli.global.json {
+                crate::output::print_json(&serde_json::json!({ "database": cli.global.db, "migrations": applied }));
+            } else {
+                println!("database {} is up to date ({applied} migrations)", cli.global.db.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

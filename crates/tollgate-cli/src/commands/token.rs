@@ -1,0 +1,313 @@
+//! `tollgate token …`: the token lifecycle from the shell. Secrets are printed once and read
+//! from standard input, never from argv.
+
+use std::io::Read;
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use tollgate::{
+    Description, Error, IpAllowList, NewToken, OwnerName, PageRequest, Permission, Principal, ProjectName, Scope,
+    StatusFilter, TokenFilter, TokenId, TokenName, TokenRecord, ToolList, ValidationError, VerifyRequest,
+    parse_duration,
+};
+
+use crate::cli::GlobalArgs;
+use crate::context;
+use crate::exit::{CliError, CliResult};
+use crate::output::{or_dash, print_fields, print_json, print_table};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Create a token and print its secret once.
+    Create(CreateArgs),
+    /// List tokens, newest first.
+    List(ListArgs),
+    /// Show one token's metadata.
+    Show {
+        /// The token id (tok_…).
+        id: String,
+    },
+    /// Verify a token read from standard input; exit 0 when valid, 1 when refused.
+    Verify {
+        /// The client IP to check against the token's allow-list.
+        #[arg(long)]
+        ip: Option<String>,
+        /// The tool being called, checked against the token's allowed tools.
+        #[arg(long)]
+        tool: Option<String>,
+    },
+    /// Revoke a token (idempotent).
+    Revoke {
+        /// The token id.
+        id: String,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Issue a new secret for a token; the old one works for the grace period.
+    Rotate {
+        /// The token id.
+        id: String,
+        /// How long the old secret keeps working (e.g. 1h; default 0s).
+        #[arg(long, default_value = "0s")]
+        grace: String,
+    },
+    /// Delete tokens revoked or expired longer ago than --older-than.
+    Cleanup {
+        /// Age of revocation or expiry (default 30d).
+        #[arg(long, default_value = "30d")]
+        older_than: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CreateArgs {
+    /// Human name.
+    #[arg(long)]
+    name: String,
+    /// Owner (a username or service name).
+    #[arg(long)]
+    owner: String,
+    /// Project.
+    #[arg(long)]
+    project: Option<String>,
+    /// Permission level.
+    #[arg(long, default_value = "standard")]
+    permission: String,
+    /// A scope to grant (repeatable).
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// Lifetime, e.g. 30d (default: never expires).
+    #[arg(long)]
+    expires_in: Option<String>,
+    /// Tools the token may call, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    allowed_tools: Vec<String>,
+    /// CIDR ranges the token may be used from, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    ip_allow: Vec<String>,
+    /// Free-form notes.
+    #[arg(long)]
+    description: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum StatusArg {
+    Active,
+    Revoked,
+    Expired,
+    All,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Only tokens of this owner.
+    #[arg(long)]
+    owner: Option<String>,
+    /// Only tokens of this project.
+    #[arg(long)]
+    project: Option<String>,
+    /// Which tokens by status.
+    #[arg(long, value_enum, default_value = "active")]
+    status: StatusArg,
+    /// Page size (1–1000).
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// The cursor printed by the previous page.
+    #[arg(long)]
+    cursor: Option<String>,
+}
+
+/// Runs one token command as the operator.
+pub(crate) async fn run(global: &GlobalArgs, command: TokenCommand) -> CliResult {
+    let context = context::open(global).await?;
+    let tokens = &context.tokens;
+    let operator = Principal::Operator;
+    match command {
+        TokenCommand::Create(args) => {
+            let created = tokens.create(&operator, new_token(args, tokens.clock().now())?).await?;
+            if global.json {
+                print_json(
+                    &serde_json::json!({ "token": created.secret.expose(), "id": created.record.id, "record": created.record }),
+                );
+            } else {
+                println!("{}", created.secret.expose());
+                eprintln!(
+                    "created {} ({}) — the token above is shown only once",
+                    created.record.id, created.record.display_hint
+                );
+            }
+        }
+        TokenCommand::List(args) => {
+            let filter = TokenFilter {
+                owner: args.owner.as_deref().map(OwnerName::parse).transpose()?,
+                project: args.project.as_deref().map(ProjectName::parse).transpose()?,
+                user_id: None,
+                status: match args.status {
+                    StatusArg::Active => StatusFilter::Active,
+                    StatusArg::Revoked => StatusFilter::Revoked,
+                    StatusArg::Expired => StatusFilter::Expired,
+                    StatusArg::All => StatusFilter::All,
+                },
+            };
+            if !(1..=PageRequest::MAX_LIMIT).contains(&args.limit) {
+                return Err(ValidationError::new("limit", "must be between 1 and 1000").into());
+            }
+            let page = match args.cursor {
+                Some(cursor) => PageRequest::after(args.limit, cursor),
+                None => PageRequest::first(args.limit),
+            };
+            let page = tokens.list(&operator, &filter, &page).await?;
+            if global.json {
+                print_json(&page);
+            } else {
+                let now = tokens.clock().now();
+                let rows: Vec<Vec<String>> = page.items.iter().map(|record| summary_row(record, now)).collect();
+                print_table(&["ID", "NAME", "OWNER", "PROJECT", "PERMISSION", "STATUS", "HINT", "EXPIRES"], &rows);
+                if let Some(cursor) = page.next_cursor {
+                    eprintln!("more: --cursor {cursor}");
+                }
+            }
+        }
+        TokenCommand::Show { id } => {
+            let record = tokens.show(&operator, &TokenId::parse(&id)?).await?;
+            print_record(global, &record, tokens.clock().now());
+        }
+        TokenCommand::Verify { ip, tool } => return verify(global, tokens, ip, tool).await,
+        TokenCommand::Revoke { id, reason } => {
+            let record = tokens.revoke(&operator, &TokenId::parse(&id)?, reason.as_deref()).await?;
+            print_record(global, &record, tokens.clock().now());
+        }
+        TokenCommand::Rotate { id, grace } => {
+            let grace = parse_duration("grace", &grace)?;
+            let rotated = tokens.rotate(&operator, &TokenId::parse(&id)?, grace).await?;
+            if global.json {
+                print_json(
+                    &serde_json::json!({ "token": rotated.secret.expose(), "id": rotated.record.id, "record": rotated.record }),
+                );
+            } else {
+                println!("{}", rotated.secret.expose());
+                let until = or_dash(rotated.record.previous_valid_until);
+                eprintln!(
+                    "rotated {}; the old secret works until {until} — the token above is shown only once",
+                    rotated.record.id
+                );
+            }
+        }
+        TokenCommand::Cleanup { older_than } => {
+            let older_than = parse_duration("older_than", &older_than)?;
+            let deleted = tokens.cleanup(&operator, older_than).await?;
+            if global.json {
+                print_json(&serde_json::json!({ "deleted": deleted }));
+            } else {
+                println!("deleted {deleted} tokens");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn new_token(args: CreateArgs, now: tollgate::Timestamp) -> Result<NewToken, ValidationError> {
+    let mut token = NewToken::new(TokenName::parse(&args.name)?, OwnerName::parse(&args.owner)?);
+    token.project = args.project.as_deref().map(ProjectName::parse).transpose()?;
+    token.permission = args.permission.parse::<Permission>()?;
+    let mut scopes = args.scopes.iter().map(|scope| Scope::parse(scope)).collect::<Result<Vec<_>, _>>()?;
+    scopes.sort();
+    scopes.dedup();
+    token.scopes = scopes;
+    token.allowed_tools = ToolList::parse(&args.allowed_tools)?;
+    token.ip_allow = IpAllowList::parse(&args.ip_allow)?;
+    token.expires_at = args
+        .expires_in
+        .map(|text| parse_duration("expires_in", &text))
+        .transpose()?
+        .map(|lifetime| if lifetime.is_zero() { now } else { now.saturating_add(lifetime) });
+    if token.expires_at.is_some_and(|expiry| expiry <= now) {
+        return Err(ValidationError::new("expires_in", "must be longer than zero"));
+    }
+    token.description = args.description.as_deref().map(Description::parse).transpose()?.unwrap_or_default();
+    Ok(token)
+}
+
+async fn verify(
+    global: &GlobalArgs,
+    tokens: &tollgate::TokenManager,
+    ip: Option<String>,
+    tool: Option<String>,
+) -> CliResult {
+    let ip = ip
+        .map(|ip| ip.trim().parse::<IpAddr>().map_err(|_| ValidationError::new("ip", "is not an IP address")))
+        .transpose()?;
+    let mut input = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut input)
+        .map_err(|error| CliError::Failed(anyhow::anyhow!("cannot read the token from standard input: {error}")))?;
+    let presented = zeroize::Zeroizing::new(input);
+    let request = VerifyRequest { ip, tool };
+    match tokens.verify(presented.trim(), &request).await {
+        Ok(context) => {
+            tokens.flush().await?;
+            if global.json {
+                print_json(&serde_json::json!({ "valid": true, "code": "valid", "context": context }));
+            } else {
+                println!(
+                    "valid: {} ({}, owner {}, permission {})",
+                    context.token_id, context.record.name, context.record.owner, context.record.permission
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(Error::Refused(refusal)) => {
+            if global.json {
+                print_json(&serde_json::json!({ "valid": false, "code": refusal.code }));
+            } else {
+                println!("refused: {}", refusal.code);
+            }
+            Ok(ExitCode::from(1))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn summary_row(record: &TokenRecord, now: tollgate::Timestamp) -> Vec<String> {
+    vec![
+        record.id.to_string(),
+        record.name.to_string(),
+        record.owner.to_string(),
+        or_dash(record.project.as_ref()),
+        record.permission.to_string(),
+        record.status(now).as_str().to_owned(),
+        record.display_hint.clone(),
+        or_dash(record.expires_at),
+    ]
+}
+
+fn print_record(global: &GlobalArgs, record: &TokenRecord, now: tollgate::Timestamp) {
+    if global.json {
+        print_json(&serde_json::json!({ "status": record.status(now), "record": record }));
+        return;
+    }
+    let list = |items: Vec<String>| if items.is_empty() { "any".to_owned() } else { items.join(", ") };
+    print_fields(&[
+        ("id", record.id.to_string()),
+        ("name", record.name.to_string()),
+        ("owner", record.owner.to_string()),
+        ("project", or_dash(record.project.as_ref())),
+        ("permission", record.permission.to_string()),
+        ("status", record.status(now).as_str().to_owned()),
+        ("scopes", list(record.scopes.iter().map(|scope| scope.as_str().to_owned()).collect())),
+        ("allowed tools", list(record.allowed_tools.as_slice().to_vec())),
+        ("ip allow", list(record.ip_allow.to_strings())),
+        ("hint", record.display_hint.clone()),
+        ("created", record.created_at.to_string()),
+        ("expires", or_dash(record.expires_at)),
+        ("last used", or_dash(record.last_used_at)),
+        ("revoked", or_dash(record.revoked_at)),
+        ("revoke reason", or_dash(record.revoke_reason.as_ref())),
+        ("rotated", or_dash(record.rotated_at)),
+        ("old secret until", or_dash(record.previous_valid_until)),
+        ("description", record.description.to_string()),
+    ]);
+}

@@ -1,0 +1,36 @@
+//! Opening what commands need: the database, the hashing key, the token manager.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use tollgate::TokenManager;
+
+use crate::cli::GlobalArgs;
+use crate::exit::CliResult;
+
+/// The open database and managers for one command.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) tokens: TokenManager,
+}
+
+/// The key file path: `--key-file`, else `<database>.key` beside the database.
+pub(crate) fn key_file_path(global: &GlobalArgs) -> PathBuf {
+    global.key_file.clone().unwrap_or_else(|| {
+        let mut path = global.db.clone().into_os_string();
+        path.push(".key");
+        PathBuf::from(path)
+    })
+}
+
+/// Opens the database (migrating it) and the key file (creating it on first use).
+pub(crate) async fn open(global: &GlobalArgs) -> CliResult<Context> {
+    if global.db.as_os_str().is_empty() {
+        return Err(tollgate::ValidationError::new("db", "must not be empty").into());
+    }
+    let url = format!("sqlite://{}", global.db.display());
+    let store = tollgate::open(&url).await.with_context(|| format!("while opening {}", global.db.display()))?;
+    let key_file = tollgate::load_or_create_key_file(&key_file_path(global))?;
+    let tokens = TokenManager::builder(store, key_file.hasher()?).build();
+    Ok(Context { tokens })
+}

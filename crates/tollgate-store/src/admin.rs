@@ -1,0 +1,16 @@
+//! Operating a store: schema migrations and health.
+
+use async_trait::async_trait;
+
+use crate::Result;
+
+/// Housekeeping every backend offers.
+#[async_trait]
+pub trait StoreAdmin: Send + Sync {
+    /// Applies pending schema migrations; returns how many ran. Refuses a schema whose applied
+    /// migrations were edited or that is newer than this build.
+    async fn migrate(&self) -> Result<usize>;
+
+    /// Checks that the backend answers a trivial query (health checks).
+    async fn ping(&self) -> Result<()>;
+}

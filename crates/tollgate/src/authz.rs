@@ -1,0 +1,69 @@
+//! The permission matrix, enforced in one place: every facade operation asks [`authorize`] first.
+//!
+//! Rows are operations, columns are effective levels (`read_only` ≈ viewer, `standard` ≈ user,
+//! `admin` ≈ admin); "own" means the target belongs to the principal. `docs/security.md` shows the
+//! same table; a data-driven test checks every cell.
+
+use tollgate_types::{OwnerName, Permission, Principal, UserId};
+
+use crate::{Error, Result};
+
+/// Something a principal asks to do, with the owner of its target where it has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation<'a> {
+    /// Create a token for `owner` with `permission`.
+    CreateToken {
+        /// Owner of the new token.
+        owner: &'a OwnerName,
+        /// Owning user of the new token.
+        user_id: Option<UserId>,
+        /// Permission asked for.
+        permission: Permission,
+    },
+    /// Read a token's metadata, or list tokens of `owner` (`None`: everybody's).
+    ReadTokens {
+        /// Whose tokens.
+        owner: Option<&'a OwnerName>,
+    },
+    /// Revoke, rotate or update a token of `owner`.
+    ManageToken {
+        /// Whose token.
+        owner: &'a OwnerName,
+    },
+    /// Delete long-inactive tokens of everybody.
+    CleanupTokens,
+}
+
+/// Whether `principal` owns things owned by `owner`.
+fn owns(principal: &Principal, owner: &OwnerName) -> bool {
+    principal.owner() == Some(owner)
+}
+
+/// Decides whether `principal` may perform `operation`; `Forbidden` names what is missing.
+pub fn authorize(principal: &Principal, operation: Operation<'_>) -> Result<()> {
+    let level = principal.level();
+    let admin = level == Permission::Admin;
+    let allowed = match operation {
+        Operation::CreateToken { owner, user_id, permission } => {
+            if permission > level {
+                return Err(Error::Forbidden(format!("cannot grant permission {permission} above your own ({level})")));
+            }
+            admin
+                || (level >= Permission::Standard
+                    && owns(principal, owner)
+                    && (user_id.is_none() || user_id == principal.user_id()))
+        }
+        Operation::ReadTokens { owner } => admin || owner.is_some_and(|owner| owns(principal, owner)),
+        Operation::ManageToken { owner } => admin || (level >= Permission::Standard && owns(principal, owner)),
+        Operation::CleanupTokens => admin,
+    };
+    if allowed { Ok(()) } else { Err(Error::Forbidden(format!("{} may not do this", describe(principal)))) }
+}
+
+fn describe(principal: &Principal) -> String {
+    match principal {
+        Principal::Operator => "the operator".to_owned(),
+        Principal::User { role, .. } => format!("a user with role {role}"),
+        Principal::Token { permission, .. } => format!("a token with permission {permission}"),
+    }
+}

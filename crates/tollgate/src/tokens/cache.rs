@@ -1,0 +1,91 @@
+//! The positive verify cache: token hash → record, for a short TTL. Only tokens that verified
+//! are cached; revoke, rotate and update evict by token id at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tollgate_store::HashMatch;
+use tollgate_types::{Timestamp, TokenHash, TokenId, TokenRecord};
+
+/// A cached verify result.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedToken {
+    pub(crate) record: Arc<TokenRecord>,
+    pub(crate) matched: HashMatch,
+    cached_at: Timestamp,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    by_hash: HashMap<TokenHash, CachedToken>,
+    hashes_by_id: HashMap<TokenId, Vec<TokenHash>>,
+}
+
+/// Bounded TTL cache. When full, expired entries are dropped; if still full, nothing new is cached
+/// (the store answers instead), so memory stays bounded under a flood of distinct tokens.
+#[derive(Debug)]
+pub(crate) struct VerifyCache {
+    inner: RwLock<Inner>,
+    ttl: Duration,
+    capacity: usize,
+}
+
+impl VerifyCache {
+    pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
+        Self { inner: RwLock::new(Inner::default()), ttl, capacity }
+    }
+
+    pub(crate) fn get(&self, hash: &TokenHash, now: Timestamp) -> Option<CachedToken> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let inner = self.inner.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let cached = inner.by_hash.get(hash)?;
+        (now.duration_since(cached.cached_at) < self.ttl && now >= cached.cached_at).then(|| cached.clone())
+    }
+
+    pub(crate) fn insert(&self, hash: TokenHash, record: Arc<TokenRecord>, matched: HashMatch, now: Timestamp) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut inner = self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if inner.by_hash.len() >= self.capacity {
+            let ttl = self.ttl;
+            inner.by_hash.retain(|_, cached| now.duration_since(cached.cached_at) < ttl);
+            let Inner { by_hash, hashes_by_id } = &mut *inner;
+            hashes_by_id.retain(|_, hashes| {
+                hashes.retain(|hash| by_hash.contains_key(hash));
+                !hashes.is_empty()
+            });
+            if inner.by_hash.len() >= self.capacity {
+                return;
+            }
+        }
+        let id = record.id;
+        if inner.by_hash.insert(hash, CachedToken { record, matched, cached_at: now }).is_none() {
+            inner.hashes_by_id.entry(id).or_default().push(hash);
+        }
+    }
+
+    /// Drops every cached secret of token `id`.
+    pub(crate) fn evict(&self, id: &TokenId) {
+        let mut inner = self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(hashes) = inner.hashes_by_id.remove(id) {
+            for hash in hashes {
+                inner.by_hash.remove(&hash);
+            }
+        }
+    }
+
+    /// Drops everything.
+    pub(crate) fn clear(&self) {
+        let mut inner = self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        inner.by_hash.clear();
+        inner.hashes_by_id.clear();
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.inner.read().unwrap_or_else(|poisoned| poisoned.into_inner()).by_hash.len()
+    }
+}

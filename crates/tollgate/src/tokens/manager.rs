@@ -1,0 +1,314 @@
+//! [`TokenManager`]: the token lifecycle over any [`Store`], with authorization and audit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tollgate_store::{Page, PageRequest, SecretRotation, Store, TokenFilter, TokenInsert};
+use tollgate_types::{
+    AuditEvent, Clock, NewToken, Permission, Principal, SystemClock, Timestamp, TokenHasher, TokenId, TokenPatch,
+    TokenPrefix, TokenRecord, TokenSecret, ValidationError,
+};
+
+use super::cache::VerifyCache;
+use super::last_used::LastUsed;
+use crate::authz::{Operation, authorize};
+use crate::{Error, Result};
+
+/// A token just created or rotated: the secret (show it once, then drop it) and its metadata.
+#[derive(Debug)]
+pub struct CreatedToken {
+    /// The plaintext token. Redacted in `Debug`; zeroized on drop.
+    pub secret: TokenSecret,
+    /// What was stored.
+    pub record: TokenRecord,
+}
+
+/// Builds a [`TokenManager`]; every setting has a production default.
+#[derive(Debug)]
+pub struct TokenManagerBuilder {
+    store: Arc<dyn Store>,
+    hasher: TokenHasher,
+    prefix: TokenPrefix,
+    clock: Arc<dyn Clock>,
+    cache_ttl: Duration,
+    cache_capacity: usize,
+}
+
+impl TokenManagerBuilder {
+    /// The token prefix (default `tg`).
+    pub fn prefix(mut self, prefix: TokenPrefix) -> Self {
+        self.prefix = prefix;
+        self
+    }
+
+    /// The clock (default: the system clock). Tests pass a [`ManualClock`](tollgate_types::ManualClock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How long a verified token is served from memory (default 2 s; zero disables the cache).
+    /// A revoke in this process evicts at once; a revoke by another process is seen within this time.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// How many verified tokens the cache holds at most (default 100,000).
+    pub fn cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity.max(1);
+        self
+    }
+
+    /// The manager.
+    pub fn build(self) -> TokenManager {
+        TokenManager {
+            store: self.store,
+            hasher: Arc::new(self.hasher),
+            prefix: self.prefix,
+            clock: self.clock,
+            cache: Arc::new(VerifyCache::new(self.cache_ttl, self.cache_capacity)),
+            last_used: Arc::new(LastUsed::default()),
+        }
+    }
+}
+
+/// Issues, verifies and governs API tokens. Cheap to clone (shared state behind `Arc`s).
+#[derive(Debug, Clone)]
+pub struct TokenManager {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) hasher: Arc<TokenHasher>,
+    pub(super) prefix: TokenPrefix,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) cache: Arc<VerifyCache>,
+    pub(super) last_used: Arc<LastUsed>,
+}
+
+fn check_reason(reason: Option<&str>) -> Result<()> {
+    if let Some(reason) = reason {
+        if reason.chars().count() > 1024 {
+            return Err(ValidationError::new("reason", "must be at most 1024 characters").into());
+        }
+        if reason.chars().any(char::is_control) {
+            return Err(ValidationError::new("reason", "must not contain control characters (including NUL)").into());
+        }
+    }
+    Ok(())
+}
+
+fn snapshot(record: &TokenRecord) -> serde_json::Value {
+    serde_json::to_value(record).unwrap_or(serde_json::Value::Null)
+}
+
+impl TokenManager {
+    /// Starts building a manager over `store`, hashing with `hasher`.
+    pub fn builder(store: Arc<dyn Store>, hasher: TokenHasher) -> TokenManagerBuilder {
+        TokenManagerBuilder {
+            store,
+            hasher,
+            prefix: TokenPrefix::default(),
+            clock: Arc::new(SystemClock),
+            cache_ttl: Duration::from_secs(2),
+            cache_capacity: 100_000,
+        }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock in use.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The token prefix.
+    pub fn prefix(&self) -> &TokenPrefix {
+        &self.prefix
+    }
+
+    /// Creates a token. The returned secret is the only copy: show it once.
+    #[tracing::instrument(skip_all, fields(owner = %token.owner, permission = %token.permission))]
+    pub async fn create(&self, principal: &Principal, token: NewToken) -> Result<CreatedToken> {
+        authorize(
+            principal,
+            Operation::CreateToken { owner: &token.owner, user_id: token.user_id, permission: token.permission },
+        )?;
+        let now = self.clock.now();
+        if token.expires_at.is_some_and(|expiry| expiry <= now) {
+            return Err(ValidationError::new("expires_at", "must be in the future").into());
+        }
+        let secret = TokenSecret::generate(&self.prefix)
+            .map_err(|error| Error::Config(format!("cannot generate a token: {error}")))?;
+        let insert = TokenInsert {
+            id: TokenId::generate(),
+            token,
+            hash: self.hasher.hash(&secret),
+            key_id: self.hasher.current_key_id(),
+            display_hint: secret.display_hint(),
+            created_at: now,
+        };
+        let mut event = AuditEvent::new(principal.actor(), "token.create", insert.id, now);
+        let record = self.store.insert_token(&insert, &event_with_after(&mut event, &insert)).await?;
+        tracing::info!(token_id = %record.id, "token created");
+        Ok(CreatedToken { secret, record })
+    }
+
+    /// One token's metadata. Tokens the principal may not read are `NotFound`.
+    pub async fn show(&self, principal: &Principal, id: &TokenId) -> Result<TokenRecord> {
+        let record = self.store.token(id).await?;
+        authorize(principal, Operation::ReadTokens { owner: Some(&record.owner) })
+            .map_err(|_| Error::NotFound { entity: "token" })?;
+        Ok(record)
+    }
+
+    /// Lists tokens, newest first. A principal that may not read everybody's tokens sees its own.
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        filter: &TokenFilter,
+        page: &PageRequest,
+    ) -> Result<Page<TokenRecord>> {
+        let mut filter = filter.clone();
+        if principal.level() != Permission::Admin {
+            let own = principal.owner().cloned();
+            if filter.owner.is_some() && filter.owner != own {
+                authorize(principal, Operation::ReadTokens { owner: filter.owner.as_ref() })?;
+            }
+            filter.owner = own;
+        }
+        authorize(principal, Operation::ReadTokens { owner: filter.owner.as_ref() })?;
+        Ok(self.store.list_tokens(&filter, page, self.clock.now()).await?)
+    }
+
+    /// Fetches a token for a change and checks the principal may manage it.
+    async fn token_to_manage(&self, principal: &Principal, id: &TokenId) -> Result<TokenRecord> {
+        let record = self.show(principal, id).await?;
+        authorize(principal, Operation::ManageToken { owner: &record.owner })?;
+        Ok(record)
+    }
+
+    /// Changes a token's name, description, allowed tools, IP allow-list or expiry.
+    #[tracing::instrument(skip_all, fields(token_id = %id))]
+    pub async fn update(&self, principal: &Principal, id: &TokenId, patch: &TokenPatch) -> Result<TokenRecord> {
+        if patch.is_empty() {
+            return Err(ValidationError::new("patch", "names no field to change").into());
+        }
+        let before = self.token_to_manage(principal, id).await?;
+        let now = self.clock.now();
+        if let Some(Some(expiry)) = patch.expires_at
+            && expiry <= now
+        {
+            return Err(ValidationError::new("expires_at", "must be in the future").into());
+        }
+        let mut event = AuditEvent::new(principal.actor(), "token.update", id, now);
+        event.before = Some(snapshot(&before));
+        let record = self.store.update_token(id, patch, now, &event).await?;
+        self.cache.evict(id);
+        Ok(record)
+    }
+
+    /// Revokes a token; it is refused on the very next verify in this process. Idempotent.
+    #[tracing::instrument(skip_all, fields(token_id = %id))]
+    pub async fn revoke(&self, principal: &Principal, id: &TokenId, reason: Option<&str>) -> Result<TokenRecord> {
+        check_reason(reason)?;
+        let before = self.token_to_manage(principal, id).await?;
+        let now = self.clock.now();
+        let mut event = AuditEvent::new(principal.actor(), "token.revoke", id, now);
+        event.reason = reason.map(str::to_owned);
+        event.before = Some(snapshot(&before));
+        // Evict before and after: a verify racing with the write cannot re-cache the old state for long,
+        // and the store refuses it from the moment the transaction commits.
+        self.cache.evict(id);
+        let record = self.store.revoke_token(id, reason, &event).await;
+        self.cache.evict(id);
+        Ok(record?)
+    }
+
+    /// Issues a new secret for the same token id. The old secret keeps working for `grace`
+    /// (never past the token's own expiry); a zero grace ends it at once.
+    #[tracing::instrument(skip_all, fields(token_id = %id))]
+    pub async fn rotate(&self, principal: &Principal, id: &TokenId, grace: Duration) -> Result<CreatedToken> {
+        let before = self.token_to_manage(principal, id).await?;
+        let now = self.clock.now();
+        if before.status(now) != tollgate_types::TokenStatus::Active {
+            return Err(Error::Conflict(format!("token is {}", before.status(now).as_str())));
+        }
+        let secret = TokenSecret::generate(&self.prefix)
+            .map_err(|error| Error::Config(format!("cannot generate a token: {error}")))?;
+        let mut grace_until = now.saturating_add(grace);
+        if let Some(expiry) = before.expires_at {
+            grace_until = grace_until.min(expiry);
+        }
+        let rotation = SecretRotation {
+            id: *id,
+            hash: self.hasher.hash(&secret),
+            key_id: self.hasher.current_key_id(),
+            display_hint: secret.display_hint(),
+            previous_valid_until: (grace_until > now).then_some(grace_until),
+            at: now,
+        };
+        let mut event = AuditEvent::new(principal.actor(), "token.rotate", id, now);
+        event.before = Some(snapshot(&before));
+        event.after = Some(serde_json::json!({ "previous_valid_until": rotation.previous_valid_until }));
+        self.cache.evict(id);
+        let record = self.store.rotate_token(&rotation, &event).await;
+        self.cache.evict(id);
+        Ok(CreatedToken { secret, record: record? })
+    }
+
+    /// Deletes tokens revoked or expired more than `older_than` ago; returns how many.
+    pub async fn cleanup(&self, principal: &Principal, older_than: Duration) -> Result<u64> {
+        authorize(principal, Operation::CleanupTokens)?;
+        let now = self.clock.now();
+        let event = AuditEvent::new(principal.actor(), "token.cleanup", "tokens", now);
+        Ok(self.store.delete_inactive_tokens(now.saturating_sub(older_than), &event).await?)
+    }
+
+    /// Writes pending `last_used_at` times. Call on an interval and before shutdown.
+    pub async fn flush(&self) -> Result<()> {
+        let uses = self.last_used.take();
+        if let Err(error) = self.store.touch_tokens(&uses).await {
+            self.last_used.restore(uses);
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
+    /// Applies pending schema migrations to the store; returns how many ran.
+    pub async fn store_migrations(&self) -> Result<usize> {
+        Ok(self.store.migrate().await?)
+    }
+
+    /// Forgets every cached verify result (after changes that affect many tokens, such as suspending a user).
+    pub fn invalidate_cache(&self) {
+        self.cache.clear();
+    }
+
+    /// How many verified tokens are cached now.
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.len()
+    }
+
+    pub(super) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+fn event_with_after<'a>(event: &'a mut AuditEvent, insert: &TokenInsert) -> &'a AuditEvent {
+    let token = &insert.token;
+    event.after = Some(serde_json::json!({
+        "name": token.name,
+        "owner": token.owner,
+        "user_id": token.user_id,
+        "project": token.project,
+        "permission": token.permission,
+        "scopes": token.scopes,
+        "allowed_tools": token.allowed_tools,
+        "ip_allow": token.ip_allow,
+        "expires_at": token.expires_at,
+        "display_hint": insert.display_hint,
+    }));
+    event
+}

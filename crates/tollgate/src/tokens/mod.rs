@@ -1,0 +1,9 @@
+//! The token lifecycle: create, verify, list, show, update, revoke, rotate, clean up.
+
+mod cache;
+mod last_used;
+mod manager;
+mod verify;
+
+pub use manager::{CreatedToken, TokenManager, TokenManagerBuilder};
+pub use verify::TokenContext;
