@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::dev::DevCommand;
 use crate::commands::token::TokenCommand;
 
 /// tollgate: API tokens, users, usage and limits — on an embedded SQLite database by default.
@@ -37,4 +38,7 @@ pub(crate) enum Command {
     Token(TokenCommand),
     /// Create or upgrade the database schema.
     Migrate,
+    /// Development helpers (hidden): used by `cargo xtask seed`.
+    #[command(subcommand, hide = true)]
+    Dev(DevCommand),
 }

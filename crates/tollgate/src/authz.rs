@@ -32,6 +32,9 @@ pub enum Operation<'a> {
     },
     /// Delete long-inactive tokens of everybody.
     CleanupTokens,
+    /// Store a token whose secret the caller chose (development fixtures, moving tokens between
+    /// deployments). Operator only: a known secret is only as safe as the place it came from.
+    ImportToken,
 }
 
 /// Whether `principal` owns things owned by `owner`.
@@ -56,6 +59,7 @@ pub fn authorize(principal: &Principal, operation: Operation<'_>) -> Result<()> 
         Operation::ReadTokens { owner } => admin || owner.is_some_and(|owner| owns(principal, owner)),
         Operation::ManageToken { owner } => admin || (level >= Permission::Standard && owns(principal, owner)),
         Operation::CleanupTokens => admin,
+        Operation::ImportToken => matches!(principal, Principal::Operator),
     };
     if allowed { Ok(()) } else { Err(Error::Forbidden(format!("{} may not do this", describe(principal)))) }
 }
