@@ -31,6 +31,8 @@ pub(crate) struct GlobalArgs {
     pub(crate) json: bool,
 }
 
+// Parsed once per process, so the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Create, list, inspect, verify, revoke, rotate and clean up API tokens.

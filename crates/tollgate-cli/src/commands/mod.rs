@@ -16,11 +16,12 @@ pub(crate) async fn run(cli: Cli) -> CliResult {
         Command::Dev(command) => dev::run(&cli.global, command).await,
         Command::Migrate => {
             let context = context::open(&cli.global).await?;
-            let applied = context.tokens.store_migrations().await?;
+            // Opening the database already applied pending migrations; this reports where the schema stands.
+            let (_, version) = context.tokens.store_migrations().await?;
             if cli.global.json {
-                crate::output::print_json(&serde_json::json!({ "database": cli.global.db, "migrations": applied }));
+                crate::output::print_json(&serde_json::json!({ "database": cli.global.db, "schema_version": version }));
             } else {
-                println!("database {} is up to date ({applied} migrations)", cli.global.db.display());
+                println!("database {} is up to date (schema version {version})", cli.global.db.display());
             }
             Ok(ExitCode::SUCCESS)
         }
