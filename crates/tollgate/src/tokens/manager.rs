@@ -150,7 +150,7 @@ impl TokenManager {
             created_at: now,
         };
         let mut event = AuditEvent::new(principal.actor(), "token.create", insert.id, now);
-        let record = self.store.insert_token(&insert, &event_with_after(&mut event, &insert)).await?;
+        let record = self.store.insert_token(&insert, event_with_after(&mut event, &insert)).await?;
         tracing::info!(token_id = %record.id, "token created");
         Ok(CreatedToken { secret, record })
     }
