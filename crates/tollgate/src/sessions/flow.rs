@@ -67,7 +67,7 @@ impl UserService {
         Ok(SessionTokens {
             access_token,
             access_expires_at,
-            expires_in: access_expires_at.duration_since(now).as_secs(),
+            expires_in: self.inner.jwt.ttl().as_secs(),
             refresh_token,
             refresh_expires_at: session.expires_at,
             session,
