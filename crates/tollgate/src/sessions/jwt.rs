@@ -220,14 +220,21 @@ impl JwtCodec {
         if token.len() > MAX_JWT_BYTES {
             return Err(refused(RefusalCode::Malformed));
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| refused(RefusalCode::Malformed))?;
-        if header.alg != Algorithm::HS256 {
-            return Err(refused(RefusalCode::Malformed));
-        }
-        let kid = header.kid.ok_or(refused(RefusalCode::Malformed))?;
-        let key = self.keys.find(&kid).ok_or(refused(RefusalCode::Malformed))?;
+        // With one key there is nothing to choose, so the header is parsed once, by `decode`; during a
+        // rotation the `kid` picks the key first. Either way the token's `kid` must name the key that
+        // verified it, and `decode` refuses any algorithm but HS256 before using the key.
+        let key = if self.keys.previous.is_empty() {
+            &self.keys.current
+        } else {
+            let header = jsonwebtoken::decode_header(token).map_err(|_| refused(RefusalCode::Malformed))?;
+            header.kid.as_deref().and_then(|kid| self.keys.find(kid)).ok_or(refused(RefusalCode::Malformed))?
+        };
         let data = jsonwebtoken::decode::<WireClaims>(token, &key.decoding, &self.validation)
             .map_err(|_| refused(RefusalCode::Malformed))?;
+        if data.header.alg != Algorithm::HS256 || data.header.kid.as_deref() != Some(key.kid.as_str()) {
+            return Err(refused(RefusalCode::Malformed));
+        }
+        let kid = key.kid.clone();
         let claims = data.claims;
         if claims.token_use != ACCESS_TOKEN_USE {
             return Err(refused(RefusalCode::Malformed));
