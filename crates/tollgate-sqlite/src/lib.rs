@@ -6,8 +6,10 @@
 mod audit;
 mod error;
 mod migrate;
+mod sessions;
 mod store;
 mod tokens;
+mod users;
 
 pub use migrate::{AppliedMigration, MIGRATIONS, Migration};
 pub use store::{SqliteOptions, SqliteStore};

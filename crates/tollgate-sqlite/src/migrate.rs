@@ -36,7 +36,8 @@ macro_rules! migration {
 }
 
 /// Every migration this binary knows, in order. File names must be `<4-digit version>_<name>.sql`.
-pub const MIGRATIONS: &[Migration] = &[migration!(1, "0001", "tokens_and_audit")];
+pub const MIGRATIONS: &[Migration] =
+    &[migration!(1, "0001", "tokens_and_audit"), migration!(2, "0002", "users_and_sessions")];
 
 /// A migration recorded in the database.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,9 @@ mod admin;
 mod audit;
 mod error;
 mod page;
+mod sessions;
 mod tokens;
+mod users;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -17,10 +19,16 @@ pub use admin::StoreAdmin;
 pub use audit::{AuditFilter, AuditStore};
 pub use error::{Result, StoreError};
 pub use page::{Page, PageRequest};
+pub use sessions::{
+    RefreshLookup, RefreshOutcome, RefreshRotation, RefreshTokenInsert, SessionStart, SessionStore, SessionWithUser,
+};
 pub use tokens::{HashMatch, SecretRotation, StatusFilter, TokenFilter, TokenInsert, TokenLookup, TokenStore};
+pub use users::{
+    LoginFailure, PasswordChange, StatusChange, StatusChanged, UserCredentials, UserFilter, UserInsert, UserStore,
+};
 
 /// Everything a full tollgate deployment stores. Backends implement each capability; this
 /// super-trait exists for consumers (the facade) that need all of them behind one `Arc<dyn Store>`.
-pub trait Store: StoreAdmin + TokenStore + AuditStore + std::fmt::Debug {}
+pub trait Store: StoreAdmin + TokenStore + AuditStore + UserStore + SessionStore + std::fmt::Debug {}
 
-impl<T: StoreAdmin + TokenStore + AuditStore + std::fmt::Debug> Store for T {}
+impl<T: StoreAdmin + TokenStore + AuditStore + UserStore + SessionStore + std::fmt::Debug> Store for T {}

@@ -19,26 +19,38 @@
 //! # Ok(()) }
 //! ```
 
+mod audit_log;
 mod authz;
+mod caller;
 mod error;
 mod keys;
 mod open;
+mod sessions;
 mod tokens;
+mod users;
 
+pub use audit_log::{AuditLog, AuditReport, BrokenEntry, verify_audit_chain};
 pub use authz::{Operation, authorize};
+pub use caller::Caller;
 pub use error::{Error, Result};
 pub use keys::{KeyFile, load_or_create_key_file};
 pub use open::open;
+pub use sessions::{AccessClaims, AccessContext, AccessToken, JwtCodec, JwtKeys, SessionTokens};
 pub use tokens::{CreatedToken, TokenContext, TokenManager, TokenManagerBuilder};
+pub use users::{IpThrottlePolicy, LockoutPolicy, UserService, UserServiceBuilder};
 
 pub use tollgate_store::{
     AuditFilter, AuditStore, Page, PageRequest, StatusFilter, Store, StoreAdmin, StoreError, TokenFilter, TokenStore,
 };
+pub use tollgate_store::{SessionStore, UserFilter, UserStore};
 pub use tollgate_types::{
     Actor, AuditEntry, AuditEvent, Clock, Description, IpAllowList, KeyId, ManualClock, NewToken, OwnerName,
     Permission, Principal, ProjectName, Refusal, RefusalCode, Role, Scope, SystemClock, Timestamp, TokenFormatError,
     TokenHasher, TokenId, TokenName, TokenPatch, TokenPrefix, TokenRecord, TokenSecret, TokenStatus, ToolList, UserId,
     ValidationError, VerifyRequest, parse_duration,
+};
+pub use tollgate_types::{
+    Email, NewUser, Password, PasswordHash, SessionId, SessionRecord, UserRecord, UserStatus, Username,
 };
 
 #[cfg(feature = "sqlite")]

@@ -1,7 +1,11 @@
 //! Command dispatch: one module per command group.
 
+pub(crate) mod audit;
 pub(crate) mod dev;
+mod identity;
+pub(crate) mod login;
 pub(crate) mod token;
+pub(crate) mod user;
 
 use std::process::ExitCode;
 
@@ -25,5 +29,8 @@ pub(crate) async fn run(cli: Cli) -> CliResult {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::User(command) => user::run(&cli.global, command).await,
+        Command::Login(args) => login::run(&cli.global, args).await,
+        Command::Audit(command) => audit::run(&cli.global, command).await,
     }
 }
