@@ -55,7 +55,7 @@ fn claims_for(fx: &Fixture, tokens: &SessionTokens) -> serde_json::Value {
     let now = fx.now().unix_seconds();
     serde_json::json!({
         "iss": "tollgate", "aud": "tollgate-api", "sub": tokens.user.id.to_string(), "sid": tokens.session.id.to_string(),
-        "token_use": "access", "iat": now, "nbf": now, "exp": now + 600, "jti": "forged",
+        "token_use": "access", "iat": now, "nbf": now, "exp": now + 600,
     })
 }
 

@@ -8,7 +8,6 @@ use std::fmt;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use tollgate_types::{Refusal, RefusalCode, SessionId, Timestamp, UserId, ValidationError};
 use zeroize::Zeroizing;
@@ -124,8 +123,6 @@ pub struct AccessClaims {
     pub issued_at: Timestamp,
     /// `exp`.
     pub expires_at: Timestamp,
-    /// `jti`: unique per token.
-    pub token_id: String,
     /// The `kid` of the key that signed it.
     pub kid: String,
 }
@@ -141,7 +138,6 @@ struct WireClaims {
     iat: i64,
     nbf: i64,
     exp: i64,
-    jti: String,
 }
 
 /// Issues and validates access JWTs.
@@ -193,8 +189,6 @@ impl JwtCodec {
     /// Signs an access token for `user` in `session`, valid from `now` for the codec's lifetime.
     pub fn issue(&self, user: UserId, session: SessionId, now: Timestamp) -> Result<(AccessToken, Timestamp)> {
         let expires_at = now.saturating_add(self.ttl);
-        let mut jti = [0u8; 16];
-        SystemRandom::new().fill(&mut jti).map_err(|_| Error::Config("the system random generator failed".into()))?;
         let claims = WireClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -204,9 +198,11 @@ impl JwtCodec {
             iat: now.unix_seconds(),
             nbf: now.unix_seconds(),
             exp: expires_at.unix_seconds(),
-            jti: jti.iter().map(|byte| format!("{byte:02x}")).collect(),
         };
+        // No `jti` and no `typ`: nothing uses them (revocation is per session, via `sid`), and every
+        // byte is decoded, hashed and parsed again on each request.
         let mut header = Header::new(Algorithm::HS256);
+        header.typ = None;
         header.kid = Some(self.keys.current.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &self.keys.current.encoding)
             .map_err(|_| Error::Config("cannot sign an access token".into()))?;
@@ -253,7 +249,6 @@ impl JwtCodec {
             session_id: SessionId::parse(&claims.sid).map_err(|_| refused(RefusalCode::Malformed))?,
             issued_at: seconds(claims.iat),
             expires_at: seconds(claims.exp),
-            token_id: claims.jti,
             kid,
         })
     }
