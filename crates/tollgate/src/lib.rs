@@ -29,7 +29,7 @@ pub use authz::{Operation, authorize};
 pub use error::{Error, Result};
 pub use keys::{KeyFile, load_or_create_key_file};
 pub use open::open;
-pub use tokens::{CreatedToken, TokenContext, TokenManager, TokenManagerBuilder};
+pub use tokens::{CacheStats, CreatedToken, TokenContext, TokenManager, TokenManagerBuilder};
 
 pub use tollgate_store::{
     AuditFilter, AuditStore, Page, PageRequest, StatusFilter, Store, StoreAdmin, StoreError, TokenFilter, TokenStore,
