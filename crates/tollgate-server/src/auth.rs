@@ -6,6 +6,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
@@ -101,7 +102,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
 /// The client's address: the socket peer, or — when the peer is a trusted proxy — the nearest
 /// untrusted address in `X-Forwarded-For` (read from the right, so a client cannot forge it).
 pub(crate) fn client_ip(parts: &Parts, trusted: &TrustedProxies) -> Option<IpAddr> {
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(address)| address.ip())?;
+    let peer = peer_address(parts)?.ip();
     if !trusted.contains(peer) {
         return Some(peer);
     }
@@ -117,6 +118,15 @@ pub(crate) fn client_ip(parts: &Parts, trusted: &TrustedProxies) -> Option<IpAdd
         }
     }
     Some(forwarded.into_iter().rev().find(|ip| !trusted.contains(*ip)).unwrap_or(peer))
+}
+
+/// The socket peer, as `axum::serve(… into_make_service_with_connect_info::<SocketAddr>())` records
+/// it (or `MockConnectInfo`, which tests layer on, exactly as axum's `ConnectInfo` extractor does).
+fn peer_address(parts: &Parts) -> Option<SocketAddr> {
+    if let Some(ConnectInfo(address)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+        return Some(*address);
+    }
+    parts.extensions.get::<MockConnectInfo<SocketAddr>>().map(|MockConnectInfo(address)| *address)
 }
 
 /// The tool named by `X-Tollgate-Tool`, if any (at most 128 characters).

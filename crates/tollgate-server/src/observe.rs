@@ -38,3 +38,35 @@ pub(crate) async fn observe(State(state): State<AppState>, request: Request, nex
     tracing::debug!(parent: &span, status, latency_us = latency.as_micros() as u64, "answered");
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::state::ServerSettings;
+
+    #[tokio::test]
+    async fn a_handler_that_never_finishes_is_answered_503_timeout() {
+        let store = tollgate::open("sqlite::memory:").await.unwrap();
+        let hasher = tollgate::TokenHasher::new(tollgate::KeyId(1), &[1u8; 32]).unwrap();
+        let settings = ServerSettings { request_timeout: Duration::from_millis(20), ..ServerSettings::default() };
+        let state = AppState::with_settings(tollgate::TokenManager::builder(store, hasher).build(), settings);
+        let router = Router::new()
+            .route("/stuck", get(std::future::pending::<()>))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+            .with_state(state.clone());
+        let response = router.oneshot(Request::get("/stuck").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), 503);
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("\"code\":\"timeout\""));
+        let text = state.metrics().render(tollgate::CacheStats::default());
+        assert!(text.contains(r#"route="/stuck",method="GET",status="503"} 1"#), "{text}");
+    }
+}
