@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::serve::ServeArgs;
 use crate::commands::token::TokenCommand;
 
 /// tollgate: API tokens, users, usage and limits — on an embedded SQLite database by default.
@@ -28,6 +29,9 @@ pub(crate) struct GlobalArgs {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Whether `db` is the default (given neither as a flag nor in TOLLGATE_DB); set by main.
+    #[arg(skip)]
+    pub(crate) db_is_default: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,4 +41,6 @@ pub(crate) enum Command {
     Token(TokenCommand),
     /// Create or upgrade the database schema.
     Migrate,
+    /// Serve the HTTP control API (default 127.0.0.1:8080 over ./tollgate.db).
+    Serve(ServeArgs),
 }

@@ -7,6 +7,7 @@
 
 mod app;
 mod auth;
+mod bootstrap;
 mod error;
 mod extract;
 mod guard;
@@ -15,11 +16,14 @@ mod observe;
 mod openapi;
 mod resources;
 mod routes;
+mod serve;
 mod state;
 
 pub use app::app;
 pub use auth::{TOOL_HEADER, VERIFY_SCOPE};
+pub use bootstrap::admin_exists;
 pub use error::{ApiError, PROBLEM_JSON};
 pub use guard::{GuardLayer, GuardService, VerifiedToken};
 pub use openapi::openapi_document;
+pub use serve::{ServeOptions, serve};
 pub use state::{AppState, ServerSettings, TrustedProxies};

@@ -1,5 +1,6 @@
 //! Command dispatch: one module per command group.
 
+pub(crate) mod serve;
 pub(crate) mod token;
 
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ use crate::exit::CliResult;
 pub(crate) async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Token(command) => token::run(&cli.global, command).await,
+        Command::Serve(args) => serve::run(&cli.global, args).await,
         Command::Migrate => {
             let context = context::open(&cli.global).await?;
             let applied = context.tokens.store_migrations().await?;
