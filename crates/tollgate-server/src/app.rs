@@ -3,8 +3,6 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::response::IntoResponse;
-use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
 use crate::observe::observe;
@@ -19,9 +17,6 @@ pub fn app(state: AppState) -> Router {
     router
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
-            ApiError::internal("a handler panicked").into_response()
-        }))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::http::Method;
@@ -64,7 +64,7 @@ struct RouteSeries {
 pub(crate) struct Metrics {
     /// Keyed by the matched route template (`/v1/tokens/{id}`), so the key set is bounded by the
     /// route table (unmatched paths share one key).
-    routes: RwLock<HashMap<String, Arc<RouteSeries>>>,
+    routes: RwLock<HashMap<String, RouteSeries>>,
     in_flight: AtomicI64,
     verify_outcomes: [AtomicU64; OUTCOMES.len()],
 }
@@ -94,16 +94,14 @@ fn outcome_index(outcome: Result<(), RefusalCode>) -> usize {
 impl Metrics {
     /// Counts one finished request.
     pub(crate) fn observe_request(&self, route: &str, method: &Method, status: u16, latency: Duration) {
-        let series = self.route(route);
-        series.methods[method_index(method)].observe(status, latency);
-    }
-
-    fn route(&self, route: &str) -> Arc<RouteSeries> {
+        let method = method_index(method);
+        // The common case: the route is known; count under the read lock (atomics only).
         if let Some(series) = self.routes.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(route) {
-            return Arc::clone(series);
+            series.methods[method].observe(status, latency);
+            return;
         }
         let mut routes = self.routes.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Arc::clone(routes.entry(route.to_owned()).or_default())
+        routes.entry(route.to_owned()).or_default().methods[method].observe(status, latency);
     }
 
     /// Marks a request started; the guard marks it finished when dropped.
