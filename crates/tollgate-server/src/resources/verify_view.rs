@@ -10,33 +10,40 @@ use crate::openapi::{ApiSchema, Components, id, nullable, timestamp};
 
 /// The outcome of a verify: `valid: true, code: "valid"` with the context, or `valid: false`
 /// with the refusal code (and, for 429-class refusals, when to retry).
+///
+/// One flat struct (no `#[serde(flatten)]`): it is serialized on every verify, and flattening
+/// goes through serde's slower map path.
 #[derive(Debug, Serialize)]
 pub(crate) struct VerifyResult<'a> {
     valid: bool,
     code: &'static str,
-    #[serde(flatten)]
-    context: Option<ContextView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_id: Option<TokenId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a TokenName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<&'a OwnerName>,
+    /// `Some(None)` serializes as `null` for a valid token without a user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<Option<UserId>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    project: Option<Option<&'a ProjectName>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permission: Option<Permission>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes: Option<&'a [Scope]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_tools: Option<&'a ToolList>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<Option<Timestamp>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via_previous_secret: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     resets_at: Option<Timestamp>,
-}
-
-/// What a caller learns about a valid token.
-#[derive(Debug, Serialize)]
-struct ContextView<'a> {
-    token_id: TokenId,
-    name: &'a TokenName,
-    owner: &'a OwnerName,
-    user_id: Option<UserId>,
-    project: Option<&'a ProjectName>,
-    permission: Permission,
-    scopes: &'a [Scope],
-    allowed_tools: &'a ToolList,
-    expires_at: Option<Timestamp>,
-    via_previous_secret: bool,
 }
 
 impl<'a> VerifyResult<'a> {
@@ -46,18 +53,16 @@ impl<'a> VerifyResult<'a> {
         Self {
             valid: true,
             code: "valid",
-            context: Some(ContextView {
-                token_id: context.token_id,
-                name: &record.name,
-                owner: &record.owner,
-                user_id: record.user_id,
-                project: record.project.as_ref(),
-                permission: record.permission,
-                scopes: &record.scopes,
-                allowed_tools: &record.allowed_tools,
-                expires_at: record.expires_at,
-                via_previous_secret: context.via_previous_secret,
-            }),
+            token_id: Some(context.token_id),
+            name: Some(&record.name),
+            owner: Some(&record.owner),
+            user_id: Some(record.user_id),
+            project: Some(record.project.as_ref()),
+            permission: Some(record.permission),
+            scopes: Some(&record.scopes),
+            allowed_tools: Some(&record.allowed_tools),
+            expires_at: Some(record.expires_at),
+            via_previous_secret: Some(context.via_previous_secret),
             retry_after_seconds: None,
             limit: None,
             resets_at: None,
@@ -69,7 +74,16 @@ impl<'a> VerifyResult<'a> {
         Self {
             valid: false,
             code: refusal.code.as_str(),
-            context: None,
+            token_id: None,
+            name: None,
+            owner: None,
+            user_id: None,
+            project: None,
+            permission: None,
+            scopes: None,
+            allowed_tools: None,
+            expires_at: None,
+            via_previous_secret: None,
             retry_after_seconds: refusal.retry_after.map(|delay| delay.as_secs_f64().ceil() as u64),
             limit: refusal.limit.as_deref(),
             resets_at: refusal.resets_at,
