@@ -5,9 +5,12 @@
 
 mod audit;
 mod error;
+mod limits;
 mod migrate;
+mod prices;
 mod store;
 mod tokens;
+mod usage;
 
 pub use migrate::{AppliedMigration, MIGRATIONS, Migration};
 pub use store::{SqliteOptions, SqliteStore};

@@ -7,8 +7,10 @@
 mod admin;
 mod audit;
 mod error;
+mod limits;
 mod page;
 mod tokens;
+mod usage;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -16,11 +18,16 @@ pub mod conformance;
 pub use admin::StoreAdmin;
 pub use audit::{AuditFilter, AuditStore};
 pub use error::{Result, StoreError};
+pub use limits::{ConsumeOutcome, CounterIncrement, LimitStore, PriceRecord, PriceStore, RateLimitRecord};
 pub use page::{Page, PageRequest};
 pub use tokens::{HashMatch, SecretRotation, StatusFilter, TokenFilter, TokenInsert, TokenLookup, TokenStore};
+pub use usage::{
+    CounterDelta, RollupKey, ShadowHit, UsageBatch, UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UsageTotals,
+    hourly_rollups,
+};
 
 /// Everything a full tollgate deployment stores. Backends implement each capability; this
 /// super-trait exists for consumers (the facade) that need all of them behind one `Arc<dyn Store>`.
-pub trait Store: StoreAdmin + TokenStore + AuditStore + std::fmt::Debug {}
+pub trait Store: StoreAdmin + TokenStore + AuditStore + UsageStore + LimitStore + PriceStore + std::fmt::Debug {}
 
-impl<T: StoreAdmin + TokenStore + AuditStore + std::fmt::Debug> Store for T {}
+impl<T: StoreAdmin + TokenStore + AuditStore + UsageStore + LimitStore + PriceStore + std::fmt::Debug> Store for T {}

@@ -10,12 +10,16 @@ mod duration;
 mod error;
 mod id;
 mod limits;
+mod money;
 mod permission;
+mod price;
 mod principal;
+mod quota;
 mod text;
 mod token;
 mod token_hash;
 mod token_record;
+mod usage;
 mod verify;
 
 pub use audit::{AUDIT_GENESIS_HASH, Actor, AuditEntry, AuditEvent};
@@ -24,10 +28,18 @@ pub use duration::parse_duration;
 pub use error::ValidationError;
 pub use id::{AuditId, SessionId, TokenId, UserId};
 pub use limits::{IpAllowList, ToolList};
+pub use money::Microdollars;
 pub use permission::{Permission, Scope};
+pub use price::ModelPrice;
 pub use principal::{Principal, Role};
+pub use quota::{CounterKey, LimitKey, LimitRecord, LimitSpec, LimitSubject, Metric, RateLimitSpec, Window};
 pub use text::{Description, OwnerName, ProjectName, TokenName};
 pub use token::{TokenFormatError, TokenPrefix, TokenSecret};
 pub use token_hash::{KeyId, TokenHash, TokenHasher};
 pub use token_record::{NewToken, TokenPatch, TokenRecord, TokenStatus};
+pub use usage::{
+    Endpoint, LATENCY_BUCKET_BOUNDS_MS, LATENCY_BUCKETS, LatencyHistogram, MAX_CLOCK_SKEW, MAX_COST_PER_EVENT,
+    MAX_LATENCY_MS, MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, ModelName, Outcome, ProviderName, UsageEvent,
+    UsageInput, parse_count,
+};
 pub use verify::{Refusal, RefusalCode, VerifyRequest};
