@@ -32,6 +32,18 @@ pub enum Operation<'a> {
     },
     /// Delete long-inactive tokens of everybody.
     CleanupTokens,
+    /// Record usage for a token of `owner`.
+    RecordUsage {
+        /// Whose token.
+        owner: &'a OwnerName,
+    },
+    /// Read usage and limits of `owner` (`None`: everybody's, analytics).
+    ReadUsage {
+        /// Whose usage.
+        owner: Option<&'a OwnerName>,
+    },
+    /// Set or remove limits, rate limits and prices; purge raw usage.
+    ManageMetering,
 }
 
 /// Whether `principal` owns things owned by `owner`.
@@ -56,6 +68,9 @@ pub fn authorize(principal: &Principal, operation: Operation<'_>) -> Result<()> 
         Operation::ReadTokens { owner } => admin || owner.is_some_and(|owner| owns(principal, owner)),
         Operation::ManageToken { owner } => admin || (level >= Permission::Standard && owns(principal, owner)),
         Operation::CleanupTokens => admin,
+        Operation::RecordUsage { owner } => admin || (level >= Permission::Standard && owns(principal, owner)),
+        Operation::ReadUsage { owner } => admin || owner.is_some_and(|owner| owns(principal, owner)),
+        Operation::ManageMetering => admin,
     };
     if allowed { Ok(()) } else { Err(Error::Forbidden(format!("{} may not do this", describe(principal)))) }
 }

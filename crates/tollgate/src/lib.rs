@@ -22,23 +22,36 @@
 mod authz;
 mod error;
 mod keys;
+mod metering;
 mod open;
 mod tokens;
 
 pub use authz::{Operation, authorize};
 pub use error::{Error, Result};
 pub use keys::{KeyFile, load_or_create_key_file};
+pub use metering::{
+    AnalyticsReport, LimitStatus, Metering, MeteringBuilder, MeteringStats, PriceEntry, PriceSource, QuotaMode,
+    QuotaReservation, RateLimitStatus, Reservation, UnpricedModels, UsageReport, parse_price_toml,
+};
 pub use open::open;
 pub use tokens::{CreatedToken, TokenContext, TokenManager, TokenManagerBuilder};
 
 pub use tollgate_store::{
     AuditFilter, AuditStore, Page, PageRequest, StatusFilter, Store, StoreAdmin, StoreError, TokenFilter, TokenStore,
 };
+pub use tollgate_store::{
+    LimitStore, PriceRecord, PriceStore, RateLimitRecord, UsageFilter, UsageGroup, UsageGroupBy, UsageStore,
+    UsageTotals,
+};
 pub use tollgate_types::{
     Actor, AuditEntry, AuditEvent, Clock, Description, IpAllowList, KeyId, ManualClock, NewToken, OwnerName,
     Permission, Principal, ProjectName, Refusal, RefusalCode, Role, Scope, SystemClock, Timestamp, TokenFormatError,
     TokenHasher, TokenId, TokenName, TokenPatch, TokenPrefix, TokenRecord, TokenSecret, TokenStatus, ToolList, UserId,
     ValidationError, VerifyRequest, parse_duration,
+};
+pub use tollgate_types::{
+    CounterKey, Endpoint, LatencyHistogram, LimitKey, LimitRecord, LimitSpec, LimitSubject, Metric, Microdollars,
+    ModelName, ModelPrice, Outcome, ProviderName, RateLimitSpec, UsageEvent, UsageInput, Window, parse_count,
 };
 
 #[cfg(feature = "sqlite")]

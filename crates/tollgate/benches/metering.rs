@@ -1,0 +1,2 @@
+//! Metering benchmarks.
+fn main() {}
