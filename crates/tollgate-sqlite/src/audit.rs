@@ -106,14 +106,8 @@ impl AuditStore for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .store()?;
-        let mut items = rows.iter().map(entry_from_row).collect::<Result<Vec<_>>>()?;
-        let next_cursor = if items.len() > page.limit as usize {
-            items.truncate(page.limit as usize);
-            items.last().map(|entry| entry.sequence.to_string())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        let items = rows.iter().map(entry_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, page.limit, |entry| entry.sequence.to_string()))
     }
 
     async fn audit_chain(&self, after_sequence: i64, limit: u32) -> Result<Vec<AuditEntry>> {

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 use tollgate_store::{
     HashMatch, Page, PageRequest, Result, SecretRotation, StatusFilter, StoreError, TokenFilter, TokenInsert,
     TokenLookup, TokenStore,
@@ -76,6 +76,18 @@ async fn fetch_for_update(connection: &mut SqliteConnection, id: &TokenId) -> Re
     record_from_row(&row)
 }
 
+/// Reads the changed token back, appends its audit event and commits: the tail of every token write.
+async fn commit_with_audit(
+    mut transaction: Transaction<'static, Sqlite>,
+    id: &TokenId,
+    audit: &AuditEvent,
+) -> Result<TokenRecord> {
+    let record = fetch_for_update(&mut transaction, id).await?;
+    append(&mut transaction, audit).await?;
+    transaction.commit().await.store()?;
+    Ok(record)
+}
+
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn insert_token(&self, insert: &TokenInsert, audit: &AuditEvent) -> Result<TokenRecord> {
@@ -105,10 +117,7 @@ impl TokenStore for SqliteStore {
         .execute(&mut *transaction)
         .await
         .store()?;
-        let record = fetch_for_update(&mut transaction, &insert.id).await?;
-        append(&mut transaction, audit).await?;
-        transaction.commit().await.store()?;
-        Ok(record)
+        commit_with_audit(transaction, &insert.id, audit).await
     }
 
     async fn token_by_hash(&self, hash: &TokenHash, now: Timestamp) -> Result<Option<TokenLookup>> {
@@ -168,14 +177,8 @@ impl TokenStore for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .store()?;
-        let mut items = rows.iter().map(record_from_row).collect::<Result<Vec<_>>>()?;
-        let next_cursor = if items.len() > page.limit as usize {
-            items.truncate(page.limit as usize);
-            items.last().map(|record| record.id.to_string())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        let items = rows.iter().map(record_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, page.limit, |record| record.id.to_string()))
     }
 
     async fn revoke_token(&self, id: &TokenId, reason: Option<&str>, audit: &AuditEvent) -> Result<TokenRecord> {
@@ -196,10 +199,7 @@ impl TokenStore for SqliteStore {
         .execute(&mut *transaction)
         .await
         .store()?;
-        let record = fetch_for_update(&mut transaction, id).await?;
-        append(&mut transaction, audit).await?;
-        transaction.commit().await.store()?;
-        Ok(record)
+        commit_with_audit(transaction, id, audit).await
     }
 
     async fn rotate_token(&self, rotation: &SecretRotation, audit: &AuditEvent) -> Result<TokenRecord> {
@@ -227,10 +227,7 @@ impl TokenStore for SqliteStore {
         .execute(&mut *transaction)
         .await
         .store()?;
-        let record = fetch_for_update(&mut transaction, &rotation.id).await?;
-        append(&mut transaction, audit).await?;
-        transaction.commit().await.store()?;
-        Ok(record)
+        commit_with_audit(transaction, &rotation.id, audit).await
     }
 
     async fn update_token(
@@ -260,10 +257,7 @@ impl TokenStore for SqliteStore {
         .execute(&mut *transaction)
         .await
         .store()?;
-        let record = fetch_for_update(&mut transaction, id).await?;
-        append(&mut transaction, audit).await?;
-        transaction.commit().await.store()?;
-        Ok(record)
+        commit_with_audit(transaction, id, audit).await
     }
 
     async fn touch_tokens(&self, uses: &[(TokenId, Timestamp)]) -> Result<()> {

@@ -42,3 +42,18 @@ pub struct Page<T> {
     /// Pass this back to get the next page; `None` on the last page.
     pub next_cursor: Option<String>,
 }
+
+impl<T> Page<T> {
+    /// A page from a query that fetched up to `limit + 1` rows: the extra row only proves a next page
+    /// exists, and the cursor is the last kept item's key.
+    pub fn from_overfetch(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Self {
+        let limit = limit as usize;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(cursor_of)
+        } else {
+            None
+        };
+        Self { items, next_cursor }
+    }
+}

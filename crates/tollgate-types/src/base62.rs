@@ -26,9 +26,14 @@ pub(crate) fn is_digit(byte: u8) -> bool {
     byte.is_ascii_alphanumeric()
 }
 
-/// Encodes a `u32` as exactly 6 base62 digits (62^6 > 2^32).
-pub(crate) fn encode_u32(value: u32, out: &mut String) {
-    encode_fixed(&value.to_be_bytes(), 6, out);
+/// Encodes a `u32` as exactly 6 base62 digits (62^6 > 2^32), on the stack: this runs on every verify.
+pub(crate) fn encode_u32(mut value: u32) -> [u8; 6] {
+    let mut digits = [b'0'; 6];
+    for slot in digits.iter_mut().rev() {
+        *slot = ALPHABET[(value % 62) as usize];
+        value /= 62;
+    }
+    digits
 }
 
 #[cfg(test)]
@@ -41,11 +46,10 @@ mod tests {
         encode_fixed(&[0xff; 32], 43, &mut out);
         assert_eq!(out.len(), 43);
         assert_ne!(out.as_bytes()[0], b'0', "43 digits are needed for 2^256-1");
+        assert_eq!(&encode_u32(u32::MAX), b"4gfFC3");
+        assert_eq!(&encode_u32(0), b"000000");
         let mut out = String::new();
-        encode_u32(u32::MAX, &mut out);
-        assert_eq!(out, "4gfFC3");
-        let mut out = String::new();
-        encode_u32(0, &mut out);
-        assert_eq!(out, "000000");
+        encode_fixed(&12_345u32.to_be_bytes(), 6, &mut out);
+        assert_eq!(out.as_bytes(), encode_u32(12_345), "both encoders agree");
     }
 }

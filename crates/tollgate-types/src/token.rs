@@ -94,8 +94,8 @@ impl TokenSecret {
         text.push_str(prefix.as_str());
         text.push('_');
         base62::encode_fixed(body.as_ref(), BODY_DIGITS, &mut text);
-        let check = crc32fast::hash(text.as_bytes());
-        base62::encode_u32(check, &mut text);
+        let check = base62::encode_u32(crc32fast::hash(text.as_bytes()));
+        text.extend(check.iter().map(|&digit| digit as char));
         Ok(Self(text))
     }
 
@@ -113,11 +113,7 @@ impl TokenSecret {
         if !signed[head + 1..].iter().chain(check).all(|&b| base62::is_digit(b)) {
             return Err(TokenFormatError::BadCharacter);
         }
-        let mut expected = [0u8; CHECK_DIGITS];
-        let mut digits = String::with_capacity(CHECK_DIGITS);
-        base62::encode_u32(crc32fast::hash(signed), &mut digits);
-        expected.copy_from_slice(digits.as_bytes());
-        if expected != check {
+        if base62::encode_u32(crc32fast::hash(signed)) != check {
             return Err(TokenFormatError::BadChecksum);
         }
         Ok(Self(Zeroizing::new(text.to_owned())))

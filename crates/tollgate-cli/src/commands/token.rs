@@ -20,7 +20,7 @@ use crate::output::{or_dash, print_fields, print_json, print_table};
 #[derive(Debug, Subcommand)]
 pub(crate) enum TokenCommand {
     /// Create a token and print its secret once.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List tokens, newest first.
     List(ListArgs),
     /// Show one token's metadata.
@@ -208,7 +208,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: TokenCommand) -> CliResult
     Ok(ExitCode::SUCCESS)
 }
 
-fn new_token(args: CreateArgs, now: tollgate::Timestamp) -> Result<NewToken, ValidationError> {
+fn new_token(args: Box<CreateArgs>, now: tollgate::Timestamp) -> Result<NewToken, ValidationError> {
     let mut token = NewToken::new(TokenName::parse(&args.name)?, OwnerName::parse(&args.owner)?);
     token.project = args.project.as_deref().map(ProjectName::parse).transpose()?;
     token.permission = args.permission.parse::<Permission>()?;

@@ -165,8 +165,7 @@ impl TokenManager {
             display_hint: secret.display_hint(),
             created_at: now,
         };
-        let mut event = AuditEvent::new(principal.actor(), "token.create", insert.id, now);
-        let record = self.store.insert_token(&insert, event_with_after(&mut event, &insert)).await?;
+        let record = self.store.insert_token(&insert, &creation_event(principal, &insert)).await?;
         tracing::info!(token_id = %record.id, "token created");
         Ok(CreatedToken { secret, record })
     }
@@ -316,8 +315,10 @@ impl TokenManager {
     }
 }
 
-fn event_with_after<'a>(event: &'a mut AuditEvent, insert: &TokenInsert) -> &'a AuditEvent {
+/// The audit event of a creation: what was asked for, never the secret or its hash.
+fn creation_event(principal: &Principal, insert: &TokenInsert) -> AuditEvent {
     let token = &insert.token;
+    let mut event = AuditEvent::new(principal.actor(), "token.create", insert.id, insert.created_at);
     event.after = Some(serde_json::json!({
         "name": token.name,
         "owner": token.owner,
