@@ -79,7 +79,9 @@ fn verify(c: &mut Criterion) {
     let last = bad_checksum.len() - 1;
     bad_checksum[last] = if bad_checksum[last] == b'A' { b'B' } else { b'A' };
     let bad_checksum = String::from_utf8(bad_checksum).unwrap();
-    group.bench_function("refuse_bad_checksum", |b| b.iter(|| ready(cached.verify(&bad_checksum, &request)).unwrap_err()));
+    group.bench_function("refuse_bad_checksum", |b| {
+        b.iter(|| ready(cached.verify(&bad_checksum, &request)).unwrap_err())
+    });
     group.bench_function("refuse_malformed", |b| b.iter(|| ready(cached.verify("tg_nope", &request)).unwrap_err()));
     group.finish();
 }

@@ -54,5 +54,7 @@ pub use tollgate_types::{
     ModelName, ModelPrice, Outcome, ProviderName, RateLimitSpec, UsageEvent, UsageInput, Window, parse_count,
 };
 
+pub use tollgate_ratelimit::{LocalLimiter, RateLimiter};
+
 #[cfg(feature = "sqlite")]
 pub use tollgate_sqlite::{SqliteOptions, SqliteStore};

@@ -112,14 +112,19 @@ impl Metering {
         let now = self.inner.clock.now();
         let mut event = AuditEvent::new(principal.actor(), "rate_limit.set", token_id, now);
         event.after = Some(json(&spec));
-        Ok(self.inner.store.put_rate_limit(token_id, &spec, now, &event).await?)
+        super::rates::quota_of(&spec)?;
+        let record = self.inner.store.put_rate_limit(token_id, &spec, now, &event).await?;
+        self.inner.rates.reload(self.inner.store.as_ref()).await?;
+        Ok(record)
     }
 
     /// Removes a token's rate limit.
     pub async fn remove_rate_limit(&self, principal: &Principal, token_id: &TokenId) -> Result<RateLimitRecord> {
         authorize(principal, Operation::ManageMetering)?;
         let event = AuditEvent::new(principal.actor(), "rate_limit.remove", token_id, self.inner.clock.now());
-        Ok(self.inner.store.delete_rate_limit(token_id, &event).await?)
+        let record = self.inner.store.delete_rate_limit(token_id, &event).await?;
+        self.inner.rates.reload(self.inner.store.as_ref()).await?;
+        Ok(record)
     }
 
     /// Every token's rate limit (admins only).

@@ -26,10 +26,14 @@ mod counters;
 mod index;
 mod prices;
 mod quotas;
+mod rates;
 mod recorder;
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tollgate_ratelimit::{LocalLimiter, RateLimiter};
 
 use tollgate_store::{Store, StoreError};
 use tollgate_types::{
@@ -46,6 +50,7 @@ pub use recorder::MeteringStats;
 use self::index::{SubjectCache, Subjects};
 use self::prices::PriceBook;
 use self::quotas::{Admission, QuotaEngine};
+use self::rates::RateLimits;
 use self::recorder::{Recorder, RecorderSettings};
 use crate::Result;
 use crate::authz::{Operation, authorize};
@@ -60,6 +65,7 @@ pub struct MeteringBuilder {
     unpriced: UnpricedModels,
     file_prices: Vec<ModelPrice>,
     subject_cache: usize,
+    rate_limiter: Option<Arc<dyn RateLimiter>>,
 }
 
 impl MeteringBuilder {
@@ -118,16 +124,29 @@ impl MeteringBuilder {
         Ok(self)
     }
 
-    /// Loads limits and prices and starts the writer task (needs a Tokio runtime).
+    /// The limiter that enforces per-token rate limits (default: an in-process GCRA limiter holding
+    /// at most 100,000 keys). A shared (Redis) limiter makes rates cluster-wide.
+    pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.rate_limiter = Some(limiter);
+        self
+    }
+
+    /// Loads limits, rates and prices and starts the writer task (needs a Tokio runtime).
     pub async fn start(self) -> Result<Metering> {
         let prices = Arc::new(PriceBook::new(&self.file_prices));
         prices.apply_stored(&self.store.prices().await?);
         let quotas = Arc::new(QuotaEngine::new(Arc::clone(&self.store), self.quota_mode, self.unpriced));
         quotas.reload().await?;
+        let limiter = self
+            .rate_limiter
+            .unwrap_or_else(|| Arc::new(LocalLimiter::new(NonZeroUsize::new(100_000).expect("100,000 is not zero"))));
+        let rates = Arc::new(RateLimits::new(limiter));
+        rates.reload(self.store.as_ref()).await?;
         let recorder = Recorder::start(
             Arc::clone(&self.store),
             Arc::clone(&quotas),
             Arc::clone(&prices),
+            Arc::clone(&rates),
             Arc::clone(&self.clock),
             self.settings,
         );
@@ -137,6 +156,7 @@ impl MeteringBuilder {
                 clock: self.clock,
                 prices,
                 quotas,
+                rates,
                 recorder,
                 subjects: SubjectCache::new(self.subject_cache),
             }),
@@ -150,6 +170,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     prices: Arc<PriceBook>,
     quotas: Arc<QuotaEngine>,
+    rates: Arc<RateLimits>,
     recorder: Recorder,
     subjects: SubjectCache,
 }
@@ -181,6 +202,7 @@ impl Metering {
             unpriced: UnpricedModels::Refuse,
             file_prices: Vec::new(),
             subject_cache: 100_000,
+            rate_limiter: None,
         }
     }
 
@@ -300,27 +322,32 @@ impl Metering {
 
     /// Counts of what the recorder has done, for metrics.
     pub fn stats(&self) -> MeteringStats {
-        self.inner.recorder.stats(self.inner.quotas.live_counters())
+        self.inner.recorder.stats(self.inner.quotas.live_counters(), self.inner.rates.tracked_keys())
     }
 
-    /// Admits one request of a verified token (the verify path): checks and counts every limit
-    /// that governs it, holding `reservation`.
+    /// Admits one request of a verified token (the verify path): its rate limit first
+    /// (`rate_limited` spends no quota), then every quota that governs it, holding `reservation`.
     pub(crate) async fn admit(
         &self,
         record: &TokenRecord,
         reservation: &Reservation,
         now: Timestamp,
     ) -> Result<Admission> {
+        let rate = self.inner.rates.check(record.id).await?;
         let quotas = &self.inner.quotas;
-        let index = quotas.index();
-        if index.is_empty() {
-            return Ok(Admission { reservation: QuotaReservation::empty(record.id), rate_limit: None });
-        }
-        let subjects = match self.inner.subjects.get(&record.id) {
-            Some(subjects) => subjects,
-            None => self.inner.subjects.insert(Subjects::of(record)),
+        let mut admission = if quotas.index().is_empty() {
+            Admission { reservation: QuotaReservation::empty(record.id), rate_limit: None }
+        } else {
+            let subjects = match self.inner.subjects.get(&record.id) {
+                Some(subjects) => subjects,
+                None => self.inner.subjects.insert(Subjects::of(record)),
+            };
+            quotas.admit(&subjects, reservation, now).await?
         };
-        quotas.admit(&subjects, reservation, now).await
+        if let Some(rate) = rate {
+            admission.rate_limit = Some(rate.tighter(admission.rate_limit));
+        }
+        Ok(admission)
     }
 
     /// The subjects of a token, from the cache or the store.

@@ -15,6 +15,7 @@ use tollgate_types::{Clock, UsageEvent};
 
 use super::prices::PriceBook;
 use super::quotas::QuotaEngine;
+use super::rates::RateLimits;
 use crate::{Error, Result};
 
 /// A write attempt that failed is retried after this, doubling up to [`MAX_BACKOFF`].
@@ -65,6 +66,8 @@ pub struct MeteringStats {
     pub failed_writes: u64,
     /// Quota counters held in memory.
     pub live_counters: usize,
+    /// Tokens the rate limiter holds state for.
+    pub rate_limited_keys: usize,
 }
 
 /// The sending side, owned by [`Metering`](crate::Metering).
@@ -86,6 +89,7 @@ impl Recorder {
         store: Arc<dyn Store>,
         quotas: Arc<QuotaEngine>,
         prices: Arc<PriceBook>,
+        rates: Arc<RateLimits>,
         clock: Arc<dyn Clock>,
         settings: RecorderSettings,
     ) -> Self {
@@ -96,6 +100,7 @@ impl Recorder {
             store,
             quotas,
             prices,
+            rates,
             clock,
             buffer: Vec::with_capacity(settings.batch_size),
             settings,
@@ -174,7 +179,7 @@ impl Recorder {
         result
     }
 
-    pub(crate) fn stats(&self, live_counters: usize) -> MeteringStats {
+    pub(crate) fn stats(&self, live_counters: usize, rate_limited_keys: usize) -> MeteringStats {
         let accepted = self.stats.accepted.load(Ordering::Relaxed);
         let written = self.stats.written.load(Ordering::Relaxed);
         MeteringStats {
@@ -183,6 +188,7 @@ impl Recorder {
             queued_events: accepted.saturating_sub(written),
             failed_writes: self.stats.failed_writes.load(Ordering::Relaxed),
             live_counters,
+            rate_limited_keys,
         }
     }
 }
@@ -192,6 +198,7 @@ struct Worker {
     store: Arc<dyn Store>,
     quotas: Arc<QuotaEngine>,
     prices: Arc<PriceBook>,
+    rates: Arc<RateLimits>,
     clock: Arc<dyn Clock>,
     buffer: Vec<UsageEvent>,
     settings: RecorderSettings,
@@ -338,11 +345,15 @@ impl Worker {
         }
     }
 
-    /// Picks up limits and prices changed by other processes.
+    /// Picks up limits, rates and prices changed by other processes; drops idle rate-limit keys.
     async fn refresh(&self) {
         if let Err(error) = self.quotas.reload().await {
             tracing::warn!(error = %error, "reloading limits failed");
         }
+        if let Err(error) = self.rates.reload(self.store.as_ref()).await {
+            tracing::warn!(error = %error, "reloading rate limits failed");
+        }
+        self.rates.evict_idle();
         match self.store.prices().await {
             Ok(stored) => self.prices.apply_stored(&stored),
             Err(error) => tracing::warn!(error = %error, "reloading prices failed"),

@@ -3,6 +3,7 @@
 
 mod admin;
 mod quotas;
+mod rates;
 mod recorder;
 mod reports;
 
