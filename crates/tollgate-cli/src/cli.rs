@@ -4,7 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::analytics::AnalyticsArgs;
+use crate::commands::limit::LimitCommand;
+use crate::commands::price::PriceCommand;
 use crate::commands::token::TokenCommand;
+use crate::commands::usage::UsageCommand;
 
 /// tollgate: API tokens, users, usage and limits — on an embedded SQLite database by default.
 #[derive(Debug, Parser)]
@@ -37,4 +41,15 @@ pub(crate) enum Command {
     Token(TokenCommand),
     /// Create or upgrade the database schema.
     Migrate,
+    /// Record usage, show usage over a time range, purge raw events.
+    #[command(subcommand)]
+    Usage(UsageCommand),
+    /// Quotas (requests, tokens, cost per minute/hour/day/month) and per-token rate limits.
+    #[command(subcommand)]
+    Limit(LimitCommand),
+    /// Totals, error rate, latency percentiles and top spenders over recent hours.
+    Analytics(AnalyticsArgs),
+    /// Model prices per million tokens: list, set, remove.
+    #[command(subcommand)]
+    Price(PriceCommand),
 }

@@ -54,7 +54,8 @@ pub struct UsageTotals {
     pub input_tokens: u64,
     /// Output tokens.
     pub output_tokens: u64,
-    /// Cost.
+    /// Cost (microdollars; `cost_micros` in JSON).
+    #[serde(rename = "cost_micros")]
     pub cost: Microdollars,
     /// Events whose outcome was an error.
     pub errors: u64,

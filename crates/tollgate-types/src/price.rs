@@ -24,7 +24,9 @@ use crate::{Microdollars, ModelName, ProviderName, ValidationError};
 pub struct ModelPrice {
     provider: ProviderName,
     model: ModelName,
+    #[serde(rename = "input_per_million_micros")]
     input_per_million: Microdollars,
+    #[serde(rename = "output_per_million_micros")]
     output_per_million: Microdollars,
 }
 

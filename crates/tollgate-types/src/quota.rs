@@ -238,8 +238,8 @@ impl fmt::Display for LimitKey {
     }
 }
 
-/// A limit: at most `max` of its metric per window (microdollars for cost). In shadow mode it
-/// refuses nobody and reports who it would have refused.
+/// A limit: at most `max` of its metric per window (microdollars for cost, also in JSON). In shadow
+/// mode it refuses nobody and reports who it would have refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LimitSpec {
     #[serde(flatten)]

@@ -128,7 +128,8 @@ pub struct UsageEvent {
     pub output_tokens: u32,
     /// Requests this event stands for (usually 1).
     pub requests: u32,
-    /// What it cost; `None` means "compute it from the price table".
+    /// What it cost; `None` means "compute it from the price table" (`cost_micros` in JSON).
+    #[serde(rename = "cost_micros")]
     pub cost: Option<Microdollars>,
     /// The endpoint or tool called.
     pub endpoint: Option<Endpoint>,

@@ -50,8 +50,9 @@ pub use tollgate_types::{
     ValidationError, VerifyRequest, parse_duration,
 };
 pub use tollgate_types::{
-    CounterKey, Endpoint, LatencyHistogram, LimitKey, LimitRecord, LimitSpec, LimitSubject, Metric, Microdollars,
-    ModelName, ModelPrice, Outcome, ProviderName, RateLimitSpec, UsageEvent, UsageInput, Window, parse_count,
+    CounterKey, Endpoint, LatencyHistogram, LimitKey, LimitRecord, LimitSpec, LimitSubject, MAX_LATENCY_MS,
+    MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, Metric, Microdollars, ModelName, ModelPrice, Outcome, ProviderName,
+    RateLimitSpec, UsageEvent, UsageInput, Window, parse_count,
 };
 
 pub use tollgate_ratelimit::{LocalLimiter, RateLimiter};

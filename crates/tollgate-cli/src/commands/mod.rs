@@ -1,6 +1,10 @@
 //! Command dispatch: one module per command group.
 
+pub(crate) mod analytics;
+pub(crate) mod limit;
+pub(crate) mod price;
 pub(crate) mod token;
+pub(crate) mod usage;
 
 use std::process::ExitCode;
 
@@ -12,6 +16,10 @@ use crate::exit::CliResult;
 pub(crate) async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Token(command) => token::run(&cli.global, command).await,
+        Command::Usage(command) => usage::run(&cli.global, command).await,
+        Command::Limit(command) => limit::run(&cli.global, command).await,
+        Command::Analytics(args) => analytics::run(&cli.global, args).await,
+        Command::Price(command) => price::run(&cli.global, command).await,
         Command::Migrate => {
             let context = context::open(&cli.global).await?;
             let applied = context.tokens.store_migrations().await?;

@@ -210,7 +210,8 @@ impl Worker {
         let mut ticker = tokio::time::interval(self.settings.flush_interval.max(Duration::from_millis(1)));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut next_refresh = Instant::now() + self.settings.refresh_interval;
-        let mut next_maintenance = Instant::now();
+        // Not at once: a short-lived process (a CLI command) should not start with housekeeping.
+        let mut next_maintenance = Instant::now() + self.settings.refresh_interval;
         let mut messages = Vec::with_capacity(self.settings.batch_size);
         loop {
             tokio::select! {
