@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::analytics::AnalyticsArgs;
+use crate::commands::dev::DevCommand;
 use crate::commands::limit::LimitCommand;
 use crate::commands::price::PriceCommand;
 use crate::commands::token::TokenCommand;
@@ -34,6 +35,8 @@ pub(crate) struct GlobalArgs {
     pub(crate) json: bool,
 }
 
+// Parsed once per process, so the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Create, list, inspect, verify, revoke, rotate and clean up API tokens.
@@ -41,6 +44,9 @@ pub(crate) enum Command {
     Token(TokenCommand),
     /// Create or upgrade the database schema.
     Migrate,
+    /// Development helpers (hidden): used by `cargo xtask seed`.
+    #[command(subcommand, hide = true)]
+    Dev(DevCommand),
     /// Record usage, show usage over a time range, purge raw events.
     #[command(subcommand)]
     Usage(UsageCommand),

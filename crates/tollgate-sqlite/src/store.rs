@@ -116,6 +116,10 @@ impl StoreAdmin for SqliteStore {
         migrate::run(&self.writer, SystemClock.now().unix_micros()).await
     }
 
+    async fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(migrate::applied(&self.writer).await?.iter().map(|migration| migration.version).max().unwrap_or(0))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reader).await.store().map(drop)
     }

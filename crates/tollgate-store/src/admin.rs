@@ -11,6 +11,9 @@ pub trait StoreAdmin: Send + Sync {
     /// migrations were edited or that is newer than this build.
     async fn migrate(&self) -> Result<usize>;
 
+    /// The highest applied migration version (0 for an empty database).
+    async fn schema_version(&self) -> Result<i64>;
+
     /// Checks that the backend answers a trivial query (health checks).
     async fn ping(&self) -> Result<()>;
 }

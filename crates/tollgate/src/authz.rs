@@ -32,6 +32,9 @@ pub enum Operation<'a> {
     },
     /// Delete long-inactive tokens of everybody.
     CleanupTokens,
+    /// Store a token whose secret the caller chose (development fixtures, moving tokens between
+    /// deployments). Operator only: a known secret is only as safe as the place it came from.
+    ImportToken,
     /// Record usage for a token of `owner`.
     RecordUsage {
         /// Whose token.
@@ -68,6 +71,7 @@ pub fn authorize(principal: &Principal, operation: Operation<'_>) -> Result<()> 
         Operation::ReadTokens { owner } => admin || owner.is_some_and(|owner| owns(principal, owner)),
         Operation::ManageToken { owner } => admin || (level >= Permission::Standard && owns(principal, owner)),
         Operation::CleanupTokens => admin,
+        Operation::ImportToken => matches!(principal, Principal::Operator),
         Operation::RecordUsage { owner } => admin || (level >= Permission::Standard && owns(principal, owner)),
         Operation::ReadUsage { owner } => admin || owner.is_some_and(|owner| owns(principal, owner)),
         Operation::ManageMetering => admin,

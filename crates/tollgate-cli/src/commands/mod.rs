@@ -1,6 +1,7 @@
 //! Command dispatch: one module per command group.
 
 pub(crate) mod analytics;
+pub(crate) mod dev;
 pub(crate) mod limit;
 pub(crate) mod price;
 pub(crate) mod token;
@@ -16,17 +17,19 @@ use crate::exit::CliResult;
 pub(crate) async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Token(command) => token::run(&cli.global, command).await,
+        Command::Dev(command) => dev::run(&cli.global, command).await,
         Command::Usage(command) => usage::run(&cli.global, command).await,
         Command::Limit(command) => limit::run(&cli.global, command).await,
         Command::Analytics(args) => analytics::run(&cli.global, args).await,
         Command::Price(command) => price::run(&cli.global, command).await,
         Command::Migrate => {
             let context = context::open(&cli.global).await?;
-            let applied = context.tokens.store_migrations().await?;
+            // Opening the database already applied pending migrations; this reports where the schema stands.
+            let (_, version) = context.tokens.store_migrations().await?;
             if cli.global.json {
-                crate::output::print_json(&serde_json::json!({ "database": cli.global.db, "migrations": applied }));
+                crate::output::print_json(&serde_json::json!({ "database": cli.global.db, "schema_version": version }));
             } else {
-                println!("database {} is up to date ({applied} migrations)", cli.global.db.display());
+                println!("database {} is up to date (schema version {version})", cli.global.db.display());
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -295,9 +295,10 @@ impl TokenManager {
         Ok(())
     }
 
-    /// Applies pending schema migrations to the store; returns how many ran.
-    pub async fn store_migrations(&self) -> Result<usize> {
-        Ok(self.store.migrate().await?)
+    /// Applies pending schema migrations to the store; returns how many ran and the schema version after.
+    pub async fn store_migrations(&self) -> Result<(usize, i64)> {
+        let applied = self.store.migrate().await?;
+        Ok((applied, self.store.schema_version().await?))
     }
 
     /// Forgets every cached verify result (after changes that affect many tokens, such as suspending a user).

@@ -1,6 +1,7 @@
 //! The token lifecycle: create, verify, list, show, update, revoke, rotate, clean up.
 
 mod cache;
+mod import;
 mod last_used;
 mod manager;
 mod verify;

@@ -1,0 +1,184 @@
+//! `validate seed`: the development database holds exactly the fixture — every token with its
+//! metadata, times (from the seed anchor), display hint and the HMAC of its development secret under
+//! the database's key — and nothing else.
+
+use std::path::Path;
+
+use anyhow::Context;
+use sqlx::Row;
+use tollgate_types::{KeyId, TokenHasher, TokenPrefix, TokenSecret};
+use zeroize::Zeroizing;
+
+use super::Violation;
+use crate::db::{marker, with_connection};
+use crate::fixture::{FIXTURE_PATH, Fixture, FixtureToken};
+use crate::workspace::{shown, with_suffix};
+
+/// A token row as stored.
+#[derive(Debug)]
+struct TokenRow {
+    id: String,
+    name: String,
+    owner: String,
+    project: Option<String>,
+    permission: String,
+    scopes: String,
+    description: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    revoke_reason: Option<String>,
+    display_hint: String,
+    hash: Vec<u8>,
+    key_id: i64,
+}
+
+/// Checks the database at `db` against `fixture`; every difference is a violation.
+pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<Vec<Violation>> {
+    let mut violations = fixture.check();
+    let shown_db = shown(root, db);
+    if !db.is_file() {
+        violations.push(Violation::in_file(shown_db, "does not exist: run cargo xtask dev-fresh".to_owned()));
+        return Ok(violations);
+    }
+    let (marker, rows) = with_connection(db, async |connection| {
+        let marker = marker(connection).await?;
+        let rows = sqlx::query(
+            "SELECT id, name, owner, project, permission, scopes, description, created_at, expires_at, revoked_at,
+                    revoke_reason, display_hint, hash, key_id
+             FROM tokens ORDER BY id",
+        )
+        .fetch_all(&mut *connection)
+        .await
+        .context("while reading tokens")?;
+        let rows: Vec<TokenRow> = rows
+            .iter()
+            .map(|row| TokenRow {
+                id: row.get("id"),
+                name: row.get("name"),
+                owner: row.get("owner"),
+                project: row.get("project"),
+                permission: row.get("permission"),
+                scopes: row.get("scopes"),
+                description: row.get("description"),
+                created_at: row.get("created_at"),
+                expires_at: row.get("expires_at"),
+                revoked_at: row.get("revoked_at"),
+                revoke_reason: row.get("revoke_reason"),
+                display_hint: row.get("display_hint"),
+                hash: row.get("hash"),
+                key_id: row.get("key_id"),
+            })
+            .collect();
+        Ok((marker, rows))
+    })?;
+    let Some(marker) = marker else {
+        violations.push(Violation::in_file(
+            shown_db,
+            "is not a development database (no marker): run cargo xtask dev-fresh".into(),
+        ));
+        return Ok(violations);
+    };
+    let Some(anchor) = marker.seed_anchor else {
+        violations.push(Violation::in_file(shown_db, "has not been seeded: run cargo xtask seed".into()));
+        return Ok(violations);
+    };
+    let hasher = match read_key_file(&with_suffix(db, ".key")) {
+        Ok(hasher) => Some(hasher),
+        Err(error) => {
+            violations.push(Violation::in_file(format!("{shown_db}.key"), format!("{error:#}")));
+            None
+        }
+    };
+    for (index, token) in fixture.tokens.iter().enumerate() {
+        let line = fixture.line_of("tokens", index);
+        match rows.iter().find(|row| row.id == token.id) {
+            None => violations.push(Violation::at(
+                FIXTURE_PATH,
+                line,
+                format!("token {} is missing from {shown_db}", token.id),
+            )),
+            Some(row) => {
+                for difference in token_differences(token, row, anchor, hasher.as_ref()) {
+                    violations.push(Violation::at(FIXTURE_PATH, line, format!("token {}: {difference}", token.id)));
+                }
+            }
+        }
+    }
+    for row in rows.iter().filter(|row| fixture.token(&row.id).is_none()) {
+        violations.push(Violation::in_file(
+            shown_db.clone(),
+            format!("token {} ({}) is not in {FIXTURE_PATH}", row.id, row.name),
+        ));
+    }
+    Ok(violations)
+}
+
+/// What differs between a fixture token and its row, one message per field.
+fn token_differences(token: &FixtureToken, row: &TokenRow, anchor: i64, hasher: Option<&TokenHasher>) -> Vec<String> {
+    let mut differences = Vec::new();
+    let mut compare = |field: &str, stored: String, wanted: String| {
+        if stored != wanted {
+            differences.push(format!("{field} is {stored} in the database, {wanted} in the fixture"));
+        }
+    };
+    let time = |micros: Option<i64>| {
+        micros.map_or_else(
+            || "none".to_owned(),
+            |micros| tollgate_types::Timestamp::from_unix_micros(micros).to_rfc3339(),
+        )
+    };
+    let text = |value: Option<&String>| value.map_or_else(|| "none".to_owned(), |value| format!("{value:?}"));
+    compare("name", format!("{:?}", row.name), format!("{:?}", token.name));
+    compare("owner", format!("{:?}", row.owner), format!("{:?}", token.owner));
+    compare("project", text(row.project.as_ref()), text(token.project.as_ref()));
+    compare("permission", row.permission.clone(), token.permission.clone());
+    let mut scopes = token.scopes.clone();
+    scopes.sort();
+    scopes.dedup();
+    compare("scopes", row.scopes.clone(), serde_json::to_string(&scopes).unwrap_or_default());
+    compare("description", format!("{:?}", row.description), format!("{:?}", token.description));
+    compare("created_at", time(Some(row.created_at)), time(Some(token.created_at.at(anchor))));
+    compare("expires_at", time(row.expires_at), time(token.expires_at.map(|offset| offset.at(anchor))));
+    compare("revoked_at", time(row.revoked_at), time(token.revoked_at.map(|offset| offset.at(anchor))));
+    compare("revoke_reason", text(row.revoke_reason.as_ref()), text(token.revoke_reason.as_ref()));
+    // The secret: what its hint and its HMAC under this database's key must be.
+    if let Ok(secret) = TokenSecret::parse(&TokenPrefix::default(), &token.secret) {
+        compare("display_hint", row.display_hint.clone(), secret.display_hint());
+        if let Some(hasher) = hasher {
+            if row.key_id != i64::from(hasher.current_key_id().0) {
+                differences.push(format!(
+                    "key_id is {} but the key file holds key {}",
+                    row.key_id,
+                    hasher.current_key_id().0
+                ));
+            } else if hasher.hash(&secret).as_bytes().as_slice() != row.hash.as_slice() {
+                differences.push(
+                    "its stored hash is not the HMAC of the fixture's secret: the secret would not verify".into(),
+                );
+            }
+        }
+    }
+    differences
+}
+
+/// Reads a `tollgate-key v1 <id> <hex>` key file into a hasher.
+fn read_key_file(path: &Path) -> anyhow::Result<TokenHasher> {
+    let text =
+        Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?);
+    let mut parts = text.split_whitespace();
+    let (Some("tollgate-key"), Some("v1"), Some(id), Some(hex)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        anyhow::bail!("{} is not a tollgate-key v1 file", path.display());
+    };
+    let id: u32 = id.parse().with_context(|| format!("{}: bad key id", path.display()))?;
+    let key: Zeroizing<Vec<u8>> = Zeroizing::new(
+        (0..hex.len())
+            .step_by(2)
+            .map(|index| hex.get(index..index + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .with_context(|| format!("{}: the key is not hex", path.display()))?,
+    );
+    TokenHasher::new(KeyId(id), &key).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
+}
