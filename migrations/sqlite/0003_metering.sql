@@ -2,23 +2,40 @@
 -- per-token rate limits and model price overrides.
 -- Times are INTEGER microseconds since the Unix epoch (UTC); money is INTEGER microdollars.
 
--- Raw events, appended in batches by the write-behind queue. No secondary index on purpose: reports
--- read the rollups, and retention purges the oldest rows, which come first in rowid order.
+-- What an event was for: provider, model and endpoint ('' for none), stored once and referenced
+-- by id, so raw event rows stay narrow (recording speed is bounded by how many bytes a row takes).
+CREATE TABLE usage_series (
+    id       INTEGER PRIMARY KEY,
+    provider TEXT    NOT NULL CHECK (length(provider) BETWEEN 1 AND 64),
+    model    TEXT    NOT NULL CHECK (length(model) BETWEEN 1 AND 128),
+    endpoint TEXT    NOT NULL DEFAULT '' CHECK (length(endpoint) <= 256),
+    UNIQUE (provider, model, endpoint)
+) STRICT;
+
+-- Raw events, appended in batches by the write-behind queue: token ids as their 16 raw bytes, the
+-- series by id, `failed` 1 for an error outcome, the client IP as 4 or 16 raw bytes.
+-- No secondary index and no foreign key on purpose: reports read the rollups, retention purges
+-- the oldest rows (first in rowid order), and the series id is written in the same transaction.
 CREATE TABLE usage_events (
     id            INTEGER PRIMARY KEY,
-    token_id      TEXT    NOT NULL CHECK (length(token_id) = 36),
+    token_id      BLOB    NOT NULL CHECK (length(token_id) = 16),
     at            INTEGER NOT NULL,
-    provider      TEXT    NOT NULL CHECK (length(provider) BETWEEN 1 AND 64),
-    model         TEXT    NOT NULL CHECK (length(model) BETWEEN 1 AND 128),
+    series        INTEGER NOT NULL,
     input_tokens  INTEGER NOT NULL CHECK (input_tokens >= 0),
     output_tokens INTEGER NOT NULL CHECK (output_tokens >= 0),
     requests      INTEGER NOT NULL CHECK (requests >= 0),
     cost_micros   INTEGER NOT NULL CHECK (cost_micros >= 0),
-    endpoint      TEXT    CHECK (endpoint IS NULL OR length(endpoint) BETWEEN 1 AND 256),
-    outcome       TEXT    NOT NULL CHECK (outcome IN ('success', 'error')),
+    failed        INTEGER NOT NULL CHECK (failed IN (0, 1)),
     latency_ms    INTEGER CHECK (latency_ms IS NULL OR latency_ms >= 0),
-    ip            TEXT
+    ip            BLOB    CHECK (ip IS NULL OR length(ip) IN (4, 16))
 ) STRICT;
+
+-- The raw events as people read them (ids and names as text), for ad-hoc SQL and exports.
+CREATE VIEW usage_events_readable AS
+SELECT e.id, 'tok_' || lower(hex(e.token_id)) AS token_id, e.at, s.provider, s.model,
+       nullif(s.endpoint, '') AS endpoint, e.input_tokens, e.output_tokens, e.requests, e.cost_micros,
+       CASE e.failed WHEN 1 THEN 'error' ELSE 'success' END AS outcome, e.latency_ms, e.ip
+FROM usage_events e JOIN usage_series s ON s.id = e.series;
 
 -- Hourly sums per token × provider × model, maintained in the same transaction as the raw events.
 -- owner, user_id and project are copied from the token when the row is first written, so reports
@@ -86,8 +103,8 @@ CREATE INDEX quota_counters_end ON quota_counters (window_end);
 -- Per-token rate limits (GCRA: a sustained rate and a burst), deleted with their token.
 CREATE TABLE token_rate_limits (
     token_id            TEXT    PRIMARY KEY REFERENCES tokens (id) ON DELETE CASCADE,
-    requests_per_minute INTEGER NOT NULL CHECK (requests_per_minute BETWEEN 1 AND 1000000),
-    burst               INTEGER NOT NULL CHECK (burst BETWEEN 1 AND 1000000),
+    requests_per_minute INTEGER NOT NULL CHECK (requests_per_minute BETWEEN 1 AND 1000000000),
+    burst               INTEGER NOT NULL CHECK (burst BETWEEN 1 AND 1000000000),
     updated_at          INTEGER NOT NULL
 ) STRICT;
 

@@ -1,6 +1,8 @@
 //! Usage on SQLite: raw events appended with multi-row inserts, hourly rollups upserted in the same
 //! transaction, summaries summed from rollups in SQL.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use async_trait::async_trait;
@@ -10,25 +12,25 @@ use tollgate_store::{
     Result, UsageBatch, UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UsageTotals, hourly_rollups,
 };
 use tollgate_types::{
-    Endpoint, LATENCY_BUCKETS, LatencyHistogram, Microdollars, ModelName, OwnerName, ProjectName, ProviderName,
-    Timestamp, UsageEvent, Window,
+    Endpoint, LATENCY_BUCKETS, LatencyHistogram, Microdollars, ModelName, Outcome, OwnerName, ProjectName,
+    ProviderName, Timestamp, UsageEvent, Window,
 };
 
 use crate::SqliteStore;
 use crate::error::SqlxResultExt;
 use crate::limits::{add_to_counter, record_shadow_hits};
 
-const EVENT_COLUMNS: &str = "token_id, at, provider, model, input_tokens, output_tokens, requests, cost_micros, \
-                             endpoint, outcome, latency_ms, ip";
-const EVENT_PARAMETERS: usize = 12;
-/// Rows per insert statement: the largest of the power-of-two statement sizes (256 × 12 parameters
+const EVENT_COLUMNS: &str =
+    "token_id, at, series, input_tokens, output_tokens, requests, cost_micros, failed, latency_ms, ip";
+const EVENT_PARAMETERS: usize = 10;
+/// Rows per insert statement: the largest of the power-of-two statement sizes (512 × 10 parameters
 /// stays far below SQLite's limit of 32,766).
-const MAX_ROWS_PER_INSERT: usize = 256;
+const MAX_ROWS_PER_INSERT: usize = 512;
 /// Raw events deleted per purge transaction, so recording is never blocked for long.
 const PURGE_CHUNK: i64 = 10_000;
 
-/// `INSERT` statements for 1, 2, 4, … 256 rows. A batch is written with the largest that fit, so
-/// at most nine distinct statements exist and every one stays in the prepared-statement cache.
+/// `INSERT` statements for 1, 2, 4, … 512 rows. A batch is written with the largest that fit, so
+/// at most ten distinct statements exist and every one stays in the prepared-statement cache.
 fn insert_statement(rows: usize) -> &'static str {
     static STATEMENTS: OnceLock<Vec<String>> = OnceLock::new();
     let statements = STATEMENTS.get_or_init(|| {
@@ -79,26 +81,62 @@ fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// The series (provider, model, endpoint) of a batch's events, by id: created when new.
+type SeriesIds<'a> = HashMap<(&'a str, &'a str, &'a str), i64>;
+
+async fn series_ids<'a>(connection: &mut SqliteConnection, events: &'a [UsageEvent]) -> Result<SeriesIds<'a>> {
+    let mut ids = SeriesIds::new();
+    for event in events {
+        let endpoint = event.endpoint.as_ref().map_or("", Endpoint::as_str);
+        let key = (event.provider.as_str(), event.model.as_str(), endpoint);
+        if ids.contains_key(&key) {
+            continue;
+        }
+        // The no-op update makes RETURNING answer for an existing row too.
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO usage_series (provider, model, endpoint) VALUES (?, ?, ?)
+             ON CONFLICT (provider, model, endpoint) DO UPDATE SET provider = excluded.provider
+             RETURNING id",
+        )
+        .bind(key.0)
+        .bind(key.1)
+        .bind(key.2)
+        .fetch_one(&mut *connection)
+        .await
+        .store()?;
+        ids.insert(key, id);
+    }
+    Ok(ids)
+}
+
+fn ip_bytes(ip: Option<IpAddr>) -> Option<Vec<u8>> {
+    ip.map(|ip| match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    })
+}
+
 async fn insert_events(connection: &mut SqliteConnection, events: &[UsageEvent]) -> Result<()> {
+    let series = series_ids(connection, events).await?;
     let mut rest = events;
     while !rest.is_empty() {
         let rows = MAX_ROWS_PER_INSERT.min(1 << rest.len().ilog2());
         let (chunk, tail) = rest.split_at(rows);
         let mut query = sqlx::query(insert_statement(rows));
         for event in chunk {
+            let endpoint = event.endpoint.as_ref().map_or("", Endpoint::as_str);
+            let series_id = series[&(event.provider.as_str(), event.model.as_str(), endpoint)];
             query = query
-                .bind(event.token_id.to_string())
+                .bind(event.token_id.as_bytes().as_slice())
                 .bind(event.at.unix_micros())
-                .bind(event.provider.as_str())
-                .bind(event.model.as_str())
+                .bind(series_id)
                 .bind(i64::from(event.input_tokens))
                 .bind(i64::from(event.output_tokens))
                 .bind(i64::from(event.requests))
                 .bind(event.cost.unwrap_or(Microdollars::ZERO).micros())
-                .bind(event.endpoint.as_ref().map(Endpoint::as_str))
-                .bind(event.outcome.as_str())
+                .bind(i64::from(event.outcome == Outcome::Error))
                 .bind(event.latency_ms.map(i64::from))
-                .bind(event.ip.map(|ip| ip.to_string()));
+                .bind(ip_bytes(event.ip));
         }
         query.execute(&mut *connection).await.store()?;
         rest = tail;

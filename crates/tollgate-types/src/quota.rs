@@ -323,16 +323,16 @@ pub struct RateLimitSpec {
 }
 
 impl RateLimitSpec {
-    /// The highest accepted rate and burst.
-    pub const MAX: u32 = 1_000_000;
+    /// The highest accepted rate and burst (a billion: effectively unlimited, still a sane number).
+    pub const MAX: u32 = 1_000_000_000;
 
-    /// `requests_per_minute` sustained, up to `burst` at once (both 1 to 1,000,000).
+    /// `requests_per_minute` sustained, up to `burst` at once (both 1 to 1,000,000,000).
     pub fn new(requests_per_minute: u32, burst: u32) -> Result<Self, ValidationError> {
         if !(1..=Self::MAX).contains(&requests_per_minute) {
-            return Err(ValidationError::new("requests_per_minute", "must be between 1 and 1000000"));
+            return Err(ValidationError::new("requests_per_minute", "must be between 1 and 1000000000"));
         }
         if !(1..=Self::MAX).contains(&burst) {
-            return Err(ValidationError::new("burst", "must be between 1 and 1000000"));
+            return Err(ValidationError::new("burst", "must be between 1 and 1000000000"));
         }
         Ok(Self { requests_per_minute, burst })
     }

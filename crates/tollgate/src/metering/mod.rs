@@ -81,7 +81,7 @@ impl MeteringBuilder {
         self
     }
 
-    /// How many events are written per transaction at most (default 8,192).
+    /// How many events are written per transaction at most (default 32,768).
     pub fn batch_size(mut self, size: usize) -> Self {
         self.settings.batch_size = size.max(1);
         self
@@ -193,7 +193,7 @@ impl Metering {
             clock: Arc::new(SystemClock),
             settings: RecorderSettings {
                 queue_capacity: 65_536,
-                batch_size: 8_192,
+                batch_size: 32_768,
                 flush_interval: Duration::from_secs(1),
                 refresh_interval: Duration::from_secs(5),
                 event_retention: None,
