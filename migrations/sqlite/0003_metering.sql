@@ -2,8 +2,7 @@
 -- per-token rate limits and model price overrides.
 -- Times are INTEGER microseconds since the Unix epoch (UTC); money is INTEGER microdollars.
 
--- What an event was for: provider, model and endpoint ('' for none), stored once and referenced
--- by id, so raw event rows stay narrow (recording speed is bounded by how many bytes a row takes).
+-- What an event was for: provider, model and endpoint ('' for none), stored once and referenced by id.
 CREATE TABLE usage_series (
     id       INTEGER PRIMARY KEY,
     provider TEXT    NOT NULL CHECK (length(provider) BETWEEN 1 AND 64),
@@ -12,30 +11,32 @@ CREATE TABLE usage_series (
     UNIQUE (provider, model, endpoint)
 ) STRICT;
 
--- Raw events, appended in batches by the write-behind queue: token ids as their 16 raw bytes, the
--- series by id, `failed` 1 for an error outcome, the client IP as 4 or 16 raw bytes.
--- No secondary index and no foreign key on purpose: reports read the rollups, retention purges
--- the oldest rows (first in rowid order), and the series id is written in the same transaction.
-CREATE TABLE usage_events (
-    id            INTEGER PRIMARY KEY,
-    token_id      BLOB    NOT NULL CHECK (length(token_id) = 16),
-    at            INTEGER NOT NULL,
-    series        INTEGER NOT NULL,
-    input_tokens  INTEGER NOT NULL CHECK (input_tokens >= 0),
-    output_tokens INTEGER NOT NULL CHECK (output_tokens >= 0),
-    requests      INTEGER NOT NULL CHECK (requests >= 0),
-    cost_micros   INTEGER NOT NULL CHECK (cost_micros >= 0),
-    failed        INTEGER NOT NULL CHECK (failed IN (0, 1)),
-    latency_ms    INTEGER CHECK (latency_ms IS NULL OR latency_ms >= 0),
-    ip            BLOB    CHECK (ip IS NULL OR length(ip) IN (4, 16))
+-- Raw events, appended by the write-behind queue in blocks: one row per token and series per batch
+-- (at most 1,024 events), the events as a JSON array of
+--   [at, input_tokens, output_tokens, requests, cost_micros, failed, latency_ms, ip]
+-- (`failed` 1 for an error outcome, `latency_ms` and `ip` null when unknown). One row per block instead of
+-- per event is what lets one SQLite writer take hundreds of thousands of events a second; the
+-- `usage_events` view below gives one row per event back. No secondary index on purpose: reports
+-- read the rollups, and retention deletes whole blocks by `last_at` (a block straddling the cutoff
+-- is rewritten without its old events).
+CREATE TABLE usage_event_blocks (
+    id       INTEGER PRIMARY KEY,
+    token_id BLOB    NOT NULL CHECK (length(token_id) = 16),
+    series   INTEGER NOT NULL,
+    first_at INTEGER NOT NULL,
+    last_at  INTEGER NOT NULL CHECK (last_at >= first_at),
+    events   INTEGER NOT NULL CHECK (events BETWEEN 1 AND 1024),
+    data     TEXT    NOT NULL CHECK (json_valid(data) AND json_array_length(data) = events)
 ) STRICT;
 
--- The raw events as people read them (ids and names as text), for ad-hoc SQL and exports.
-CREATE VIEW usage_events_readable AS
-SELECT e.id, 'tok_' || lower(hex(e.token_id)) AS token_id, e.at, s.provider, s.model,
-       nullif(s.endpoint, '') AS endpoint, e.input_tokens, e.output_tokens, e.requests, e.cost_micros,
-       CASE e.failed WHEN 1 THEN 'error' ELSE 'success' END AS outcome, e.latency_ms, e.ip
-FROM usage_events e JOIN usage_series s ON s.id = e.series;
+-- One row per raw event, as people read them (ids and names as text).
+CREATE VIEW usage_events AS
+SELECT b.id AS block, e.key AS position, 'tok_' || lower(hex(b.token_id)) AS token_id,
+       e.value ->> 0 AS at, s.provider, s.model, nullif(s.endpoint, '') AS endpoint,
+       e.value ->> 1 AS input_tokens, e.value ->> 2 AS output_tokens, e.value ->> 3 AS requests,
+       e.value ->> 4 AS cost_micros, CASE e.value ->> 5 WHEN 1 THEN 'error' ELSE 'success' END AS outcome,
+       e.value ->> 6 AS latency_ms, e.value ->> 7 AS ip
+FROM usage_event_blocks b JOIN usage_series s ON s.id = b.series, json_each(b.data) e;
 
 -- Hourly sums per token × provider × model, maintained in the same transaction as the raw events.
 -- owner, user_id and project are copied from the token when the row is first written, so reports

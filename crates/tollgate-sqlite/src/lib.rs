@@ -4,7 +4,9 @@
 //! queue instead of failing to upgrade a read lock) and a pool of readers, in WAL mode.
 
 mod audit;
+mod batch;
 mod error;
+mod events;
 mod limits;
 mod migrate;
 mod prices;

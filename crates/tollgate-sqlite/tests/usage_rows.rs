@@ -1,4 +1,4 @@
-//! Raw usage rows on SQLite keep every field of an event: read back through the `usage_events_readable` view.
+//! Raw usage on SQLite keeps every field of an event: read back one row per event through the `usage_events` view.
 
 use sqlx::Row;
 use tollgate_sqlite::{SqliteOptions, SqliteStore};
@@ -33,7 +33,7 @@ async fn every_event_field_is_stored() {
     store.record_usage(UsageBatch { events: &[full, bare, same_series], ..UsageBatch::default() }).await.unwrap();
 
     let reader = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
-    let rows = sqlx::query("SELECT * FROM usage_events_readable ORDER BY id").fetch_all(&reader).await.unwrap();
+    let rows = sqlx::query("SELECT * FROM usage_events ORDER BY block, position").fetch_all(&reader).await.unwrap();
     assert_eq!(rows.len(), 3);
     let first = &rows[0];
     assert_eq!(first.get::<String, _>("token_id"), token_id.to_string());
@@ -49,15 +49,17 @@ async fn every_event_field_is_stored() {
         .collect();
     assert_eq!(counts, [1_200, 345, 2, 6_450, 812]);
     assert_eq!(first.get::<String, _>("outcome"), "error");
-    assert_eq!(first.get::<Vec<u8>, _>("ip"), "2001:db8::7".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    assert_eq!(first.get::<String, _>("ip"), "2001:db8::7");
     let second = &rows[1];
     assert_eq!(
         (second.get::<Option<String>, _>("endpoint"), second.get::<String, _>("outcome")),
         (None, "success".into())
     );
-    assert_eq!(second.get::<Vec<u8>, _>("ip"), [192, 0, 2, 9]);
+    assert_eq!(second.get::<String, _>("ip"), "192.0.2.9");
     assert_eq!(second.get::<i64, _>("cost_micros"), 0, "an unpriced event is stored as costing nothing");
-    assert_eq!(rows[2].get::<Option<Vec<u8>>, _>("ip"), None);
+    assert_eq!(rows[2].get::<Option<String>, _>("ip"), None);
+    let blocks: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_event_blocks").fetch_one(&reader).await.unwrap();
+    assert_eq!(blocks, 2, "one block per token and series in a batch");
     let series: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_series").fetch_one(&reader).await.unwrap();
     assert_eq!(series, 2, "events with the same provider, model and endpoint share one series row");
 }

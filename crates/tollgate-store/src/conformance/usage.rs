@@ -132,16 +132,27 @@ pub async fn summaries_cover_whole_hours_and_respect_the_limit(store: &dyn Store
     assert_eq!(keys_and_costs(&top), [(Some(alice.to_string()), 100)]);
 }
 
-/// Purging removes old raw events only; the rollups (and so every report) keep them.
+/// Purging removes exactly the raw events older than the cutoff, however the backend stores them;
+/// the rollups (and so every report) keep them.
 pub async fn purge_removes_old_raw_events_and_keeps_rollups(store: &dyn Store) {
     let alice = token(store, "alice", None).await;
+    let bob = token(store, "bob", None).await;
     let events: Vec<_> = (0..25).map(|second| event(alice, second * 10, "gpt-4o", 1, 1, 1)).collect();
     record(store, &events).await;
-    assert_eq!(store.purge_usage_events(at(100)).await.unwrap(), 10);
-    assert_eq!(store.count_usage_events().await.unwrap(), 15);
+    // Later batches, interleaving tokens and models, some entirely before and some after the cutoffs.
+    let early: Vec<_> =
+        (0..6).map(|second| event(bob, second, if second % 2 == 0 { "a" } else { "b" }, 1, 1, 1)).collect();
+    record(store, &early).await;
+    let late: Vec<_> = (0..4).map(|second| event(bob, 1_000 + second, "a", 1, 1, 1)).collect();
+    record(store, &late).await;
+    assert_eq!(store.count_usage_events().await.unwrap(), 35);
+    assert_eq!(store.purge_usage_events(at(100)).await.unwrap(), 16, "10 of alice's, all 6 early ones of bob");
+    assert_eq!(store.count_usage_events().await.unwrap(), 19);
     assert_eq!(store.purge_usage_events(at(100)).await.unwrap(), 0);
+    assert_eq!(store.purge_usage_events(at(1_002)).await.unwrap(), 17, "the rest of alice's, 2 of bob's late ones");
+    assert_eq!(store.count_usage_events().await.unwrap(), 2);
     let totals = summary(store, &UsageFilter::between(T0, at(3_600)), None).await[0].totals;
-    assert_eq!(totals.events, 25);
+    assert_eq!(totals.events, 35);
 }
 
 /// Rollups keep the owner and project of a token that was later deleted; usage of a token that
