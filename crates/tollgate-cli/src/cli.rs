@@ -5,11 +5,14 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::analytics::AnalyticsArgs;
+use crate::commands::audit::AuditCommand;
 use crate::commands::dev::DevCommand;
 use crate::commands::limit::LimitCommand;
+use crate::commands::login::LoginArgs;
 use crate::commands::price::PriceCommand;
 use crate::commands::token::TokenCommand;
 use crate::commands::usage::UsageCommand;
+use crate::commands::user::UserCommand;
 
 /// tollgate: API tokens, users, usage and limits — on an embedded SQLite database by default.
 #[derive(Debug, Parser)]
@@ -33,6 +36,12 @@ pub(crate) struct GlobalArgs {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// The access-token signing key file (created beside the database, mode 0600, when missing).
+    #[arg(long, global = true, env = "TOLLGATE_JWT_KEY_FILE")]
+    pub(crate) jwt_key_file: Option<PathBuf>,
+    /// bcrypt cost for new password hashes (10–31).
+    #[arg(long, global = true, env = "TOLLGATE_BCRYPT_COST", default_value_t = 12)]
+    pub(crate) bcrypt_cost: u32,
 }
 
 // Parsed once per process, so the size of the largest variant does not matter.
@@ -47,6 +56,14 @@ pub(crate) enum Command {
     /// Development helpers (hidden): used by `cargo xtask seed`.
     #[command(subcommand, hide = true)]
     Dev(DevCommand),
+    /// Create, list, inspect, suspend, activate, delete and unlock users; set roles and passwords.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Log in (password from the terminal or standard input) and print an access and a refresh token.
+    Login(LoginArgs),
+    /// List the audit log or verify its hash chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Record usage, show usage over a time range, purge raw events.
     #[command(subcommand)]
     Usage(UsageCommand),

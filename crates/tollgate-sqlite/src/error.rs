@@ -17,6 +17,10 @@ pub(crate) fn map_error(error: sqlx::Error) -> StoreError {
             }
             _ => {}
         }
+        // SQLITE_CONSTRAINT_TRIGGER: one of our triggers refused the change with its own message.
+        if database_error.code().as_deref() == Some("1811") {
+            return StoreError::Conflict(database_error.message().to_owned());
+        }
     }
     StoreError::backend(error)
 }

@@ -10,9 +10,11 @@ mod events;
 mod limits;
 mod migrate;
 mod prices;
+mod sessions;
 mod store;
 mod tokens;
 mod usage;
+mod users;
 
 pub use migrate::{AppliedMigration, MIGRATIONS, Migration};
 pub use store::{SqliteOptions, SqliteStore};

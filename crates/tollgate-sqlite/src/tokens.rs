@@ -16,7 +16,8 @@ use crate::SqliteStore;
 use crate::audit::append;
 use crate::error::{SqlxResultExt, corrupt};
 
-const COLUMNS: &str = "id, name, owner, user_id, project, permission, scopes, allowed_tools, ip_allow, expires_at,
+pub(crate) const COLUMNS: &str =
+    "id, name, owner, user_id, project, permission, scopes, allowed_tools, ip_allow, expires_at,
     description, display_hint, key_id, created_at, updated_at, last_used_at, revoked_at, revoke_reason, rotated_at,
     previous_valid_until";
 
@@ -33,7 +34,7 @@ fn micros(row: &SqliteRow, name: &str) -> Option<Timestamp> {
     row.get::<Option<i64>, _>(name).map(Timestamp::from_unix_micros)
 }
 
-fn record_from_row(row: &SqliteRow) -> Result<TokenRecord> {
+pub(crate) fn record_from_row(row: &SqliteRow) -> Result<TokenRecord> {
     let user_id: Option<String> = row.get("user_id");
     let project: Option<String> = row.get("project");
     let permission: String = row.get("permission");

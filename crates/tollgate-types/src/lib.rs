@@ -11,15 +11,18 @@ mod error;
 mod id;
 mod limits;
 mod money;
+mod password;
 mod permission;
 mod price;
 mod principal;
 mod quota;
+mod session;
 mod text;
 mod token;
 mod token_hash;
 mod token_record;
 mod usage;
+mod user;
 mod verify;
 
 pub use audit::{AUDIT_GENESIS_HASH, Actor, AuditEntry, AuditEvent};
@@ -29,10 +32,12 @@ pub use error::ValidationError;
 pub use id::{AuditId, SessionId, TokenId, UserId};
 pub use limits::{IpAllowList, ToolList};
 pub use money::Microdollars;
+pub use password::Password;
 pub use permission::{Permission, Scope};
 pub use price::ModelPrice;
 pub use principal::{Principal, Role};
 pub use quota::{CounterKey, LimitKey, LimitRecord, LimitSpec, LimitSubject, Metric, RateLimitSpec, Window};
+pub use session::SessionRecord;
 pub use text::{Description, OwnerName, ProjectName, TokenName};
 pub use token::{TokenFormatError, TokenPrefix, TokenSecret};
 pub use token_hash::{KeyId, TokenHash, TokenHasher};
@@ -42,4 +47,5 @@ pub use usage::{
     MAX_LATENCY_MS, MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, ModelName, Outcome, ProviderName, UsageEvent,
     UsageInput, parse_count,
 };
+pub use user::{Email, NewUser, PasswordHash, UserRecord, UserStatus, Username};
 pub use verify::{Refusal, RefusalCode, VerifyRequest};

@@ -38,6 +38,11 @@ pub enum RefusalCode {
     RateLimited,
     /// Over a quota.
     QuotaExceeded,
+    /// Login refused: unknown user, wrong password, locked or inactive account — deliberately one
+    /// code for all, so the answer does not tell which accounts exist.
+    InvalidCredentials,
+    /// The password was right but must be changed before the account can log in.
+    PasswordChangeRequired,
 }
 
 impl RefusalCode {
@@ -52,6 +57,8 @@ impl RefusalCode {
             Self::ToolNotAllowed => "tool_not_allowed",
             Self::RateLimited => "rate_limited",
             Self::QuotaExceeded => "quota_exceeded",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::PasswordChangeRequired => "password_change_required",
         }
     }
 }

@@ -4,7 +4,7 @@
 //! `admin` ≈ admin); "own" means the target belongs to the principal. `docs/security.md` shows the
 //! same table; a data-driven test checks every cell.
 
-use tollgate_types::{OwnerName, Permission, Principal, UserId};
+use tollgate_types::{OwnerName, Permission, Principal, Role, UserId, UserStatus};
 
 use crate::{Error, Result};
 
@@ -35,6 +35,49 @@ pub enum Operation<'a> {
     /// Store a token whose secret the caller chose (development fixtures, moving tokens between
     /// deployments). Operator only: a known secret is only as safe as the place it came from.
     ImportToken,
+    /// Create a user with `role`.
+    CreateUser {
+        /// The new user's role.
+        role: Role,
+    },
+    /// Read one user (`Some`), or list every user (`None`).
+    ReadUsers {
+        /// Which user.
+        user: Option<UserId>,
+    },
+    /// Suspend, activate or delete a user. Nobody may suspend or delete themselves.
+    ChangeUserStatus {
+        /// Whose status.
+        user: UserId,
+        /// The new status.
+        status: UserStatus,
+    },
+    /// Change a user's role. Nobody may demote themselves.
+    ChangeUserRole {
+        /// Whose role.
+        user: UserId,
+        /// The new role.
+        role: Role,
+    },
+    /// Set a user's password (an admin reset).
+    ResetPassword {
+        /// Whose password.
+        user: UserId,
+    },
+    /// Clear a user's failed logins and lock.
+    UnlockUser {
+        /// Whose account.
+        user: UserId,
+    },
+    /// List or revoke a user's login sessions.
+    ManageSessions {
+        /// Whose sessions.
+        user: UserId,
+    },
+    /// Read the audit log.
+    ReadAudit,
+    /// Verify the audit log's hash chain.
+    VerifyAudit,
     /// Record usage for a token of `owner`.
     RecordUsage {
         /// Whose token.
@@ -72,11 +115,32 @@ pub fn authorize(principal: &Principal, operation: Operation<'_>) -> Result<()> 
         Operation::ManageToken { owner } => admin || (level >= Permission::Standard && owns(principal, owner)),
         Operation::CleanupTokens => admin,
         Operation::ImportToken => matches!(principal, Principal::Operator),
+        Operation::CreateUser { .. } | Operation::ResetPassword { .. } | Operation::UnlockUser { .. } => admin,
+        Operation::ReadUsers { user } => admin || user.is_some_and(|user| is_self(principal, user)),
+        Operation::ChangeUserStatus { user, status } => {
+            if admin && status != UserStatus::Active && is_self(principal, user) {
+                return Err(Error::Forbidden(format!("you cannot set your own account to {status}")));
+            }
+            admin
+        }
+        Operation::ChangeUserRole { user, role } => {
+            if admin && role != Role::Admin && is_self(principal, user) {
+                return Err(Error::Forbidden("you cannot demote yourself".to_owned()));
+            }
+            admin
+        }
+        Operation::ManageSessions { user } => admin || is_self(principal, user),
+        Operation::ReadAudit | Operation::VerifyAudit => admin,
         Operation::RecordUsage { owner } => admin || (level >= Permission::Standard && owns(principal, owner)),
         Operation::ReadUsage { owner } => admin || owner.is_some_and(|owner| owns(principal, owner)),
         Operation::ManageMetering => admin,
     };
     if allowed { Ok(()) } else { Err(Error::Forbidden(format!("{} may not do this", describe(principal)))) }
+}
+
+/// Whether `principal` is (or acts for) the user `user`.
+fn is_self(principal: &Principal, user: UserId) -> bool {
+    principal.user_id() == Some(user)
 }
 
 fn describe(principal: &Principal) -> String {

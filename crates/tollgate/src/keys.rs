@@ -1,5 +1,6 @@
-//! The server key ("pepper") for token hashing, kept in a key file beside the database when
-//! the operator configures none: created once with mode 0600, reused after.
+//! Server keys kept in key files beside the database when the operator configures none: the token
+//! hashing key ("pepper", `<db>.key`) and the access-token signing key (`<db>.jwt.key`), each
+//! created once with mode 0600 and reused after.
 
 use std::fs;
 use std::io::Write;

@@ -19,14 +19,20 @@
 //! # Ok(()) }
 //! ```
 
+mod audit_log;
 mod authz;
+mod caller;
 mod error;
 mod keys;
 mod metering;
 mod open;
+mod sessions;
 mod tokens;
+mod users;
 
+pub use audit_log::{AuditLog, AuditReport, BrokenEntry, verify_audit_chain};
 pub use authz::{Operation, authorize};
+pub use caller::Caller;
 pub use error::{Error, Result};
 pub use keys::{KeyFile, load_or_create_key_file};
 pub use metering::{
@@ -34,7 +40,9 @@ pub use metering::{
     QuotaReservation, RateLimitStatus, Reservation, UnpricedModels, UsageReport, parse_price_toml,
 };
 pub use open::open;
+pub use sessions::{AccessClaims, AccessContext, AccessToken, JwtCodec, JwtKeys, SessionTokens};
 pub use tokens::{CreatedToken, TokenContext, TokenManager, TokenManagerBuilder};
+pub use users::{IpThrottlePolicy, LockoutPolicy, UserService, UserServiceBuilder};
 
 pub use tollgate_store::{
     AuditFilter, AuditStore, Page, PageRequest, StatusFilter, Store, StoreAdmin, StoreError, TokenFilter, TokenStore,
@@ -43,6 +51,7 @@ pub use tollgate_store::{
     LimitStore, PriceRecord, PriceStore, RateLimitRecord, UsageFilter, UsageGroup, UsageGroupBy, UsageStore,
     UsageTotals,
 };
+pub use tollgate_store::{SessionStore, UserFilter, UserStore};
 pub use tollgate_types::{
     Actor, AuditEntry, AuditEvent, Clock, Description, IpAllowList, KeyId, ManualClock, NewToken, OwnerName,
     Permission, Principal, ProjectName, Refusal, RefusalCode, Role, Scope, SystemClock, Timestamp, TokenFormatError,
@@ -53,6 +62,9 @@ pub use tollgate_types::{
     CounterKey, Endpoint, LatencyHistogram, LimitKey, LimitRecord, LimitSpec, LimitSubject, MAX_LATENCY_MS,
     MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, Metric, Microdollars, ModelName, ModelPrice, Outcome, ProviderName,
     RateLimitSpec, UsageEvent, UsageInput, Window, parse_count,
+};
+pub use tollgate_types::{
+    Email, NewUser, Password, PasswordHash, SessionId, SessionRecord, UserRecord, UserStatus, Username,
 };
 
 pub use tollgate_ratelimit::{LocalLimiter, RateLimiter};

@@ -1,11 +1,15 @@
 //! Command dispatch: one module per command group.
 
 pub(crate) mod analytics;
+pub(crate) mod audit;
 pub(crate) mod dev;
+mod identity;
 pub(crate) mod limit;
+pub(crate) mod login;
 pub(crate) mod price;
 pub(crate) mod token;
 pub(crate) mod usage;
+pub(crate) mod user;
 
 use std::process::ExitCode;
 
@@ -33,5 +37,8 @@ pub(crate) async fn run(cli: Cli) -> CliResult {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::User(command) => user::run(&cli.global, command).await,
+        Command::Login(args) => login::run(&cli.global, args).await,
+        Command::Audit(command) => audit::run(&cli.global, command).await,
     }
 }

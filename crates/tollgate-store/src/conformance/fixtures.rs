@@ -44,6 +44,67 @@ pub fn audit(action: &str, target: impl std::fmt::Display, at: Timestamp) -> Aud
     AuditEvent::new(Actor::cli(), action, target, at)
 }
 
+/// A bcrypt-shaped hash, distinct per `variant` (the store never checks passwords itself).
+pub fn fake_password_hash(variant: u8) -> tollgate_types::PasswordHash {
+    let last = char::from(b'a' + variant % 26);
+    let text = format!("$2b$04${}{last}", "x".repeat(52));
+    tollgate_types::PasswordHash::parse(&text).expect("fixture hash is bcrypt-shaped")
+}
+
+/// A user insert for `username` (`<username>@example.com`) with `role`, created at `created_at`.
+pub fn user_insert(username: &str, role: tollgate_types::Role, created_at: Timestamp) -> crate::UserInsert {
+    let user = tollgate_types::NewUser::new(
+        tollgate_types::Username::parse(username).expect("fixture username is valid"),
+        tollgate_types::Email::parse(&format!("{username}@example.com")).expect("fixture email is valid"),
+        role,
+    );
+    crate::UserInsert { id: tollgate_types::UserId::generate(), user, password_hash: fake_password_hash(0), created_at }
+}
+
+/// Stores a user named `username` with `role` at `T0`.
+pub async fn create_user(
+    store: &dyn crate::Store,
+    username: &str,
+    role: tollgate_types::Role,
+) -> tollgate_types::UserRecord {
+    let insert = user_insert(username, role, T0);
+    store.insert_user(&insert, &audit("user.create", insert.id, T0)).await.expect("insert user succeeds")
+}
+
+/// A refresh-token hash unique to `(session, generation)`.
+pub fn refresh_hash(session: &tollgate_types::SessionId, generation: u8) -> TokenHash {
+    let mut bytes = [generation; 32];
+    bytes[..16].copy_from_slice(session.as_bytes());
+    TokenHash::from_bytes(bytes)
+}
+
+/// A session start for `user` at `at(seconds)` whose first refresh token expires a day later.
+pub fn session_start(user: &tollgate_types::UserRecord, seconds: i64) -> crate::SessionStart {
+    let id = tollgate_types::SessionId::generate();
+    crate::SessionStart {
+        id,
+        user_id: user.id,
+        checked_password_hash: fake_password_hash(0),
+        refresh: crate::RefreshTokenInsert {
+            hash: refresh_hash(&id, 1),
+            key_id: KeyId(1),
+            expires_at: at(seconds + 86_400),
+        },
+        created_at: at(seconds),
+        ip: Some("192.0.2.1".parse().expect("fixture address parses")),
+    }
+}
+
+/// Starts a session for `user` at `at(seconds)`.
+pub async fn start_session(
+    store: &dyn crate::Store,
+    user: &tollgate_types::UserRecord,
+    seconds: i64,
+) -> tollgate_types::SessionRecord {
+    let start = session_start(user, seconds);
+    store.start_session(&start, &audit("session.create", user.id, at(seconds))).await.expect("session starts")
+}
+
 /// Runs `futures` concurrently on the current task and collects their outputs in order (the
 /// conformance suite has no executor of its own to spawn on, and borrows the store).
 pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {

@@ -9,8 +9,10 @@
 pub mod audit;
 pub mod fixtures;
 pub mod limits;
+pub mod sessions;
 pub mod tokens;
 pub mod usage;
+pub mod users;
 
 /// Generates one `#[tokio::test]` per conformance case, grouped in modules by capability.
 #[macro_export]
@@ -34,6 +36,28 @@ macro_rules! conformance_tests {
             audit => [
                 every_token_change_appends_a_chained_entry,
                 audit_list_filters_and_pages,
+            ];
+            users => [
+                user_insert_and_get_round_trip,
+                usernames_and_emails_are_unique_case_insensitively,
+                missing_user_is_not_found,
+                list_users_filters_and_pages,
+                suspend_revokes_tokens_and_sessions,
+                last_active_admin_cannot_be_removed,
+                deleted_users_stay_deleted,
+                login_failures_lock_and_unlock,
+                password_change_revokes_sessions,
+                tokens_need_an_active_user,
+            ];
+            sessions => [
+                start_session_round_trip,
+                start_session_refuses_users_who_cannot_log_in,
+                refresh_rotates_and_reuse_revokes_the_family,
+                refresh_of_ended_sessions_changes_nothing,
+                revoke_session_is_idempotent,
+                list_sessions_pages_newest_first,
+                cleanup_deletes_only_ended_sessions,
+                concurrent_suspend_and_login_leave_no_live_session,
             ];
             usage => [
                 usage_is_appended_and_rolled_up_hourly,

@@ -4,7 +4,6 @@ use std::collections::HashSet;
 
 use tollgate_types::{
     Description, IpAllowList, Permission, Scope, TokenId, TokenName, TokenPatch, TokenRecord, TokenStatus, ToolList,
-    UserId,
 };
 
 use super::fixtures::{T0, at, audit, hash_for, insert};
@@ -18,7 +17,8 @@ async fn create(store: &dyn Store, name: &str, owner: &str, project: Option<&str
 /// Every field survives a round trip.
 pub async fn insert_and_get_round_trip(store: &dyn Store) {
     let mut insert = insert("ci deploy", "alice", Some("search"), T0);
-    insert.token.user_id = Some(UserId::generate());
+    // Tokens can only name an existing, active user.
+    insert.token.user_id = Some(super::fixtures::create_user(store, "alice", tollgate_types::Role::User).await.id);
     insert.token.permission = Permission::Admin;
     insert.token.scopes = vec![Scope::parse("chat:write").unwrap(), Scope::parse("tokens:verify").unwrap()];
     insert.token.allowed_tools = ToolList::parse(&["search", "code:exec"]).unwrap();

@@ -1,0 +1,128 @@
+//! What the identity commands share: opening the user service (with the JWT key file beside the
+//! database), reading passwords from the terminal or standard input (never from argv), and
+//! resolving a user given by id or username.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use tollgate::{JwtKeys, Password, Principal, UserId, UserService, Username, ValidationError};
+use zeroize::Zeroizing;
+
+use crate::cli::GlobalArgs;
+use crate::context::{self, Context};
+use crate::exit::{CliError, CliResult};
+
+/// The JWT signing key file: `--jwt-key-file`, else `<database>.jwt.key` beside the database.
+pub(crate) fn jwt_key_file_path(global: &GlobalArgs) -> PathBuf {
+    global.jwt_key_file.clone().unwrap_or_else(|| {
+        let mut path = global.db.clone().into_os_string();
+        path.push(".jwt.key");
+        PathBuf::from(path)
+    })
+}
+
+/// Opens the database, the token manager and the user service.
+pub(crate) async fn open(global: &GlobalArgs) -> CliResult<(Context, UserService)> {
+    if !(10..=31).contains(&global.bcrypt_cost) {
+        return Err(ValidationError::new("bcrypt_cost", "must be between 10 and 31").into());
+    }
+    let context = context::open(global).await?;
+    let jwt_key = tollgate::load_or_create_key_file(&jwt_key_file_path(global))?;
+    let token_key = tollgate::load_or_create_key_file(&context::key_file_path(global))?;
+    let users = UserService::builder(&context.tokens, JwtKeys::from_key_file(&jwt_key)?, token_key.hasher()?)
+        .bcrypt_cost(global.bcrypt_cost)
+        .build()?;
+    Ok((context, users))
+}
+
+/// Reads up to `lines` lines from standard input (at most 4 KiB), without their line endings.
+fn read_stdin_lines(lines: usize) -> CliResult<Vec<Zeroizing<String>>> {
+    let mut input = Zeroizing::new(String::new());
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut input)
+        .map_err(|error| CliError::Failed(anyhow!("cannot read standard input: {error}")))?;
+    let read: Vec<Zeroizing<String>> = input
+        .split('\n')
+        .take(lines)
+        .map(|line| Zeroizing::new(line.strip_suffix('\r').unwrap_or(line).to_owned()))
+        .collect();
+    if read.len() < lines || read.iter().any(|line| line.is_empty()) {
+        let what = if lines == 1 { "a password" } else { "one password per line" };
+        return Err(ValidationError::new("password", format!("standard input must hold {what}")).into());
+    }
+    Ok(read)
+}
+
+fn prompt(label: &str) -> CliResult<Zeroizing<String>> {
+    rpassword::prompt_password(label)
+        .map(Zeroizing::new)
+        .map_err(|error| CliError::Failed(anyhow!("cannot read a password from the terminal: {error}")))
+}
+
+/// A new password to set: from standard input with `--password-stdin`, else typed twice at the terminal.
+pub(crate) fn new_password(password_stdin: bool) -> CliResult<Password> {
+    let text = if password_stdin {
+        read_stdin_lines(1)?.remove(0)
+    } else if std::io::stdin().is_terminal() {
+        let first = prompt("New password: ")?;
+        let again = prompt("Repeat it: ")?;
+        if *first != *again {
+            return Err(ValidationError::new("password", "the two entries differ").into());
+        }
+        first
+    } else {
+        return Err(ValidationError::new(
+            "password",
+            "standard input is not a terminal: pass --password-stdin to read the password from it",
+        )
+        .into());
+    };
+    Ok(Password::new(text.to_string())?)
+}
+
+/// A password to present (login): typed at the terminal, or the first line of standard input.
+pub(crate) fn presented_password() -> CliResult<Password> {
+    let text = if std::io::stdin().is_terminal() { prompt("Password: ")? } else { read_stdin_lines(1)?.remove(0) };
+    Ok(Password::presented(text.to_string())?)
+}
+
+/// The current and the new password (change-password): typed at the terminal, or two lines of standard input.
+pub(crate) fn password_change() -> CliResult<(Password, Password)> {
+    let (current, new) = if std::io::stdin().is_terminal() {
+        let current = prompt("Current password: ")?;
+        let new = prompt("New password: ")?;
+        if *prompt("Repeat it: ")? != *new {
+            return Err(ValidationError::new("password", "the two entries differ").into());
+        }
+        (current, new)
+    } else {
+        let mut lines = read_stdin_lines(2)?;
+        let new = lines.remove(1);
+        (lines.remove(0), new)
+    };
+    Ok((Password::presented(current.to_string())?, Password::new(new.to_string())?))
+}
+
+/// Reports a refused login as such (the library's refusal reads "token refused").
+pub(crate) fn login_refusal(error: tollgate::Error) -> CliError {
+    match error {
+        tollgate::Error::Refused(refusal) => {
+            let retry =
+                refusal.retry_after.map(|after| format!(" (retry after {}s)", after.as_secs())).unwrap_or_default();
+            CliError::Failed(anyhow!("login refused: {}{retry}", refusal.code))
+        }
+        other => other.into(),
+    }
+}
+
+/// A user named by id (`usr_…`) or by username.
+pub(crate) async fn resolve_user(users: &UserService, principal: &Principal, text: &str) -> CliResult<UserId> {
+    if text.starts_with(UserId::PREFIX) {
+        return Ok(UserId::parse(text)?);
+    }
+    let username =
+        Username::parse(text).map_err(|_| ValidationError::new("user", "must be a user id or a username"))?;
+    Ok(users.find(principal, &username).await?.id)
+}

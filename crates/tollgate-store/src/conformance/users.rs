@@ -1,0 +1,259 @@
+//! Conformance cases for [`UserStore`](crate::UserStore).
+
+use std::time::Duration;
+
+use tollgate_types::{
+    Actor, AuditEvent, Email, OwnerName, Role, TokenStatus, UserId, UserRecord, UserStatus, Username,
+};
+
+use super::fixtures::{T0, at, audit, create_user, fake_password_hash, insert, start_session, user_insert};
+use crate::{LoginFailure, PageRequest, PasswordChange, StatusChange, Store, StoreError, UserFilter};
+
+fn change(id: UserId, status: UserStatus, seconds: i64) -> StatusChange {
+    StatusChange { id, status, reason: Some(format!("test {status}")), at: at(seconds) }
+}
+
+async fn set_status(
+    store: &dyn Store,
+    user: &UserRecord,
+    status: UserStatus,
+    seconds: i64,
+) -> crate::Result<UserRecord> {
+    let event = audit(&format!("user.{status}"), user.id, at(seconds));
+    store.set_user_status(&change(user.id, status, seconds), &event).await.map(|changed| changed.record)
+}
+
+fn actions(chain: &[tollgate_types::AuditEntry]) -> Vec<&str> {
+    chain.iter().map(|entry| entry.event.action.as_str()).collect()
+}
+
+/// Every field survives a round trip; lookups by id and by username agree; the hash is only in credentials.
+pub async fn user_insert_and_get_round_trip(store: &dyn Store) {
+    let mut insert = user_insert("alice", Role::Admin, T0);
+    insert.user.must_change_password = true;
+    let created = store.insert_user(&insert, &audit("user.create", insert.id, T0)).await.unwrap();
+    assert_eq!(created.id, insert.id);
+    assert_eq!(created.username.as_str(), "alice");
+    assert_eq!(created.email.as_str(), "alice@example.com");
+    assert_eq!((created.role, created.status), (Role::Admin, UserStatus::Active));
+    assert!(created.must_change_password);
+    assert_eq!((created.failed_logins, created.locked_until, created.last_login_at), (0, None, None));
+    assert_eq!((created.created_at, created.updated_at, created.password_changed_at), (T0, T0, T0));
+    assert_eq!(store.user(&insert.id).await.unwrap(), created);
+    let credentials = store.user_credentials(&Username::parse("ALICE").unwrap()).await.unwrap().expect("found");
+    assert_eq!(credentials.record, created);
+    assert_eq!(credentials.password_hash, insert.password_hash);
+    assert!(store.user_credentials(&Username::parse("bob").unwrap()).await.unwrap().is_none());
+    assert_eq!(actions(&store.audit_chain(0, 10).await.unwrap()), ["user.create"]);
+}
+
+/// Usernames and emails are unique whatever their case, and a deleted user keeps both taken.
+pub async fn usernames_and_emails_are_unique_case_insensitively(store: &dyn Store) {
+    let alice = create_user(store, "alice", Role::User).await;
+    let mut same_name = user_insert("Alice", Role::User, T0);
+    same_name.user.email = Email::parse("other@example.com").unwrap();
+    let error = store.insert_user(&same_name, &audit("user.create", same_name.id, T0)).await.unwrap_err();
+    assert!(matches!(&error, StoreError::Conflict(message) if message.contains("username")), "{error:?}");
+    let mut same_email = user_insert("alice2", Role::User, T0);
+    same_email.user.email = Email::parse("ALICE@Example.com").unwrap();
+    let error = store.insert_user(&same_email, &audit("user.create", same_email.id, T0)).await.unwrap_err();
+    assert!(matches!(&error, StoreError::Conflict(message) if message.contains("email")), "{error:?}");
+
+    set_status(store, &alice, UserStatus::Deleted, 1).await.unwrap();
+    let again = user_insert("alice", Role::User, T0);
+    let error = store.insert_user(&again, &audit("user.create", again.id, T0)).await.unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+    let page = store.list_users(&UserFilter::default(), &PageRequest::first(10)).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+}
+
+/// Unknown ids are `NotFound` for every operation that names one.
+pub async fn missing_user_is_not_found(store: &dyn Store) {
+    let id = UserId::generate();
+    let event = audit("user.update", id, T0);
+    let not_found = |result: crate::Result<UserRecord>| matches!(result, Err(StoreError::NotFound { entity: "user" }));
+    assert!(not_found(store.user(&id).await));
+    let status = store.set_user_status(&change(id, UserStatus::Suspended, 1), &event).await;
+    assert!(matches!(status, Err(StoreError::NotFound { entity: "user" })), "{status:?}");
+    assert!(not_found(store.set_user_role(&id, Role::Admin, T0, &event).await));
+    let password = PasswordChange { id, password_hash: fake_password_hash(1), must_change_password: false, at: T0 };
+    assert!(not_found(store.set_password(&password, &event).await));
+    assert!(not_found(store.unlock_user(&id, T0, &event).await));
+    let failure = LoginFailure { id, at: T0, max_failures: 5, lock_for: Duration::from_secs(60) };
+    assert!(not_found(store.record_login_failure(&failure, &event).await));
+}
+
+/// Filters combine (role, status, literal search in username or email) and pages cover everything once.
+pub async fn list_users_filters_and_pages(store: &dyn Store) {
+    let admin = create_user(store, "root_admin", Role::Admin).await;
+    let alice = create_user(store, "alice", Role::User).await;
+    let bob = create_user(store, "bob", Role::Viewer).await;
+    let percent = create_user(store, "pct-user", Role::User).await;
+    set_status(store, &bob, UserStatus::Suspended, 1).await.unwrap();
+    let ids = |items: Vec<UserRecord>| items.into_iter().map(|user| user.id).collect::<Vec<_>>();
+    let list = |filter: UserFilter| async move {
+        ids(store.list_users(&filter, &PageRequest::first(100)).await.unwrap().items)
+    };
+
+    assert_eq!(list(UserFilter::default()).await, [percent.id, bob.id, alice.id, admin.id]);
+    assert_eq!(list(UserFilter { role: Some(Role::User), ..Default::default() }).await, [percent.id, alice.id]);
+    assert_eq!(list(UserFilter { status: Some(UserStatus::Suspended), ..Default::default() }).await, [bob.id]);
+    let search = |text: &str| UserFilter { search: Some(text.to_owned()), ..Default::default() };
+    assert_eq!(list(search("ALI")).await, [alice.id]);
+    assert_eq!(list(search("example.com")).await.len(), 4);
+    assert_eq!(list(search("_")).await, [admin.id], "'_' is matched literally, not as a wildcard");
+    assert!(list(search("%")).await.is_empty(), "'%' is matched literally");
+
+    let first = store.list_users(&UserFilter::default(), &PageRequest::first(3)).await.unwrap();
+    assert_eq!(ids(first.items), [percent.id, bob.id, alice.id]);
+    let second =
+        store.list_users(&UserFilter::default(), &PageRequest::after(3, first.next_cursor.unwrap())).await.unwrap();
+    assert_eq!(ids(second.items), [admin.id]);
+    assert!(second.next_cursor.is_none());
+    let bad = store.list_users(&UserFilter::default(), &PageRequest::after(3, "tok_nope")).await.unwrap_err();
+    assert!(matches!(bad, StoreError::InvalidCursor));
+}
+
+/// Suspending revokes the user's live tokens (by user id and by owner name) and sessions in the same
+/// transaction, auditing each token; activating brings the user back but not the tokens; repeating a
+/// status is a no-op that writes nothing.
+pub async fn suspend_revokes_tokens_and_sessions(store: &dyn Store) {
+    let alice = create_user(store, "alice", Role::User).await;
+    let mut by_id = insert("by id", "alice-service", None, T0);
+    by_id.token.user_id = Some(alice.id);
+    store.insert_token(&by_id, &audit("token.create", by_id.id, T0)).await.unwrap();
+    let by_owner = insert("by owner", "alice", None, T0);
+    store.insert_token(&by_owner, &audit("token.create", by_owner.id, T0)).await.unwrap();
+    let other = insert("other", "bob", None, T0);
+    store.insert_token(&other, &audit("token.create", other.id, T0)).await.unwrap();
+    let session = start_session(store, &alice, 1).await;
+
+    let mut event = audit("user.suspend", alice.id, at(5));
+    event.after = Some(serde_json::json!({ "status": "suspended" }));
+    let changed = store.set_user_status(&change(alice.id, UserStatus::Suspended, 5), &event).await.unwrap();
+    assert_eq!(changed.record.status, UserStatus::Suspended);
+    assert_eq!(changed.record.status_reason.as_deref(), Some("test suspended"));
+    assert_eq!(changed.revoked_sessions, 1);
+    let mut revoked = changed.revoked_tokens.clone();
+    revoked.sort();
+    let mut expected = vec![by_id.id, by_owner.id];
+    expected.sort();
+    assert_eq!(revoked, expected);
+    for id in [by_id.id, by_owner.id] {
+        let token = store.token(&id).await.unwrap();
+        assert_eq!(token.status(at(6)), TokenStatus::Revoked);
+        assert!(token.revoke_reason.unwrap().contains("suspended"));
+    }
+    assert_eq!(store.token(&other.id).await.unwrap().status(at(6)), TokenStatus::Active);
+    assert!(store.session(&session.id).await.unwrap().revoked_at.is_some());
+    let chain = store.audit_chain(0, 100).await.unwrap();
+    let tail = &chain[chain.len() - 3..];
+    assert_eq!(actions(tail), ["user.suspend", "token.revoke", "token.revoke"]);
+    assert_eq!(tail[0].event.after.as_ref().unwrap()["sessions_revoked"], 1);
+
+    let before = chain.len();
+    set_status(store, &alice, UserStatus::Suspended, 6).await.unwrap();
+    assert_eq!(store.audit_chain(0, 100).await.unwrap().len(), before, "a repeated status writes nothing");
+    let active = set_status(store, &alice, UserStatus::Active, 7).await.unwrap();
+    assert_eq!(active.status, UserStatus::Active);
+    assert_eq!(store.token(&by_id.id).await.unwrap().status(at(8)), TokenStatus::Revoked);
+}
+
+/// The last active admin can be neither suspended, deleted nor demoted; with another active admin it can.
+pub async fn last_active_admin_cannot_be_removed(store: &dyn Store) {
+    let root = create_user(store, "root", Role::Admin).await;
+    let conflict = |result: crate::Result<UserRecord>| matches!(result, Err(StoreError::Conflict(_)));
+    assert!(conflict(set_status(store, &root, UserStatus::Suspended, 1).await));
+    assert!(conflict(set_status(store, &root, UserStatus::Deleted, 1).await));
+    assert!(conflict(store.set_user_role(&root.id, Role::User, at(1), &audit("user.set_role", root.id, at(1))).await));
+    // A suspended admin does not count.
+    let spare = create_user(store, "spare", Role::Admin).await;
+    set_status(store, &spare, UserStatus::Suspended, 2).await.unwrap();
+    assert!(conflict(set_status(store, &root, UserStatus::Suspended, 3).await));
+    set_status(store, &spare, UserStatus::Active, 4).await.unwrap();
+    let demoted = store.set_user_role(&root.id, Role::Viewer, at(5), &audit("user.set_role", root.id, at(5))).await;
+    assert_eq!(demoted.unwrap().role, Role::Viewer);
+    assert!(conflict(set_status(store, &spare, UserStatus::Deleted, 6).await));
+    assert_eq!(store.user(&spare.id).await.unwrap().status, UserStatus::Active);
+}
+
+/// A deleted user stays deleted: no activation, no role or password change.
+pub async fn deleted_users_stay_deleted(store: &dyn Store) {
+    let alice = create_user(store, "alice", Role::User).await;
+    set_status(store, &alice, UserStatus::Deleted, 1).await.unwrap();
+    let conflict = |result: crate::Result<UserRecord>| matches!(result, Err(StoreError::Conflict(_)));
+    assert!(conflict(set_status(store, &alice, UserStatus::Active, 2).await));
+    assert!(conflict(set_status(store, &alice, UserStatus::Suspended, 2).await));
+    assert!(conflict(
+        store.set_user_role(&alice.id, Role::Admin, at(2), &audit("user.set_role", alice.id, at(2))).await
+    ));
+    let password =
+        PasswordChange { id: alice.id, password_hash: fake_password_hash(1), must_change_password: false, at: at(2) };
+    assert!(conflict(store.set_password(&password, &audit("user.reset_password", alice.id, at(2))).await));
+    assert_eq!(store.user(&alice.id).await.unwrap().status, UserStatus::Deleted);
+}
+
+/// The failure that reaches the limit locks the account and resets the count; failures while locked
+/// are audited but not counted; unlock clears everything and a second unlock writes nothing.
+pub async fn login_failures_lock_and_unlock(store: &dyn Store) {
+    let alice = create_user(store, "alice", Role::User).await;
+    let failure =
+        |seconds| LoginFailure { id: alice.id, at: at(seconds), max_failures: 3, lock_for: Duration::from_secs(900) };
+    let failed = |seconds| {
+        let mut event = AuditEvent::new(Actor::id("anonymous"), "user.login_failed", alice.id, at(seconds));
+        event.ip = Some("192.0.2.9".parse().unwrap());
+        event
+    };
+    for (seconds, count) in [(1, 1), (2, 2)] {
+        let record = store.record_login_failure(&failure(seconds), &failed(seconds)).await.unwrap();
+        assert_eq!((record.failed_logins, record.locked_until), (count, None));
+    }
+    let locked = store.record_login_failure(&failure(3), &failed(3)).await.unwrap();
+    assert_eq!(locked.locked_until, Some(at(903)));
+    assert_eq!(locked.failed_logins, 0);
+    assert!(locked.is_locked(at(902)) && !locked.is_locked(at(903)));
+    let during = store.record_login_failure(&failure(4), &failed(4)).await.unwrap();
+    assert_eq!((during.failed_logins, during.locked_until), (0, Some(at(903))));
+    let chain = store.audit_chain(1, 100).await.unwrap();
+    assert_eq!(
+        actions(&chain),
+        ["user.login_failed", "user.login_failed", "user.login_failed", "user.lock", "user.login_failed"]
+    );
+    assert_eq!(chain[3].event.ip, Some("192.0.2.9".parse().unwrap()));
+
+    let unlocked = store.unlock_user(&alice.id, at(5), &audit("user.unlock", alice.id, at(5))).await.unwrap();
+    assert_eq!((unlocked.failed_logins, unlocked.locked_until), (0, None));
+    let count = store.audit_chain(0, 100).await.unwrap().len();
+    store.unlock_user(&alice.id, at(6), &audit("user.unlock", alice.id, at(6))).await.unwrap();
+    assert_eq!(store.audit_chain(0, 100).await.unwrap().len(), count);
+}
+
+/// A password change stores the new hash and ends the user's sessions.
+pub async fn password_change_revokes_sessions(store: &dyn Store) {
+    let alice = create_user(store, "alice", Role::User).await;
+    let session = start_session(store, &alice, 1).await;
+    let change =
+        PasswordChange { id: alice.id, password_hash: fake_password_hash(7), must_change_password: true, at: at(9) };
+    let record = store.set_password(&change, &audit("user.reset_password", alice.id, at(9))).await.unwrap();
+    assert!(record.must_change_password);
+    assert_eq!(record.password_changed_at, at(9));
+    let credentials = store.user_credentials(&alice.username).await.unwrap().unwrap();
+    assert_eq!(credentials.password_hash, fake_password_hash(7));
+    assert!(store.session(&session.id).await.unwrap().revoked_at.is_some());
+}
+
+/// A token can only be issued to an existing, active user.
+pub async fn tokens_need_an_active_user(store: &dyn Store) {
+    let mut orphan = insert("orphan", "nobody", None, T0);
+    orphan.token.user_id = Some(UserId::generate());
+    let error = store.insert_token(&orphan, &audit("token.create", orphan.id, T0)).await.unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+    let alice = create_user(store, "alice", Role::User).await;
+    set_status(store, &alice, UserStatus::Suspended, 1).await.unwrap();
+    let mut suspended = insert("suspended", "alice", None, T0);
+    suspended.token.user_id = Some(alice.id);
+    let error = store.insert_token(&suspended, &audit("token.create", suspended.id, T0)).await.unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+    assert!(matches!(store.token(&suspended.id).await, Err(StoreError::NotFound { .. })));
+    assert_eq!(OwnerName::parse("alice").unwrap(), alice.username.to_owner());
+}

@@ -1,0 +1,158 @@
+//! Password login without account enumeration: every refusal that depends on the account (unknown
+//! user, wrong password, locked, suspended, deleted) costs one bcrypt run and one audited write and
+//! answers with the same code, `invalid_credentials`.
+
+use std::net::IpAddr;
+
+use serde_json::json;
+use tollgate_store::{LoginFailure, PasswordChange, RefreshTokenInsert, SessionStart, UserCredentials};
+use tollgate_types::{
+    Actor, AuditEvent, Password, Refusal, RefusalCode, SessionId, Timestamp, TokenSecret, UserStatus, Username,
+    ValidationError,
+};
+
+use super::service::{UserService, conflict_is_refusal};
+use crate::sessions::SessionTokens;
+use crate::{Error, Result};
+
+fn invalid_credentials() -> Error {
+    Error::Refused(Refusal::new(RefusalCode::InvalidCredentials))
+}
+
+impl UserService {
+    /// Checks a username and password, counting failures per account and per client address.
+    /// Returns the account when the password is right, whatever `must_change_password` says.
+    async fn authenticate_password(
+        &self,
+        username: &str,
+        password: Password,
+        ip: Option<IpAddr>,
+        now: Timestamp,
+    ) -> Result<UserCredentials> {
+        let inner = &self.inner;
+        if let Some(ip) = ip
+            && let Err(retry_after) = inner.throttle.check(ip, now)
+        {
+            tracing::warn!(%ip, "login refused: too many failures from this address");
+            let mut refusal = Refusal::new(RefusalCode::RateLimited);
+            refusal.retry_after = Some(retry_after);
+            return Err(Error::Refused(refusal));
+        }
+        // Before anything depends on the account, so the first unknown-user login is not slower.
+        inner.passwords.warm_up().await?;
+        let credentials = match Username::parse(username) {
+            Ok(username) => inner.store.user_credentials(&username).await?,
+            Err(_) => None,
+        };
+        let matched = inner.passwords.verify(password, credentials.as_ref().map(|found| &found.password_hash)).await?;
+
+        let anonymous = Actor::id("anonymous");
+        let failed = |target: String, reason: &str| {
+            let mut event = AuditEvent::new(anonymous.clone(), "user.login_failed", target, now);
+            event.reason = Some(reason.to_owned());
+            event.ip = ip;
+            event
+        };
+        let refusal = match &credentials {
+            // The attempted name is not recorded: people type passwords into username fields.
+            None => {
+                inner.store.append_audit(&failed("unknown".to_owned(), "unknown username")).await?;
+                "unknown username"
+            }
+            Some(found) if found.record.status != UserStatus::Active => {
+                let reason = format!("user {}", found.record.status);
+                inner.store.append_audit(&failed(found.record.id.to_string(), &reason)).await?;
+                "inactive user"
+            }
+            Some(found) if !matched || found.record.is_locked(now) => {
+                let reason = if found.record.is_locked(now) { "account locked" } else { "wrong password" };
+                let failure = LoginFailure {
+                    id: found.record.id,
+                    at: now,
+                    max_failures: inner.lockout.max_failures,
+                    lock_for: inner.lockout.lock_for,
+                };
+                let record =
+                    inner.store.record_login_failure(&failure, &failed(found.record.id.to_string(), reason)).await?;
+                if record.locked_until != found.record.locked_until {
+                    tracing::warn!(user_id = %record.id, "account locked after repeated login failures");
+                }
+                reason
+            }
+            Some(_) => return credentials.ok_or_else(invalid_credentials),
+        };
+        if let Some(ip) = ip {
+            inner.throttle.record_failure(ip, now);
+        }
+        tracing::info!(reason = refusal, "login refused");
+        Err(invalid_credentials())
+    }
+
+    /// Logs in with a username and password and starts a session: a short-lived access JWT and a
+    /// refresh token.
+    ///
+    /// Refusals: `invalid_credentials` for an unknown user, a wrong password, a locked, suspended or
+    /// deleted account (one code, one cost); `password_change_required` when the password is right but
+    /// must be changed first (see [`change_password`](Self::change_password)); `rate_limited` with a
+    /// retry-after when too many logins failed from this client address.
+    #[tracing::instrument(skip_all)]
+    pub async fn login(&self, username: &str, password: Password, ip: Option<IpAddr>) -> Result<SessionTokens> {
+        let now = self.inner.clock.now();
+        let credentials = self.authenticate_password(username, password, ip, now).await?;
+        if credentials.record.must_change_password {
+            return Err(Error::Refused(Refusal::new(RefusalCode::PasswordChangeRequired)));
+        }
+        let user = credentials.record;
+        let refresh = TokenSecret::generate(&self.inner.refresh_prefix)
+            .map_err(|_| Error::Config("the system random generator failed".to_owned()))?;
+        let start = SessionStart {
+            id: SessionId::generate(),
+            user_id: user.id,
+            checked_password_hash: credentials.password_hash,
+            refresh: RefreshTokenInsert {
+                hash: self.inner.refresh_hasher.hash(&refresh),
+                key_id: self.inner.refresh_hasher.current_key_id(),
+                expires_at: now.saturating_add(self.inner.refresh_ttl),
+            },
+            created_at: now,
+            ip,
+        };
+        let mut event = AuditEvent::new(Actor::id(user.id), "session.create", user.id, now);
+        event.after = Some(json!({ "session_id": start.id, "expires_at": start.refresh.expires_at }));
+        event.ip = ip;
+        // A conflict here means the account changed (suspended, locked, new password) during the check.
+        let session = self
+            .inner
+            .store
+            .start_session(&start, &event)
+            .await
+            .map_err(|error| conflict_is_refusal(error, RefusalCode::InvalidCredentials))?;
+        tracing::info!(user_id = %user.id, session_id = %session.id, "login");
+        self.session_tokens(session, user, refresh, now)
+    }
+
+    /// Changes one's own password, proving the current one (the way out of `password_change_required`).
+    /// Same refusals and failure counting as [`login`](Self::login). Every session of the user ends.
+    #[tracing::instrument(skip_all)]
+    pub async fn change_password(
+        &self,
+        username: &str,
+        current: Password,
+        new: Password,
+        ip: Option<IpAddr>,
+    ) -> Result<()> {
+        if current.expose() == new.expose() {
+            return Err(ValidationError::new("new_password", "must differ from the current password").into());
+        }
+        let now = self.inner.clock.now();
+        let credentials = self.authenticate_password(username, current, ip, now).await?;
+        let user = credentials.record;
+        let password_hash = self.inner.passwords.hash(new).await?;
+        let mut event = AuditEvent::new(Actor::id(user.id), "user.change_password", user.id, now);
+        event.ip = ip;
+        let change = PasswordChange { id: user.id, password_hash, must_change_password: false, at: now };
+        self.inner.store.set_password(&change, &event).await?;
+        tracing::info!(user_id = %user.id, "password changed");
+        Ok(())
+    }
+}

@@ -1,0 +1,101 @@
+//! Shared fixture for the facade's integration tests: a real SQLite file, a manual clock, a token
+//! manager and a user service (bcrypt at the test-only cost 4), and a first admin.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tollgate::{
+    Caller, Email, KeyId, ManualClock, NewUser, Password, Principal, Role, SqliteOptions, SqliteStore, Store,
+    Timestamp, TokenHasher, TokenManager, UserRecord, UserService, UserServiceBuilder, Username,
+};
+
+/// A password that satisfies the policy.
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
+
+/// 2026-01-01T00:00:00Z.
+pub(crate) const T0: Timestamp = Timestamp::from_unix_micros(1_767_225_600_000_000);
+
+pub(crate) struct Fixture {
+    pub(crate) directory: tempfile::TempDir,
+    pub(crate) path: PathBuf,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) tokens: TokenManager,
+    pub(crate) users: UserService,
+    pub(crate) admin: UserRecord,
+}
+
+pub(crate) fn password(text: &str) -> Password {
+    Password::new(text.to_owned()).expect("test password meets the policy")
+}
+
+pub(crate) fn presented(text: &str) -> Password {
+    Password::presented(text.to_owned()).expect("test password is presentable")
+}
+
+pub(crate) fn operator() -> Caller {
+    Caller::operator()
+}
+
+impl Fixture {
+    pub(crate) async fn new() -> Self {
+        Self::with(|builder| builder).await
+    }
+
+    pub(crate) async fn with(configure: impl FnOnce(UserServiceBuilder) -> UserServiceBuilder) -> Self {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let path = directory.path().join("tollgate.db");
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&path, &SqliteOptions::default()).await.expect("open a fresh database"));
+        let clock = Arc::new(ManualClock::new(T0));
+        let hasher = TokenHasher::new(KeyId(1), &[7; 32]).expect("valid key");
+        let tokens = TokenManager::builder(Arc::clone(&store), hasher).clock(clock.clone()).build();
+        let builder = UserService::builder(
+            &tokens,
+            tollgate::JwtKeys::new("k1", &[9; 32]).expect("valid key"),
+            TokenHasher::new(KeyId(1), &[7; 32]).expect("valid key"),
+        )
+        .insecure_bcrypt_cost_for_tests(4);
+        let users = configure(builder).build().expect("valid settings");
+        let admin = users
+            .create(&operator(), new_user("root", Role::Admin), password(PASSWORD))
+            .await
+            .expect("the operator creates the first admin");
+        Self { directory, path, store, clock, tokens, users, admin }
+    }
+
+    pub(crate) async fn user(&self, name: &str, role: Role) -> UserRecord {
+        self.users.create(&operator(), new_user(name, role), password(PASSWORD)).await.expect("user created")
+    }
+
+    pub(crate) fn as_admin(&self) -> Caller {
+        Caller::new(self.admin.principal())
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        tollgate::Clock::now(self.clock.as_ref())
+    }
+
+    pub(crate) fn advance(&self, seconds: u64) {
+        self.clock.advance(Duration::from_secs(seconds));
+    }
+
+    pub(crate) async fn audit_actions(&self) -> Vec<String> {
+        let chain = self.store.audit_chain(0, 1000).await.expect("audit chain reads");
+        chain.into_iter().map(|entry| entry.event.action).collect()
+    }
+}
+
+pub(crate) fn new_user(name: &str, role: Role) -> NewUser {
+    NewUser::new(
+        Username::parse(name).expect("valid username"),
+        Email::parse(&format!("{name}@example.com")).expect("valid email"),
+        role,
+    )
+}
+
+pub(crate) fn principal(user: &UserRecord) -> Principal {
+    user.principal()
+}
