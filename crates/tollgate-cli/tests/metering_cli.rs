@@ -139,6 +139,8 @@ fn limits_are_set_listed_enforced_and_removed() {
     assert_eq!(verify().0, 0);
     let (code, refused) = verify();
     assert_eq!((code, refused["code"].as_str()), (1, Some("quota_exceeded")));
+    assert_eq!(refused["limit"], "requests_per_minute");
+    assert!(refused["resets_at"].as_str().is_some_and(|at| at.ends_with(":00Z")), "{refused}");
 
     let (code, listed) = shell.json(&["limit", "list"], None);
     assert_eq!(code, 0);
