@@ -50,7 +50,10 @@ impl SqliteStore {
             .busy_timeout(options.busy_timeout)
             .pragma("temp_store", "memory")
             .statement_cache_capacity(256);
+        // An embedded file needs no liveness probe before each use: sqlx's default pings on every
+        // acquire, which doubles the round trips to SQLite's worker thread on the verify path.
         let writer = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
@@ -63,6 +66,7 @@ impl SqliteStore {
             store_for_migration.migrate().await?;
         }
         let reader = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(options.readers.max(1))
             .min_connections(1)
             .idle_timeout(None)
@@ -77,6 +81,7 @@ impl SqliteStore {
     pub async fn open_in_memory() -> Result<Self, StoreError> {
         let connect = SqliteConnectOptions::from_str("sqlite::memory:").store()?.foreign_keys(true);
         let pool = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
