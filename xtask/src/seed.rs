@@ -5,11 +5,16 @@ use std::fmt;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use zeroize::Zeroizing;
 
 use crate::db::{self, marker, with_connection};
-use crate::fixture::{Fixture, FixtureToken};
+use crate::fixture::{Fixture, FixtureToken, UserStatus};
 use crate::tollgate::Tollgate;
 use crate::workspace::shown;
+
+/// The bcrypt cost of the development users' password hashes: the lowest tollgate accepts, so seeding
+/// stays quick (the development password is public anyway).
+const DEV_BCRYPT_COST: &str = "10";
 
 /// What `seed` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,6 +23,12 @@ pub struct SeedOutcome {
     pub db: String,
     /// The instant the fixture's times count from (Unix microseconds).
     pub anchor: i64,
+    /// Users created now.
+    pub users_added: usize,
+    /// Users that were already there.
+    pub users_present: usize,
+    /// Users suspended now (the fixture says suspended, the database said active).
+    pub users_suspended: usize,
     /// Tokens imported now.
     pub tokens_added: usize,
     /// Tokens that were already there.
@@ -30,6 +41,11 @@ impl fmt::Display for SeedOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let anchor = tollgate_types::Timestamp::from_unix_micros(self.anchor);
         writeln!(f, "seeded {} (fixture times count from {anchor})", self.db)?;
+        writeln!(
+            f,
+            "  users: {} added, {} already present, {} suspended",
+            self.users_added, self.users_present, self.users_suspended
+        )?;
         write!(f, "  tokens: {} added, {} already present", self.tokens_added, self.tokens_present)?;
         for skipped in &self.skipped {
             write!(f, "\n  skipped {skipped}")?;
@@ -70,19 +86,27 @@ pub fn seed(root: &Path, tollgate: &Tollgate, db: &Path, fixture: &Fixture) -> a
     // The first seed fixes the anchor: whole minutes, so times read well; later seeds reuse it.
     let anchor = db::set_seed_anchor(db, db::now_micros() / 60_000_000 * 60_000_000)?;
     let mut outcome = SeedOutcome { db: shown_db, anchor, ..SeedOutcome::default() };
+    let users = seed_users(tollgate, db, fixture, &mut outcome)?;
     for token in &fixture.tokens {
         if present.contains(&token.id) {
             outcome.tokens_present += 1;
             continue;
         }
-        import_token(tollgate, db, token, anchor)?;
+        let user_id =
+            match &token.user {
+                Some(username) => Some(
+                    users.iter().find(|user| &user.username == username).map(|user| user.id.as_str()).with_context(
+                        || format!("token {} names user {username}, who is not in the database", token.id),
+                    )?,
+                ),
+                None => None,
+            };
+        import_token(tollgate, db, token, user_id, anchor)?;
         outcome.tokens_added += 1;
     }
-    for (section, command, count) in [
-        ("users", "user", fixture.users.len()),
-        ("limits", "limit", fixture.limits.len()),
-        ("usage", "usage", fixture.usage.len()),
-    ] {
+    for (section, command, count) in
+        [("limits", "limit", fixture.limits.len()), ("usage", "usage", fixture.usage.len())]
+    {
         if !tollgate.has_command(command) {
             outcome
                 .skipped
@@ -92,7 +116,74 @@ pub fn seed(root: &Path, tollgate: &Tollgate, db: &Path, fixture: &Fixture) -> a
     Ok(outcome)
 }
 
-fn import_token(tollgate: &Tollgate, db: &Path, token: &FixtureToken, anchor: i64) -> anyhow::Result<()> {
+/// A user row, as far as seeding cares.
+#[derive(Debug)]
+struct UserRow {
+    id: String,
+    username: String,
+    status: String,
+}
+
+async fn read_users(connection: &mut sqlx::SqliteConnection) -> anyhow::Result<Vec<UserRow>> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as("SELECT id, username, status FROM users")
+        .fetch_all(connection)
+        .await
+        .context("while reading users")?;
+    Ok(rows.into_iter().map(|(id, username, status)| UserRow { id, username, status }).collect())
+}
+
+/// Creates the fixture's missing users and suspends those the fixture wants suspended; returns every
+/// user in the database. A user who is present is left as it is (validate reports any drift), except
+/// that one still active is suspended, so an interrupted seed converges.
+fn seed_users(
+    tollgate: &Tollgate,
+    db: &Path,
+    fixture: &Fixture,
+    outcome: &mut SeedOutcome,
+) -> anyhow::Result<Vec<UserRow>> {
+    let before = with_connection(db, async |connection| read_users(connection).await)?;
+    for user in &fixture.users {
+        let present = before.iter().find(|row| row.username == user.username);
+        if present.is_some() {
+            outcome.users_present += 1;
+        } else {
+            let arguments = [
+                "--bcrypt-cost",
+                DEV_BCRYPT_COST,
+                "user",
+                "create",
+                "--username",
+                &user.username,
+                "--email",
+                &user.email,
+                "--role",
+                &user.role,
+                "--password-stdin",
+            ];
+            let password = Zeroizing::new(format!("{}\n", fixture.password));
+            tollgate
+                .run(db, &arguments, Some(&password))
+                .with_context(|| format!("while creating user {}", user.username))?;
+            outcome.users_added += 1;
+        }
+        let active = present.is_none_or(|row| row.status == UserStatus::Active.as_str());
+        if let (UserStatus::Suspended, Some(reason), true) = (user.status, &user.status_reason, active) {
+            tollgate
+                .run(db, &["user", "suspend", &user.username, "--reason", reason], None)
+                .with_context(|| format!("while suspending user {}", user.username))?;
+            outcome.users_suspended += 1;
+        }
+    }
+    with_connection(db, async |connection| read_users(connection).await)
+}
+
+fn import_token(
+    tollgate: &Tollgate,
+    db: &Path,
+    token: &FixtureToken,
+    user_id: Option<&str>,
+    anchor: i64,
+) -> anyhow::Result<()> {
     let created_at = token.created_at.rfc3339(anchor);
     let mut arguments: Vec<String> = vec![
         "dev".into(),
@@ -114,6 +205,7 @@ fn import_token(tollgate: &Tollgate, db: &Path, token: &FixtureToken, anchor: i6
             arguments.push(value);
         }
     };
+    flag("--user-id", user_id.map(str::to_owned));
     flag("--project", token.project.clone());
     flag("--description", Some(token.description.clone()).filter(|text| !text.is_empty()));
     flag("--expires-at", token.expires_at.map(|offset| offset.rfc3339(anchor)));
