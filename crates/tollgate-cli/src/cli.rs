@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::commands::audit::AuditCommand;
 use crate::commands::dev::DevCommand;
 use crate::commands::login::LoginArgs;
+use crate::commands::serve::ServeArgs;
 use crate::commands::token::TokenCommand;
 use crate::commands::user::UserCommand;
 
@@ -38,6 +39,9 @@ pub(crate) struct GlobalArgs {
     /// bcrypt cost for new password hashes (10–31).
     #[arg(long, global = true, env = "TOLLGATE_BCRYPT_COST", default_value_t = 12)]
     pub(crate) bcrypt_cost: u32,
+    /// Whether `db` is the default (given neither as a flag nor in TOLLGATE_DB); set by main.
+    #[arg(skip)]
+    pub(crate) db_is_default: bool,
 }
 
 // Parsed once per process, so the size of the largest variant does not matter.
@@ -60,4 +64,6 @@ pub(crate) enum Command {
     /// List the audit log or verify its hash chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Serve the HTTP control API (default 127.0.0.1:8080 over ./tollgate.db).
+    Serve(ServeArgs),
 }

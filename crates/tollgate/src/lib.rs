@@ -36,7 +36,7 @@ pub use error::{Error, Result};
 pub use keys::{KeyFile, load_or_create_key_file};
 pub use open::open;
 pub use sessions::{AccessClaims, AccessContext, AccessToken, JwtCodec, JwtKeys, SessionTokens};
-pub use tokens::{CreatedToken, TokenContext, TokenManager, TokenManagerBuilder};
+pub use tokens::{CacheStats, CreatedToken, TokenContext, TokenManager, TokenManagerBuilder};
 pub use users::{IpThrottlePolicy, LockoutPolicy, UserService, UserServiceBuilder};
 
 pub use tollgate_store::{

@@ -4,6 +4,7 @@ pub(crate) mod audit;
 pub(crate) mod dev;
 mod identity;
 pub(crate) mod login;
+pub(crate) mod serve;
 pub(crate) mod token;
 pub(crate) mod user;
 
@@ -18,6 +19,7 @@ pub(crate) async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Token(command) => token::run(&cli.global, command).await,
         Command::Dev(command) => dev::run(&cli.global, command).await,
+        Command::Serve(args) => serve::run(&cli.global, args).await,
         Command::Migrate => {
             let context = context::open(&cli.global).await?;
             // Opening the database already applied pending migrations; this reports where the schema stands.

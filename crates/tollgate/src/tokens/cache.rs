@@ -2,6 +2,7 @@
 //! are cached; revoke, rotate and update evict by token id at once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -29,17 +30,46 @@ pub(crate) struct VerifyCache {
     inner: RwLock<Inner>,
     ttl: Duration,
     capacity: usize,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// How well the verify cache serves: lookups answered from memory, lookups that went to the store,
+/// and entries held now. For metrics (`hits / (hits + misses)` is the hit ratio).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Verifies answered from the cache since start.
+    pub hits: u64,
+    /// Verifies that looked in the cache and went to the store since start.
+    pub misses: u64,
+    /// Tokens cached now.
+    pub entries: usize,
 }
 
 impl VerifyCache {
     pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
-        Self { inner: RwLock::new(Inner::default()), ttl, capacity }
+        Self { inner: RwLock::new(Inner::default()), ttl, capacity, hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
     }
 
     pub(crate) fn get(&self, hash: &TokenHash, now: Timestamp) -> Option<CachedToken> {
         if self.ttl.is_zero() {
             return None;
         }
+        let found = self.find(hash, now);
+        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries: self.len(),
+        }
+    }
+
+    fn find(&self, hash: &TokenHash, now: Timestamp) -> Option<CachedToken> {
         let inner = self.inner.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         let cached = inner.by_hash.get(hash)?;
         (now.duration_since(cached.cached_at) < self.ttl && now >= cached.cached_at).then(|| cached.clone())

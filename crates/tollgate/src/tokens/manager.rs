@@ -9,7 +9,7 @@ use tollgate_types::{
     TokenPrefix, TokenRecord, TokenSecret, ValidationError,
 };
 
-use super::cache::VerifyCache;
+use super::cache::{CacheStats, VerifyCache};
 use super::last_used::LastUsed;
 use crate::authz::{Operation, authorize};
 use crate::{Error, Result};
@@ -289,6 +289,11 @@ impl TokenManager {
     /// How many verified tokens are cached now.
     pub fn cached_tokens(&self) -> usize {
         self.cache.len()
+    }
+
+    /// Verify-cache hits, misses and entries, for metrics.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
     }
 
     pub(super) fn now(&self) -> Timestamp {

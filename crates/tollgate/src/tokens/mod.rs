@@ -6,5 +6,6 @@ mod last_used;
 mod manager;
 mod verify;
 
+pub use cache::CacheStats;
 pub use manager::{CreatedToken, TokenManager, TokenManagerBuilder};
 pub use verify::TokenContext;

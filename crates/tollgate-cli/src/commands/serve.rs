@@ -1,0 +1,100 @@
+//! `tollgate serve`: the HTTP control API. Prints the bound address on standard output, logs on
+//! standard error (text or JSON), and on SIGINT/SIGTERM drains requests and flushes before exit.
+
+mod config;
+
+use std::io::{IsTerminal as _, Write as _};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tollgate::TokenManager;
+use tollgate_server::AppState;
+use tracing_subscriber::EnvFilter;
+
+pub(crate) use self::config::ServeArgs;
+use self::config::{FileConfig, LogFormat, Settings};
+use crate::cli::GlobalArgs;
+use crate::exit::{CliError, CliResult};
+
+/// Runs the server until a shutdown signal.
+pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
+    let file = match &args.config {
+        Some(path) => FileConfig::read(path).map_err(CliError::Invalid)?,
+        None => FileConfig::default(),
+    };
+    let settings = config::resolve(&args, global, file)?;
+    install_logging(&settings)?;
+
+    let store = tollgate::open(&settings.database_url)
+        .await
+        .with_context(|| format!("while opening the database {}", settings.database_url))?;
+    let key_file = tollgate::load_or_create_key_file(&settings.key_file)?;
+    let tokens = TokenManager::builder(store, key_file.hasher()?).build();
+    if !tollgate_server::admin_exists(&tokens).await? {
+        tracing::warn!(
+            "no admin exists yet (no active admin token); create the first one from the shell: \
+             tollgate token create --permission admin --name admin --owner <you>{}",
+            db_flag(global)
+        );
+    }
+
+    let listener = TcpListener::bind(&settings.listen)
+        .await
+        .map_err(|error| CliError::Invalid(format!("listen: cannot bind {}: {error}", settings.listen)))?;
+    let address = listener.local_addr().context("while reading the bound address")?;
+    tracing::info!(%address, database = %settings.database_url, "serving the control API");
+    println!("tollgate listening on http://{address}");
+    std::io::stdout().flush().context("while writing to standard output")?;
+
+    let state = AppState::with_settings(tokens, settings.server);
+    tollgate_server::serve(listener, state, settings.serve, shutdown_signal()).await.context("while shutting down")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `--db` to repeat in the bootstrap hint, when the operator chose one.
+fn db_flag(global: &GlobalArgs) -> String {
+    if global.db_is_default { String::new() } else { format!(" --db {}", global.db.display()) }
+}
+
+fn install_logging(settings: &Settings) -> CliResult<()> {
+    let filter = EnvFilter::try_new(&settings.log)
+        .map_err(|error| CliError::Invalid(format!("log: not a log filter ({error})")))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let installed = match settings.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    installed.map_err(|error| CliError::Failed(anyhow::anyhow!("cannot install logging: {error}")))
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,262 @@
+//! `tollgate serve` configuration: flags, then `TOLLGATE_*` environment variables (clap reads
+//! both), then the TOML file, then defaults. With nothing configured it serves ./tollgate.db on
+//! 127.0.0.1:8080 and creates the schema and the key file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+use tollgate::{ValidationError, parse_duration};
+use tollgate_server::{ServeOptions, ServerSettings, TrustedProxies};
+
+use crate::cli::GlobalArgs;
+
+/// The address served when none is configured.
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The database used when none is configured (the global `--db` default).
+pub(crate) const DEFAULT_DB: &str = "./tollgate.db";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `tollgate serve`. Each also reads the environment variable it names.
+#[derive(Debug, Default, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port.
+    #[arg(long, env = "TOLLGATE_LISTEN")]
+    pub(crate) listen: Option<String>,
+    /// Database URL, e.g. sqlite://tollgate.db (instead of --db).
+    #[arg(long, env = "TOLLGATE_DATABASE_URL")]
+    pub(crate) database_url: Option<String>,
+    /// TOML configuration file (flags and environment variables override it).
+    #[arg(long, env = "TOLLGATE_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Log format [default: text].
+    #[arg(long, env = "TOLLGATE_LOG_FORMAT", value_enum)]
+    pub(crate) log_format: Option<LogFormat>,
+    /// Log filter, tracing's EnvFilter syntax [default: info].
+    #[arg(long, env = "TOLLGATE_LOG")]
+    pub(crate) log: Option<String>,
+    /// Proxies whose X-Forwarded-For names the client, comma-separated CIDRs [default: none].
+    #[arg(long, env = "TOLLGATE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub(crate) trusted_proxies: Option<Vec<String>>,
+    /// How often batched last-used times are written [default: 5s].
+    #[arg(long, env = "TOLLGATE_FLUSH_INTERVAL")]
+    pub(crate) flush_interval: Option<String>,
+    /// How long a request may take before it is answered 503 [default: 10s].
+    #[arg(long, env = "TOLLGATE_REQUEST_TIMEOUT")]
+    pub(crate) request_timeout: Option<String>,
+    /// How long shutdown waits for in-flight requests [default: 30s].
+    #[arg(long, env = "TOLLGATE_SHUTDOWN_TIMEOUT")]
+    pub(crate) shutdown_timeout: Option<String>,
+    /// Largest request body in bytes [default: 65536].
+    #[arg(long, env = "TOLLGATE_BODY_LIMIT")]
+    pub(crate) body_limit: Option<usize>,
+}
+
+/// The TOML file: the same settings under the same names (snake_case).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    listen: Option<String>,
+    db: Option<PathBuf>,
+    database_url: Option<String>,
+    key_file: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    log: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
+    flush_interval: Option<String>,
+    request_timeout: Option<String>,
+    shutdown_timeout: Option<String>,
+    body_limit: Option<usize>,
+}
+
+impl FileConfig {
+    /// Reads and parses a configuration file; errors name the file and what is wrong.
+    pub(crate) fn read(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("config: cannot read {}: {error}", path.display()))?;
+        toml::from_str(&text).map_err(|error| format!("config: {}: {error}", path.display()))
+    }
+}
+
+/// Everything `serve` needs, resolved.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) listen: String,
+    pub(crate) database_url: String,
+    pub(crate) key_file: PathBuf,
+    pub(crate) log_format: LogFormat,
+    pub(crate) log: String,
+    pub(crate) server: ServerSettings,
+    pub(crate) serve: ServeOptions,
+}
+
+/// Resolves flags and environment (`args`, `global`) over the file over the defaults. The
+/// global `--db` counts only when given as a flag or in `TOLLGATE_DB`, not as its default.
+pub(crate) fn resolve(args: &ServeArgs, global: &GlobalArgs, file: FileConfig) -> Result<Settings, ValidationError> {
+    let explicit_db = (!global.db_is_default).then(|| global.db.clone());
+    let database_url = match (args.database_url.clone(), explicit_db) {
+        (Some(_), Some(_)) => return Err(ValidationError::new("database_url", "give either --db or --database-url")),
+        (Some(url), None) => url,
+        (None, Some(db)) => sqlite_url(&db)?,
+        (None, None) => match (file.database_url, file.db) {
+            (Some(_), Some(_)) => {
+                return Err(ValidationError::new(
+                    "database_url",
+                    "the configuration file gives both db and database_url",
+                ));
+            }
+            (Some(url), None) => url,
+            (None, Some(db)) => sqlite_url(&db)?,
+            (None, None) => sqlite_url(Path::new(DEFAULT_DB))?,
+        },
+    };
+    let key_file = match global.key_file.clone().or(file.key_file) {
+        Some(path) => path,
+        None => default_key_file(&database_url)?,
+    };
+
+    let duration = |field: &'static str, flag: &Option<String>, file: Option<String>, default: u64| {
+        let text = flag.clone().or(file);
+        let value = text.map(|text| parse_duration(field, &text)).transpose()?;
+        let value = value.unwrap_or(Duration::from_secs(default));
+        if value.is_zero() {
+            return Err(ValidationError::new(field, "must be longer than zero"));
+        }
+        Ok(value)
+    };
+    let mut server = ServerSettings::default();
+    server.request_timeout = duration("request_timeout", &args.request_timeout, file.request_timeout, 10)?;
+    server.body_limit = args.body_limit.or(file.body_limit).unwrap_or(server.body_limit);
+    if !(1024..=64 * 1024 * 1024).contains(&server.body_limit) {
+        return Err(ValidationError::new("body_limit", "must be between 1024 and 67108864 bytes"));
+    }
+    if let Some(proxies) = args.trusted_proxies.clone().or(file.trusted_proxies) {
+        server.trusted_proxies = TrustedProxies::parse(&proxies)?;
+    }
+    let mut serve = ServeOptions::default();
+    serve.flush_interval = duration("flush_interval", &args.flush_interval, file.flush_interval, 5)?;
+    serve.drain_timeout = duration("shutdown_timeout", &args.shutdown_timeout, file.shutdown_timeout, 30)?;
+
+    Ok(Settings {
+        listen: args.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+        database_url,
+        key_file,
+        log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+        log: args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned()),
+        server,
+        serve,
+    })
+}
+
+fn sqlite_url(path: &Path) -> Result<String, ValidationError> {
+    if path.as_os_str().is_empty() {
+        return Err(ValidationError::new("db", "must not be empty"));
+    }
+    Ok(format!("sqlite://{}", path.display()))
+}
+
+/// `<database file>.key` beside a SQLite database, as the other commands use.
+fn default_key_file(database_url: &str) -> Result<PathBuf, ValidationError> {
+    let path = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .filter(|path| !path.is_empty() && !path.starts_with(':'))
+        .ok_or_else(|| ValidationError::new("key_file", "give --key-file for a database that is not a SQLite file"))?;
+    Ok(PathBuf::from(format!("{path}.key")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Global flags with `--db` given (`Some`) or left at its default (`None`).
+    fn global(db: Option<&str>) -> GlobalArgs {
+        GlobalArgs {
+            db: PathBuf::from(db.unwrap_or(DEFAULT_DB)),
+            key_file: None,
+            json: false,
+            jwt_key_file: None,
+            bcrypt_cost: 12,
+            db_is_default: db.is_none(),
+        }
+    }
+
+    fn file(text: &str) -> FileConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn nothing_configured_serves_tollgate_db_on_localhost_8080() {
+        let settings = resolve(&ServeArgs::default(), &global(None), FileConfig::default()).unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:8080");
+        assert_eq!(settings.database_url, "sqlite://./tollgate.db");
+        assert_eq!(settings.key_file, PathBuf::from("./tollgate.db.key"));
+        assert_eq!(settings.log_format, LogFormat::Text);
+        assert_eq!(settings.serve.flush_interval, Duration::from_secs(5));
+        assert!(settings.server.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let config = r#"
+            listen = "0.0.0.0:9000"
+            db = "/var/lib/tollgate/t.db"
+            log_format = "json"
+            flush_interval = "1m"
+            trusted_proxies = ["10.0.0.0/8"]
+            body_limit = 2048
+        "#;
+        let from_file = resolve(&ServeArgs::default(), &global(None), file(config)).unwrap();
+        assert_eq!(from_file.listen, "0.0.0.0:9000");
+        assert_eq!(from_file.database_url, "sqlite:///var/lib/tollgate/t.db");
+        assert_eq!(from_file.key_file, PathBuf::from("/var/lib/tollgate/t.db.key"));
+        assert_eq!(from_file.log_format, LogFormat::Json);
+        assert_eq!(from_file.serve.flush_interval, Duration::from_secs(60));
+        assert_eq!(from_file.server.body_limit, 2048);
+        assert!(from_file.server.trusted_proxies.contains("10.1.1.1".parse().unwrap()));
+
+        let args =
+            ServeArgs { listen: Some("127.0.0.1:0".into()), flush_interval: Some("2s".into()), ..ServeArgs::default() };
+        let flagged = resolve(&args, &global(Some("flagged/x.db")), file(config)).unwrap();
+        assert_eq!(flagged.listen, "127.0.0.1:0");
+        assert_eq!(flagged.database_url, "sqlite://flagged/x.db");
+        assert_eq!(flagged.serve.flush_interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn contradictions_and_bad_values_name_the_setting() {
+        let url = ServeArgs { database_url: Some("sqlite://a.db".into()), ..ServeArgs::default() };
+        let cases = [
+            (resolve(&url, &global(Some("b.db")), FileConfig::default()), "database_url"),
+            (
+                resolve(&ServeArgs::default(), &global(None), file("db = 'a'\ndatabase_url = 'sqlite://b'")),
+                "database_url",
+            ),
+            (resolve(&ServeArgs::default(), &global(None), file("flush_interval = '0s'")), "flush_interval"),
+            (resolve(&ServeArgs::default(), &global(None), file("request_timeout = 'soon'")), "request_timeout"),
+            (resolve(&ServeArgs::default(), &global(None), file("trusted_proxies = ['x']")), "trusted_proxies"),
+            (resolve(&ServeArgs::default(), &global(None), file("body_limit = 1")), "body_limit"),
+            (
+                resolve(
+                    &ServeArgs { database_url: Some("sqlite::memory:".into()), ..ServeArgs::default() },
+                    &global(None),
+                    FileConfig::default(),
+                ),
+                "key_file",
+            ),
+        ];
+        for (result, field) in cases {
+            assert_eq!(result.unwrap_err().field, field);
+        }
+        assert!(toml::from_str::<FileConfig>("colour = 'red'").is_err(), "unknown keys are refused");
+    }
+}

@@ -1,0 +1,190 @@
+//! End-to-end: the real `tollgate serve` binary on port 0, spoken to over a socket.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use support::{Server, cli, create_token, workspace};
+
+#[test]
+fn serve_bootstraps_serves_the_contract_and_stops_cleanly() {
+    let (directory, db) = workspace();
+    let db_arg = db.to_str().unwrap();
+    let mut server = Server::start(directory.path(), &["--db", db_arg], &[]);
+    let hint = server.wait_for_log("no admin exists yet");
+    assert!(hint.contains("tollgate token create --permission admin"), "{hint}");
+    assert!(db.exists() && directory.path().join("tollgate.db.key").exists(), "schema and key created");
+
+    // The first admin comes from the shell, while the server runs.
+    let (admin, _) = create_token(directory.path(), &db, "root", "admin");
+
+    let health = server.request("GET", "/health", None, None);
+    assert_eq!((health.status, health.json()["status"].clone()), (200, json!("ok")));
+
+    let verified = server.request("GET", "/v1/auth/verify", Some(&admin), None);
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    assert_eq!(verified.json()["permission"], "admin");
+
+    let body = json!({ "name": "svc", "owner": "alice", "scopes": ["tokens:verify"] }).to_string();
+    let created = server.request("POST", "/v1/tokens", Some(&admin), Some(&body));
+    assert_eq!(created.status, 201, "{}", created.body);
+    let secret = created.json()["token"].as_str().unwrap().to_owned();
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(created.header("location"), Some(format!("/v1/tokens/{id}").as_str()));
+
+    let check = json!({ "token": admin }).to_string();
+    let verdict = server.request("POST", "/v1/tokens/verify", Some(&secret), Some(&check));
+    assert_eq!((verdict.status, verdict.json()["valid"].clone()), (200, json!(true)));
+
+    let listed = server.request("GET", "/v1/tokens?limit=1", Some(&admin), None);
+    assert_eq!(listed.json()["items"].as_array().unwrap().len(), 1);
+    assert!(listed.json()["next_cursor"].is_string());
+
+    let revoked = server.request("POST", &format!("/v1/tokens/{id}/revoke"), Some(&admin), None);
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    let refused = server.request("GET", "/v1/auth/verify", Some(&secret), None);
+    assert_eq!((refused.status, refused.json()["code"].clone()), (401, json!("revoked")));
+    assert_eq!(refused.header("content-type"), Some("application/problem+json"));
+
+    // The IP allow-list sees the real socket peer (127.0.0.1).
+    let body = json!({ "name": "lan", "owner": "root", "ip_allow": ["10.0.0.0/8"] }).to_string();
+    let lan =
+        server.request("POST", "/v1/tokens", Some(&admin), Some(&body)).json()["token"].as_str().unwrap().to_owned();
+    let outside = server.request("GET", "/v1/auth/verify", Some(&lan), None);
+    assert_eq!((outside.status, outside.json()["code"].clone()), (403, json!("ip_not_allowed")));
+    let body = json!({ "name": "local", "owner": "root", "ip_allow": ["127.0.0.1"] }).to_string();
+    let local =
+        server.request("POST", "/v1/tokens", Some(&admin), Some(&body)).json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(server.request("GET", "/v1/auth/verify", Some(&local), None).status, 200);
+
+    let metrics = server.request("GET", "/metrics", None, None);
+    assert!(metrics.body.contains(r#"tollgate_verify_total{code="revoked"} 1"#), "{}", metrics.body);
+    let openapi = server.request("GET", "/openapi.json", None, None);
+    assert_eq!(openapi.json()["openapi"], "3.1.0");
+    let missing = server.request("GET", "/v1/nope", Some(&admin), None);
+    assert_eq!((missing.status, missing.json()["code"].clone()), (404, json!("route_not_found")));
+
+    assert_eq!(server.terminate(), 0, "log:\n{}", server.log.join("\n"));
+    assert!(server.log.iter().any(|line| line.contains("stopped")), "{}", server.log.join("\n"));
+    let log = server.log.join("\n");
+    for secret in [&admin, &secret, &lan, &local] {
+        assert!(!log.contains(&secret[3..]), "a secret reached the log");
+    }
+
+    // With an admin in place the hint is gone.
+    let mut again = Server::start(directory.path(), &["--db", db_arg], &[]);
+    assert_eq!(again.request("GET", "/health", None, None).status, 200);
+    assert_eq!(again.terminate(), 0);
+    assert!(!again.log.iter().any(|line| line.contains("no admin exists yet")), "{}", again.log.join("\n"));
+}
+
+fn micros_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+#[test]
+fn shutdown_under_load_loses_no_acknowledged_work() {
+    let (directory, db) = workspace();
+    let db_arg = db.to_str().unwrap();
+    let (secret, id) = create_token(directory.path(), &db, "alice", "standard");
+    // Only the shutdown flush can write last_used_at: the periodic flush is an hour away.
+    let mut server = Server::start(directory.path(), &["--db", db_arg, "--flush-interval", "1h"], &[]);
+    let address = server.address.clone();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let last_acknowledged = Arc::new(AtomicU64::new(0));
+    let acknowledged = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (address, secret) = (address.clone(), secret.clone());
+            let (stop, last_acknowledged, acknowledged) =
+                (stop.clone(), last_acknowledged.clone(), acknowledged.clone());
+            std::thread::spawn(move || {
+                let mut statuses = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    let sent_at = micros_now();
+                    match support::http(&address, "GET", "/v1/auth/verify", Some(&secret), None) {
+                        Ok(reply) => {
+                            statuses.push(reply.status);
+                            if reply.status == 200 {
+                                last_acknowledged.fetch_max(sent_at, Ordering::SeqCst);
+                                acknowledged.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        // The listener closed: the shutdown has begun.
+                        Err(_) => break,
+                    }
+                }
+                statuses
+            })
+        })
+        .collect();
+    while acknowledged.load(Ordering::SeqCst) < 200 {
+        std::thread::yield_now();
+    }
+    let code = server.terminate();
+    stop.store(true, Ordering::SeqCst);
+    let statuses: Vec<u16> = workers.into_iter().flat_map(|worker| worker.join().unwrap()).collect();
+    assert_eq!(code, 0, "log:\n{}", server.log.join("\n"));
+    assert!(statuses.iter().all(|&status| status == 200), "every answered request succeeded: {statuses:?}");
+
+    let shown = cli(directory.path(), &["--db", db_arg, "--json", "token", "show", &id]);
+    assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let last_used = shown["record"]["last_used_at"].as_str().expect("last_used_at was flushed at shutdown");
+    let last_used = tollgate::Timestamp::parse_rfc3339("last_used_at", last_used).unwrap().unix_micros() as u64;
+    let acknowledged_at = last_acknowledged.load(Ordering::SeqCst);
+    assert!(
+        last_used >= acknowledged_at,
+        "last_used_at {last_used} is older than an acknowledged verify {acknowledged_at}"
+    );
+}
+
+#[test]
+fn configuration_comes_from_a_file_env_vars_and_flags() {
+    let (directory, _) = workspace();
+    let config = directory.path().join("tollgate.toml");
+    let db = directory.path().join("from-file.db");
+    std::fs::write(
+        &config,
+        format!("listen = \"127.0.0.1:1\"\ndb = {:?}\nlog_format = \"text\"\n", db.to_str().unwrap()),
+    )
+    .unwrap();
+    // --listen (from Server::start) beats the file; TOLLGATE_LOG_FORMAT beats the file too.
+    let env = [("TOLLGATE_CONFIG", config.to_str().unwrap()), ("TOLLGATE_LOG_FORMAT", "json")];
+    let mut server = Server::start(directory.path(), &[], &env);
+    assert_eq!(server.request("GET", "/health", None, None).status, 200);
+    assert!(db.exists(), "the database named by the file was created");
+    assert_eq!(server.terminate(), 0);
+    assert!(!server.log.is_empty());
+    for line in &server.log {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(entry["level"].is_string(), "{line}");
+    }
+
+    std::fs::write(&config, "flush_interval = \"never\"\n").unwrap();
+    let bad = cli(directory.path(), &["serve", "--config", config.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("flush_interval"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    std::fs::write(&config, "colour = \"red\"\n").unwrap();
+    let unknown = cli(directory.path(), &["serve", "--config", config.to_str().unwrap()]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("colour"));
+}
+
+#[test]
+fn with_no_configuration_it_creates_tollgate_db_in_the_working_directory() {
+    let (directory, _) = workspace();
+    let mut server = Server::start(directory.path(), &[], &[]);
+    assert_eq!(server.request("GET", "/health", None, None).status, 200);
+    assert_eq!(server.terminate(), 0);
+    assert!(directory.path().join("tollgate.db").exists());
+    assert!(directory.path().join("tollgate.db.key").exists());
+}

@@ -1,0 +1,20 @@
+//! First start: is there anybody who can administer tollgate yet?
+
+use tollgate::{PageRequest, Permission, Principal, StatusFilter, TokenFilter, TokenManager};
+
+/// Whether an active admin token exists. `tollgate serve` says how to create the first admin
+/// when there is none (the HTTP API cannot: every route needs an admin to begin with).
+pub async fn admin_exists(tokens: &TokenManager) -> tollgate::Result<bool> {
+    let filter = TokenFilter { status: StatusFilter::Active, ..TokenFilter::default() };
+    let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
+    loop {
+        let found = tokens.list(&Principal::Operator, &filter, &page).await?;
+        if found.items.iter().any(|token| token.permission == Permission::Admin) {
+            return Ok(true);
+        }
+        match found.next_cursor {
+            Some(cursor) => page = PageRequest::after(PageRequest::MAX_LIMIT, cursor),
+            None => return Ok(false),
+        }
+    }
+}

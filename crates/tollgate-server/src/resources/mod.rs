@@ -1,0 +1,22 @@
+//! The HTTP resources, one module each, merged into one route table here.
+
+mod auth_verify;
+mod health;
+mod metrics;
+mod openapi;
+mod token_verify;
+mod tokens;
+mod verify_view;
+
+use crate::routes::Routes;
+
+/// Every route of the control API.
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .merge(health::routes())
+        .merge(metrics::routes())
+        .merge(openapi::routes())
+        .merge(auth_verify::routes())
+        .merge(token_verify::routes())
+        .merge(tokens::routes())
+}

@@ -1,0 +1,145 @@
+//! `POST /v1/tokens/verify`: a gateway verifies its caller's token. Always 200 with `valid` and
+//! `code`; the gateway's own credential needs the `tokens:verify` scope or permission admin.
+
+use std::net::IpAddr;
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tollgate::VerifyRequest;
+use zeroize::Zeroizing;
+
+use super::verify_view::VerifyResult;
+use crate::auth::{Caller, VERIFY_SCOPE, check_tool};
+use crate::error::ApiError;
+use crate::extract::Json;
+use crate::openapi::{ApiSchema, Components};
+use crate::routes::{Doc, Routes};
+use crate::state::AppState;
+
+pub(super) fn routes() -> Routes {
+    Routes::new().post(
+        "/v1/tokens/verify",
+        Doc::new("verifyToken", "verify", "Verify a caller's token on behalf of a gateway")
+            .describe(
+                "Answers 200 whether or not the token is valid: branch on `valid` and `code`. Needs a \
+                 credential with the `tokens:verify` scope or permission admin.",
+            )
+            .bearer()
+            .body::<VerifyTokenBody>()
+            .response::<VerifyResult<'static>>(200, "The verdict and, when valid, the token's context")
+            .problems(&[400, 403, 413, 415]),
+        verify,
+    )
+}
+
+/// The token to check and the circumstances of the caller's request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VerifyTokenBody {
+    token: PresentedToken,
+    #[serde(default)]
+    ip: Option<IpAddr>,
+    #[serde(default)]
+    tool: Option<String>,
+    #[serde(default)]
+    cost: Option<u32>,
+}
+
+/// A presented token: zeroized on drop, never shown by `Debug`.
+struct PresentedToken(Zeroizing<String>);
+
+impl std::fmt::Debug for PresentedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PresentedToken(<redacted>)")
+    }
+}
+
+impl<'de> Deserialize<'de> for PresentedToken {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|text| Self(Zeroizing::new(text)))
+    }
+}
+
+impl ApiSchema for VerifyTokenBody {
+    const NAME: &'static str = "VerifyToken";
+    fn schema(_: &mut Components) -> Value {
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["token"],
+            "properties": {
+                "token": { "type": "string", "description": "The token the caller presented.", "writeOnly": true },
+                "ip": { "type": "string", "description": "The caller's IP address (IPv4 or IPv6)." },
+                "tool": { "type": "string", "maxLength": 128, "description": "The tool the caller is about to use." },
+                "cost": {
+                    "type": "integer", "minimum": 1, "maximum": 1_000_000,
+                    "description": "Units this request spends against rate limits (default 1).",
+                },
+            }
+        })
+    }
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<VerifyTokenBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !caller.is_admin_or_has(VERIFY_SCOPE) {
+        return Err(ApiError::forbidden(format!(
+            "verifying tokens needs permission admin or the {VERIFY_SCOPE} scope"
+        )));
+    }
+    if let Some(tool) = &body.tool {
+        check_tool(tool).map_err(|reason| ApiError::invalid_field("tool", reason))?;
+    }
+    if body.cost.is_some_and(|cost| !(1..=1_000_000).contains(&cost)) {
+        return Err(ApiError::invalid_field("cost", "must be between 1 and 1000000"));
+    }
+    let request = VerifyRequest { ip: body.ip, tool: body.tool };
+    let outcome = state.tokens().verify(&body.token.0, &request).await;
+    let metrics = state.metrics();
+    let response = match outcome {
+        Ok(context) => {
+            metrics.observe_verify(Ok(()));
+            axum::Json(VerifyResult::valid(&context)).into_response()
+        }
+        Err(tollgate::Error::Refused(refusal)) => {
+            metrics.observe_verify(Err(refusal.code));
+            axum::Json(VerifyResult::refused(&refusal)).into_response()
+        }
+        Err(other) => return Err(other.into()),
+    };
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tollgate::{Refusal, RefusalCode, TokenContext};
+
+    use super::*;
+    use crate::openapi::conformance::{check_request, check_response, example_record};
+
+    #[test]
+    fn schemas_match_their_types() {
+        check_request::<VerifyTokenBody>();
+        let record = Arc::new(example_record());
+        let context = TokenContext { token_id: record.id, record, via_previous_secret: true };
+        check_response(&VerifyResult::valid(&context));
+        let mut refusal = Refusal::new(RefusalCode::QuotaExceeded);
+        refusal.limit = Some("requests_per_day".to_owned());
+        refusal.retry_after = Some(std::time::Duration::from_secs(3));
+        refusal.resets_at = Some(tollgate::Timestamp::from_unix_micros(0));
+        check_response(&VerifyResult::refused(&refusal));
+    }
+
+    #[test]
+    fn the_presented_token_never_shows_in_debug() {
+        let body: VerifyTokenBody = serde_json::from_str(r#"{"token": "tg_secretsecret"}"#).unwrap();
+        assert!(!format!("{body:?}").contains("secretsecret"));
+    }
+}

@@ -1,0 +1,127 @@
+//! The body both verify endpoints answer with: `valid`, a `code`, and the token's context.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tollgate::{
+    OwnerName, Permission, ProjectName, Refusal, Scope, Timestamp, TokenContext, TokenId, TokenName, ToolList, UserId,
+};
+
+use crate::openapi::{ApiSchema, Components, id, nullable, timestamp};
+
+/// The outcome of a verify: `valid: true, code: "valid"` with the context, or `valid: false`
+/// with the refusal code (and, for 429-class refusals, when to retry).
+///
+/// One flat struct (no `#[serde(flatten)]`): it is serialized on every verify, and flattening
+/// goes through serde's slower map path.
+#[derive(Debug, Serialize)]
+pub(crate) struct VerifyResult<'a> {
+    valid: bool,
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_id: Option<TokenId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a TokenName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<&'a OwnerName>,
+    /// `Some(None)` serializes as `null` for a valid token without a user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<Option<UserId>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    project: Option<Option<&'a ProjectName>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permission: Option<Permission>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes: Option<&'a [Scope]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_tools: Option<&'a ToolList>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<Option<Timestamp>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via_previous_secret: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resets_at: Option<Timestamp>,
+}
+
+impl<'a> VerifyResult<'a> {
+    /// A valid token.
+    pub(crate) fn valid(context: &'a TokenContext) -> Self {
+        let record = &context.record;
+        Self {
+            valid: true,
+            code: "valid",
+            token_id: Some(context.token_id),
+            name: Some(&record.name),
+            owner: Some(&record.owner),
+            user_id: Some(record.user_id),
+            project: Some(record.project.as_ref()),
+            permission: Some(record.permission),
+            scopes: Some(&record.scopes),
+            allowed_tools: Some(&record.allowed_tools),
+            expires_at: Some(record.expires_at),
+            via_previous_secret: Some(context.via_previous_secret),
+            retry_after_seconds: None,
+            limit: None,
+            resets_at: None,
+        }
+    }
+
+    /// A refused token.
+    pub(crate) fn refused(refusal: &'a Refusal) -> Self {
+        Self {
+            valid: false,
+            code: refusal.code.as_str(),
+            token_id: None,
+            name: None,
+            owner: None,
+            user_id: None,
+            project: None,
+            permission: None,
+            scopes: None,
+            allowed_tools: None,
+            expires_at: None,
+            via_previous_secret: None,
+            retry_after_seconds: refusal.retry_after.map(|delay| delay.as_secs_f64().ceil() as u64),
+            limit: refusal.limit.as_deref(),
+            resets_at: refusal.resets_at,
+        }
+    }
+}
+
+impl ApiSchema for VerifyResult<'_> {
+    const NAME: &'static str = "VerifyResult";
+    fn schema(_: &mut Components) -> Value {
+        json!({
+            "type": "object",
+            "description": "Context fields are present when `valid` is true.",
+            "required": ["valid", "code"],
+            "properties": {
+                "valid": { "type": "boolean" },
+                "code": {
+                    "type": "string",
+                    "enum": ["valid", "malformed", "not_found", "revoked", "expired", "ip_not_allowed",
+                             "tool_not_allowed", "rate_limited", "quota_exceeded"],
+                },
+                "token_id": id("tok_", "The token's id."),
+                "name": { "type": "string" },
+                "owner": { "type": "string" },
+                "user_id": nullable(id("usr_", "The owning user, if any.")),
+                "project": { "type": ["string", "null"] },
+                "permission": { "type": "string", "enum": ["read_only", "standard", "admin"] },
+                "scopes": { "type": "array", "items": { "type": "string" } },
+                "allowed_tools": { "type": "array", "items": { "type": "string" }, "description": "Empty: any tool." },
+                "expires_at": nullable(timestamp("When the token expires; null: never.")),
+                "via_previous_secret": {
+                    "type": "boolean",
+                    "description": "The caller used the secret from before the last rotation (grace period).",
+                },
+                "retry_after_seconds": { "type": "integer", "minimum": 0 },
+                "limit": { "type": "string" },
+                "resets_at": timestamp("For quota_exceeded: when the window resets."),
+            }
+        })
+    }
+}

@@ -1,0 +1,124 @@
+//! What every handler shares: the facade's managers, the server settings and the metrics registry.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tollgate::{IpAllowList, PageRequest, TokenManager, ValidationError};
+
+use crate::metrics::Metrics;
+
+/// Proxies whose `X-Forwarded-For` is believed. Empty (the default) believes nobody: the client
+/// address is the socket peer.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(IpAllowList);
+
+impl TrustedProxies {
+    /// Parses CIDR ranges or addresses, e.g. `["10.0.0.0/8", "127.0.0.1"]`.
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, ValidationError> {
+        IpAllowList::parse(entries).map(Self).map_err(|error| ValidationError::new("trusted_proxies", error.reason))
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        !self.0.is_unrestricted() && self.0.allows(Some(ip))
+    }
+
+    /// Whether no proxy is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_unrestricted()
+    }
+}
+
+/// How the server treats requests. `Default` gives the documented defaults.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerSettings {
+    /// How long a handler may run before the request is answered 503 `timeout` (default 10 s).
+    pub request_timeout: Duration,
+    /// The largest request body accepted, in bytes (default 64 KiB).
+    pub body_limit: usize,
+    /// Proxies whose `X-Forwarded-For` header names the client (default: none).
+    pub trusted_proxies: TrustedProxies,
+    /// The page size of lists when the client asks for none (default 50).
+    pub default_page_size: u32,
+    /// The largest page a client may ask for (default and at most 1000).
+    pub max_page_size: u32,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            body_limit: 64 * 1024,
+            trusted_proxies: TrustedProxies::default(),
+            default_page_size: PageRequest::DEFAULT_LIMIT,
+            max_page_size: PageRequest::MAX_LIMIT,
+        }
+    }
+}
+
+/// The state behind every route: cheap to clone (one `Arc`).
+///
+/// ```no_run
+/// # async fn example() -> Result<(), tollgate::Error> {
+/// let store = tollgate::open("sqlite://tollgate.db").await?;
+/// let key = tollgate::load_or_create_key_file("tollgate.db.key".as_ref())?;
+/// let tokens = tollgate::TokenManager::builder(store, key.hasher()?).build();
+/// let router = tollgate_server::app(tollgate_server::AppState::new(tokens));
+/// # drop(router); Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    tokens: TokenManager,
+    settings: ServerSettings,
+    metrics: Metrics,
+}
+
+impl AppState {
+    /// State over a token manager, with default settings.
+    pub fn new(tokens: TokenManager) -> Self {
+        Self::with_settings(tokens, ServerSettings::default())
+    }
+
+    /// State with explicit settings.
+    pub fn with_settings(tokens: TokenManager, mut settings: ServerSettings) -> Self {
+        settings.max_page_size = settings.max_page_size.clamp(1, PageRequest::MAX_LIMIT);
+        settings.default_page_size = settings.default_page_size.clamp(1, settings.max_page_size);
+        Self { inner: Arc::new(Inner { tokens, settings, metrics: Metrics::default() }) }
+    }
+
+    /// The token manager.
+    pub fn tokens(&self) -> &TokenManager {
+        &self.inner.tokens
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &ServerSettings {
+        &self.inner.settings
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_proxy_is_trusted_by_default() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(!TrustedProxies::default().contains(ip));
+        let proxies = TrustedProxies::parse(&["127.0.0.0/8"]).unwrap();
+        assert!(proxies.contains(ip));
+        assert!(!proxies.contains("10.0.0.1".parse().unwrap()));
+        assert_eq!(TrustedProxies::parse(&["nope"]).unwrap_err().field, "trusted_proxies");
+    }
+}

@@ -1,0 +1,60 @@
+//! Logs at TRACE level during token creation, verification, rotation and refusals over HTTP
+//! hold no secret: not the bearer credential, not a created or rotated token.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use support::Fixture;
+use tollgate::Permission;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_log() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let fixture = Fixture::new().await;
+    let (admin, _) = fixture.token("root", Permission::Admin).await;
+    let created = fixture.post("/v1/tokens", Some(&admin), json!({ "name": "n", "owner": "alice" })).await;
+    let secret = created.ok(201)["token"].as_str().unwrap().to_owned();
+    let id = created.json["id"].as_str().unwrap().to_owned();
+    fixture.get("/v1/auth/verify", Some(&secret)).await.ok(200);
+    let rotated = fixture.post(&format!("/v1/tokens/{id}/rotate"), Some(&admin), json!({ "grace_seconds": 5 })).await;
+    let rotated = rotated.ok(201)["token"].as_str().unwrap().to_owned();
+    fixture.post("/v1/tokens/verify", Some(&admin), json!({ "token": rotated })).await.ok(200);
+    fixture.post(&format!("/v1/tokens/{id}/revoke"), Some(&admin), json!({})).await.ok(200);
+    fixture.get("/v1/auth/verify", Some(&rotated)).await.problem(401, "revoked");
+    fixture.store.close().await;
+    fixture.get("/v1/tokens", Some(&admin)).await.problem(500, "internal");
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("request failed"), "the 500 was logged: {log}");
+    assert!(log.contains("token created"), "the capture works: {log}");
+    for secret in [&admin, &secret, &rotated] {
+        let body = &secret[3..];
+        assert!(!log.contains(body), "a secret reached the log:\n{log}");
+    }
+    assert!(!log.to_lowercase().contains("authorization"), "{log}");
+}

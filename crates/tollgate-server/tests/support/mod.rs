@@ -1,0 +1,144 @@
+//! Test fixture: a real SQLite database in a temporary directory, a manual clock, the app over
+//! them, and a small request helper that drives the router with `oneshot`.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use serde_json::Value;
+use tollgate::{
+    KeyId, ManualClock, NewToken, OwnerName, Permission, Principal, Scope, SqliteOptions, SqliteStore, Timestamp,
+    TokenHasher, TokenId, TokenManager, TokenName,
+};
+use tollgate_server::{AppState, ServerSettings};
+use tower::ServiceExt as _;
+
+/// 2030-01-01T00:00:00Z: tests set times relative to this.
+pub const START: Timestamp = Timestamp::from_unix_micros(1_893_456_000_000_000);
+
+pub struct Fixture {
+    pub tokens: TokenManager,
+    pub clock: Arc<ManualClock>,
+    pub store: SqliteStore,
+    pub state: AppState,
+    router: Router,
+    _directory: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub async fn new() -> Self {
+        Self::with_settings(ServerSettings::default(), "192.0.2.10:40000").await
+    }
+
+    /// A fixture whose requests come from `peer`.
+    pub async fn with_settings(settings: ServerSettings, peer: &str) -> Self {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&directory.path().join("tollgate.db"), &SqliteOptions::default())
+            .await
+            .expect("open sqlite");
+        let clock = Arc::new(ManualClock::new(START));
+        let hasher = TokenHasher::new(KeyId(1), &[42u8; 32]).expect("hasher");
+        let tokens = TokenManager::builder(Arc::new(store.clone()), hasher).clock(clock.clone()).build();
+        let state = AppState::with_settings(tokens.clone(), settings);
+        let peer: SocketAddr = peer.parse().expect("peer address");
+        let router = tollgate_server::app(state.clone()).layer(MockConnectInfo(peer));
+        Self { tokens, clock, store, state, router, _directory: directory }
+    }
+
+    /// Creates a token as the operator; returns its secret and id.
+    pub async fn token(&self, owner: &str, permission: Permission) -> (String, TokenId) {
+        let mut token = NewToken::new(TokenName::parse("test").unwrap(), OwnerName::parse(owner).unwrap());
+        token.permission = permission;
+        self.create(token).await
+    }
+
+    /// A token with the `tokens:verify` scope.
+    pub async fn verifier(&self, owner: &str) -> (String, TokenId) {
+        let mut token = NewToken::new(TokenName::parse("gateway").unwrap(), OwnerName::parse(owner).unwrap());
+        token.scopes = vec![Scope::parse("tokens:verify").unwrap()];
+        self.create(token).await
+    }
+
+    pub async fn create(&self, token: NewToken) -> (String, TokenId) {
+        let created = self.tokens.create(&Principal::Operator, token).await.expect("create token");
+        (created.secret.expose().to_owned(), created.record.id)
+    }
+
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024).await.expect("body");
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Reply { status, headers, body, json }
+    }
+
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
+        self.send(request(Method::GET, path, bearer, None)).await
+    }
+
+    pub async fn post(&self, path: &str, bearer: Option<&str>, body: Value) -> Reply {
+        self.send(request(Method::POST, path, bearer, Some(body))).await
+    }
+
+    pub async fn patch(&self, path: &str, bearer: Option<&str>, body: Value) -> Reply {
+        self.send(request(Method::PATCH, path, bearer, Some(body))).await
+    }
+}
+
+/// A request with an optional bearer token and an optional JSON body.
+pub fn request(method: Method, path: &str, bearer: Option<&str>, body: Option<Value>) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(bearer) = bearer {
+        builder = builder.header("authorization", format!("Bearer {bearer}"));
+    }
+    match body {
+        Some(body) => builder
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap(),
+        None => builder.body(Body::empty()).unwrap(),
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub json: Value,
+}
+
+impl Reply {
+    /// Asserts a problem+json answer with this status and code; returns the problem.
+    #[track_caller]
+    pub fn problem(&self, status: u16, code: &str) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "status of {}", self.text());
+        assert_eq!(self.headers["content-type"], "application/problem+json", "{}", self.text());
+        assert_eq!(self.json["code"], code, "{}", self.text());
+        assert_eq!(self.json["status"], status);
+        for member in ["type", "title", "detail"] {
+            assert!(self.json[member].is_string(), "problem lacks {member}: {}", self.text());
+        }
+        &self.json
+    }
+
+    #[track_caller]
+    pub fn ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text());
+        &self.json
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
