@@ -91,6 +91,14 @@ fn credentials(fixture: &Fixture, db_flag: &str, serve: bool) -> String {
     if serve {
         text += &format!("  {cli} serve   # serves the database on http://127.0.0.1:8080\n");
         text += &format!("  curl -s -H \"Authorization: Bearer {example}\" http://127.0.0.1:8080/v1/auth/verify\n");
+        if let Some(admin) =
+            tokens.iter().find(|token| token.state == TokenState::Active && token.permission == "admin")
+        {
+            let secret = &admin.secret;
+            text += &format!(
+                "  curl -s -H \"Authorization: Bearer {secret}\" 'http://127.0.0.1:8080/v1/tokens?status=all'\n"
+            );
+        }
     } else {
         text += "  (this build has no `tollgate serve` yet: try them from the command line)\n";
     }
