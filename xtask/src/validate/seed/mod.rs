@@ -2,6 +2,7 @@
 //! token with its metadata, owning user, times (from the seed anchor), state, display hint and the HMAC
 //! of its development secret under the database's key — and nothing else.
 
+mod metering;
 mod users;
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use sqlx::Row;
 use tollgate_types::{KeyId, TokenHasher, TokenPrefix, TokenSecret};
 use zeroize::Zeroizing;
 
+use self::metering::{check_metering, read_metering};
 use self::users::{UserRow, check_users, read_users};
 use super::Violation;
 use crate::db::{marker, now_micros, with_connection};
@@ -45,9 +47,10 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
         violations.push(Violation::in_file(shown_db, "does not exist: run cargo xtask dev-fresh".to_owned()));
         return Ok(violations);
     }
-    let (marker, rows, users) = with_connection(db, async |connection| {
+    let (marker, rows, users, metering) = with_connection(db, async |connection| {
         let marker = marker(connection).await?;
         let users = read_users(connection).await?;
+        let metering = read_metering(connection).await?;
         let rows = sqlx::query(
             "SELECT id, name, owner, user_id, project, permission, scopes, description, created_at, expires_at, revoked_at,
                     revoke_reason, display_hint, hash, key_id
@@ -76,7 +79,7 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
                 key_id: row.get("key_id"),
             })
             .collect();
-        Ok((marker, rows, users))
+        Ok((marker, rows, users, metering))
     })?;
     let Some(marker) = marker else {
         violations.push(Violation::in_file(
@@ -97,6 +100,9 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
         }
     };
     violations.extend(check_users(fixture, &users, &shown_db));
+    if let Some(metering) = &metering {
+        violations.extend(check_metering(fixture, metering, &users, anchor, &shown_db));
+    }
     let now = now_micros();
     for (index, token) in fixture.tokens.iter().enumerate() {
         let line = fixture.line_of("tokens", index);

@@ -5,16 +5,16 @@ use std::fmt;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use zeroize::Zeroizing;
 
 use crate::db::{self, marker, with_connection};
-use crate::fixture::{Fixture, FixtureToken, UserStatus};
+use crate::fixture::{Fixture, FixtureToken};
 use crate::tollgate::Tollgate;
 use crate::workspace::shown;
 
-/// The bcrypt cost of the development users' password hashes: the lowest tollgate accepts, so seeding
-/// stays quick (the development password is public anyway).
-const DEV_BCRYPT_COST: &str = "10";
+mod metering;
+mod users;
+
+pub(crate) use metering::stored_subject;
 
 /// What `seed` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,6 +33,14 @@ pub struct SeedOutcome {
     pub tokens_added: usize,
     /// Tokens that were already there.
     pub tokens_present: usize,
+    /// Limits (fixture entries) set now, wholly or in part.
+    pub limits_added: usize,
+    /// Limits that were already there.
+    pub limits_present: usize,
+    /// Usage events recorded now.
+    pub usage_added: usize,
+    /// Usage events that were already there.
+    pub usage_present: usize,
     /// Sections this build of tollgate cannot seed yet, with why.
     pub skipped: Vec<String>,
 }
@@ -47,6 +55,12 @@ impl fmt::Display for SeedOutcome {
             self.users_added, self.users_present, self.users_suspended
         )?;
         write!(f, "  tokens: {} added, {} already present", self.tokens_added, self.tokens_present)?;
+        if !self.skipped.iter().any(|skipped| skipped.starts_with("limits")) {
+            write!(f, "\n  limits: {} added, {} already present", self.limits_added, self.limits_present)?;
+        }
+        if !self.skipped.iter().any(|skipped| skipped.starts_with("usage")) {
+            write!(f, "\n  usage events: {} added, {} already present", self.usage_added, self.usage_present)?;
+        }
         for skipped in &self.skipped {
             write!(f, "\n  skipped {skipped}")?;
         }
@@ -86,7 +100,7 @@ pub fn seed(root: &Path, tollgate: &Tollgate, db: &Path, fixture: &Fixture) -> a
     // The first seed fixes the anchor: whole minutes, so times read well; later seeds reuse it.
     let anchor = db::set_seed_anchor(db, db::now_micros() / 60_000_000 * 60_000_000)?;
     let mut outcome = SeedOutcome { db: shown_db, anchor, ..SeedOutcome::default() };
-    let users = seed_users(tollgate, db, fixture, &mut outcome)?;
+    let users = users::seed_users(tollgate, db, fixture, &mut outcome)?;
     for token in &fixture.tokens {
         if present.contains(&token.id) {
             outcome.tokens_present += 1;
@@ -104,77 +118,23 @@ pub fn seed(root: &Path, tollgate: &Tollgate, db: &Path, fixture: &Fixture) -> a
         import_token(tollgate, db, token, user_id, anchor)?;
         outcome.tokens_added += 1;
     }
-    for (section, command, count) in
-        [("limits", "limit", fixture.limits.len()), ("usage", "usage", fixture.usage.len())]
-    {
-        if !tollgate.has_command(command) {
-            outcome
-                .skipped
-                .push(format!("{section} ({count} in the fixture): this tollgate has no `{command}` command yet"));
-        }
+    // Limits before usage: recording counts the events against the limits in force.
+    if tollgate.has_command("limit") {
+        metering::seed_limits(tollgate, db, fixture, &users, &mut outcome)?;
+    } else {
+        outcome.skipped.push(format!(
+            "limits ({} in the fixture): this tollgate has no `limit` command yet",
+            fixture.limits.len()
+        ));
+    }
+    if tollgate.has_command("usage") {
+        metering::seed_usage(tollgate, db, fixture, anchor, &mut outcome)?;
+    } else {
+        outcome
+            .skipped
+            .push(format!("usage ({} in the fixture): this tollgate has no `usage` command yet", fixture.usage.len()));
     }
     Ok(outcome)
-}
-
-/// A user row, as far as seeding cares.
-#[derive(Debug)]
-struct UserRow {
-    id: String,
-    username: String,
-    status: String,
-}
-
-async fn read_users(connection: &mut sqlx::SqliteConnection) -> anyhow::Result<Vec<UserRow>> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as("SELECT id, username, status FROM users")
-        .fetch_all(connection)
-        .await
-        .context("while reading users")?;
-    Ok(rows.into_iter().map(|(id, username, status)| UserRow { id, username, status }).collect())
-}
-
-/// Creates the fixture's missing users and suspends those the fixture wants suspended; returns every
-/// user in the database. A user who is present is left as it is (validate reports any drift), except
-/// that one still active is suspended, so an interrupted seed converges.
-fn seed_users(
-    tollgate: &Tollgate,
-    db: &Path,
-    fixture: &Fixture,
-    outcome: &mut SeedOutcome,
-) -> anyhow::Result<Vec<UserRow>> {
-    let before = with_connection(db, async |connection| read_users(connection).await)?;
-    for user in &fixture.users {
-        let present = before.iter().find(|row| row.username == user.username);
-        if present.is_some() {
-            outcome.users_present += 1;
-        } else {
-            let arguments = [
-                "--bcrypt-cost",
-                DEV_BCRYPT_COST,
-                "user",
-                "create",
-                "--username",
-                &user.username,
-                "--email",
-                &user.email,
-                "--role",
-                &user.role,
-                "--password-stdin",
-            ];
-            let password = Zeroizing::new(format!("{}\n", fixture.password));
-            tollgate
-                .run(db, &arguments, Some(&password))
-                .with_context(|| format!("while creating user {}", user.username))?;
-            outcome.users_added += 1;
-        }
-        let active = present.is_none_or(|row| row.status == UserStatus::Active.as_str());
-        if let (UserStatus::Suspended, Some(reason), true) = (user.status, &user.status_reason, active) {
-            tollgate
-                .run(db, &["user", "suspend", &user.username, "--reason", reason], None)
-                .with_context(|| format!("while suspending user {}", user.username))?;
-            outcome.users_suspended += 1;
-        }
-    }
-    with_connection(db, async |connection| read_users(connection).await)
 }
 
 fn import_token(
