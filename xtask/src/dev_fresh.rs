@@ -104,7 +104,9 @@ fn credentials(fixture: &Fixture, db_flag: &str, serve: bool) -> String {
     }
     text += &format!("  echo {example} | {cli} token verify\n");
     text += &format!("  echo {} | {cli} login --username {login_user}\n", fixture.password);
-    text += &format!("  {cli} token list");
+    text += &format!("  {cli} token list --status all\n");
+    text += &format!("  {cli} limit list\n");
+    text += &format!("  {cli} usage show --since 7d --by model");
     text
 }
 

@@ -159,17 +159,31 @@ fn seed_is_idempotent_and_its_result_passes_validate_seed() {
     let first = seed(root.path(), tollgate(), &db, &fixture).unwrap();
     assert_eq!((first.users_added, first.users_present, first.users_suspended), (3, 0, 1));
     assert_eq!((first.tokens_added, first.tokens_present), (fixture.tokens.len(), 0));
+    assert_eq!((first.limits_added, first.limits_present), (3, 0));
+    assert_eq!((first.usage_added, first.usage_present), (fixture.usage.len(), 0));
+    assert!(first.skipped.is_empty(), "{:?}", first.skipped);
     let violations = check_seed(root.path(), &db, &fixture).unwrap();
     assert!(violations.is_empty(), "{}", shown(&violations));
     let seeded = dump(&db);
     assert_eq!(seeded.iter().filter(|line| line.starts_with("users: ")).count(), 3);
+    assert_eq!(seeded.iter().filter(|line| line.starts_with("quota_limits: ")).count(), 9, "3 tiers × 3 maxima");
 
     let second = seed(root.path(), tollgate(), &db, &fixture).unwrap();
     assert_eq!((second.users_added, second.users_present, second.users_suspended), (0, 3, 0));
     assert_eq!((second.tokens_added, second.tokens_present, second.anchor), (0, fixture.tokens.len(), first.anchor));
+    assert_eq!((second.limits_added, second.limits_present), (0, 3));
+    assert_eq!((second.usage_added, second.usage_present), (0, fixture.usage.len()));
     assert_eq!(dump(&db), seeded, "a second seed changes nothing, audit log included");
     assert!(check_seed(root.path(), &db, &fixture).unwrap().is_empty());
     tollgate().run(&db, &["audit", "verify"], None).expect("the seeded audit log verifies");
+
+    // tollgate's own usage report sees the whole week (its window counts back from now, past the anchor).
+    let output = tollgate().run(&db, &["--json", "usage", "show", "--since", "8d"], None).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&output).unwrap();
+    let cost: u64 = fixture.usage.iter().map(|event| event.cost_microdollars).sum();
+    assert_eq!(report["totals"]["events"], fixture.usage.len(), "{report}");
+    assert_eq!(report["totals"]["errors"], 2, "{report}");
+    assert_eq!(report["totals"]["cost_micros"], cost, "{report}");
 
     // The development password opens the active accounts; the suspended one is refused.
     for user in &fixture.users {
@@ -239,11 +253,21 @@ fn validate_seed_reports_every_difference_from_the_fixture() {
              UPDATE users SET status = 'active', status_reason = NULL WHERE username = 'viewer';
              UPDATE users SET password_hash = '{other_hash}' WHERE username = 'admin';
              INSERT INTO users (id, username, email, password_hash, role, created_at, updated_at, password_changed_at)
-             VALUES ('usr_00000000000070008000000000000099', 'mallory', 'm@example.com', '{other_hash}', 'admin', 1, 1, 1);"
+             VALUES ('usr_00000000000070008000000000000099', 'mallory', 'm@example.com', '{other_hash}', 'admin', 1, 1, 1);
+             UPDATE quota_limits SET maximum = 7 WHERE subject_kind = 'project' AND metric = 'requests';
+             DELETE FROM quota_limits WHERE subject_kind = 'token' AND metric = 'cost';
+             INSERT INTO quota_limits (subject_kind, subject, metric, period, maximum, shadow, created_at, updated_at)
+             VALUES ('owner', 'nobody', 'requests', 'hour', 5, 0, 1, 1);
+             DELETE FROM usage_event_blocks WHERE id = (SELECT min(id) FROM usage_event_blocks);
+             UPDATE usage_rollups SET cost_micros = cost_micros + 1
+             WHERE token_id = 'tok_00000000000070008000000000000002'
+               AND hour = (SELECT min(hour) FROM usage_rollups WHERE token_id = 'tok_00000000000070008000000000000002');"
         ),
     );
     let token = |index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of("tokens", index));
     let user = |index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of("users", index));
+    let limit = |index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of("limits", index));
+    let usage = |index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of("usage", index));
     let violations = check_seed(root.path(), &db, &fixture).unwrap();
     let expected = [
         (
@@ -275,6 +299,14 @@ fn validate_seed_reports_every_difference_from_the_fixture() {
         (token(3), "token tok_00000000000070008000000000000004: expires_at is "),
         (token(3), "token tok_00000000000070008000000000000004: it is expired now but the fixture says active"),
         (token(4), "token tok_00000000000070008000000000000005 is missing from ./tollgate.db"),
+        ("./tollgate.db: ".to_owned(), "limit requests per hour of owner nobody is not in tests/fixtures/seed.json"),
+        (limit(0), "limit free (cost per day) is missing from ./tollgate.db"),
+        (limit(1), "limit team (requests per month): maximum is 7 in the database, 100000 in the fixture"),
+        (usage(0), "(tok_00000000000070008000000000000004 openai/gpt-4o-mini) is missing from ./tollgate.db"),
+        (
+            "./tollgate.db: ".to_owned(),
+            "usage totals of tok_00000000000070008000000000000002: cost (microdollars) is 41643 in the rollups, 41642 in the fixture",
+        ),
     ];
     let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
     assert_eq!(lines.len(), expected.len(), "{}", lines.join("\n"));
@@ -318,6 +350,11 @@ fn a_broken_fixture_is_reported_entry_by_entry() {
                  "\"state\": \"expired\", \"name\": \"ci-expired\", \"owner\": \"developer\", \"user\": \"developer\", \"project\": \"search\", \"permission\": \"admin\"")
         .replace("\"name\": \"search-backend\", \"owner\": \"developer\", \"user\": \"developer\"", "\"name\": \"search-backend\", \"owner\": \"developer\", \"user\": \"ghost\"")
         .replace("\"owner\": \"usage-dashboard\",", "\"owner\": \"viewer\", \"user\": \"viewer\",")
+        .replace("\"window\": \"day\"", "\"window\": \"week\"")
+        .replace(
+            "\"at\": \"-4d15h5m\", \"provider\": \"anthropic\", \"model\": \"claude-3-5-haiku\"",
+            "\"at\": \"-5d12h15m\", \"provider\": \"openai\", \"model\": \"gpt-4o-mini\"",
+        )
         .replacen(
             "{\"token\": \"tok_00000000000070008000000000000004\"",
             "{\"token\": \"tok_00000000000070008000000000000077\"",
@@ -332,7 +369,9 @@ fn a_broken_fixture_is_reported_entry_by_entry() {
         (at("tokens", 2), "state says active but its times make it revoked"),
         (at("tokens", 3), "user ghost is not in the users section"),
         (at("tokens", 4), "user viewer is suspended: a token can only be linked to an active user"),
+        (at("limits", 0), "limit free: window must be one of minute, hour, day, month"),
         (at("usage", 0), "token tok_00000000000070008000000000000077 is not in the tokens section"),
+        (at("usage", 6), "another event has the same token, time, provider and model"),
     ];
     let violations = fixture.check();
     assert_eq!(violations.len(), expected.len(), "{}", shown(&violations));
