@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::fixture::{Fixture, TokenState};
+use crate::fixture::{Fixture, TokenState, UserStatus};
 use crate::tollgate::Tollgate;
 use crate::validate::{Validator, run_and_report};
-use crate::workspace::{cargo, shown};
+use crate::workspace::{canonical_db, cargo, shown};
 use crate::{reset, seed};
 
 pub(crate) fn dev_fresh(root: &Path, db: &Path, test: bool) -> anyhow::Result<ExitCode> {
@@ -20,15 +20,15 @@ pub(crate) fn dev_fresh(root: &Path, db: &Path, test: bool) -> anyhow::Result<Ex
     println!("== reset");
     println!("{}", reset(root, &tollgate, db)?);
     println!("== seed");
-    let outcome = seed(root, &tollgate, db, &fixture)?;
-    println!("{outcome}");
+    println!("{}", seed(root, &tollgate, db, &fixture)?);
     println!("== validate");
     if !run_and_report(root, &Validator::ALL, db)? {
         eprintln!("error: the fresh development database does not validate (violations above)");
         return Ok(ExitCode::from(1));
     }
     println!("\n== ready in {:.1}s: {}\n", started.elapsed().as_secs_f64(), shown(root, db));
-    print_credentials(&fixture, &outcome.skipped);
+    let db_flag = if db == canonical_db(root) { String::new() } else { format!(" --db {}", shown(root, db)) };
+    println!("{}", credentials(&fixture, &db_flag, tollgate.has_command("serve")));
     if test {
         println!("\n== cargo test --workspace");
         let status =
@@ -40,38 +40,107 @@ pub(crate) fn dev_fresh(root: &Path, db: &Path, test: bool) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_credentials(fixture: &Fixture, skipped: &[String]) {
-    println!("Development credentials — public, for this development database only (docs/development.md):");
+/// The development credentials and how to try them. `db_flag` is `--db PATH` for a database other than
+/// the canonical one; `serve` says whether this build has `tollgate serve`.
+fn credentials(fixture: &Fixture, db_flag: &str, serve: bool) -> String {
+    let mut text =
+        String::from("Development credentials — public, for this development database only (docs/development.md):\n");
     let users: Vec<String> = fixture
         .users
         .iter()
-        .map(|user| match user.status {
-            crate::fixture::UserStatus::Active => format!("{} ({})", user.username, user.role),
-            crate::fixture::UserStatus::Suspended => format!("{} ({}, suspended)", user.username, user.role),
+        .map(|user| match (&user.status, &user.status_reason) {
+            (UserStatus::Suspended, Some(reason)) => {
+                format!("{} ({}, suspended: {reason})", user.username, user.role)
+            }
+            _ => format!("{} ({})", user.username, user.role),
         })
         .collect();
-    if skipped.iter().any(|section| section.starts_with("users")) {
-        println!("  users: not seeded by this build of tollgate yet");
-    } else {
-        println!("  users: {}; password: {}", users.join(", "), fixture.password);
-    }
-    println!("  tokens:");
+    text += &format!("  users:    {}\n", users.join(", "));
+    text += &format!("  password: {} (every user)\n", fixture.password);
+    text += "  tokens:\n";
     let mut tokens: Vec<_> = fixture.tokens.iter().collect();
     tokens.sort_by_key(|token| token.state != TokenState::Active);
-    let width = tokens.iter().map(|token| token.name.len()).max().unwrap_or(0);
-    for token in &tokens {
-        println!(
-            "    {:<8} {:<width$}  {:<10} {:<10} {}",
+    let owners: Vec<String> = tokens
+        .iter()
+        .map(|token| match &token.user {
+            Some(user) if user != &token.owner => format!("{} (user {user})", token.owner),
+            _ => token.owner.clone(),
+        })
+        .collect();
+    let name_width = tokens.iter().map(|token| token.name.len()).max().unwrap_or(0);
+    let owner_width = owners.iter().map(String::len).max().unwrap_or(0);
+    for (token, owner) in tokens.iter().zip(&owners) {
+        text += &format!(
+            "    {:<8} {:<name_width$}  {:<owner_width$}  {:<10} {}\n",
             token.state.as_str(),
             token.name,
-            token.owner,
+            owner,
             token.permission,
             token.secret
         );
     }
     let example = tokens.first().map_or("tg_…", |token| token.secret.as_str());
-    println!("\nTry them:");
-    println!("  cargo run -p tollgate-cli -- serve        # serves ./tollgate.db on http://127.0.0.1:8080");
-    println!("  curl -s -H \"Authorization: Bearer {example}\" http://127.0.0.1:8080/v1/auth/verify");
-    println!("  echo {example} | cargo run -q -p tollgate-cli -- token verify");
+    let login_user = fixture
+        .users
+        .iter()
+        .find(|user| user.status == UserStatus::Active && user.role != "admin")
+        .or_else(|| fixture.users.first())
+        .map_or("admin", |user| user.username.as_str());
+    let cli = format!("cargo run -q -p tollgate-cli --{db_flag}");
+    text += "\nTry them:\n";
+    if serve {
+        text += &format!("  {cli} serve   # serves the database on http://127.0.0.1:8080\n");
+        text += &format!("  curl -s -H \"Authorization: Bearer {example}\" http://127.0.0.1:8080/v1/auth/verify\n");
+        if let Some(admin) =
+            tokens.iter().find(|token| token.state == TokenState::Active && token.permission == "admin")
+        {
+            let secret = &admin.secret;
+            text += &format!(
+                "  curl -s -H \"Authorization: Bearer {secret}\" 'http://127.0.0.1:8080/v1/tokens?status=all'\n"
+            );
+        }
+    } else {
+        text += "  (this build has no `tollgate serve` yet: try them from the command line)\n";
+    }
+    text += &format!("  echo {example} | {cli} token verify\n");
+    text += &format!("  echo {} | {cli} login --username {login_user}\n", fixture.password);
+    text += &format!("  {cli} token list --status all\n");
+    text += &format!("  {cli} limit list\n");
+    text += &format!("  {cli} usage show --since 7d --by model");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> Fixture {
+        Fixture::load(&crate::project_root()).expect("the repository's fixture loads")
+    }
+
+    #[test]
+    fn credentials_show_every_user_and_secret_and_how_to_log_in() {
+        let fixture = fixture();
+        let text = credentials(&fixture, "", true);
+        for user in &fixture.users {
+            assert!(text.contains(&format!("{} ({}", user.username, user.role)), "{text}");
+        }
+        assert!(text.contains("viewer (viewer, suspended: left the team)"), "{text}");
+        for token in &fixture.tokens {
+            assert!(text.contains(&token.secret), "{text}");
+        }
+        assert!(text.contains("password: tollgate-dev-password"), "{text}");
+        assert!(
+            text.contains("echo tollgate-dev-password | cargo run -q -p tollgate-cli -- login --username developer"),
+            "{text}"
+        );
+        assert!(text.contains("-- serve") && text.contains("curl -s -H \"Authorization: Bearer tg_"), "{text}");
+    }
+
+    #[test]
+    fn credentials_name_a_non_canonical_database_and_skip_serve_when_it_is_missing() {
+        let text = credentials(&fixture(), " --db scratch/dev.db", false);
+        assert!(!text.contains("curl") && text.contains("no `tollgate serve` yet"), "{text}");
+        assert!(text.contains("cargo run -q -p tollgate-cli -- --db scratch/dev.db token verify"), "{text}");
+    }
 }

@@ -11,8 +11,9 @@ use crate::db::{self, marker, tables_with_rows, with_connection};
 use crate::tollgate::Tollgate;
 use crate::workspace::{shown, with_suffix};
 
-/// The files that make up a SQLite database and its tollgate key, by suffix of the database path.
-const COMPANIONS: [&str; 5] = ["", "-wal", "-shm", "-journal", ".key"];
+/// The files that make up a SQLite database and its tollgate keys (token hashing, access-token
+/// signing), by suffix of the database path.
+const COMPANIONS: [&str; 6] = ["", "-wal", "-shm", "-journal", ".key", ".jwt.key"];
 
 /// What `reset` did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -122,7 +122,7 @@ fn reset_backs_up_the_database_with_its_wal_shm_and_key_then_recreates_it_marked
     // A connection left open (a server still running, say) keeps the -wal and -shm files around.
     let mut held = block_on(connect(&db));
     block_on(sqlx::query("SELECT count(*) FROM tokens").fetch_one(&mut held)).unwrap();
-    for suffix in ["-wal", "-shm", ".key"] {
+    for suffix in ["-wal", "-shm", ".key", ".jwt.key"] {
         assert!(root.path().join(format!("tollgate.db{suffix}")).exists(), "tollgate.db{suffix}");
     }
     let second = reset(root.path(), tollgate(), &db).unwrap();
@@ -130,7 +130,7 @@ fn reset_backs_up_the_database_with_its_wal_shm_and_key_then_recreates_it_marked
 
     let mut moved = second.backed_up.clone();
     moved.sort();
-    assert_eq!(moved, ["tollgate.db", "tollgate.db-shm", "tollgate.db-wal", "tollgate.db.key"]);
+    assert_eq!(moved, ["tollgate.db", "tollgate.db-shm", "tollgate.db-wal", "tollgate.db.jwt.key", "tollgate.db.key"]);
     let backup = root.path().join(second.backup.as_ref().unwrap().strip_prefix("./").unwrap());
     assert!(backup.file_name().unwrap().to_string_lossy().starts_with("tollgate.db.backup-"));
     assert_eq!(backup.parent(), Some(root.path()), "the backup sits beside the database");
@@ -157,15 +157,48 @@ fn seed_is_idempotent_and_its_result_passes_validate_seed() {
     let fixture = fixture();
     reset(root.path(), tollgate(), &db).unwrap();
     let first = seed(root.path(), tollgate(), &db, &fixture).unwrap();
+    assert_eq!((first.users_added, first.users_present, first.users_suspended), (3, 0, 1));
     assert_eq!((first.tokens_added, first.tokens_present), (fixture.tokens.len(), 0));
+    assert_eq!((first.limits_added, first.limits_present), (3, 0));
+    assert_eq!((first.usage_added, first.usage_present), (fixture.usage.len(), 0));
+    assert!(first.skipped.is_empty(), "{:?}", first.skipped);
     let violations = check_seed(root.path(), &db, &fixture).unwrap();
     assert!(violations.is_empty(), "{}", shown(&violations));
     let seeded = dump(&db);
+    assert_eq!(seeded.iter().filter(|line| line.starts_with("users: ")).count(), 3);
+    assert_eq!(seeded.iter().filter(|line| line.starts_with("quota_limits: ")).count(), 9, "3 tiers × 3 maxima");
 
     let second = seed(root.path(), tollgate(), &db, &fixture).unwrap();
+    assert_eq!((second.users_added, second.users_present, second.users_suspended), (0, 3, 0));
     assert_eq!((second.tokens_added, second.tokens_present, second.anchor), (0, fixture.tokens.len(), first.anchor));
+    assert_eq!((second.limits_added, second.limits_present), (0, 3));
+    assert_eq!((second.usage_added, second.usage_present), (0, fixture.usage.len()));
     assert_eq!(dump(&db), seeded, "a second seed changes nothing, audit log included");
     assert!(check_seed(root.path(), &db, &fixture).unwrap().is_empty());
+    tollgate().run(&db, &["audit", "verify"], None).expect("the seeded audit log verifies");
+
+    // tollgate's own usage report sees the whole week (its window counts back from now, past the anchor).
+    let output = tollgate().run(&db, &["--json", "usage", "show", "--since", "8d"], None).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&output).unwrap();
+    let cost: u64 = fixture.usage.iter().map(|event| event.cost_microdollars).sum();
+    assert_eq!(report["totals"]["events"], fixture.usage.len(), "{report}");
+    assert_eq!(report["totals"]["errors"], 2, "{report}");
+    assert_eq!(report["totals"]["cost_micros"], cost, "{report}");
+
+    // The development password opens the active accounts; the suspended one is refused.
+    for user in &fixture.users {
+        let output = tollgate()
+            .output(&db, &["--json", "login", "--username", &user.username], Some(&fixture.password))
+            .unwrap();
+        let suspended = user.status == xtask::UserStatus::Suspended;
+        assert_eq!(
+            output.status.success(),
+            !suspended,
+            "{}: {}",
+            user.username,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 
     // The secrets really work, in the states the fixture gives them.
     for token in &fixture.tokens {
@@ -177,45 +210,109 @@ fn seed_is_idempotent_and_its_result_passes_validate_seed() {
 }
 
 #[test]
+fn seed_finishes_what_an_interrupted_seed_left_and_leaves_users_it_finds_alone() {
+    let (root, db) = scratch();
+    let fixture = fixture();
+    reset(root.path(), tollgate(), &db).unwrap();
+    // As if a seed had stopped right after creating the viewer, before suspending them.
+    tollgate()
+        .run(
+            &db,
+            &["--bcrypt-cost", "10", "user", "create", "--username", "viewer", "--email", "viewer@example.com"]
+                .into_iter()
+                .chain(["--role", "viewer", "--password-stdin"])
+                .collect::<Vec<_>>(),
+            Some(&fixture.password),
+        )
+        .unwrap();
+    let outcome = seed(root.path(), tollgate(), &db, &fixture).unwrap();
+    assert_eq!((outcome.users_added, outcome.users_present, outcome.users_suspended), (2, 1, 1));
+    let violations = check_seed(root.path(), &db, &fixture).unwrap();
+    assert!(violations.is_empty(), "{}", shown(&violations));
+}
+
+#[test]
 fn validate_seed_reports_every_difference_from_the_fixture() {
     let (root, db) = scratch();
     let fixture = fixture();
     reset(root.path(), tollgate(), &db).unwrap();
     seed(root.path(), tollgate(), &db, &fixture).unwrap();
+    let other_hash = bcrypt::hash("not-the-development-password", 4).unwrap();
     execute(
         &db,
-        "UPDATE tokens SET name = 'renamed', project = NULL WHERE id = 'tok_00000000000070008000000000000001';
-         UPDATE tokens SET hash = zeroblob(32) WHERE id = 'tok_00000000000070008000000000000003';
-         DELETE FROM tokens WHERE id = 'tok_00000000000070008000000000000005';
-         INSERT INTO tokens (id, name, owner, permission, hash, key_id, display_hint, created_at, updated_at)
-         VALUES ('tok_00000000000070008000000000000099', 'stray', 'nobody', 'admin', randomblob(32), 1, 'tg_x', 1, 1);",
+        &format!(
+            "UPDATE tokens SET name = 'renamed', project = NULL WHERE id = 'tok_00000000000070008000000000000001';
+             UPDATE tokens SET hash = zeroblob(32) WHERE id = 'tok_00000000000070008000000000000003';
+             DELETE FROM tokens WHERE id = 'tok_00000000000070008000000000000005';
+             INSERT INTO tokens (id, name, owner, permission, hash, key_id, display_hint, created_at, updated_at)
+             VALUES ('tok_00000000000070008000000000000099', 'stray', 'nobody', 'admin', randomblob(32), 1, 'tg_x', 1, 1);
+             DROP TRIGGER tokens_user_is_fixed;
+             UPDATE tokens SET user_id = (SELECT id FROM users WHERE username = 'admin'), expires_at = created_at + 1000000
+             WHERE id = 'tok_00000000000070008000000000000004';
+             UPDATE users SET role = 'viewer', email = 'dev@example.org' WHERE username = 'developer';
+             UPDATE users SET status = 'active', status_reason = NULL WHERE username = 'viewer';
+             UPDATE users SET password_hash = '{other_hash}' WHERE username = 'admin';
+             INSERT INTO users (id, username, email, password_hash, role, created_at, updated_at, password_changed_at)
+             VALUES ('usr_00000000000070008000000000000099', 'mallory', 'm@example.com', '{other_hash}', 'admin', 1, 1, 1);
+             UPDATE quota_limits SET maximum = 7 WHERE subject_kind = 'project' AND metric = 'requests';
+             DELETE FROM quota_limits WHERE subject_kind = 'token' AND metric = 'cost';
+             INSERT INTO quota_limits (subject_kind, subject, metric, period, maximum, shadow, created_at, updated_at)
+             VALUES ('owner', 'nobody', 'requests', 'hour', 5, 0, 1, 1);
+             DELETE FROM usage_event_blocks WHERE id = (SELECT min(id) FROM usage_event_blocks);
+             UPDATE usage_rollups SET cost_micros = cost_micros + 1
+             WHERE token_id = 'tok_00000000000070008000000000000002'
+               AND hour = (SELECT min(hour) FROM usage_rollups WHERE token_id = 'tok_00000000000070008000000000000002');"
+        ),
     );
-    let line = |index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of("tokens", index));
+    let token = |index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of("tokens", index));
+    let user = |index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of("users", index));
+    let limit = |index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of("limits", index));
+    let usage = |index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of("usage", index));
     let violations = check_seed(root.path(), &db, &fixture).unwrap();
     let expected = [
         (
             "./tollgate.db: ".to_owned(),
             "token tok_00000000000070008000000000000099 (stray) is not in tests/fixtures/seed.json",
         ),
+        ("./tollgate.db: ".to_owned(), "user mallory (usr_00000000000070008000000000000099) is not in"),
+        (user(0), "user admin: the development password does not verify against the stored hash"),
+        (user(1), "user developer: email is dev@example.org in the database, developer@example.com in the fixture"),
+        (user(1), "user developer: role is viewer in the database, user in the fixture"),
+        (user(2), "user viewer: status is active in the database, suspended in the fixture"),
+        (user(2), "user viewer: status_reason is none in the database, \"left the team\" in the fixture"),
         (
-            line(0),
+            token(0),
             "token tok_00000000000070008000000000000001: name is \"renamed\" in the database, \"ci-expired\" in the fixture",
         ),
         (
-            line(0),
+            token(0),
             "token tok_00000000000070008000000000000001: project is none in the database, \"search\" in the fixture",
         ),
         (
-            line(2),
+            token(2),
             "token tok_00000000000070008000000000000003: its stored hash is not the HMAC of the fixture's secret",
         ),
-        (line(4), "token tok_00000000000070008000000000000005 is missing from ./tollgate.db"),
+        (
+            token(3),
+            "token tok_00000000000070008000000000000004: user is \"admin\" in the database, \"developer\" in the fixture",
+        ),
+        (token(3), "token tok_00000000000070008000000000000004: expires_at is "),
+        (token(3), "token tok_00000000000070008000000000000004: it is expired now but the fixture says active"),
+        (token(4), "token tok_00000000000070008000000000000005 is missing from ./tollgate.db"),
+        ("./tollgate.db: ".to_owned(), "limit requests per hour of owner nobody is not in tests/fixtures/seed.json"),
+        (limit(0), "limit free (cost per day) is missing from ./tollgate.db"),
+        (limit(1), "limit team (requests per month): maximum is 7 in the database, 100000 in the fixture"),
+        (usage(0), "(tok_00000000000070008000000000000004 openai/gpt-4o-mini) is missing from ./tollgate.db"),
+        (
+            "./tollgate.db: ".to_owned(),
+            "usage totals of tok_00000000000070008000000000000002: cost (microdollars) is 41643 in the rollups, 41642 in the fixture",
+        ),
     ];
-    let mut lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
-    lines.sort();
+    let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
     assert_eq!(lines.len(), expected.len(), "{}", lines.join("\n"));
-    for (line, (prefix, message)) in lines.iter().zip(&expected) {
-        assert!(line.starts_with(prefix.as_str()) && line.contains(message), "{line}\n expected {prefix}{message}");
+    for (prefix, message) in &expected {
+        let found = lines.iter().filter(|line| line.starts_with(prefix.as_str()) && line.contains(message)).count();
+        assert_eq!(found, 1, "expected one {prefix}{message} in\n{}", lines.join("\n"));
     }
 }
 
@@ -248,7 +345,16 @@ fn a_broken_fixture_is_reported_entry_by_entry() {
     let broken = text
         .replace("01KeWaK\"", "01KeWaL\"")
         .replace("\"state\": \"revoked\"", "\"state\": \"active\"")
-        .replace("\"owner\": \"viewer\", \"user\": \"viewer\"", "\"owner\": \"viewer\", \"user\": \"ghost\"")
+        .replace(", \"status_reason\": \"left the team\"", "")
+        .replace("\"state\": \"expired\", \"name\": \"ci-expired\", \"owner\": \"developer\", \"user\": \"developer\", \"project\": \"search\", \"permission\": \"standard\"",
+                 "\"state\": \"expired\", \"name\": \"ci-expired\", \"owner\": \"developer\", \"user\": \"developer\", \"project\": \"search\", \"permission\": \"admin\"")
+        .replace("\"name\": \"search-backend\", \"owner\": \"developer\", \"user\": \"developer\"", "\"name\": \"search-backend\", \"owner\": \"developer\", \"user\": \"ghost\"")
+        .replace("\"owner\": \"usage-dashboard\",", "\"owner\": \"viewer\", \"user\": \"viewer\",")
+        .replace("\"window\": \"day\"", "\"window\": \"week\"")
+        .replace(
+            "\"at\": \"-4d15h5m\", \"provider\": \"anthropic\", \"model\": \"claude-3-5-haiku\"",
+            "\"at\": \"-5d12h15m\", \"provider\": \"openai\", \"model\": \"gpt-4o-mini\"",
+        )
         .replacen(
             "{\"token\": \"tok_00000000000070008000000000000004\"",
             "{\"token\": \"tok_00000000000070008000000000000077\"",
@@ -257,10 +363,15 @@ fn a_broken_fixture_is_reported_entry_by_entry() {
     let fixture = Fixture::parse(&broken).unwrap();
     let at = |section, index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of(section, index));
     let expected = [
+        (at("users", 2), "user viewer: a suspended user needs a status_reason"),
+        (at("tokens", 0), "permission admin exceeds what role user of user developer allows (standard)"),
         (at("tokens", 1), "the secret is refused by the token parser: token checksum does not match"),
         (at("tokens", 2), "state says active but its times make it revoked"),
-        (at("tokens", 4), "user ghost is not in the users section"),
+        (at("tokens", 3), "user ghost is not in the users section"),
+        (at("tokens", 4), "user viewer is suspended: a token can only be linked to an active user"),
+        (at("limits", 0), "limit free: window must be one of minute, hour, day, month"),
         (at("usage", 0), "token tok_00000000000070008000000000000077 is not in the tokens section"),
+        (at("usage", 6), "another event has the same token, time, provider and model"),
     ];
     let violations = fixture.check();
     assert_eq!(violations.len(), expected.len(), "{}", shown(&violations));

@@ -1,6 +1,9 @@
-//! `validate seed`: the development database holds exactly the fixture — every token with its
-//! metadata, times (from the seed anchor), display hint and the HMAC of its development secret under
-//! the database's key — and nothing else.
+//! `validate seed`: the development database holds exactly the fixture — every user (users.rs), every
+//! token with its metadata, owning user, times (from the seed anchor), state, display hint and the HMAC
+//! of its development secret under the database's key — and nothing else.
+
+mod metering;
+mod users;
 
 use std::path::Path;
 
@@ -9,9 +12,11 @@ use sqlx::Row;
 use tollgate_types::{KeyId, TokenHasher, TokenPrefix, TokenSecret};
 use zeroize::Zeroizing;
 
+use self::metering::{check_metering, read_metering};
+use self::users::{UserRow, check_users, read_users};
 use super::Violation;
-use crate::db::{marker, with_connection};
-use crate::fixture::{FIXTURE_PATH, Fixture, FixtureToken};
+use crate::db::{marker, now_micros, with_connection};
+use crate::fixture::{FIXTURE_PATH, Fixture, FixtureToken, TokenState};
 use crate::workspace::{shown, with_suffix};
 
 /// A token row as stored.
@@ -20,6 +25,7 @@ struct TokenRow {
     id: String,
     name: String,
     owner: String,
+    user_id: Option<String>,
     project: Option<String>,
     permission: String,
     scopes: String,
@@ -41,10 +47,12 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
         violations.push(Violation::in_file(shown_db, "does not exist: run cargo xtask dev-fresh".to_owned()));
         return Ok(violations);
     }
-    let (marker, rows) = with_connection(db, async |connection| {
+    let (marker, rows, users, metering) = with_connection(db, async |connection| {
         let marker = marker(connection).await?;
+        let users = read_users(connection).await?;
+        let metering = read_metering(connection).await?;
         let rows = sqlx::query(
-            "SELECT id, name, owner, project, permission, scopes, description, created_at, expires_at, revoked_at,
+            "SELECT id, name, owner, user_id, project, permission, scopes, description, created_at, expires_at, revoked_at,
                     revoke_reason, display_hint, hash, key_id
              FROM tokens ORDER BY id",
         )
@@ -57,6 +65,7 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
                 id: row.get("id"),
                 name: row.get("name"),
                 owner: row.get("owner"),
+                user_id: row.get("user_id"),
                 project: row.get("project"),
                 permission: row.get("permission"),
                 scopes: row.get("scopes"),
@@ -70,7 +79,7 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
                 key_id: row.get("key_id"),
             })
             .collect();
-        Ok((marker, rows))
+        Ok((marker, rows, users, metering))
     })?;
     let Some(marker) = marker else {
         violations.push(Violation::in_file(
@@ -90,6 +99,11 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
             None
         }
     };
+    violations.extend(check_users(fixture, &users, &shown_db));
+    if let Some(metering) = &metering {
+        violations.extend(check_metering(fixture, metering, &users, anchor, &shown_db));
+    }
+    let now = now_micros();
     for (index, token) in fixture.tokens.iter().enumerate() {
         let line = fixture.line_of("tokens", index);
         match rows.iter().find(|row| row.id == token.id) {
@@ -99,7 +113,8 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
                 format!("token {} is missing from {shown_db}", token.id),
             )),
             Some(row) => {
-                for difference in token_differences(token, row, anchor, hasher.as_ref()) {
+                let context = Comparison { anchor, now, hasher: hasher.as_ref(), users: &users };
+                for difference in token_differences(token, row, &context) {
                     violations.push(Violation::at(FIXTURE_PATH, line, format!("token {}: {difference}", token.id)));
                 }
             }
@@ -114,8 +129,30 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
     Ok(violations)
 }
 
+/// What a token row is compared in.
+struct Comparison<'a> {
+    /// The seed anchor (Unix microseconds).
+    anchor: i64,
+    /// Now (Unix microseconds): the state a token shows is the state it has now.
+    now: i64,
+    /// The database's key, when its key file could be read.
+    hasher: Option<&'a TokenHasher>,
+    /// The database's users, to name the user a token is linked to.
+    users: &'a [UserRow],
+}
+
+/// The state a stored token is in at `now`.
+fn state_at(row: &TokenRow, now: i64) -> TokenState {
+    match (row.revoked_at, row.expires_at) {
+        (Some(_), _) => TokenState::Revoked,
+        (None, Some(expiry)) if expiry <= now => TokenState::Expired,
+        _ => TokenState::Active,
+    }
+}
+
 /// What differs between a fixture token and its row, one message per field.
-fn token_differences(token: &FixtureToken, row: &TokenRow, anchor: i64, hasher: Option<&TokenHasher>) -> Vec<String> {
+fn token_differences(token: &FixtureToken, row: &TokenRow, context: &Comparison<'_>) -> Vec<String> {
+    let (anchor, hasher) = (context.anchor, context.hasher);
     let mut differences = Vec::new();
     let mut compare = |field: &str, stored: String, wanted: String| {
         if stored != wanted {
@@ -131,6 +168,8 @@ fn token_differences(token: &FixtureToken, row: &TokenRow, anchor: i64, hasher: 
     let text = |value: Option<&String>| value.map_or_else(|| "none".to_owned(), |value| format!("{value:?}"));
     compare("name", format!("{:?}", row.name), format!("{:?}", token.name));
     compare("owner", format!("{:?}", row.owner), format!("{:?}", token.owner));
+    let linked = row.user_id.as_deref().map(|id| UserRow::username_of(context.users, id));
+    compare("user", text(linked.as_ref()), text(token.user.as_ref()));
     compare("project", text(row.project.as_ref()), text(token.project.as_ref()));
     compare("permission", row.permission.clone(), token.permission.clone());
     let mut scopes = token.scopes.clone();
@@ -158,6 +197,14 @@ fn token_differences(token: &FixtureToken, row: &TokenRow, anchor: i64, hasher: 
                 );
             }
         }
+    }
+    let state = state_at(row, context.now);
+    if state != token.state {
+        differences.push(format!(
+            "it is {} now but the fixture says {} (a development database ages: cargo xtask dev-fresh)",
+            state.as_str(),
+            token.state.as_str()
+        ));
     }
     differences
 }

@@ -11,6 +11,11 @@ use crate::fixture::{Fixture, FixtureToken};
 use crate::tollgate::Tollgate;
 use crate::workspace::shown;
 
+mod metering;
+mod users;
+
+pub(crate) use metering::stored_subject;
+
 /// What `seed` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeedOutcome {
@@ -18,10 +23,24 @@ pub struct SeedOutcome {
     pub db: String,
     /// The instant the fixture's times count from (Unix microseconds).
     pub anchor: i64,
+    /// Users created now.
+    pub users_added: usize,
+    /// Users that were already there.
+    pub users_present: usize,
+    /// Users suspended now (the fixture says suspended, the database said active).
+    pub users_suspended: usize,
     /// Tokens imported now.
     pub tokens_added: usize,
     /// Tokens that were already there.
     pub tokens_present: usize,
+    /// Limits (fixture entries) set now, wholly or in part.
+    pub limits_added: usize,
+    /// Limits that were already there.
+    pub limits_present: usize,
+    /// Usage events recorded now.
+    pub usage_added: usize,
+    /// Usage events that were already there.
+    pub usage_present: usize,
     /// Sections this build of tollgate cannot seed yet, with why.
     pub skipped: Vec<String>,
 }
@@ -30,7 +49,18 @@ impl fmt::Display for SeedOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let anchor = tollgate_types::Timestamp::from_unix_micros(self.anchor);
         writeln!(f, "seeded {} (fixture times count from {anchor})", self.db)?;
+        writeln!(
+            f,
+            "  users: {} added, {} already present, {} suspended",
+            self.users_added, self.users_present, self.users_suspended
+        )?;
         write!(f, "  tokens: {} added, {} already present", self.tokens_added, self.tokens_present)?;
+        if !self.skipped.iter().any(|skipped| skipped.starts_with("limits")) {
+            write!(f, "\n  limits: {} added, {} already present", self.limits_added, self.limits_present)?;
+        }
+        if !self.skipped.iter().any(|skipped| skipped.starts_with("usage")) {
+            write!(f, "\n  usage events: {} added, {} already present", self.usage_added, self.usage_present)?;
+        }
         for skipped in &self.skipped {
             write!(f, "\n  skipped {skipped}")?;
         }
@@ -70,29 +100,50 @@ pub fn seed(root: &Path, tollgate: &Tollgate, db: &Path, fixture: &Fixture) -> a
     // The first seed fixes the anchor: whole minutes, so times read well; later seeds reuse it.
     let anchor = db::set_seed_anchor(db, db::now_micros() / 60_000_000 * 60_000_000)?;
     let mut outcome = SeedOutcome { db: shown_db, anchor, ..SeedOutcome::default() };
+    let users = users::seed_users(tollgate, db, fixture, &mut outcome)?;
     for token in &fixture.tokens {
         if present.contains(&token.id) {
             outcome.tokens_present += 1;
             continue;
         }
-        import_token(tollgate, db, token, anchor)?;
+        let user_id =
+            match &token.user {
+                Some(username) => Some(
+                    users.iter().find(|user| &user.username == username).map(|user| user.id.as_str()).with_context(
+                        || format!("token {} names user {username}, who is not in the database", token.id),
+                    )?,
+                ),
+                None => None,
+            };
+        import_token(tollgate, db, token, user_id, anchor)?;
         outcome.tokens_added += 1;
     }
-    for (section, command, count) in [
-        ("users", "user", fixture.users.len()),
-        ("limits", "limit", fixture.limits.len()),
-        ("usage", "usage", fixture.usage.len()),
-    ] {
-        if !tollgate.has_command(command) {
-            outcome
-                .skipped
-                .push(format!("{section} ({count} in the fixture): this tollgate has no `{command}` command yet"));
-        }
+    // Limits before usage: recording counts the events against the limits in force.
+    if tollgate.has_command("limit") {
+        metering::seed_limits(tollgate, db, fixture, &users, &mut outcome)?;
+    } else {
+        outcome.skipped.push(format!(
+            "limits ({} in the fixture): this tollgate has no `limit` command yet",
+            fixture.limits.len()
+        ));
+    }
+    if tollgate.has_command("usage") {
+        metering::seed_usage(tollgate, db, fixture, anchor, &mut outcome)?;
+    } else {
+        outcome
+            .skipped
+            .push(format!("usage ({} in the fixture): this tollgate has no `usage` command yet", fixture.usage.len()));
     }
     Ok(outcome)
 }
 
-fn import_token(tollgate: &Tollgate, db: &Path, token: &FixtureToken, anchor: i64) -> anyhow::Result<()> {
+fn import_token(
+    tollgate: &Tollgate,
+    db: &Path,
+    token: &FixtureToken,
+    user_id: Option<&str>,
+    anchor: i64,
+) -> anyhow::Result<()> {
     let created_at = token.created_at.rfc3339(anchor);
     let mut arguments: Vec<String> = vec![
         "dev".into(),
@@ -114,6 +165,7 @@ fn import_token(tollgate: &Tollgate, db: &Path, token: &FixtureToken, anchor: i6
             arguments.push(value);
         }
     };
+    flag("--user-id", user_id.map(str::to_owned));
     flag("--project", token.project.clone());
     flag("--description", Some(token.description.clone()).filter(|text| !text.is_empty()));
     flag("--expires-at", token.expires_at.map(|offset| offset.rfc3339(anchor)));
