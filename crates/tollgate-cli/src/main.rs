@@ -1,5 +1,14 @@
 //! The `tollgate` binary: administer tokens from the shell and serve the control API.
 
+/// `println!` that never panics: when standard output is closed early (`tollgate … | head`),
+/// output ends quietly instead of aborting with a broken-pipe panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod commands;
 mod context;

@@ -5,7 +5,7 @@ use serde::Serialize;
 /// Prints `value` as pretty JSON on standard output.
 pub(crate) fn print_json<T: Serialize + ?Sized>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => say!("{text}"),
         Err(error) => eprintln!("error: cannot encode output: {error}"),
     }
 }
@@ -21,7 +21,7 @@ pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     let line = |cells: Vec<&str>| {
         let padded: Vec<String> =
             cells.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}", width = *width)).collect();
-        println!("{}", padded.join("  ").trim_end());
+        say!("{}", padded.join("  ").trim_end());
     };
     line(headers.to_vec());
     for row in rows {
@@ -33,7 +33,7 @@ pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
 pub(crate) fn print_fields(fields: &[(&str, String)]) {
     let width = fields.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
     for (label, value) in fields {
-        println!("{label:<width$}  {value}");
+        say!("{label:<width$}  {value}");
     }
 }
 

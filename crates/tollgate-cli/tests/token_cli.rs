@@ -160,3 +160,20 @@ fn key_file_is_created_beside_the_database_with_mode_0600() {
         assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }
+
+#[test]
+fn a_closed_standard_output_ends_output_quietly_instead_of_panicking() {
+    let shell = Shell::new();
+    assert!(shell.run(&["token", "create", "--name", "one", "--owner", "bob"], None).status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["--db", shell.db().to_str().unwrap(), "--json", "token", "list"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // like `tollgate … | head -0`: the reader is gone before anything is written
+    let output = child.wait_with_output().unwrap();
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+    assert_eq!(output.status.code(), Some(0));
+}

@@ -60,7 +60,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: AnalyticsArgs) -> CliResult {
         ("by project", &report.by_project),
         ("by owner", &report.by_owner),
     ] {
-        println!("\n{title}");
+        say!("\n{title}");
         print_groups(groups);
     }
     Ok(ExitCode::SUCCESS)

@@ -87,10 +87,10 @@ pub(crate) async fn run(global: &GlobalArgs, command: AuditCommand) -> CliResult
             if global.json {
                 print_json(&report);
             } else if let Some(broken) = &report.first_broken {
-                println!("audit log BROKEN at entry {}: {}", broken.sequence, broken.problem);
-                println!("{} entries before it are intact", report.entries_checked);
+                say!("audit log BROKEN at entry {}: {}", broken.sequence, broken.problem);
+                say!("{} entries before it are intact", report.entries_checked);
             } else {
-                println!("audit log intact: {} entries, head {}", report.entries_checked, report.head_hash);
+                say!("audit log intact: {} entries, head {}", report.entries_checked, report.head_hash);
             }
             Ok(if report.intact { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }

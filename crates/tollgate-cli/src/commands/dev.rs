@@ -115,7 +115,7 @@ async fn import_token(global: &GlobalArgs, args: ImportArgs) -> CliResult {
     if global.json {
         print_json(&serde_json::json!({ "id": record.id, "record": record }));
     } else {
-        println!("imported {} ({})", record.id, record.display_hint);
+        say!("imported {} ({})", record.id, record.display_hint);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -339,13 +339,13 @@ pub(crate) async fn run(global: &GlobalArgs, command: LimitCommand) -> CliResult
                 print_json(&serde_json::json!({ "removed": removed, "removed_rate_limits": removed_rates }));
             } else {
                 for record in &removed {
-                    println!("removed {}", record.spec.key());
+                    say!("removed {}", record.spec.key());
                 }
                 for rate in &removed_rates {
-                    println!("removed the rate limit of {}", rate.token_id);
+                    say!("removed the rate limit of {}", rate.token_id);
                 }
                 if removed.is_empty() && removed_rates.is_empty() {
-                    println!("{subject} has no limits to remove");
+                    say!("{subject} has no limits to remove");
                 }
             }
         }

@@ -35,7 +35,7 @@ pub(crate) async fn run(cli: Cli) -> CliResult {
             if cli.global.json {
                 crate::output::print_json(&serde_json::json!({ "database": cli.global.db, "schema_version": version }));
             } else {
-                println!("database {} is up to date (schema version {version})", cli.global.db.display());
+                say!("database {} is up to date (schema version {version})", cli.global.db.display());
             }
             Ok(ExitCode::SUCCESS)
         }

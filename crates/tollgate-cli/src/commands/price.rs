@@ -99,11 +99,11 @@ pub(crate) async fn run(global: &GlobalArgs, command: PriceCommand) -> CliResult
                 );
             } else {
                 match now_in_effect {
-                    Some(entry) => println!(
+                    Some(entry) => say!(
                         "removed the stored price of {provider}/{model}; the {} price applies",
                         entry.source.as_str()
                     ),
-                    None => println!("removed the stored price of {provider}/{model}; it has no price now"),
+                    None => say!("removed the stored price of {provider}/{model}; it has no price now"),
                 }
             }
         }

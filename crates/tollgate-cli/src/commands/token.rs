@@ -132,7 +132,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: TokenCommand) -> CliResult
                     &serde_json::json!({ "token": created.secret.expose(), "id": created.record.id, "record": created.record }),
                 );
             } else {
-                println!("{}", created.secret.expose());
+                say!("{}", created.secret.expose());
                 eprintln!(
                     "created {} ({}) — the token above is shown only once",
                     created.record.id, created.record.display_hint
@@ -187,7 +187,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: TokenCommand) -> CliResult
                     &serde_json::json!({ "token": rotated.secret.expose(), "id": rotated.record.id, "record": rotated.record }),
                 );
             } else {
-                println!("{}", rotated.secret.expose());
+                say!("{}", rotated.secret.expose());
                 let until = or_dash(rotated.record.previous_valid_until);
                 eprintln!(
                     "rotated {}; the old secret works until {until} — the token above is shown only once",
@@ -201,7 +201,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: TokenCommand) -> CliResult
             if global.json {
                 print_json(&serde_json::json!({ "deleted": deleted }));
             } else {
-                println!("deleted {deleted} tokens");
+                say!("deleted {deleted} tokens");
             }
         }
     }
@@ -252,9 +252,12 @@ async fn verify(
             if global.json {
                 print_json(&serde_json::json!({ "valid": true, "code": "valid", "context": context }));
             } else {
-                println!(
+                say!(
                     "valid: {} ({}, owner {}, permission {})",
-                    context.token_id, context.record.name, context.record.owner, context.record.permission
+                    context.token_id,
+                    context.record.name,
+                    context.record.owner,
+                    context.record.permission
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -281,7 +284,7 @@ async fn verify(
                 if let Some(seconds) = retry_after_seconds {
                     line.push_str(&format!(", retry after {seconds}s"));
                 }
-                println!("{line}");
+                say!("{line}");
             }
             Ok(ExitCode::from(1))
         }

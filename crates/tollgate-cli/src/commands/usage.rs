@@ -209,9 +209,13 @@ pub(crate) async fn run(global: &GlobalArgs, command: UsageCommand) -> CliResult
                 print_json(event);
             } else {
                 let cost = event.cost.unwrap_or(Microdollars::ZERO);
-                println!(
+                say!(
                     "recorded {} {}/{}: {} input + {} output tokens, {cost}",
-                    event.token_id, event.provider, event.model, event.input_tokens, event.output_tokens
+                    event.token_id,
+                    event.provider,
+                    event.model,
+                    event.input_tokens,
+                    event.output_tokens
                 );
             }
         }
@@ -231,7 +235,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: UsageCommand) -> CliResult
                     ("cost", report.totals.cost.to_string()),
                     ("errors", report.totals.errors.to_string()),
                 ]);
-                println!();
+                say!();
                 print_groups(&report.groups);
             }
         }
@@ -242,7 +246,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: UsageCommand) -> CliResult
             if global.json {
                 print_json(&serde_json::json!({ "purged": purged }));
             } else {
-                println!("purged {purged} raw usage events");
+                say!("purged {purged} raw usage events");
             }
         }
     }

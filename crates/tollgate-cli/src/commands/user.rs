@@ -184,7 +184,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: UserCommand) -> CliResult 
             if global.json {
                 print_json(&serde_json::json!({ "changed": true }));
             } else {
-                println!("password changed; sessions of {username} have ended");
+                say!("password changed; sessions of {username} have ended");
             }
             return Ok(ExitCode::SUCCESS);
         }
