@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tollgate::{IpAllowList, PageRequest, TokenManager, ValidationError};
+use tollgate::{AuditLog, IpAllowList, PageRequest, TokenManager, UserService, ValidationError};
 
 use crate::metrics::Metrics;
 
@@ -65,7 +65,10 @@ impl Default for ServerSettings {
 /// let store = tollgate::open("sqlite://tollgate.db").await?;
 /// let key = tollgate::load_or_create_key_file("tollgate.db.key".as_ref())?;
 /// let tokens = tollgate::TokenManager::builder(store, key.hasher()?).build();
-/// let router = tollgate_server::app(tollgate_server::AppState::new(tokens));
+/// let jwt_key = tollgate::load_or_create_key_file("tollgate.db.jwt.key".as_ref())?;
+/// let users = tollgate::UserService::builder(&tokens, tollgate::JwtKeys::from_key_file(&jwt_key)?, key.hasher()?)
+///     .build()?;
+/// let router = tollgate_server::app(tollgate_server::AppState::new(tokens, users));
 /// # drop(router); Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -76,21 +79,35 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     tokens: TokenManager,
+    users: UserService,
+    audit: AuditLog,
     settings: ServerSettings,
     metrics: Metrics,
 }
 
 impl AppState {
-    /// State over a token manager, with default settings.
-    pub fn new(tokens: TokenManager) -> Self {
-        Self::with_settings(tokens, ServerSettings::default())
+    /// State over a token manager and the user service built beside it (`UserService::builder(&tokens, …)`,
+    /// so both share one store), with default settings. The audit log is read from the same store.
+    pub fn new(tokens: TokenManager, users: UserService) -> Self {
+        Self::with_settings(tokens, users, ServerSettings::default())
     }
 
     /// State with explicit settings.
-    pub fn with_settings(tokens: TokenManager, mut settings: ServerSettings) -> Self {
+    pub fn with_settings(tokens: TokenManager, users: UserService, mut settings: ServerSettings) -> Self {
         settings.max_page_size = settings.max_page_size.clamp(1, PageRequest::MAX_LIMIT);
         settings.default_page_size = settings.default_page_size.clamp(1, settings.max_page_size);
-        Self { inner: Arc::new(Inner { tokens, settings, metrics: Metrics::default() }) }
+        let audit = AuditLog::new(Arc::clone(users.store()));
+        Self { inner: Arc::new(Inner { tokens, users, audit, settings, metrics: Metrics::default() }) }
+    }
+
+    /// The user service (users, logins, sessions).
+    pub fn users(&self) -> &UserService {
+        &self.inner.users
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &AuditLog {
+        &self.inner.audit
     }
 
     /// The token manager.
