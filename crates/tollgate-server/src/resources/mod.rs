@@ -1,11 +1,14 @@
 //! The HTTP resources, one module each, merged into one route table here.
 
+mod audit;
 mod auth_verify;
 mod health;
 mod metrics;
 mod openapi;
+mod sessions;
 mod token_verify;
 mod tokens;
+mod users;
 mod verify_view;
 
 use crate::routes::Routes;
@@ -19,4 +22,7 @@ pub(crate) fn routes() -> Routes {
         .merge(auth_verify::routes())
         .merge(token_verify::routes())
         .merge(tokens::routes())
+        .merge(users::routes())
+        .merge(sessions::routes())
+        .merge(audit::routes())
 }
