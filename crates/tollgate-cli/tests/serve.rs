@@ -13,9 +13,10 @@ use support::{Server, cli, create_token, workspace};
 fn serve_bootstraps_serves_the_contract_and_stops_cleanly() {
     let (directory, db) = workspace();
     let db_arg = db.to_str().unwrap();
-    let mut server = Server::start(directory.path(), &["--db", db_arg], &[]);
+    let mut server = Server::start(directory.path(), &["--db", db_arg, "--bcrypt-cost", "10"], &[]);
     let hint = server.wait_for_log("no admin exists yet");
     assert!(hint.contains("tollgate token create --permission admin"), "{hint}");
+    assert!(hint.contains("tollgate user create --role admin"), "{hint}");
     assert!(db.exists() && directory.path().join("tollgate.db.key").exists(), "schema and key created");
 
     // The first admin comes from the shell, while the server runs.
@@ -60,6 +61,26 @@ fn serve_bootstraps_serves_the_contract_and_stops_cleanly() {
         server.request("POST", "/v1/tokens", Some(&admin), Some(&body)).json()["token"].as_str().unwrap().to_owned();
     assert_eq!(server.request("GET", "/v1/auth/verify", Some(&local), None).status, 200);
 
+    // A user logs in and calls the API with the access JWT (signed with <db>.jwt.key).
+    let password = "correct horse battery staple";
+    let body = json!({ "username": "ann", "email": "ann@example.com", "role": "user", "password": password });
+    let user = server.request("POST", "/v1/users", Some(&admin), Some(&body.to_string()));
+    assert_eq!(user.status, 201, "{}", user.body);
+    let user_id = user.json()["id"].as_str().unwrap().to_owned();
+    let login = json!({ "username": "ann", "password": password }).to_string();
+    let session = server.request("POST", "/v1/auth/login", None, Some(&login));
+    assert_eq!(session.status, 200, "{}", session.body);
+    assert!(directory.path().join("tollgate.db.jwt.key").exists(), "the JWT key sits beside the database");
+    let jwt = session.json()["access_token"].as_str().unwrap().to_owned();
+    let me = server.request("GET", &format!("/v1/users/{user_id}"), Some(&jwt), None);
+    assert_eq!((me.status, me.json()["username"].clone()), (200, json!("ann")), "{}", me.body);
+    let mine = json!({ "name": "laptop", "owner": "ann" }).to_string();
+    assert_eq!(server.request("POST", "/v1/tokens", Some(&jwt), Some(&mine)).status, 201);
+    let not_admin = server.request("GET", "/v1/audit", Some(&jwt), None);
+    assert_eq!((not_admin.status, not_admin.json()["code"].clone()), (403, json!("forbidden")));
+    let audit = server.request("GET", &format!("/v1/audit?target={user_id}"), Some(&admin), None);
+    assert_eq!(audit.json()["items"][0]["ip"], "127.0.0.1", "{}", audit.body);
+
     let metrics = server.request("GET", "/metrics", None, None);
     assert!(metrics.body.contains(r#"tollgate_verify_total{code="revoked"} 1"#), "{}", metrics.body);
     let openapi = server.request("GET", "/openapi.json", None, None);
@@ -73,6 +94,7 @@ fn serve_bootstraps_serves_the_contract_and_stops_cleanly() {
     for secret in [&admin, &secret, &lan, &local] {
         assert!(!log.contains(&secret[3..]), "a secret reached the log");
     }
+    assert!(!log.contains(password) && !log.contains(jwt.rsplit('.').next().unwrap()), "a session secret was logged");
 
     // With an admin in place the hint is gone.
     let mut again = Server::start(directory.path(), &["--db", db_arg], &[]);
