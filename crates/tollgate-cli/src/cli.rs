@@ -4,11 +4,15 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::analytics::AnalyticsArgs;
 use crate::commands::audit::AuditCommand;
 use crate::commands::dev::DevCommand;
+use crate::commands::limit::LimitCommand;
 use crate::commands::login::LoginArgs;
+use crate::commands::price::PriceCommand;
 use crate::commands::serve::ServeArgs;
 use crate::commands::token::TokenCommand;
+use crate::commands::usage::UsageCommand;
 use crate::commands::user::UserCommand;
 
 /// tollgate: API tokens, users, usage and limits — on an embedded SQLite database by default.
@@ -66,4 +70,15 @@ pub(crate) enum Command {
     Audit(AuditCommand),
     /// Serve the HTTP control API (default 127.0.0.1:8080 over ./tollgate.db).
     Serve(ServeArgs),
+    /// Record usage, show usage over a time range, purge raw events.
+    #[command(subcommand)]
+    Usage(UsageCommand),
+    /// Quotas (requests, tokens, cost per minute/hour/day/month) and per-token rate limits.
+    #[command(subcommand)]
+    Limit(LimitCommand),
+    /// Totals, error rate, latency percentiles and top spenders over recent hours.
+    Analytics(AnalyticsArgs),
+    /// Model prices per million tokens: list, set, remove.
+    #[command(subcommand)]
+    Price(PriceCommand),
 }

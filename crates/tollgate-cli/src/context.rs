@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use tollgate::TokenManager;
+use tollgate::{Metering, TokenManager};
 
 use crate::cli::GlobalArgs;
 use crate::exit::CliResult;
@@ -12,6 +12,9 @@ use crate::exit::CliResult;
 #[derive(Debug)]
 pub(crate) struct Context {
     pub(crate) tokens: TokenManager,
+    /// Usage, quotas and prices; `tokens` enforces its quotas. Metering commands shut it down
+    /// before they exit so queued usage is written.
+    pub(crate) metering: Metering,
 }
 
 /// The key file path: `--key-file`, else `<database>.key` beside the database.
@@ -31,6 +34,7 @@ pub(crate) async fn open(global: &GlobalArgs) -> CliResult<Context> {
     let url = format!("sqlite://{}", global.db.display());
     let store = tollgate::open(&url).await.with_context(|| format!("while opening {}", global.db.display()))?;
     let key_file = tollgate::load_or_create_key_file(&key_file_path(global))?;
-    let tokens = TokenManager::builder(store, key_file.hasher()?).build();
-    Ok(Context { tokens })
+    let metering = Metering::builder(std::sync::Arc::clone(&store)).start().await?;
+    let tokens = TokenManager::builder(store, key_file.hasher()?).metering(metering.clone()).build();
+    Ok(Context { tokens, metering })
 }

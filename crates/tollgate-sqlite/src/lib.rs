@@ -4,11 +4,16 @@
 //! queue instead of failing to upgrade a read lock) and a pool of readers, in WAL mode.
 
 mod audit;
+mod batch;
 mod error;
+mod events;
+mod limits;
 mod migrate;
+mod prices;
 mod sessions;
 mod store;
 mod tokens;
+mod usage;
 mod users;
 
 pub use migrate::{AppliedMigration, MIGRATIONS, Migration};

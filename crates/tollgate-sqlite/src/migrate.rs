@@ -36,8 +36,11 @@ macro_rules! migration {
 }
 
 /// Every migration this binary knows, in order. File names must be `<4-digit version>_<name>.sql`.
-pub const MIGRATIONS: &[Migration] =
-    &[migration!(1, "0001", "tokens_and_audit"), migration!(2, "0002", "users_and_sessions")];
+pub const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001", "tokens_and_audit"),
+    migration!(2, "0002", "users_and_sessions"),
+    migration!(3, "0003", "metering"),
+];
 
 /// A migration recorded in the database.
 #[derive(Debug, Clone, PartialEq, Eq)]

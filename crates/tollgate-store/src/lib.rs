@@ -7,9 +7,11 @@
 mod admin;
 mod audit;
 mod error;
+mod limits;
 mod page;
 mod sessions;
 mod tokens;
+mod usage;
 mod users;
 
 #[cfg(feature = "conformance")]
@@ -18,17 +20,37 @@ pub mod conformance;
 pub use admin::StoreAdmin;
 pub use audit::{AuditFilter, AuditStore};
 pub use error::{Result, StoreError};
+pub use limits::{ConsumeOutcome, CounterIncrement, LimitStore, PriceRecord, PriceStore, RateLimitRecord};
 pub use page::{Page, PageRequest};
 pub use sessions::{
     RefreshLookup, RefreshOutcome, RefreshRotation, RefreshTokenInsert, SessionStart, SessionStore, SessionWithUser,
 };
 pub use tokens::{HashMatch, SecretRotation, StatusFilter, TokenFilter, TokenInsert, TokenLookup, TokenStore};
+pub use usage::{
+    CounterDelta, RollupKey, ShadowHit, UsageBatch, UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UsageTotals,
+    hourly_rollups,
+};
 pub use users::{
     LoginFailure, PasswordChange, StatusChange, StatusChanged, UserCredentials, UserFilter, UserInsert, UserStore,
 };
 
 /// Everything a full tollgate deployment stores. Backends implement each capability; this
 /// super-trait exists for consumers (the facade) that need all of them behind one `Arc<dyn Store>`.
-pub trait Store: StoreAdmin + TokenStore + AuditStore + UserStore + SessionStore + std::fmt::Debug {}
+pub trait Store:
+    StoreAdmin + TokenStore + AuditStore + UserStore + SessionStore + UsageStore + LimitStore + PriceStore + std::fmt::Debug
+{
+}
 
-impl<T: StoreAdmin + TokenStore + AuditStore + UserStore + SessionStore + std::fmt::Debug> Store for T {}
+impl<
+    T: StoreAdmin
+        + TokenStore
+        + AuditStore
+        + UserStore
+        + SessionStore
+        + UsageStore
+        + LimitStore
+        + PriceStore
+        + std::fmt::Debug,
+> Store for T
+{
+}

@@ -10,14 +10,18 @@ mod duration;
 mod error;
 mod id;
 mod limits;
+mod money;
 mod password;
 mod permission;
+mod price;
 mod principal;
+mod quota;
 mod session;
 mod text;
 mod token;
 mod token_hash;
 mod token_record;
+mod usage;
 mod user;
 mod verify;
 
@@ -27,13 +31,21 @@ pub use duration::parse_duration;
 pub use error::ValidationError;
 pub use id::{AuditId, SessionId, TokenId, UserId};
 pub use limits::{IpAllowList, ToolList};
+pub use money::Microdollars;
 pub use password::Password;
 pub use permission::{Permission, Scope};
+pub use price::ModelPrice;
 pub use principal::{Principal, Role};
+pub use quota::{CounterKey, LimitKey, LimitRecord, LimitSpec, LimitSubject, Metric, RateLimitSpec, Window};
 pub use session::SessionRecord;
 pub use text::{Description, OwnerName, ProjectName, TokenName};
 pub use token::{TokenFormatError, TokenPrefix, TokenSecret};
 pub use token_hash::{KeyId, TokenHash, TokenHasher};
 pub use token_record::{NewToken, TokenPatch, TokenRecord, TokenStatus};
+pub use usage::{
+    Endpoint, LATENCY_BUCKET_BOUNDS_MS, LATENCY_BUCKETS, LatencyHistogram, MAX_CLOCK_SKEW, MAX_COST_PER_EVENT,
+    MAX_LATENCY_MS, MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, ModelName, Outcome, ProviderName, UsageEvent,
+    UsageInput, parse_count,
+};
 pub use user::{Email, NewUser, PasswordHash, UserRecord, UserStatus, Username};
 pub use verify::{Refusal, RefusalCode, VerifyRequest};

@@ -78,6 +78,18 @@ pub enum Operation<'a> {
     ReadAudit,
     /// Verify the audit log's hash chain.
     VerifyAudit,
+    /// Record usage for a token of `owner`.
+    RecordUsage {
+        /// Whose token.
+        owner: &'a OwnerName,
+    },
+    /// Read usage and limits of `owner` (`None`: everybody's, analytics).
+    ReadUsage {
+        /// Whose usage.
+        owner: Option<&'a OwnerName>,
+    },
+    /// Set or remove limits, rate limits and prices; purge raw usage.
+    ManageMetering,
 }
 
 /// Whether `principal` owns things owned by `owner`.
@@ -119,6 +131,9 @@ pub fn authorize(principal: &Principal, operation: Operation<'_>) -> Result<()> 
         }
         Operation::ManageSessions { user } => admin || is_self(principal, user),
         Operation::ReadAudit | Operation::VerifyAudit => admin,
+        Operation::RecordUsage { owner } => admin || (level >= Permission::Standard && owns(principal, owner)),
+        Operation::ReadUsage { owner } => admin || owner.is_some_and(|owner| owns(principal, owner)),
+        Operation::ManageMetering => admin,
     };
     if allowed { Ok(()) } else { Err(Error::Forbidden(format!("{} may not do this", describe(principal)))) }
 }

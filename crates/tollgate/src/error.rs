@@ -31,6 +31,9 @@ pub enum Error {
     /// Configuration is unusable (a key file, a database URL).
     #[error("configuration: {0}")]
     Config(String),
+    /// The service cannot take this now: a full usage queue (`try_record`) or metering shut down.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Results of facade calls.

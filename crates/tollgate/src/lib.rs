@@ -24,6 +24,7 @@ mod authz;
 mod caller;
 mod error;
 mod keys;
+mod metering;
 mod open;
 mod sessions;
 mod tokens;
@@ -34,6 +35,10 @@ pub use authz::{Operation, authorize};
 pub use caller::Caller;
 pub use error::{Error, Result};
 pub use keys::{KeyFile, load_or_create_key_file};
+pub use metering::{
+    AnalyticsReport, LimitStatus, Metering, MeteringBuilder, MeteringStats, PriceEntry, PriceSource, QuotaMode,
+    QuotaReservation, RateLimitStatus, Reservation, UnpricedModels, UsageReport, parse_price_toml,
+};
 pub use open::open;
 pub use sessions::{AccessClaims, AccessContext, AccessToken, JwtCodec, JwtKeys, SessionTokens};
 pub use tokens::{CacheStats, CreatedToken, TokenContext, TokenManager, TokenManagerBuilder};
@@ -41,6 +46,10 @@ pub use users::{IpThrottlePolicy, LockoutPolicy, UserService, UserServiceBuilder
 
 pub use tollgate_store::{
     AuditFilter, AuditStore, Page, PageRequest, StatusFilter, Store, StoreAdmin, StoreError, TokenFilter, TokenStore,
+};
+pub use tollgate_store::{
+    LimitStore, PriceRecord, PriceStore, RateLimitRecord, UsageFilter, UsageGroup, UsageGroupBy, UsageStore,
+    UsageTotals,
 };
 pub use tollgate_store::{SessionStore, UserFilter, UserStore};
 pub use tollgate_types::{
@@ -50,8 +59,15 @@ pub use tollgate_types::{
     ValidationError, VerifyRequest, parse_duration,
 };
 pub use tollgate_types::{
+    CounterKey, Endpoint, LatencyHistogram, LimitKey, LimitRecord, LimitSpec, LimitSubject, MAX_LATENCY_MS,
+    MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, Metric, Microdollars, ModelName, ModelPrice, Outcome, ProviderName,
+    RateLimitSpec, UsageEvent, UsageInput, Window, parse_count,
+};
+pub use tollgate_types::{
     Email, NewUser, Password, PasswordHash, SessionId, SessionRecord, UserRecord, UserStatus, Username,
 };
+
+pub use tollgate_ratelimit::{LocalLimiter, RateLimiter};
 
 #[cfg(feature = "sqlite")]
 pub use tollgate_sqlite::{SqliteOptions, SqliteStore};

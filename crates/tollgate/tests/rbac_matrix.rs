@@ -56,6 +56,10 @@ fn operation<'a>(name: &str, target: &'a Target) -> Operation<'a> {
         "session.manage" => Operation::ManageSessions { user: target.user },
         "audit.read" => Operation::ReadAudit,
         "audit.verify" => Operation::VerifyAudit,
+        "usage.record" => Operation::RecordUsage { owner: &target.owner },
+        "usage.read" => Operation::ReadUsage { owner: Some(&target.owner) },
+        "usage.read_all" => Operation::ReadUsage { owner: None },
+        "metering.manage" => Operation::ManageMetering,
         other => panic!("docs/security.md names an operation this test does not know: {other}"),
     }
 }
@@ -82,6 +86,10 @@ fn row_name(operation: &Operation<'_>) -> &'static str {
         Operation::ManageSessions { .. } => "session.manage",
         Operation::ReadAudit => "audit.read",
         Operation::VerifyAudit => "audit.verify",
+        Operation::RecordUsage { .. } => "usage.record",
+        Operation::ReadUsage { owner: Some(_) } => "usage.read",
+        Operation::ReadUsage { owner: None } => "usage.read_all",
+        Operation::ManageMetering => "metering.manage",
     }
 }
 
@@ -146,8 +154,8 @@ fn every_cell_of_the_documented_matrix_holds() {
             checked += 1;
         }
     }
-    assert_eq!(rows.len(), 18, "one row per operation");
-    assert_eq!(checked, 18 * 7);
+    assert_eq!(rows.len(), 22, "one row per operation");
+    assert_eq!(checked, 22 * 7);
     let mut names: Vec<&str> = rows.iter().map(|(name, _)| name.as_str()).collect();
     names.sort_unstable();
     names.dedup();

@@ -1,11 +1,15 @@
 //! Command dispatch: one module per command group.
 
+pub(crate) mod analytics;
 pub(crate) mod audit;
 pub(crate) mod dev;
 mod identity;
+pub(crate) mod limit;
 pub(crate) mod login;
+pub(crate) mod price;
 pub(crate) mod serve;
 pub(crate) mod token;
+pub(crate) mod usage;
 pub(crate) mod user;
 
 use std::process::ExitCode;
@@ -20,6 +24,10 @@ pub(crate) async fn run(cli: Cli) -> CliResult {
         Command::Token(command) => token::run(&cli.global, command).await,
         Command::Dev(command) => dev::run(&cli.global, command).await,
         Command::Serve(args) => serve::run(&cli.global, args).await,
+        Command::Usage(command) => usage::run(&cli.global, command).await,
+        Command::Limit(command) => limit::run(&cli.global, command).await,
+        Command::Analytics(args) => analytics::run(&cli.global, args).await,
+        Command::Price(command) => price::run(&cli.global, command).await,
         Command::Migrate => {
             let context = context::open(&cli.global).await?;
             // Opening the database already applied pending migrations; this reports where the schema stands.

@@ -260,10 +260,28 @@ async fn verify(
             Ok(ExitCode::SUCCESS)
         }
         Err(Error::Refused(refusal)) => {
+            // For rate_limited: when to retry; for quota_exceeded: which limit and when it resets.
+            let retry_after_seconds = refusal.retry_after.map(|wait| wait.as_micros().div_ceil(1_000_000));
             if global.json {
-                print_json(&serde_json::json!({ "valid": false, "code": refusal.code }));
+                print_json(&serde_json::json!({
+                    "valid": false,
+                    "code": refusal.code,
+                    "limit": refusal.limit,
+                    "resets_at": refusal.resets_at,
+                    "retry_after_seconds": retry_after_seconds,
+                }));
             } else {
-                println!("refused: {}", refusal.code);
+                let mut line = format!("refused: {}", refusal.code);
+                if let Some(limit) = &refusal.limit {
+                    line.push_str(&format!(" ({limit})"));
+                }
+                if let Some(resets_at) = refusal.resets_at {
+                    line.push_str(&format!(", resets at {resets_at}"));
+                }
+                if let Some(seconds) = retry_after_seconds {
+                    line.push_str(&format!(", retry after {seconds}s"));
+                }
+                println!("{line}");
             }
             Ok(ExitCode::from(1))
         }

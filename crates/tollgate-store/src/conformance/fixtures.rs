@@ -104,3 +104,24 @@ pub async fn start_session(
     let start = session_start(user, seconds);
     store.start_session(&start, &audit("session.create", user.id, at(seconds))).await.expect("session starts")
 }
+
+/// Runs `futures` concurrently on the current task and collects their outputs in order (the
+/// conformance suite has no executor of its own to spawn on, and borrows the store).
+pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|context| {
+        let mut done = true;
+        for (future, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(context) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+    })
+    .await;
+    outputs.into_iter().map(|output| output.expect("every future completed")).collect()
+}

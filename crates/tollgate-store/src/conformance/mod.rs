@@ -8,8 +8,10 @@
 
 pub mod audit;
 pub mod fixtures;
+pub mod limits;
 pub mod sessions;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 /// Generates one `#[tokio::test]` per conformance case, grouped in modules by capability.
@@ -56,6 +58,26 @@ macro_rules! conformance_tests {
                 list_sessions_pages_newest_first,
                 cleanup_deletes_only_ended_sessions,
                 concurrent_suspend_and_login_leave_no_live_session,
+            ];
+            usage => [
+                usage_is_appended_and_rolled_up_hourly,
+                later_batches_add_to_existing_rollups,
+                summaries_cover_whole_hours_and_respect_the_limit,
+                purge_removes_old_raw_events_and_keeps_rollups,
+                rollups_keep_attribution_after_token_deletion,
+                concurrent_batches_all_land,
+            ];
+            limits => [
+                limits_are_created_replaced_and_audited,
+                deleting_a_limit_removes_its_counters,
+                limits_list_by_subject_in_a_stable_order,
+                new_counters_start_from_rolled_up_usage,
+                consume_is_all_or_nothing,
+                concurrent_consumers_never_pass_the_maximum,
+                counters_are_per_window_and_purged_after_they_end,
+                usage_batches_apply_counter_deltas_and_shadow_hits,
+                rate_limits_round_trip_and_follow_their_token,
+                prices_round_trip_and_are_audited,
             ];
         );
     };

@@ -12,7 +12,7 @@ use tollgate_types::{
 use super::cache::{CacheStats, VerifyCache};
 use super::last_used::LastUsed;
 use crate::authz::{Operation, authorize};
-use crate::{Error, Result};
+use crate::{Error, Metering, Result};
 
 /// A token just created or rotated: the secret (show it once, then drop it) and its metadata.
 #[derive(Debug)]
@@ -32,6 +32,7 @@ pub struct TokenManagerBuilder {
     clock: Arc<dyn Clock>,
     cache_ttl: Duration,
     cache_capacity: usize,
+    metering: Option<Metering>,
 }
 
 impl TokenManagerBuilder {
@@ -60,6 +61,13 @@ impl TokenManagerBuilder {
         self
     }
 
+    /// Enforce the quotas (and rate limits) of `metering` in `verify`; without it, verify checks
+    /// identity only. `flush` then also flushes metering.
+    pub fn metering(mut self, metering: Metering) -> Self {
+        self.metering = Some(metering);
+        self
+    }
+
     /// The manager.
     pub fn build(self) -> TokenManager {
         TokenManager {
@@ -69,6 +77,7 @@ impl TokenManagerBuilder {
             clock: self.clock,
             cache: Arc::new(VerifyCache::new(self.cache_ttl, self.cache_capacity)),
             last_used: Arc::new(LastUsed::default()),
+            metering: self.metering,
         }
     }
 }
@@ -82,6 +91,7 @@ pub struct TokenManager {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) cache: Arc<VerifyCache>,
     pub(super) last_used: Arc<LastUsed>,
+    pub(super) metering: Option<Metering>,
 }
 
 fn check_reason(reason: Option<&str>) -> Result<()> {
@@ -110,7 +120,13 @@ impl TokenManager {
             clock: Arc::new(SystemClock),
             cache_ttl: Duration::from_secs(2),
             cache_capacity: 100_000,
+            metering: None,
         }
+    }
+
+    /// The metering whose quotas `verify` enforces, when one is attached.
+    pub fn metering(&self) -> Option<&Metering> {
+        self.metering.as_ref()
     }
 
     /// The store underneath.
@@ -265,12 +281,16 @@ impl TokenManager {
         Ok(self.store.delete_inactive_tokens(now.saturating_sub(older_than), &event).await?)
     }
 
-    /// Writes pending `last_used_at` times. Call on an interval and before shutdown.
+    /// Writes pending `last_used_at` times, and flushes the attached metering (queued usage and
+    /// quota counters). Call on an interval and before shutdown.
     pub async fn flush(&self) -> Result<()> {
         let uses = self.last_used.take();
         if let Err(error) = self.store.touch_tokens(&uses).await {
             self.last_used.restore(uses);
             return Err(error.into());
+        }
+        if let Some(metering) = &self.metering {
+            metering.flush().await?;
         }
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! The verify path: parse → checksum → HMAC → cache → store by hash → checks.
+//! The verify path: parse → checksum → HMAC → cache → store by hash → checks → rate limit → quota.
 //! Malformed tokens are refused before any hashing or storage access.
 
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use tollgate_store::HashMatch;
 use tollgate_types::{Refusal, RefusalCode, Timestamp, TokenId, TokenRecord, TokenSecret, TokenStatus, VerifyRequest};
 
 use super::manager::TokenManager;
-use crate::{Error, Result};
+use crate::{Error, QuotaReservation, RateLimitStatus, Reservation, Result};
 
 /// What a successful verify knows about the caller.
 #[derive(Debug, Clone, Serialize)]
@@ -20,17 +20,61 @@ pub struct TokenContext {
     pub record: Arc<TokenRecord>,
     /// Whether the caller used the secret from before the last rotation (still in its grace period).
     pub via_previous_secret: bool,
+    /// The tightest request limit governing the token after this request, for `RateLimit-*`
+    /// headers; `None` when no request limit applies (or no metering is attached).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitStatus>,
 }
 
 impl TokenManager {
     /// Verifies a presented token for a request. A refusal is `Error::Refused` with a stable code.
+    ///
+    /// With metering attached, the token's quotas are applied after the identity checks: the
+    /// request counts against every request limit, and tokens and cost limits admit it while
+    /// anything is left (`quota_exceeded` names the limit and when it resets).
     pub async fn verify(&self, presented: &str, request: &VerifyRequest) -> Result<TokenContext> {
+        let (context, _) = self.verify_inner(presented, request, &Reservation::NONE).await?;
+        Ok(context)
+    }
+
+    /// Verifies like [`TokenManager::verify`] and also holds `reservation` (the most tokens and
+    /// money the call may use, e.g. from [`Metering::estimate`](crate::Metering::estimate)) against the
+    /// token's tokens and cost limits, refusing when it does not fit. Settle the returned
+    /// reservation with the actual usage ([`Metering::settle`](crate::Metering::settle)) or release it.
+    pub async fn verify_and_reserve(
+        &self,
+        presented: &str,
+        request: &VerifyRequest,
+        reservation: &Reservation,
+    ) -> Result<(TokenContext, QuotaReservation)> {
+        self.verify_inner(presented, request, reservation).await
+    }
+
+    async fn verify_inner(
+        &self,
+        presented: &str,
+        request: &VerifyRequest,
+        reservation: &Reservation,
+    ) -> Result<(TokenContext, QuotaReservation)> {
         let secret = TokenSecret::parse(&self.prefix, presented).map_err(|_| Refusal::new(RefusalCode::Malformed))?;
         let now = self.now();
         let (record, matched) = self.lookup(&secret, now).await?;
         check(&record, matched, request, now)?;
+        let (rate_limit, held) = match &self.metering {
+            Some(metering) => {
+                let admission = metering.admit(&record, reservation, now).await?;
+                (admission.rate_limit, admission.reservation)
+            }
+            None => (None, QuotaReservation::empty(record.id)),
+        };
         self.last_used.record(record.id, now);
-        Ok(TokenContext { token_id: record.id, record, via_previous_secret: matched == HashMatch::Previous })
+        let context = TokenContext {
+            token_id: record.id,
+            record,
+            via_previous_secret: matched == HashMatch::Previous,
+            rate_limit,
+        };
+        Ok((context, held))
     }
 
     /// Finds the token for a secret: the cache first, then the store under the current key, then older keys.

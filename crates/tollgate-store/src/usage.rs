@@ -1,0 +1,208 @@
+//! Usage storage: raw events, hourly rollups per token × model, and summaries read from rollups.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use tollgate_types::{
+    CounterKey, LatencyHistogram, LimitKey, Microdollars, ModelName, Outcome, OwnerName, ProjectName, ProviderName,
+    Timestamp, TokenId, UsageEvent, UserId, Window,
+};
+
+use crate::Result;
+
+/// A change to a quota counter, written with a usage batch (the write-behind path of the quota engine).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterDelta {
+    /// Which counter.
+    pub key: CounterKey,
+    /// How much to add (negative when a reservation is returned).
+    pub delta: i64,
+}
+
+/// Requests a shadow-mode limit would have refused since the last batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowHit {
+    /// Which limit.
+    pub limit: LimitKey,
+    /// How many requests it would have refused.
+    pub hits: u64,
+    /// When it last would have refused one.
+    pub last_at: Timestamp,
+}
+
+/// What the write-behind queue writes in one transaction.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UsageBatch<'a> {
+    /// Raw events, already priced (an event without a cost is stored as costing nothing).
+    pub events: &'a [UsageEvent],
+    /// Counter changes; a counter row that does not exist yet is created (seeded as
+    /// [`LimitStore::load_counter`](crate::LimitStore::load_counter) would) before the change.
+    pub counters: &'a [CounterDelta],
+    /// Shadow-mode refusals to add to their limits' tallies (unknown limits are ignored).
+    pub shadow_hits: &'a [ShadowHit],
+}
+
+/// Sums over usage. Latencies are kept as a histogram so percentiles can be read from rollups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UsageTotals {
+    /// Events recorded.
+    pub events: u64,
+    /// Requests.
+    pub requests: u64,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Cost (microdollars; `cost_micros` in JSON).
+    #[serde(rename = "cost_micros")]
+    pub cost: Microdollars,
+    /// Events whose outcome was an error.
+    pub errors: u64,
+    /// Latencies of the events that reported one.
+    pub latency: LatencyHistogram,
+}
+
+impl UsageTotals {
+    /// Adds one event (its cost as given; `None` counts as zero).
+    pub fn add_event(&mut self, event: &UsageEvent) {
+        self.events += 1;
+        self.requests += u64::from(event.requests);
+        self.input_tokens += u64::from(event.input_tokens);
+        self.output_tokens += u64::from(event.output_tokens);
+        self.cost = self.cost.saturating_add(event.cost.unwrap_or(Microdollars::ZERO));
+        if event.outcome == Outcome::Error {
+            self.errors += 1;
+        }
+        if let Some(latency) = event.latency_ms {
+            self.latency.record(latency);
+        }
+    }
+
+    /// Adds other totals.
+    pub fn merge(&mut self, other: &Self) {
+        self.events += other.events;
+        self.requests += other.requests;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cost = self.cost.saturating_add(other.cost);
+        self.errors += other.errors;
+        self.latency.merge(&other.latency);
+    }
+
+    /// Input plus output tokens.
+    pub fn total_tokens(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
+
+/// The key of an hourly rollup row, borrowing names from the events it was built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RollupKey<'a> {
+    /// Start of the hour.
+    pub hour: Timestamp,
+    /// The token.
+    pub token_id: TokenId,
+    /// The provider.
+    pub provider: &'a ProviderName,
+    /// The model.
+    pub model: &'a ModelName,
+}
+
+/// Folds events into per-hour × token × provider × model totals: what a backend adds to its rollups.
+pub fn hourly_rollups(events: &[UsageEvent]) -> Vec<(RollupKey<'_>, UsageTotals)> {
+    let mut rollups: HashMap<RollupKey<'_>, UsageTotals> = HashMap::new();
+    for event in events {
+        let key = RollupKey {
+            hour: Window::Hour.start_of(event.at),
+            token_id: event.token_id,
+            provider: &event.provider,
+            model: &event.model,
+        };
+        rollups.entry(key).or_default().add_event(event);
+    }
+    rollups.into_iter().collect()
+}
+
+/// Which usage a summary covers. Times are rounded to whole hours (rollups are hourly): `since`
+/// down to its hour, `until` up to the end of its hour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageFilter {
+    /// From (inclusive).
+    pub since: Timestamp,
+    /// Until (exclusive).
+    pub until: Timestamp,
+    /// Only this token.
+    pub token_id: Option<TokenId>,
+    /// Only tokens of this owner.
+    pub owner: Option<OwnerName>,
+    /// Only tokens of this user.
+    pub user_id: Option<UserId>,
+    /// Only tokens of this project.
+    pub project: Option<ProjectName>,
+    /// Only this provider.
+    pub provider: Option<ProviderName>,
+    /// Only this model.
+    pub model: Option<ModelName>,
+}
+
+impl UsageFilter {
+    /// Everything in `[since, until)`.
+    pub fn between(since: Timestamp, until: Timestamp) -> Self {
+        Self { since, until, token_id: None, owner: None, user_id: None, project: None, provider: None, model: None }
+    }
+}
+
+/// How a summary groups its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageGroupBy {
+    /// Per token.
+    Token,
+    /// Per owner.
+    Owner,
+    /// Per user account (tokens without one are grouped under no key).
+    User,
+    /// Per project (tokens without one are grouped under no key).
+    Project,
+    /// Per provider.
+    Provider,
+    /// Per provider and model (`provider/model`).
+    Model,
+    /// Per hour (RFC 3339 start of the hour).
+    Hour,
+}
+
+/// One row of a summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageGroup {
+    /// The group's key (`None`: the total, or the group of rows without that attribute).
+    pub key: Option<String>,
+    /// Its sums.
+    #[serde(flatten)]
+    pub totals: UsageTotals,
+}
+
+/// Usage storage. Writes come in batches from the facade's write-behind queue.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// In one transaction: appends the events, adds them to the hourly rollups (attributing each
+    /// rollup row to the token's owner, user and project as stored now), applies the counter
+    /// deltas and the shadow hits. Returns each counter's total after the batch, in order.
+    async fn record_usage(&self, batch: UsageBatch<'_>) -> Result<Vec<i64>>;
+
+    /// Sums of the rollups matching `filter`: one row without a key when `group_by` is `None`,
+    /// else one row per group, highest cost first (then by key), at most `limit` rows.
+    async fn usage_summary(
+        &self,
+        filter: &UsageFilter,
+        group_by: Option<UsageGroupBy>,
+        limit: u32,
+    ) -> Result<Vec<UsageGroup>>;
+
+    /// How many raw events are stored.
+    async fn count_usage_events(&self) -> Result<u64>;
+
+    /// Deletes raw events older than `before` (rollups stay); returns how many.
+    async fn purge_usage_events(&self, before: Timestamp) -> Result<u64>;
+}

@@ -1,0 +1,235 @@
+//! Metering benchmarks: usage recording end to end into a SQLite file (queue → batched transaction of
+//! events and hourly rollups, the final flush included in the time), and quota-checked verifies.
+//!
+//! `cargo bench -p tollgate --bench metering -- --warm-up-time 1 --measurement-time 3`
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tollgate::{
+    KeyId, LimitKey, LimitSpec, LimitSubject, Metering, Metric, ModelName, NewToken, OwnerName, Principal, ProjectName,
+    ProviderName, RateLimitSpec, SqliteOptions, SqliteStore, Store, TokenHasher, TokenManager, TokenName, UsageEvent,
+    VerifyRequest, Window,
+};
+use tollgate_store::UsageBatch;
+
+/// Events per measured iteration of the recording benchmarks.
+const EVENTS_PER_ITERATION: u64 = 100_000;
+/// Tasks recording at once (one per core of the 2-core benchmark machine).
+const PRODUCERS: u64 = 2;
+
+/// Polls a future once with no runtime overhead (an in-memory verify completes at once); a future
+/// that must wait (a counter loaded from the store when a window rolls over) goes to the runtime.
+fn ready<F: Future>(runtime: &tokio::runtime::Handle, future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => runtime.block_on(future),
+    }
+}
+
+struct Bench {
+    runtime: tokio::runtime::Runtime,
+    store: Arc<dyn Store>,
+    _directory: tempfile::TempDir,
+}
+
+impl Bench {
+    fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("bench.db");
+        let store = runtime.block_on(SqliteStore::open(&path, &SqliteOptions::default())).unwrap();
+        Self { runtime, store: Arc::new(store), _directory: directory }
+    }
+
+    fn metering(&self) -> Metering {
+        self.runtime.block_on(Metering::builder(Arc::clone(&self.store)).start()).unwrap()
+    }
+
+    fn manager(&self, metering: &Metering) -> TokenManager {
+        let hasher = TokenHasher::new(KeyId(1), &[9u8; 32]).unwrap();
+        TokenManager::builder(Arc::clone(&self.store), hasher)
+            .cache_ttl(Duration::from_secs(3_600))
+            .metering(metering.clone())
+            .build()
+    }
+}
+
+fn token(index: usize) -> NewToken {
+    let mut token =
+        NewToken::new(TokenName::parse(&format!("bench {index}")).unwrap(), OwnerName::parse("bench").unwrap());
+    token.project = Some(ProjectName::parse(&format!("project-{}", index % 4)).unwrap());
+    token
+}
+
+/// 1,024 distinct events over 100 tokens and four models, priced from the table on record.
+fn events(bench: &Bench, manager: &TokenManager, metering: &Metering) -> Vec<UsageEvent> {
+    let models = [
+        ("openai", "gpt-4o"),
+        ("openai", "gpt-4o-mini"),
+        ("anthropic", "claude-sonnet-4-5"),
+        ("google", "gemini-2.5-flash"),
+    ];
+    let ids: Vec<_> = bench.runtime.block_on(async {
+        let mut ids = Vec::new();
+        for index in 0..100 {
+            ids.push(manager.create(&Principal::Operator, token(index)).await.unwrap().record.id);
+        }
+        ids
+    });
+    (0..1_024u32)
+        .map(|index| {
+            let (provider, model) = models[index as usize % models.len()];
+            let mut event = UsageEvent::new(
+                ids[index as usize % ids.len()],
+                metering.clock().now(),
+                ProviderName::parse(provider).unwrap(),
+                ModelName::parse(model).unwrap(),
+            );
+            event.input_tokens = 200 + index;
+            event.output_tokens = 50 + index % 300;
+            event.latency_ms = Some(100 + index % 2_000);
+            event
+        })
+        .collect()
+}
+
+/// Records `EVENTS_PER_ITERATION` events from `PRODUCERS` tasks (one `record` call each, or
+/// `record_many` in chunks of `chunk`), then flushes: the time covers everything up to the commit.
+async fn record_then_flush(metering: &Metering, events: &Arc<Vec<UsageEvent>>, chunk: Option<usize>) {
+    let per_producer = EVENTS_PER_ITERATION / PRODUCERS;
+    let mut producers = Vec::new();
+    for producer in 0..PRODUCERS {
+        let metering = metering.clone();
+        let events = Arc::clone(events);
+        producers.push(tokio::spawn(async move {
+            let offset = (producer * per_producer) as usize;
+            match chunk {
+                None => {
+                    for index in 0..per_producer as usize {
+                        metering.record(events[(offset + index) % events.len()].clone()).await.unwrap();
+                    }
+                }
+                Some(chunk) => {
+                    for start in (0..per_producer as usize).step_by(chunk) {
+                        let batch = (start..(start + chunk).min(per_producer as usize))
+                            .map(|index| events[(offset + index) % events.len()].clone())
+                            .collect();
+                        metering.record_many(batch).await.unwrap();
+                    }
+                }
+            }
+        }));
+    }
+    for producer in producers {
+        producer.await.unwrap();
+    }
+    metering.flush().await.unwrap();
+}
+
+fn record(c: &mut Criterion) {
+    let bench = Bench::new();
+    let metering = bench.metering();
+    let manager = bench.manager(&metering);
+    let events = Arc::new(events(&bench, &manager, &metering));
+
+    let mut group = c.benchmark_group("record");
+    group.throughput(Throughput::Elements(EVENTS_PER_ITERATION));
+    group.sample_size(10);
+    for (name, chunk) in [("record_100k_events_then_flush", None), ("record_many_100k_events_then_flush", Some(1_000))]
+    {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                bench.runtime.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iterations {
+                        record_then_flush(&metering, &events, chunk).await;
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    let written = metering.stats().written_events;
+    let stored = bench.runtime.block_on(bench.store.count_usage_events()).unwrap();
+    assert_eq!(written, stored, "every recorded event was written");
+    // The store alone: one batch of 8,192 priced events, events and rollups in one transaction.
+    let batch: Vec<UsageEvent> = (0..8_192)
+        .map(|index| {
+            let mut event = events[index % events.len()].clone();
+            event.cost =
+                metering.cost_of(&event.provider, &event.model, event.input_tokens.into(), event.output_tokens.into());
+            event
+        })
+        .collect();
+    group.throughput(Throughput::Elements(batch.len() as u64));
+    group.bench_function("store_batch_of_8192_events", |b| {
+        b.iter(|| {
+            bench
+                .runtime
+                .block_on(bench.store.record_usage(UsageBatch { events: &batch, ..UsageBatch::default() }))
+                .unwrap()
+        })
+    });
+    group.finish();
+    bench.runtime.block_on(metering.shutdown()).unwrap();
+}
+
+fn verify(c: &mut Criterion) {
+    let bench = Bench::new();
+    let metering = bench.metering();
+    let manager = bench.manager(&metering);
+    let request = VerifyRequest::default();
+    let (secret, id) = bench.runtime.block_on(async {
+        let created = manager.create(&Principal::Operator, token(0)).await.unwrap();
+        let huge = LimitSpec::MAX_VALUE;
+        let limits = [
+            (LimitSubject::Token(created.record.id), Metric::Requests, Window::Minute),
+            (LimitSubject::Owner(OwnerName::parse("bench").unwrap()), Metric::Tokens, Window::Day),
+            (LimitSubject::Project(ProjectName::parse("project-0").unwrap()), Metric::Cost, Window::Month),
+        ];
+        for (subject, metric, window) in limits {
+            let spec = LimitSpec::new(LimitKey { subject, metric, window }, huge, false).unwrap();
+            metering.set_limit(&Principal::Operator, spec).await.unwrap();
+        }
+        (created.secret.expose().to_owned(), created.record.id)
+    });
+    // Warm the verify cache and load the counters: afterwards every verify stays in memory.
+    bench.runtime.block_on(manager.verify(&secret, &request)).unwrap();
+    let handle = bench.runtime.handle().clone();
+
+    let mut group = c.benchmark_group("verify");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("three_quotas", |b| b.iter(|| ready(&handle, manager.verify(&secret, &request)).unwrap()));
+    let rate = RateLimitSpec::new(RateLimitSpec::MAX, RateLimitSpec::MAX).unwrap();
+    bench.runtime.block_on(metering.set_rate_limit(&Principal::Operator, &id, rate)).unwrap();
+    group.bench_function("rate_limit_and_three_quotas", |b| {
+        b.iter(|| ready(&handle, manager.verify(&secret, &request)).unwrap())
+    });
+    // Both cores at once: threads verifying the same token share its counters (the contended case).
+    group.throughput(Throughput::Elements(20_000));
+    group.bench_function("rate_limit_and_three_quotas_2_threads_x_10k", |b| {
+        b.iter(|| {
+            std::thread::scope(|scope| {
+                for _ in 0..2 {
+                    scope.spawn(|| {
+                        let _runtime = handle.enter();
+                        for _ in 0..10_000 {
+                            ready(&handle, manager.verify(&secret, &request)).unwrap();
+                        }
+                    });
+                }
+            })
+        })
+    });
+    group.finish();
+    bench.runtime.block_on(metering.shutdown()).unwrap();
+}
+
+criterion_group!(benches, record, verify);
+criterion_main!(benches);

@@ -1,0 +1,192 @@
+//! Administering metering: limits, rate limits and prices (each change audited in its
+//! transaction), and retention of raw events.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tollgate_store::{RateLimitRecord, StoreError};
+use tollgate_types::{
+    AuditEvent, LimitKey, LimitRecord, LimitSpec, LimitSubject, ModelName, ModelPrice, Principal, ProviderName,
+    RateLimitSpec, Timestamp, TokenId,
+};
+
+use super::{Metering, PriceEntry};
+use crate::authz::{Operation, authorize};
+use crate::{Error, Result};
+
+/// A limit with how much of its current window is used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LimitStatus {
+    /// The limit.
+    #[serde(flatten)]
+    pub limit: LimitRecord,
+    /// Used in the current window (microdollars for cost).
+    pub used: i64,
+    /// Start of the current window.
+    pub window_start: Timestamp,
+    /// When the current window ends.
+    pub resets_at: Timestamp,
+}
+
+fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+impl Metering {
+    /// Checks that `principal` may read the limits or usage of `subject` (`None`: everybody's).
+    async fn authorize_read(&self, principal: &Principal, subject: Option<&LimitSubject>) -> Result<()> {
+        match subject {
+            Some(LimitSubject::Token(id)) => {
+                let token = self.inner.store.token(id).await?;
+                authorize(principal, Operation::ReadUsage { owner: Some(&token.owner) })
+                    .map_err(|_| Error::NotFound { entity: "token" })
+            }
+            Some(LimitSubject::Owner(owner)) => authorize(principal, Operation::ReadUsage { owner: Some(owner) }),
+            Some(LimitSubject::User(id)) if principal.user_id() == Some(*id) => Ok(()),
+            _ => authorize(principal, Operation::ReadUsage { owner: None }),
+        }
+    }
+
+    /// Creates or replaces a limit. A token limit needs an existing token.
+    pub async fn set_limit(&self, principal: &Principal, spec: LimitSpec) -> Result<LimitRecord> {
+        authorize(principal, Operation::ManageMetering)?;
+        let subject = &spec.key().subject;
+        if let LimitSubject::Token(id) = subject {
+            self.inner.store.token(id).await?;
+        }
+        let now = self.inner.clock.now();
+        let before =
+            self.inner.store.limits(Some(subject)).await?.into_iter().find(|record| record.spec.key() == spec.key());
+        let mut event = AuditEvent::new(principal.actor(), "limit.set", spec.key(), now);
+        event.before = before.as_ref().map(|record| json(&record.spec));
+        event.after = Some(json(&spec));
+        let record = self.inner.store.put_limit(&spec, now, &event).await?;
+        self.inner.quotas.reload().await?;
+        tracing::info!(limit = %spec.key(), max = spec.max(), shadow = spec.shadow(), "limit set");
+        Ok(record)
+    }
+
+    /// Removes a limit and its counters.
+    pub async fn remove_limit(&self, principal: &Principal, key: &LimitKey) -> Result<LimitRecord> {
+        authorize(principal, Operation::ManageMetering)?;
+        let now = self.inner.clock.now();
+        let before =
+            self.inner.store.limits(Some(&key.subject)).await?.into_iter().find(|record| record.spec.key() == key);
+        let Some(before) = before else { return Err(Error::NotFound { entity: "limit" }) };
+        let mut event = AuditEvent::new(principal.actor(), "limit.remove", key, now);
+        event.before = Some(json(&before.spec));
+        let record = self.inner.store.delete_limit(key, &event).await?;
+        self.inner.quotas.reload().await?;
+        Ok(record)
+    }
+
+    /// The limits of `subject`, or every limit (admins only).
+    pub async fn limits(&self, principal: &Principal, subject: Option<&LimitSubject>) -> Result<Vec<LimitRecord>> {
+        self.authorize_read(principal, subject).await?;
+        Ok(self.inner.store.limits(subject).await?)
+    }
+
+    /// The limits of `subject` (or every limit, admins only) with their use in the current window.
+    pub async fn limit_status(
+        &self,
+        principal: &Principal,
+        subject: Option<&LimitSubject>,
+    ) -> Result<Vec<LimitStatus>> {
+        let now = self.inner.clock.now();
+        let mut statuses = Vec::new();
+        for limit in self.limits(principal, subject).await? {
+            let (key, used) = self.inner.quotas.used(&limit.spec, now).await?;
+            statuses.push(LimitStatus { used, window_start: key.window_start, resets_at: key.window_end(), limit });
+        }
+        Ok(statuses)
+    }
+
+    /// Sets a token's rate limit (requests per minute with a burst).
+    pub async fn set_rate_limit(
+        &self,
+        principal: &Principal,
+        token_id: &TokenId,
+        spec: RateLimitSpec,
+    ) -> Result<RateLimitRecord> {
+        authorize(principal, Operation::ManageMetering)?;
+        let now = self.inner.clock.now();
+        let mut event = AuditEvent::new(principal.actor(), "rate_limit.set", token_id, now);
+        event.after = Some(json(&spec));
+        super::rates::quota_of(&spec)?;
+        let record = self.inner.store.put_rate_limit(token_id, &spec, now, &event).await?;
+        self.inner.rates.reload(self.inner.store.as_ref()).await?;
+        Ok(record)
+    }
+
+    /// Removes a token's rate limit.
+    pub async fn remove_rate_limit(&self, principal: &Principal, token_id: &TokenId) -> Result<RateLimitRecord> {
+        authorize(principal, Operation::ManageMetering)?;
+        let event = AuditEvent::new(principal.actor(), "rate_limit.remove", token_id, self.inner.clock.now());
+        let record = self.inner.store.delete_rate_limit(token_id, &event).await?;
+        self.inner.rates.reload(self.inner.store.as_ref()).await?;
+        Ok(record)
+    }
+
+    /// Every token's rate limit (admins only).
+    pub async fn rate_limits(&self, principal: &Principal) -> Result<Vec<RateLimitRecord>> {
+        authorize(principal, Operation::ReadUsage { owner: None })?;
+        Ok(self.inner.store.rate_limits().await?)
+    }
+
+    /// Every price in effect, by provider and model. Prices are public list prices: anyone may read them.
+    pub fn prices(&self) -> Vec<PriceEntry> {
+        self.inner.prices.entries()
+    }
+
+    /// The price in effect for one model.
+    pub fn price(&self, provider: &ProviderName, model: &ModelName) -> Option<PriceEntry> {
+        self.inner.prices.price(provider.as_str(), model.as_str())
+    }
+
+    /// Stores a price override for a model (replacing shipped and file prices for it).
+    pub async fn set_price(&self, principal: &Principal, price: ModelPrice) -> Result<PriceEntry> {
+        authorize(principal, Operation::ManageMetering)?;
+        let now = self.inner.clock.now();
+        let target = format!("{}/{}", price.provider(), price.model());
+        let mut event = AuditEvent::new(principal.actor(), "price.set", &target, now);
+        event.before = self.price(price.provider(), price.model()).map(|entry| json(&entry));
+        event.after = Some(json(&price));
+        self.inner.store.put_price(&price, now, &event).await?;
+        self.reload_prices().await?;
+        self.price(price.provider(), price.model())
+            .ok_or_else(|| Error::Storage(StoreError::Corrupt("a stored price did not take effect".to_owned())))
+    }
+
+    /// Removes a stored override; the shipped or file price (if any) applies again, and is returned.
+    pub async fn remove_price(
+        &self,
+        principal: &Principal,
+        provider: &ProviderName,
+        model: &ModelName,
+    ) -> Result<Option<PriceEntry>> {
+        authorize(principal, Operation::ManageMetering)?;
+        let target = format!("{provider}/{model}");
+        let mut event = AuditEvent::new(principal.actor(), "price.remove", &target, self.inner.clock.now());
+        event.before = self.price(provider, model).map(|entry| json(&entry));
+        self.inner.store.delete_price(provider, model, &event).await?;
+        self.reload_prices().await?;
+        Ok(self.price(provider, model))
+    }
+
+    async fn reload_prices(&self) -> Result<()> {
+        let stored = self.inner.store.prices().await?;
+        self.inner.prices.apply_stored(&stored);
+        Ok(())
+    }
+
+    /// Deletes raw usage events older than `older_than` (rollups, and so reports, keep them).
+    pub async fn purge_usage_events(&self, principal: &Principal, older_than: Duration) -> Result<u64> {
+        authorize(principal, Operation::ManageMetering)?;
+        let before = self.inner.clock.now().saturating_sub(older_than);
+        let purged = self.inner.store.purge_usage_events(before).await?;
+        let mut event = AuditEvent::new(principal.actor(), "usage.purge", "usage_events", self.inner.clock.now());
+        event.after = Some(serde_json::json!({ "purged": purged, "before": before }));
+        self.inner.store.append_audit(&event).await?;
+        Ok(purged)
+    }
+}

@@ -1,0 +1,141 @@
+//! Reports: usage totals and breakdowns, error rates, latency percentiles and top spenders, all
+//! summed from hourly rollups (never from raw events).
+
+use serde::Serialize;
+use tollgate_store::{UsageFilter, UsageGroup, UsageGroupBy, UsageTotals};
+use tollgate_types::{Principal, Timestamp, ValidationError};
+
+use super::Metering;
+use crate::authz::{Operation, authorize};
+use crate::{Error, Result};
+
+/// Usage over a time range: the totals and, when asked, one row per group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UsageReport {
+    /// From (rounded down to the hour).
+    pub since: Timestamp,
+    /// Until (exclusive).
+    pub until: Timestamp,
+    /// How `groups` are grouped.
+    pub group_by: Option<UsageGroupBy>,
+    /// Sums over everything matched.
+    pub totals: UsageTotals,
+    /// Per group, highest cost first.
+    pub groups: Vec<UsageGroup>,
+}
+
+/// The operator's overview of a time range.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnalyticsReport {
+    /// From (rounded down to the hour).
+    pub since: Timestamp,
+    /// Until (exclusive).
+    pub until: Timestamp,
+    /// Sums over everything.
+    pub totals: UsageTotals,
+    /// Input plus output tokens.
+    pub total_tokens: u64,
+    /// Errored events per event, 0 to 1 (a ratio for display, not money).
+    pub error_rate: f64,
+    /// Median latency: the upper bound of its histogram bucket, in milliseconds.
+    pub latency_p50_ms: Option<u32>,
+    /// 95th percentile latency: the upper bound of its histogram bucket, in milliseconds.
+    pub latency_p95_ms: Option<u32>,
+    /// Per provider.
+    pub by_provider: Vec<UsageGroup>,
+    /// Per provider/model.
+    pub by_model: Vec<UsageGroup>,
+    /// Per project.
+    pub by_project: Vec<UsageGroup>,
+    /// Per owner.
+    pub by_owner: Vec<UsageGroup>,
+    /// The tokens that spent the most.
+    pub top_tokens: Vec<UsageGroup>,
+}
+
+/// Errored events per event, rounded to four decimals.
+fn error_rate(totals: &UsageTotals) -> f64 {
+    if totals.events == 0 {
+        return 0.0;
+    }
+    let per_ten_thousand = (u128::from(totals.errors) * 10_000).div_ceil(u128::from(totals.events));
+    u32::try_from(per_ten_thousand).map_or(1.0, |rate| f64::from(rate) / 10_000.0)
+}
+
+impl Metering {
+    /// Restricts a filter to what `principal` may read: admins read everything; others read their own.
+    fn scoped(&self, principal: &Principal, filter: &UsageFilter) -> Result<UsageFilter> {
+        if filter.since >= filter.until {
+            return Err(ValidationError::new("since", "must be before until").into());
+        }
+        let mut scoped = filter.clone();
+        if authorize(principal, Operation::ReadUsage { owner: None }).is_err() {
+            let own = principal.owner().cloned().ok_or_else(|| Error::Forbidden("reading usage".to_owned()))?;
+            authorize(principal, Operation::ReadUsage { owner: Some(scoped.owner.as_ref().unwrap_or(&own)) })?;
+            scoped.owner = Some(own);
+        }
+        Ok(scoped)
+    }
+
+    /// Usage matching `filter`: totals, plus at most `limit` groups when `group_by` is given.
+    pub async fn usage(
+        &self,
+        principal: &Principal,
+        filter: &UsageFilter,
+        group_by: Option<UsageGroupBy>,
+        limit: u32,
+    ) -> Result<UsageReport> {
+        let filter = self.scoped(principal, filter)?;
+        let store = &self.inner.store;
+        let totals = store.usage_summary(&filter, None, 1).await?.first().map(|group| group.totals).unwrap_or_default();
+        let groups = match group_by {
+            Some(group_by) => store.usage_summary(&filter, Some(group_by), limit).await?,
+            None => Vec::new(),
+        };
+        Ok(UsageReport { since: filter.since, until: filter.until, group_by, totals, groups })
+    }
+
+    /// The overview of `[since, until)`: totals, error rate, p50/p95 latency, breakdowns and the
+    /// `top` tokens by spend. Admins only.
+    pub async fn analytics(
+        &self,
+        principal: &Principal,
+        since: Timestamp,
+        until: Timestamp,
+        top: u32,
+    ) -> Result<AnalyticsReport> {
+        authorize(principal, Operation::ReadUsage { owner: None })?;
+        let filter = self.scoped(principal, &UsageFilter::between(since, until))?;
+        let store = &self.inner.store;
+        let breakdown = |group_by| store.usage_summary(&filter, Some(group_by), top.max(1));
+        let totals = store.usage_summary(&filter, None, 1).await?.first().map(|group| group.totals).unwrap_or_default();
+        Ok(AnalyticsReport {
+            since,
+            until,
+            total_tokens: totals.total_tokens(),
+            error_rate: error_rate(&totals),
+            latency_p50_ms: totals.latency.percentile(50),
+            latency_p95_ms: totals.latency.percentile(95),
+            totals,
+            by_provider: breakdown(UsageGroupBy::Provider).await?,
+            by_model: breakdown(UsageGroupBy::Model).await?,
+            by_project: breakdown(UsageGroupBy::Project).await?,
+            by_owner: breakdown(UsageGroupBy::Owner).await?,
+            top_tokens: breakdown(UsageGroupBy::Token).await?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_rates_are_ratios_rounded_up_to_four_decimals() {
+        let totals = |events, errors| UsageTotals { events, errors, ..UsageTotals::default() };
+        assert_eq!(error_rate(&totals(0, 0)), 0.0);
+        assert_eq!(error_rate(&totals(4, 1)), 0.25);
+        assert_eq!(error_rate(&totals(3, 1)), 0.3334);
+        assert_eq!(error_rate(&totals(10, 10)), 1.0);
+    }
+}

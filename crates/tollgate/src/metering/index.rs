@@ -1,0 +1,149 @@
+//! The limits in memory, indexed by the subjects a token answers to, and the token attributes the
+//! index is searched with.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use tollgate_types::{
+    LimitRecord, LimitSpec, LimitSubject, Metric, OwnerName, ProjectName, TokenId, TokenRecord, UserId,
+};
+
+/// What a token answers to: itself, its user, its owner and its project. These never change after
+/// a token is created, so they can be cached without expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Subjects {
+    pub(crate) token_id: TokenId,
+    pub(crate) user_id: Option<UserId>,
+    pub(crate) owner: Option<OwnerName>,
+    pub(crate) project: Option<ProjectName>,
+}
+
+impl Subjects {
+    pub(crate) fn of(record: &TokenRecord) -> Self {
+        Self {
+            token_id: record.id,
+            user_id: record.user_id,
+            owner: Some(record.owner.clone()),
+            project: record.project.clone(),
+        }
+    }
+
+    /// A token the store does not know (usage recorded for it is still kept, under its id only).
+    pub(crate) fn token_only(token_id: TokenId) -> Self {
+        Self { token_id, user_id: None, owner: None, project: None }
+    }
+}
+
+/// Every limit, by subject.
+#[derive(Debug, Default)]
+pub(crate) struct LimitIndex {
+    by_token: HashMap<TokenId, Vec<LimitSpec>>,
+    by_user: HashMap<UserId, Vec<LimitSpec>>,
+    by_owner: HashMap<String, Vec<LimitSpec>>,
+    by_project: HashMap<String, Vec<LimitSpec>>,
+    /// Whether any limit counts tokens or cost (recording usage must then update counters).
+    pub(crate) has_usage_limits: bool,
+    /// Whether any enforced limit counts cost (an unpriced model must then be refused).
+    pub(crate) has_cost_limits: bool,
+}
+
+impl LimitIndex {
+    pub(crate) fn build(records: &[LimitRecord]) -> Self {
+        let mut index = Self::default();
+        for record in records {
+            let spec = record.spec.clone();
+            index.has_usage_limits |= spec.key().metric != Metric::Requests;
+            index.has_cost_limits |= spec.key().metric == Metric::Cost && !spec.shadow();
+            match &spec.key().subject {
+                LimitSubject::Token(id) => index.by_token.entry(*id).or_default().push(spec),
+                LimitSubject::User(id) => index.by_user.entry(*id).or_default().push(spec),
+                LimitSubject::Owner(name) => index.by_owner.entry(name.as_str().to_owned()).or_default().push(spec),
+                LimitSubject::Project(name) => index.by_project.entry(name.as_str().to_owned()).or_default().push(spec),
+            }
+        }
+        index
+    }
+
+    /// Whether there are no limits at all (the common fast path).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_token.is_empty() && self.by_user.is_empty() && self.by_owner.is_empty() && self.by_project.is_empty()
+    }
+
+    /// The limits that govern a token.
+    pub(crate) fn applicable<'a>(&'a self, subjects: &Subjects) -> impl Iterator<Item = &'a LimitSpec> + use<'a> {
+        let token = self.by_token.get(&subjects.token_id);
+        let user = subjects.user_id.and_then(|id| self.by_user.get(&id));
+        let owner = subjects.owner.as_ref().and_then(|name| self.by_owner.get(name.as_str()));
+        let project = subjects.project.as_ref().and_then(|name| self.by_project.get(name.as_str()));
+        [token, user, owner, project].into_iter().flatten().flatten()
+    }
+}
+
+/// Token attributes by id, for recording usage (which names only a token id). Bounded: when full
+/// it starts over, and misses are read from the store.
+#[derive(Debug)]
+pub(crate) struct SubjectCache {
+    entries: RwLock<HashMap<TokenId, Arc<Subjects>>>,
+    capacity: usize,
+}
+
+impl SubjectCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self { entries: RwLock::new(HashMap::new()), capacity: capacity.max(1) }
+    }
+
+    pub(crate) fn get(&self, id: &TokenId) -> Option<Arc<Subjects>> {
+        self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(id).cloned()
+    }
+
+    pub(crate) fn insert(&self, subjects: Subjects) -> Arc<Subjects> {
+        let subjects = Arc::new(subjects);
+        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() >= self.capacity {
+            entries.clear();
+        }
+        entries.insert(subjects.token_id, Arc::clone(&subjects));
+        subjects
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tollgate_types::{LimitKey, Timestamp, Window};
+
+    use super::*;
+
+    fn record(subject: LimitSubject, metric: Metric, shadow: bool) -> LimitRecord {
+        let key = LimitKey { subject, metric, window: Window::Day };
+        LimitRecord {
+            spec: LimitSpec::new(key, 10, shadow).unwrap(),
+            created_at: Timestamp::from_unix_micros(0),
+            updated_at: Timestamp::from_unix_micros(0),
+            shadow_hits: 0,
+            last_shadow_hit_at: None,
+        }
+    }
+
+    #[test]
+    fn a_token_answers_to_itself_its_user_owner_and_project() {
+        let token_id = TokenId::generate();
+        let user_id = UserId::generate();
+        let owner = OwnerName::parse("alice").unwrap();
+        let project = ProjectName::parse("search").unwrap();
+        let index = LimitIndex::build(&[
+            record(LimitSubject::Token(token_id), Metric::Requests, false),
+            record(LimitSubject::User(user_id), Metric::Requests, false),
+            record(LimitSubject::Owner(owner.clone()), Metric::Tokens, true),
+            record(LimitSubject::Project(project.clone()), Metric::Requests, false),
+            record(LimitSubject::Owner(OwnerName::parse("bob").unwrap()), Metric::Cost, false),
+        ]);
+        assert!(index.has_usage_limits && index.has_cost_limits && !index.is_empty());
+        let subjects = Subjects { token_id, user_id: Some(user_id), owner: Some(owner), project: Some(project) };
+        assert_eq!(index.applicable(&subjects).count(), 4);
+        assert_eq!(index.applicable(&Subjects::token_only(token_id)).count(), 1);
+        assert_eq!(index.applicable(&Subjects::token_only(TokenId::generate())).count(), 0);
+        let shadow_cost = LimitIndex::build(&[record(LimitSubject::Token(token_id), Metric::Cost, true)]);
+        assert!(shadow_cost.has_usage_limits && !shadow_cost.has_cost_limits);
+        assert!(LimitIndex::default().is_empty());
+    }
+}

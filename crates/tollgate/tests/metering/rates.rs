@@ -1,0 +1,88 @@
+//! Per-token rate limits (GCRA) in the verify path, before quotas.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tollgate::{
+    Error, LimitSubject, LocalLimiter, Metric, Principal, QuotaMode, RateLimitSpec, RefusalCode, VerifyRequest, Window,
+};
+use tollgate_ratelimit::FakeRelativeClock;
+
+use crate::Fixture;
+
+async fn fixture_with_fake_time() -> (Fixture, FakeRelativeClock) {
+    let time = FakeRelativeClock::default();
+    let limiter = Arc::new(LocalLimiter::with_clock(NonZeroUsize::new(1_000).unwrap(), time.clone()));
+    let fixture = Fixture::with(QuotaMode::Local, |builder| builder.rate_limiter(limiter)).await;
+    (fixture, time)
+}
+
+#[tokio::test]
+async fn a_token_over_its_rate_is_refused_with_the_exact_retry_after() {
+    let (fixture, time) = fixture_with_fake_time().await;
+    let (secret, token) = fixture.token("alice", None).await;
+    let (other_secret, _) = fixture.token("bob", None).await;
+    // 60 a minute, 3 at once: after the burst, one request every second.
+    let rate = RateLimitSpec::new(60, 3).unwrap();
+    fixture.metering.set_rate_limit(&Principal::Operator, &token.id, rate).await.unwrap();
+    let request = VerifyRequest::default();
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let context = fixture.tokens.verify(&secret, &request).await.unwrap();
+        let status = context.rate_limit.expect("a rate-limited token reports its state");
+        assert_eq!(status.limit, 3);
+        remaining.push(status.remaining);
+    }
+    assert_eq!(remaining, [2, 1, 0]);
+    let Err(Error::Refused(refusal)) = fixture.tokens.verify(&secret, &request).await else {
+        panic!("the burst is spent");
+    };
+    assert_eq!(refusal.code, RefusalCode::RateLimited);
+    assert_eq!(refusal.retry_after, Some(Duration::from_secs(1)));
+    for _ in 0..10 {
+        assert!(fixture.tokens.verify(&other_secret, &request).await.is_ok(), "other tokens are not limited");
+    }
+    time.advance(Duration::from_secs(1));
+    assert!(fixture.tokens.verify(&secret, &request).await.is_ok(), "one request came back after a second");
+    assert!(fixture.tokens.verify(&secret, &request).await.is_err());
+
+    fixture.metering.remove_rate_limit(&Principal::Operator, &token.id).await.unwrap();
+    assert!(fixture.tokens.verify(&secret, &request).await.is_ok(), "no rate once removed");
+}
+
+#[tokio::test]
+async fn rate_limited_requests_spend_no_quota_and_the_tighter_state_is_reported() {
+    let (fixture, _time) = fixture_with_fake_time().await;
+    let (secret, token) = fixture.token("alice", None).await;
+    fixture
+        .metering
+        .set_rate_limit(&Principal::Operator, &token.id, RateLimitSpec::new(600, 5).unwrap())
+        .await
+        .unwrap();
+    fixture.limit(LimitSubject::Token(token.id), Metric::Requests, Window::Day, 3, false).await;
+    let request = VerifyRequest::default();
+    let first = fixture.tokens.verify(&secret, &request).await.unwrap().rate_limit.unwrap();
+    assert_eq!((first.limit, first.remaining), (3, 2), "the daily quota (2 left) is tighter than the rate (4 left)");
+    fixture.tokens.verify(&secret, &request).await.unwrap();
+    fixture.tokens.verify(&secret, &request).await.unwrap();
+    // Requests 4 and 5 pass the rate (burst 5) and are refused by the quota; the 6th is over the rate.
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let Err(Error::Refused(refusal)) = fixture.tokens.verify(&secret, &request).await else { panic!("refused") };
+        codes.push(refusal.code);
+    }
+    assert_eq!(codes, [RefusalCode::QuotaExceeded, RefusalCode::QuotaExceeded, RefusalCode::RateLimited]);
+    let statuses = fixture.metering.limit_status(&Principal::Operator, None).await.unwrap();
+    assert_eq!(statuses[0].used, 3, "neither refusal was counted");
+}
+
+#[tokio::test]
+async fn bad_rates_are_refused_and_need_an_existing_token() {
+    let (fixture, _time) = fixture_with_fake_time().await;
+    assert_eq!(RateLimitSpec::new(0, 5).unwrap_err().field, "requests_per_minute");
+    let stranger = tollgate::TokenId::generate();
+    let missing =
+        fixture.metering.set_rate_limit(&Principal::Operator, &stranger, RateLimitSpec::new(1, 1).unwrap()).await;
+    assert!(matches!(missing, Err(Error::NotFound { entity: "token" })), "{missing:?}");
+}
