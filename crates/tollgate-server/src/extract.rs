@@ -97,6 +97,15 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     Ok(value)
 }
 
+/// Deserializes an already parsed JSON value into `T`, naming the field at fault (for bodies that
+/// take one of two shapes, such as one usage event or a batch).
+pub(crate) fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        field_error(&path, &error.into_inner().to_string(), "body")
+    })
+}
+
 fn is_expected_value(error: &serde_json::Error) -> bool {
     without_position(error) == "expected value"
 }

@@ -182,6 +182,7 @@ impl Routes {
     method!(post, POST);
     method!(patch, PATCH);
     method!(delete, DELETE);
+    method!(put, PUT);
 
     fn add(mut self, method: Method, path: &'static str, doc: Doc, handler: MethodRouter<AppState>) -> Self {
         self.router = self.router.route(path, handler);

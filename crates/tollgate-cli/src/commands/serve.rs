@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tollgate::TokenManager;
+use tollgate::{Metering, TokenManager};
 use tollgate_server::AppState;
 use tracing_subscriber::EnvFilter;
 
@@ -31,9 +31,10 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
         .await
         .with_context(|| format!("while opening the database {}", settings.database_url))?;
     let key_file = tollgate::load_or_create_key_file(&settings.key_file)?;
-    let tokens = TokenManager::builder(store, key_file.hasher()?).build();
+    let metering = Metering::builder(std::sync::Arc::clone(&store)).start().await?;
+    let tokens = TokenManager::builder(store, key_file.hasher()?).metering(metering.clone()).build();
     let users = identity::user_service(&tokens, &key_file, &settings.jwt_key_file, global.bcrypt_cost)?;
-    let state = AppState::with_settings(tokens, users, settings.server);
+    let state = AppState::with_settings(tokens, users, metering, settings.server);
     if !tollgate_server::admin_exists(&state).await? {
         tracing::warn!(
             "no admin exists yet (no active admin user or token); create the first one from the shell: \

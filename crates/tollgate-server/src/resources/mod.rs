@@ -3,11 +3,14 @@
 mod audit;
 mod auth_verify;
 mod health;
+mod limits;
 mod metrics;
 mod openapi;
+mod prices;
 mod sessions;
 mod token_verify;
 mod tokens;
+mod usage;
 mod users;
 mod verify_view;
 
@@ -25,4 +28,7 @@ pub(crate) fn routes() -> Routes {
         .merge(users::routes())
         .merge(sessions::routes())
         .merge(audit::routes())
+        .merge(usage::routes())
+        .merge(limits::routes())
+        .merge(prices::routes())
 }

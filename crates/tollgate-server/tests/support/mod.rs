@@ -12,9 +12,9 @@ use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::Value;
 use tollgate::{
-    Caller, Email, JwtKeys, KeyId, ManualClock, NewToken, NewUser, OwnerName, Password, Permission, Principal, Role,
-    Scope, SqliteOptions, SqliteStore, Timestamp, TokenHasher, TokenId, TokenManager, TokenName, UserId, UserService,
-    Username,
+    Caller, Email, JwtKeys, KeyId, ManualClock, Metering, NewToken, NewUser, OwnerName, Password, Permission,
+    Principal, Role, Scope, SqliteOptions, SqliteStore, Timestamp, TokenHasher, TokenId, TokenManager, TokenName,
+    UserId, UserService, Username,
 };
 use tollgate_server::{AppState, ServerSettings};
 use tower::ServiceExt as _;
@@ -28,6 +28,7 @@ pub const START: Timestamp = Timestamp::from_unix_micros(1_893_456_000_000_000);
 pub struct Fixture {
     pub tokens: TokenManager,
     pub users: UserService,
+    pub metering: Metering,
     pub clock: Arc<ManualClock>,
     pub store: SqliteStore,
     pub state: AppState,
@@ -48,7 +49,12 @@ impl Fixture {
             .expect("open sqlite");
         let clock = Arc::new(ManualClock::new(START));
         let hasher = TokenHasher::new(KeyId(1), &[42u8; 32]).expect("hasher");
-        let tokens = TokenManager::builder(Arc::new(store.clone()), hasher).clock(clock.clone()).build();
+        let metering =
+            Metering::builder(Arc::new(store.clone())).clock(clock.clone()).start().await.expect("start metering");
+        let tokens = TokenManager::builder(Arc::new(store.clone()), hasher)
+            .clock(clock.clone())
+            .metering(metering.clone())
+            .build();
         let jwt_keys = JwtKeys::new("test", &[7u8; 32]).expect("jwt keys");
         let refresh_hasher = TokenHasher::new(KeyId(1), &[42u8; 32]).expect("hasher");
         let users = UserService::builder(&tokens, jwt_keys, refresh_hasher)
@@ -56,10 +62,10 @@ impl Fixture {
             .insecure_bcrypt_cost_for_tests(4)
             .build()
             .expect("user service");
-        let state = AppState::with_settings(tokens.clone(), users.clone(), settings);
+        let state = AppState::with_settings(tokens.clone(), users.clone(), metering.clone(), settings);
         let peer: SocketAddr = peer.parse().expect("peer address");
         let router = tollgate_server::app(state.clone()).layer(MockConnectInfo(peer));
-        Self { tokens, users, clock, store, state, router, _directory: directory }
+        Self { tokens, users, metering, clock, store, state, router, _directory: directory }
     }
 
     /// Creates a token as the operator; returns its secret and id.
@@ -137,6 +143,10 @@ impl Fixture {
 
     pub async fn delete(&self, path: &str, bearer: Option<&str>) -> Reply {
         self.send(request(Method::DELETE, path, bearer, None)).await
+    }
+
+    pub async fn put(&self, path: &str, bearer: Option<&str>, body: Value) -> Reply {
+        self.send(request(Method::PUT, path, bearer, Some(body))).await
     }
 
     pub async fn patch(&self, path: &str, bearer: Option<&str>, body: Value) -> Reply {
