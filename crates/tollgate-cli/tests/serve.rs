@@ -119,6 +119,31 @@ fn shutdown_under_load_loses_no_acknowledged_work() {
     let stop = Arc::new(AtomicBool::new(false));
     let last_acknowledged = Arc::new(AtomicU64::new(0));
     let acknowledged = Arc::new(AtomicU64::new(0));
+    // Two more workers report usage; every event answered 202 must be in the database afterwards.
+    let usage_accepted = Arc::new(AtomicU64::new(0));
+    let reporters: Vec<_> = (0..2)
+        .map(|_| {
+            let (address, secret, id) = (address.clone(), secret.clone(), id.clone());
+            let (stop, usage_accepted) = (stop.clone(), usage_accepted.clone());
+            std::thread::spawn(move || {
+                let event = json!({ "token_id": id, "provider": "openai", "model": "gpt-4o-mini", "input_tokens": 1 });
+                let batch = json!({ "events": [event.clone(), event.clone(), event] }).to_string();
+                let mut statuses = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    match support::http(&address, "POST", "/v1/usage", Some(&secret), Some(&batch)) {
+                        Ok(reply) => {
+                            statuses.push(reply.status);
+                            if reply.status == 202 {
+                                usage_accepted.fetch_add(3, Ordering::SeqCst);
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+                statuses
+            })
+        })
+        .collect();
     let workers: Vec<_> = (0..4)
         .map(|_| {
             let (address, secret) = (address.clone(), secret.clone());
@@ -144,14 +169,27 @@ fn shutdown_under_load_loses_no_acknowledged_work() {
             })
         })
         .collect();
-    while acknowledged.load(Ordering::SeqCst) < 200 {
+    while acknowledged.load(Ordering::SeqCst) < 200 || usage_accepted.load(Ordering::SeqCst) < 300 {
         std::thread::yield_now();
     }
     let code = server.terminate();
     stop.store(true, Ordering::SeqCst);
     let statuses: Vec<u16> = workers.into_iter().flat_map(|worker| worker.join().unwrap()).collect();
+    let usage_statuses: Vec<u16> = reporters.into_iter().flat_map(|worker| worker.join().unwrap()).collect();
     assert_eq!(code, 0, "log:\n{}", server.log.join("\n"));
     assert!(statuses.iter().all(|&status| status == 200), "every answered request succeeded: {statuses:?}");
+    assert!(usage_statuses.iter().all(|&status| status == 202), "{usage_statuses:?}");
+
+    // The periodic usage flush is a second away at most, but the last batches only the shutdown wrote.
+    let usage = cli(directory.path(), &["--db", db_arg, "--json", "usage", "show", "--token-id", &id, "--since", "1h"]);
+    assert!(usage.status.success(), "{}", String::from_utf8_lossy(&usage.stderr));
+    let usage: serde_json::Value = serde_json::from_slice(&usage.stdout).unwrap();
+    let accepted = usage_accepted.load(Ordering::SeqCst);
+    assert_eq!(
+        usage["totals"]["events"].as_u64(),
+        Some(accepted),
+        "every acknowledged usage event was written: {usage}"
+    );
 
     let shown = cli(directory.path(), &["--db", db_arg, "--json", "token", "show", &id]);
     assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
