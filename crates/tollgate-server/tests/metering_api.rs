@@ -35,6 +35,19 @@ async fn usage_is_accepted_queued_and_reported() {
     // Somebody else's token: refused, nothing queued.
     let (bob, _) = fixture.token("bob", Permission::Standard).await;
     fixture.post("/v1/usage", Some(&bob), event(&id, "gpt-4o", 1)).await.problem(403, "forbidden");
+    // Every distinct token of a batch is authorized, not just the first: bob's own event first, then alice's.
+    let (_, bob_id) = fixture
+        .tokens
+        .list(&Principal::Operator, &Default::default(), &tollgate::PageRequest::first(10))
+        .await
+        .map(|page| {
+            let bob = page.items.iter().find(|token| token.owner.as_str() == "bob").unwrap();
+            ((), bob.id.to_string())
+        })
+        .unwrap();
+    let mixed =
+        json!({ "events": [event(&bob_id, "gpt-4o", 1), event(&bob_id, "gpt-4o", 1), event(&id, "gpt-4o", 1)] });
+    fixture.post("/v1/usage", Some(&bob), mixed).await.problem(403, "forbidden");
     // One bad event in a batch stores nothing and names the event's field.
     let bad = json!({ "events": [event(&id, "gpt-4o", 1), event(&id, "Not A Model", 1)] });
     let reply = fixture.post("/v1/usage", Some(&alice), bad).await;
