@@ -33,18 +33,10 @@ async fn usage_is_accepted_queued_and_reported() {
     fixture.get("/v1/analytics", Some(&alice)).await.problem(403, "forbidden");
 
     // Somebody else's token: refused, nothing queued.
-    let (bob, _) = fixture.token("bob", Permission::Standard).await;
+    let (bob, bob_id) = fixture.token("bob", Permission::Standard).await;
+    let bob_id = bob_id.to_string();
     fixture.post("/v1/usage", Some(&bob), event(&id, "gpt-4o", 1)).await.problem(403, "forbidden");
     // Every distinct token of a batch is authorized, not just the first: bob's own event first, then alice's.
-    let (_, bob_id) = fixture
-        .tokens
-        .list(&Principal::Operator, &Default::default(), &tollgate::PageRequest::first(10))
-        .await
-        .map(|page| {
-            let bob = page.items.iter().find(|token| token.owner.as_str() == "bob").unwrap();
-            ((), bob.id.to_string())
-        })
-        .unwrap();
     let mixed =
         json!({ "events": [event(&bob_id, "gpt-4o", 1), event(&bob_id, "gpt-4o", 1), event(&id, "gpt-4o", 1)] });
     fixture.post("/v1/usage", Some(&bob), mixed).await.problem(403, "forbidden");
