@@ -13,9 +13,10 @@ use support::{Server, cli, create_token, workspace};
 fn serve_bootstraps_serves_the_contract_and_stops_cleanly() {
     let (directory, db) = workspace();
     let db_arg = db.to_str().unwrap();
-    let mut server = Server::start(directory.path(), &["--db", db_arg], &[]);
+    let mut server = Server::start(directory.path(), &["--db", db_arg, "--bcrypt-cost", "10"], &[]);
     let hint = server.wait_for_log("no admin exists yet");
     assert!(hint.contains("tollgate token create --permission admin"), "{hint}");
+    assert!(hint.contains("tollgate user create --role admin"), "{hint}");
     assert!(db.exists() && directory.path().join("tollgate.db.key").exists(), "schema and key created");
 
     // The first admin comes from the shell, while the server runs.
@@ -60,6 +61,26 @@ fn serve_bootstraps_serves_the_contract_and_stops_cleanly() {
         server.request("POST", "/v1/tokens", Some(&admin), Some(&body)).json()["token"].as_str().unwrap().to_owned();
     assert_eq!(server.request("GET", "/v1/auth/verify", Some(&local), None).status, 200);
 
+    // A user logs in and calls the API with the access JWT (signed with <db>.jwt.key).
+    let password = "correct horse battery staple";
+    let body = json!({ "username": "ann", "email": "ann@example.com", "role": "user", "password": password });
+    let user = server.request("POST", "/v1/users", Some(&admin), Some(&body.to_string()));
+    assert_eq!(user.status, 201, "{}", user.body);
+    let user_id = user.json()["id"].as_str().unwrap().to_owned();
+    let login = json!({ "username": "ann", "password": password }).to_string();
+    let session = server.request("POST", "/v1/auth/login", None, Some(&login));
+    assert_eq!(session.status, 200, "{}", session.body);
+    assert!(directory.path().join("tollgate.db.jwt.key").exists(), "the JWT key sits beside the database");
+    let jwt = session.json()["access_token"].as_str().unwrap().to_owned();
+    let me = server.request("GET", &format!("/v1/users/{user_id}"), Some(&jwt), None);
+    assert_eq!((me.status, me.json()["username"].clone()), (200, json!("ann")), "{}", me.body);
+    let mine = json!({ "name": "laptop", "owner": "ann" }).to_string();
+    assert_eq!(server.request("POST", "/v1/tokens", Some(&jwt), Some(&mine)).status, 201);
+    let not_admin = server.request("GET", "/v1/audit", Some(&jwt), None);
+    assert_eq!((not_admin.status, not_admin.json()["code"].clone()), (403, json!("forbidden")));
+    let audit = server.request("GET", &format!("/v1/audit?target={user_id}"), Some(&admin), None);
+    assert_eq!(audit.json()["items"][0]["ip"], "127.0.0.1", "{}", audit.body);
+
     let metrics = server.request("GET", "/metrics", None, None);
     assert!(metrics.body.contains(r#"tollgate_verify_total{code="revoked"} 1"#), "{}", metrics.body);
     let openapi = server.request("GET", "/openapi.json", None, None);
@@ -73,6 +94,7 @@ fn serve_bootstraps_serves_the_contract_and_stops_cleanly() {
     for secret in [&admin, &secret, &lan, &local] {
         assert!(!log.contains(&secret[3..]), "a secret reached the log");
     }
+    assert!(!log.contains(password) && !log.contains(jwt.rsplit('.').next().unwrap()), "a session secret was logged");
 
     // With an admin in place the hint is gone.
     let mut again = Server::start(directory.path(), &["--db", db_arg], &[]);
@@ -97,6 +119,31 @@ fn shutdown_under_load_loses_no_acknowledged_work() {
     let stop = Arc::new(AtomicBool::new(false));
     let last_acknowledged = Arc::new(AtomicU64::new(0));
     let acknowledged = Arc::new(AtomicU64::new(0));
+    // Two more workers report usage; every event answered 202 must be in the database afterwards.
+    let usage_accepted = Arc::new(AtomicU64::new(0));
+    let reporters: Vec<_> = (0..2)
+        .map(|_| {
+            let (address, secret, id) = (address.clone(), secret.clone(), id.clone());
+            let (stop, usage_accepted) = (stop.clone(), usage_accepted.clone());
+            std::thread::spawn(move || {
+                let event = json!({ "token_id": id, "provider": "openai", "model": "gpt-4o-mini", "input_tokens": 1 });
+                let batch = json!({ "events": [event.clone(), event.clone(), event] }).to_string();
+                let mut statuses = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    match support::http(&address, "POST", "/v1/usage", Some(&secret), Some(&batch)) {
+                        Ok(reply) => {
+                            statuses.push(reply.status);
+                            if reply.status == 202 {
+                                usage_accepted.fetch_add(3, Ordering::SeqCst);
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+                statuses
+            })
+        })
+        .collect();
     let workers: Vec<_> = (0..4)
         .map(|_| {
             let (address, secret) = (address.clone(), secret.clone());
@@ -122,14 +169,27 @@ fn shutdown_under_load_loses_no_acknowledged_work() {
             })
         })
         .collect();
-    while acknowledged.load(Ordering::SeqCst) < 200 {
+    while acknowledged.load(Ordering::SeqCst) < 200 || usage_accepted.load(Ordering::SeqCst) < 300 {
         std::thread::yield_now();
     }
     let code = server.terminate();
     stop.store(true, Ordering::SeqCst);
     let statuses: Vec<u16> = workers.into_iter().flat_map(|worker| worker.join().unwrap()).collect();
+    let usage_statuses: Vec<u16> = reporters.into_iter().flat_map(|worker| worker.join().unwrap()).collect();
     assert_eq!(code, 0, "log:\n{}", server.log.join("\n"));
     assert!(statuses.iter().all(|&status| status == 200), "every answered request succeeded: {statuses:?}");
+    assert!(usage_statuses.iter().all(|&status| status == 202), "{usage_statuses:?}");
+
+    // The periodic usage flush is a second away at most, but the last batches only the shutdown wrote.
+    let usage = cli(directory.path(), &["--db", db_arg, "--json", "usage", "show", "--token-id", &id, "--since", "1h"]);
+    assert!(usage.status.success(), "{}", String::from_utf8_lossy(&usage.stderr));
+    let usage: serde_json::Value = serde_json::from_slice(&usage.stdout).unwrap();
+    let accepted = usage_accepted.load(Ordering::SeqCst);
+    assert_eq!(
+        usage["totals"]["events"].as_u64(),
+        Some(accepted),
+        "every acknowledged usage event was written: {usage}"
+    );
 
     let shown = cli(directory.path(), &["--db", db_arg, "--json", "token", "show", &id]);
     assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));

@@ -24,39 +24,73 @@ const MAX_CREDENTIAL_LEN: usize = 4096;
 /// The authenticated caller of a control-API route.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
-    /// Who is acting, for the facade's authorization.
+    /// Who is acting, for the facade's authorization: a user (access JWT) or a token whose
+    /// permission is capped by its owner's current role.
     pub(crate) principal: Principal,
-    /// The verified token (every caller uses an API token until sessions land).
-    pub(crate) token: TokenContext,
+    /// The verified API token, when the credential is one (an access JWT carries no scopes).
+    pub(crate) token: Option<TokenContext>,
+    /// The client address, for the audit log.
+    pub(crate) ip: Option<IpAddr>,
 }
 
 impl Caller {
     /// Whether the caller is an admin or holds `scope`.
     pub(crate) fn is_admin_or_has(&self, scope: &str) -> bool {
         self.principal.level() == Permission::Admin
-            || self.token.record.scopes.iter().any(|held| held.as_str() == scope)
+            || self.token.as_ref().is_some_and(|token| token.record.scopes.iter().any(|held| held.as_str() == scope))
+    }
+
+    /// The facade's caller for audited mutations: the principal and the client address.
+    pub(crate) fn audited(&self) -> tollgate::Caller {
+        tollgate::Caller::new(self.principal.clone()).with_ip(self.ip)
     }
 }
 
-/// Builds the principal of a verified token: its own permission (the owner's role will cap it
-/// once users exist).
-pub(crate) fn principal_of(context: &TokenContext) -> Principal {
-    Principal::Token {
-        id: context.token_id,
-        owner: context.record.owner.clone(),
-        user_id: context.record.user_id,
-        permission: context.record.permission,
-    }
+/// Whether a bearer credential is an access JWT rather than an API token: API tokens start with
+/// the configured prefix and `_` (base62 after it, never a dot); a JWT is three dot-separated parts.
+/// Decided without any crypto or storage, so the wrong path is never tried.
+pub(crate) fn is_access_jwt(credential: &str, token_prefix: &str) -> bool {
+    let is_token = credential.strip_prefix(token_prefix).is_some_and(|rest| rest.starts_with('_'));
+    !is_token && credential.bytes().filter(|byte| *byte == b'.').count() == 2
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = client_ip(parts, &state.settings().trusted_proxies);
+        let credential = bearer(&parts.headers)?;
+        if is_access_jwt(credential, state.tokens().prefix().as_str()) {
+            let access = state.users().authenticate_access(credential).await?;
+            return Ok(Self { principal: access.principal, token: None, ip });
+        }
         // Control-API calls name no tool: a token restricted to tools cannot administer tollgate.
-        let request = VerifyRequest { ip: client_ip(parts, &state.settings().trusted_proxies), tool: None };
-        let token = verify_bearer(state, &parts.headers, &request).await?;
-        Ok(Self { principal: principal_of(&token), token })
+        let request = VerifyRequest { ip, tool: None };
+        let outcome = state.users().authenticate_token(credential, &request).await;
+        observe_outcome(state, outcome.as_ref().map(|_| ()));
+        let (token, principal) = outcome?;
+        Ok(Self { principal, token: Some(token), ip })
+    }
+}
+
+/// The client's address (see [`client_ip`]), for routes that take no bearer credential (login).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self(client_ip(parts, &state.settings().trusted_proxies)))
+    }
+}
+
+/// Counts a verify outcome in the metrics (refusals by code; storage failures are not verdicts).
+fn observe_outcome(state: &AppState, outcome: Result<(), &tollgate::Error>) {
+    match outcome {
+        Ok(()) => state.metrics().observe_verify(Ok(())),
+        Err(tollgate::Error::Refused(refusal)) => state.metrics().observe_verify(Err(refusal.code)),
+        Err(_) => {}
     }
 }
 
@@ -68,11 +102,7 @@ pub(crate) async fn verify_bearer(
 ) -> Result<TokenContext, ApiError> {
     let credential = bearer(headers)?;
     let outcome = state.tokens().verify(credential, request).await;
-    match &outcome {
-        Ok(_) => state.metrics().observe_verify(Ok(())),
-        Err(tollgate::Error::Refused(refusal)) => state.metrics().observe_verify(Err(refusal.code)),
-        Err(_) => {}
-    }
+    observe_outcome(state, outcome.as_ref().map(|_| ()));
     Ok(outcome?)
 }
 
@@ -182,6 +212,16 @@ mod tests {
         assert_eq!(client_ip(&parts("192.0.2.1:1", Some("203.0.113.9")), &proxy), ip("192.0.2.1"));
         assert_eq!(client_ip(&parts("10.0.0.1:1", Some("garbage")), &proxy), ip("10.0.0.1"));
         assert_eq!(client_ip(&parts("10.0.0.1:1", None), &proxy), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn tokens_and_jwts_are_told_apart_by_shape() {
+        assert!(is_access_jwt("eyJh.eyJz.sig", "tg"));
+        assert!(!is_access_jwt("tg_AbC123", "tg"));
+        assert!(!is_access_jwt("tg_a.b.c", "tg"));
+        assert!(!is_access_jwt("nodots", "tg"));
+        assert!(!is_access_jwt("a.b", "tg"));
+        assert!(is_access_jwt("tgx.b.c", "tg"));
     }
 
     #[test]

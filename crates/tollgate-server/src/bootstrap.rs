@@ -1,14 +1,21 @@
 //! First start: is there anybody who can administer tollgate yet?
 
-use tollgate::{PageRequest, Permission, Principal, StatusFilter, TokenFilter, TokenManager};
+use tollgate::{PageRequest, Permission, Principal, Role, StatusFilter, TokenFilter, UserFilter, UserStatus};
 
-/// Whether an active admin token exists. `tollgate serve` says how to create the first admin
-/// when there is none (the HTTP API cannot: every route needs an admin to begin with).
-pub async fn admin_exists(tokens: &TokenManager) -> tollgate::Result<bool> {
+use crate::state::AppState;
+
+/// Whether an active admin user or an active admin token exists. `tollgate serve` says how to
+/// create the first admin when there is none (the HTTP API cannot: every route needs an admin to
+/// begin with).
+pub async fn admin_exists(state: &AppState) -> tollgate::Result<bool> {
+    let admins = UserFilter { role: Some(Role::Admin), status: Some(UserStatus::Active), search: None };
+    if !state.users().list(&Principal::Operator, &admins, &PageRequest::first(1)).await?.items.is_empty() {
+        return Ok(true);
+    }
     let filter = TokenFilter { status: StatusFilter::Active, ..TokenFilter::default() };
     let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
     loop {
-        let found = tokens.list(&Principal::Operator, &filter, &page).await?;
+        let found = state.tokens().list(&Principal::Operator, &filter, &page).await?;
         if found.items.iter().any(|token| token.permission == Permission::Admin) {
             return Ok(true);
         }

@@ -224,6 +224,8 @@ fn refusal_status(code: RefusalCode) -> (StatusCode, &'static str) {
     match code {
         RefusalCode::IpNotAllowed | RefusalCode::ToolNotAllowed => (StatusCode::FORBIDDEN, "Token not allowed here"),
         RefusalCode::RateLimited | RefusalCode::QuotaExceeded => (StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+        RefusalCode::InvalidCredentials => (StatusCode::UNAUTHORIZED, "Login refused"),
+        RefusalCode::PasswordChangeRequired => (StatusCode::FORBIDDEN, "Password change required"),
         _ => (StatusCode::UNAUTHORIZED, "Token refused"),
     }
 }
@@ -238,6 +240,9 @@ fn refusal_detail(code: RefusalCode) -> &'static str {
         RefusalCode::ToolNotAllowed => "the token may not call this tool",
         RefusalCode::RateLimited => "the token's rate limit is exhausted; retry after the delay given",
         RefusalCode::QuotaExceeded => "a quota is exhausted until its window resets",
+        // One message whatever the reason (unknown user, wrong password, locked, inactive).
+        RefusalCode::InvalidCredentials => "the username or password is wrong, or the account cannot log in",
+        RefusalCode::PasswordChangeRequired => "the password is right but must be changed before logging in",
         _ => "the token was refused",
     }
 }

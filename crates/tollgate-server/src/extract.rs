@@ -83,6 +83,11 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         let inner = error.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => field_error(&path, &without_position(&inner), "body"),
+            // serde_json refuses a number where an enum (e.g. a role) belongs as a syntax error;
+            // the field is known, so name it.
+            serde_json::error::Category::Syntax if path != "." && !path.is_empty() && is_expected_value(&inner) => {
+                ApiError::invalid_field(path, "has the wrong type")
+            }
             _ => ApiError::invalid_body(format!("the body is not valid JSON: {}", without_position(&inner))),
         }
     })?;
@@ -90,6 +95,19 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         .end()
         .map_err(|error| ApiError::invalid_body(format!("the body is not valid JSON: {}", without_position(&error))))?;
     Ok(value)
+}
+
+/// Deserializes an already parsed JSON value into `T`, naming the field at fault (for bodies that
+/// take one of two shapes, such as one usage event or a batch).
+pub(crate) fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        field_error(&path, &error.into_inner().to_string(), "body")
+    })
+}
+
+fn is_expected_value(error: &serde_json::Error) -> bool {
+    without_position(error) == "expected value"
 }
 
 /// serde_json appends " at line L column C"; the field name says more to an API client.
@@ -189,6 +207,7 @@ mod tests {
             (r#"[1, 2]"#, "invalid_body", "-"),
             ("", "invalid_body", "-"),
             (r#"{"name": "x", "name": "y"}"#, "invalid_field", "name"),
+            (r#"{"name": "x", "count": }"#, "invalid_field", "count"),
         ];
         for (json, code, field) in cases {
             assert_eq!(check(json), (code.to_owned(), field.to_owned()), "{json}");

@@ -72,12 +72,21 @@ mod tests {
     use super::*;
     use crate::state::ServerSettings;
 
+    async fn state_over(store: std::sync::Arc<dyn tollgate::Store>, settings: ServerSettings) -> AppState {
+        let metering = tollgate::Metering::builder(store.clone()).start().await.unwrap();
+        let hasher = tollgate::TokenHasher::new(tollgate::KeyId(1), &[1u8; 32]).unwrap();
+        let tokens = tollgate::TokenManager::builder(store, hasher).metering(metering.clone()).build();
+        let keys = tollgate::JwtKeys::new("k1", &[2u8; 32]).unwrap();
+        let hasher = tollgate::TokenHasher::new(tollgate::KeyId(1), &[1u8; 32]).unwrap();
+        let users = tollgate::UserService::builder(&tokens, keys, hasher).build().unwrap();
+        AppState::with_settings(tokens, users, metering, settings)
+    }
+
     #[tokio::test]
     async fn a_handler_that_never_finishes_is_answered_503_timeout() {
         let store = tollgate::open("sqlite::memory:").await.unwrap();
-        let hasher = tollgate::TokenHasher::new(tollgate::KeyId(1), &[1u8; 32]).unwrap();
         let settings = ServerSettings { request_timeout: Duration::from_millis(20), ..ServerSettings::default() };
-        let state = AppState::with_settings(tollgate::TokenManager::builder(store, hasher).build(), settings);
+        let state = state_over(store, settings).await;
         let router = Router::new()
             .route("/stuck", get(std::future::pending::<()>))
             .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
@@ -93,8 +102,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_is_answered_500_internal() {
         let store = tollgate::open("sqlite::memory:").await.unwrap();
-        let hasher = tollgate::TokenHasher::new(tollgate::KeyId(1), &[1u8; 32]).unwrap();
-        let state = AppState::new(tollgate::TokenManager::builder(store, hasher).build());
+        let state = state_over(store, ServerSettings::default()).await;
         async fn boom() -> &'static str {
             panic!("handler bug")
         }

@@ -181,6 +181,8 @@ impl Routes {
     method!(get, GET);
     method!(post, POST);
     method!(patch, PATCH);
+    method!(delete, DELETE);
+    method!(put, PUT);
 
     fn add(mut self, method: Method, path: &'static str, doc: Doc, handler: MethodRouter<AppState>) -> Self {
         self.router = self.router.route(path, handler);

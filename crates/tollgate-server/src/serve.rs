@@ -28,7 +28,7 @@ impl Default for ServeOptions {
 
 /// Serves [`app`](crate::app) on `listener` until `shutdown` completes. Then it stops accepting,
 /// lets in-flight requests finish (up to `drain_timeout`), and flushes pending writes, so work
-/// acknowledged to a client is not lost. Returns an error only when the final flush fails.
+/// acknowledged to a client (tokens' last use, usage events answered 202) is not lost. Returns an error only when the final flush fails.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -65,6 +65,11 @@ pub async fn serve(
     state.tokens().flush().await.map_err(|error| {
         tracing::error!(%error, "final flush failed");
         std::io::Error::other("the final flush failed")
+    })?;
+    // Every usage event answered 202 is in the queue by now (requests have drained): write them all.
+    state.metering().shutdown().await.map_err(|error| {
+        tracing::error!(%error, "final usage write failed");
+        std::io::Error::other("the final usage write failed")
     })?;
     tracing::info!("stopped");
     Ok(())

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tollgate::{IpAllowList, PageRequest, TokenManager, ValidationError};
+use tollgate::{AuditLog, IpAllowList, Metering, PageRequest, TokenManager, UserService, ValidationError};
 
 use crate::metrics::Metrics;
 
@@ -64,8 +64,12 @@ impl Default for ServerSettings {
 /// # async fn example() -> Result<(), tollgate::Error> {
 /// let store = tollgate::open("sqlite://tollgate.db").await?;
 /// let key = tollgate::load_or_create_key_file("tollgate.db.key".as_ref())?;
-/// let tokens = tollgate::TokenManager::builder(store, key.hasher()?).build();
-/// let router = tollgate_server::app(tollgate_server::AppState::new(tokens));
+/// let metering = tollgate::Metering::builder(store.clone()).start().await?;
+/// let tokens = tollgate::TokenManager::builder(store, key.hasher()?).metering(metering.clone()).build();
+/// let jwt_key = tollgate::load_or_create_key_file("tollgate.db.jwt.key".as_ref())?;
+/// let users = tollgate::UserService::builder(&tokens, tollgate::JwtKeys::from_key_file(&jwt_key)?, key.hasher()?)
+///     .build()?;
+/// let router = tollgate_server::app(tollgate_server::AppState::new(tokens, users, metering));
 /// # drop(router); Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -76,21 +80,47 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     tokens: TokenManager,
+    users: UserService,
+    audit: AuditLog,
+    metering: Metering,
     settings: ServerSettings,
     metrics: Metrics,
 }
 
 impl AppState {
-    /// State over a token manager, with default settings.
-    pub fn new(tokens: TokenManager) -> Self {
-        Self::with_settings(tokens, ServerSettings::default())
+    /// State over a token manager, the user service built beside it (`UserService::builder(&tokens, …)`)
+    /// and the metering the token manager enforces (`TokenManager::builder(…).metering(…)`), all over
+    /// one store, with default settings. The audit log is read from the same store.
+    pub fn new(tokens: TokenManager, users: UserService, metering: Metering) -> Self {
+        Self::with_settings(tokens, users, metering, ServerSettings::default())
     }
 
     /// State with explicit settings.
-    pub fn with_settings(tokens: TokenManager, mut settings: ServerSettings) -> Self {
+    pub fn with_settings(
+        tokens: TokenManager,
+        users: UserService,
+        metering: Metering,
+        mut settings: ServerSettings,
+    ) -> Self {
         settings.max_page_size = settings.max_page_size.clamp(1, PageRequest::MAX_LIMIT);
         settings.default_page_size = settings.default_page_size.clamp(1, settings.max_page_size);
-        Self { inner: Arc::new(Inner { tokens, settings, metrics: Metrics::default() }) }
+        let audit = AuditLog::new(Arc::clone(users.store()));
+        Self { inner: Arc::new(Inner { tokens, users, audit, metering, settings, metrics: Metrics::default() }) }
+    }
+
+    /// The user service (users, logins, sessions).
+    pub fn users(&self) -> &UserService {
+        &self.inner.users
+    }
+
+    /// Usage recording, quotas, prices and analytics.
+    pub fn metering(&self) -> &Metering {
+        &self.inner.metering
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &AuditLog {
+        &self.inner.audit
     }
 
     /// The token manager.

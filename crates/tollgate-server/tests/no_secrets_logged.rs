@@ -1,5 +1,6 @@
 //! Logs at TRACE level during token creation, verification, rotation and refusals over HTTP
-//! hold no secret: not the bearer credential, not a created or rotated token.
+//! hold no secret: not the bearer credential, not a created or rotated token, not a password,
+//! access JWT or refresh token of a session.
 
 mod support;
 
@@ -46,6 +47,30 @@ async fn no_secret_reaches_the_log() {
     fixture.post("/v1/tokens/verify", Some(&admin), json!({ "token": rotated })).await.ok(200);
     fixture.post(&format!("/v1/tokens/{id}/revoke"), Some(&admin), json!({})).await.ok(200);
     fixture.get("/v1/auth/verify", Some(&rotated)).await.problem(401, "revoked");
+    // Sessions: login (right and wrong passwords), a JWT-authenticated call, refresh, logout.
+    let password = "a very secret passphrase";
+    fixture
+        .post(
+            "/v1/users",
+            Some(&admin),
+            json!({ "username": "dora", "email": "dora@example.com", "role": "user", "password": password }),
+        )
+        .await
+        .ok(201);
+    let wrong = "typed-the-wrong-secret";
+    fixture
+        .post("/v1/auth/login", None, json!({ "username": "dora", "password": wrong }))
+        .await
+        .problem(401, "invalid_credentials");
+    let login = fixture.post("/v1/auth/login", None, json!({ "username": "dora", "password": password })).await;
+    let session = login.ok(200).clone();
+    let access = session["access_token"].as_str().unwrap().to_owned();
+    fixture.get("/v1/tokens", Some(&access)).await.ok(200);
+    let refresh = session["refresh_token"].as_str().unwrap().to_owned();
+    let rotated_session =
+        fixture.post("/v1/auth/refresh", None, json!({ "refresh_token": refresh })).await.ok(200).clone();
+    let refresh2 = rotated_session["refresh_token"].as_str().unwrap().to_owned();
+    fixture.post("/v1/auth/logout", None, json!({ "refresh_token": refresh2 })).await.ok(204);
     fixture.store.close().await;
     fixture.get("/v1/tokens", Some(&admin)).await.problem(500, "internal");
 
@@ -57,4 +82,11 @@ async fn no_secret_reaches_the_log() {
         assert!(!log.contains(body), "a secret reached the log:\n{log}");
     }
     assert!(!log.to_lowercase().contains("authorization"), "{log}");
+    assert!(log.contains("login"), "the capture covers login: {log}");
+    for secret in [password, wrong, &access, &refresh[4..], &refresh2[4..]] {
+        assert!(!log.contains(secret), "a session secret reached the log:\n{log}");
+    }
+    // The JWT's signature part is what makes it a credential.
+    let signature = access.rsplit('.').next().unwrap();
+    assert!(!log.contains(signature), "{log}");
 }

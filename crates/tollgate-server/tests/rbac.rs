@@ -129,3 +129,126 @@ async fn a_token_restricted_to_tools_cannot_administer() {
     let (secret, _) = fixture.create(token).await;
     fixture.get("/v1/tokens", Some(&secret)).await.problem(403, "tool_not_allowed");
 }
+
+/// Who calls the user and audit routes: users by access JWT (admin, user, viewer) and tokens
+/// (admin, standard, read_only, owned by no user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    AdminJwt,
+    UserJwt,
+    ViewerJwt,
+    AdminToken,
+    StandardToken,
+    ReadOnlyToken,
+}
+
+const EVERYONE: [Who; 6] =
+    [Who::AdminJwt, Who::UserJwt, Who::ViewerJwt, Who::AdminToken, Who::StandardToken, Who::ReadOnlyToken];
+
+fn is_admin(who: Who) -> bool {
+    matches!(who, Who::AdminJwt | Who::AdminToken)
+}
+
+/// One route for everyone: `{bob}` is a fresh user, `{self}` the caller's own user (JWT callers),
+/// `{n}` a fresh number. Admins get `admin_status`; the others `other_status`.
+type UserCell = (Method, &'static str, Option<Value>, u16, u16);
+
+fn user_cells() -> Vec<UserCell> {
+    let body = |value: Value| Some(value);
+    vec![
+        (
+            Method::POST,
+            "/v1/users",
+            body(
+                json!({ "username": "new{n}", "email": "new{n}@example.com", "role": "user", "password": support::PASSWORD }),
+            ),
+            201,
+            403,
+        ),
+        (Method::GET, "/v1/users", None, 200, 403),
+        (Method::GET, "/v1/users/{bob}", None, 200, 404),
+        (Method::PATCH, "/v1/users/{bob}", body(json!({ "role": "viewer" })), 200, 403),
+        (Method::POST, "/v1/users/{bob}/suspend", body(json!({ "reason": "test" })), 200, 403),
+        (Method::POST, "/v1/users/{bob}/unlock", None, 200, 403),
+        (
+            Method::POST,
+            "/v1/users/{bob}/reset-password",
+            body(json!({ "password": "another long password" })),
+            200,
+            403,
+        ),
+        (Method::DELETE, "/v1/users/{bob}", None, 200, 403),
+        (Method::GET, "/v1/audit", None, 200, 403),
+        (Method::GET, "/v1/audit/verify", None, 200, 403),
+    ]
+}
+
+#[tokio::test]
+async fn users_and_audit_for_every_kind_of_caller() {
+    use tollgate::Role;
+    let fixture = Fixture::new().await;
+    let (admin_id, admin_jwt) = fixture.user_jwt("root", Role::Admin).await;
+    let (user_id, user_jwt) = fixture.user_jwt("ursula", Role::User).await;
+    let (viewer_id, viewer_jwt) = fixture.user_jwt("victor", Role::Viewer).await;
+    let (admin_token, _) = fixture.token("ops", Permission::Admin).await;
+    let (standard_token, _) = fixture.token("alice", Permission::Standard).await;
+    let (read_only_token, _) = fixture.token("vera", Permission::ReadOnly).await;
+    let mut n = 0;
+    for (method, template, body, admin_status, other_status) in user_cells() {
+        for who in EVERYONE {
+            n += 1;
+            let mut path = template.to_owned();
+            if path.contains("{bob}") {
+                let bob = fixture.user(&format!("bob{n}"), Role::User).await;
+                path = path.replace("{bob}", &bob.to_string());
+            }
+            let body = body
+                .clone()
+                .map(|body| serde_json::from_str(&body.to_string().replace("{n}", &n.to_string())).unwrap());
+            let bearer = match who {
+                Who::AdminJwt => &admin_jwt,
+                Who::UserJwt => &user_jwt,
+                Who::ViewerJwt => &viewer_jwt,
+                Who::AdminToken => &admin_token,
+                Who::StandardToken => &standard_token,
+                Who::ReadOnlyToken => &read_only_token,
+            };
+            let expected = if is_admin(who) { admin_status } else { other_status };
+            let reply = fixture.send(request(method.clone(), &path, Some(bearer), body)).await;
+            assert_eq!(reply.status.as_u16(), expected, "{who:?} {method} {template}: {}", reply.text());
+            if expected == 403 {
+                reply.problem(403, "forbidden");
+            } else if expected == 404 {
+                reply.problem(404, "user_not_found");
+            }
+        }
+    }
+    // Everyone with a user may read themselves; a user may not suspend or promote themselves.
+    for (id, jwt) in [(admin_id, &admin_jwt), (user_id, &user_jwt), (viewer_id, &viewer_jwt)] {
+        fixture.get(&format!("/v1/users/{id}"), Some(jwt)).await.ok(200);
+    }
+    let own = format!("/v1/users/{user_id}");
+    fixture.patch(&own, Some(&user_jwt), json!({ "role": "admin" })).await.problem(403, "forbidden");
+    fixture.post(&format!("{own}/suspend"), Some(&user_jwt), json!({ "reason": "x" })).await.problem(403, "forbidden");
+    // An admin cannot lock themselves out.
+    let own_admin = format!("/v1/users/{admin_id}");
+    fixture
+        .post(&format!("{own_admin}/suspend"), Some(&admin_jwt), json!({ "reason": "x" }))
+        .await
+        .problem(403, "forbidden");
+}
+
+#[tokio::test]
+async fn a_token_never_has_more_rights_than_its_owner_has_now() {
+    use tollgate::Role;
+    let fixture = Fixture::new().await;
+    let (_, admin_jwt) = fixture.user_jwt("root", Role::Admin).await;
+    let viewer = fixture.user("victor", Role::Viewer).await;
+    let (token, _) = fixture.user_token(viewer, "victor", Permission::Admin).await;
+    // An admin token of a viewer acts as read_only.
+    fixture.get("/v1/users", Some(&token)).await.problem(403, "forbidden");
+    fixture.get(&format!("/v1/users/{viewer}"), Some(&token)).await.ok(200);
+    // Promoted: the same token is an admin token from the next request on.
+    fixture.patch(&format!("/v1/users/{viewer}"), Some(&admin_jwt), json!({ "role": "admin" })).await.ok(200);
+    fixture.get("/v1/users", Some(&token)).await.ok(200);
+}

@@ -3,10 +3,10 @@
 //! resolving a user given by id or username.
 
 use std::io::{IsTerminal, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
-use tollgate::{JwtKeys, Password, Principal, UserId, UserService, Username, ValidationError};
+use tollgate::{JwtKeys, KeyFile, Password, Principal, TokenManager, UserId, UserService, Username, ValidationError};
 use zeroize::Zeroizing;
 
 use crate::cli::GlobalArgs;
@@ -24,16 +24,33 @@ pub(crate) fn jwt_key_file_path(global: &GlobalArgs) -> PathBuf {
 
 /// Opens the database, the token manager and the user service.
 pub(crate) async fn open(global: &GlobalArgs) -> CliResult<(Context, UserService)> {
-    if !(10..=31).contains(&global.bcrypt_cost) {
+    check_bcrypt_cost(global.bcrypt_cost)?;
+    let context = context::open(global).await?;
+    let token_key = tollgate::load_or_create_key_file(&context::key_file_path(global))?;
+    let users = user_service(&context.tokens, &token_key, &jwt_key_file_path(global), global.bcrypt_cost)?;
+    Ok((context, users))
+}
+
+fn check_bcrypt_cost(cost: u32) -> CliResult<()> {
+    if !(10..=31).contains(&cost) {
         return Err(ValidationError::new("bcrypt_cost", "must be between 10 and 31").into());
     }
-    let context = context::open(global).await?;
-    let jwt_key = tollgate::load_or_create_key_file(&jwt_key_file_path(global))?;
-    let token_key = tollgate::load_or_create_key_file(&context::key_file_path(global))?;
-    let users = UserService::builder(&context.tokens, JwtKeys::from_key_file(&jwt_key)?, token_key.hasher()?)
-        .bcrypt_cost(global.bcrypt_cost)
-        .build()?;
-    Ok((context, users))
+    Ok(())
+}
+
+/// The user service beside `tokens`: access JWTs signed with the key in `jwt_key_file` (created on
+/// first use), refresh tokens hashed with the token key. `tollgate serve` builds it the same way.
+pub(crate) fn user_service(
+    tokens: &TokenManager,
+    token_key: &KeyFile,
+    jwt_key_file: &Path,
+    bcrypt_cost: u32,
+) -> CliResult<UserService> {
+    check_bcrypt_cost(bcrypt_cost)?;
+    let jwt_key = tollgate::load_or_create_key_file(jwt_key_file)?;
+    Ok(UserService::builder(tokens, JwtKeys::from_key_file(&jwt_key)?, token_key.hasher()?)
+        .bcrypt_cost(bcrypt_cost)
+        .build()?)
 }
 
 /// Reads up to `lines` lines from standard input (at most 4 KiB), without their line endings.

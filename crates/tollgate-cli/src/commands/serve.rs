@@ -8,13 +8,14 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tollgate::TokenManager;
+use tollgate::{Metering, TokenManager};
 use tollgate_server::AppState;
 use tracing_subscriber::EnvFilter;
 
 pub(crate) use self::config::ServeArgs;
 use self::config::{FileConfig, LogFormat, Settings};
 use crate::cli::GlobalArgs;
+use crate::commands::identity;
 use crate::exit::{CliError, CliResult};
 
 /// Runs the server until a shutdown signal.
@@ -30,12 +31,16 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
         .await
         .with_context(|| format!("while opening the database {}", settings.database_url))?;
     let key_file = tollgate::load_or_create_key_file(&settings.key_file)?;
-    let tokens = TokenManager::builder(store, key_file.hasher()?).build();
-    if !tollgate_server::admin_exists(&tokens).await? {
+    let metering = Metering::builder(std::sync::Arc::clone(&store)).start().await?;
+    let tokens = TokenManager::builder(store, key_file.hasher()?).metering(metering.clone()).build();
+    let users = identity::user_service(&tokens, &key_file, &settings.jwt_key_file, global.bcrypt_cost)?;
+    let state = AppState::with_settings(tokens, users, metering, settings.server);
+    if !tollgate_server::admin_exists(&state).await? {
         tracing::warn!(
-            "no admin exists yet (no active admin token); create the first one from the shell: \
-             tollgate token create --permission admin --name admin --owner <you>{}",
-            db_flag(global)
+            "no admin exists yet (no active admin user or token); create the first one from the shell: \
+             tollgate user create --role admin --username <you> --email <you@example.com>{db} \
+             or tollgate token create --permission admin --name admin --owner <you>{db}",
+            db = db_flag(global)
         );
     }
 
@@ -47,7 +52,6 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
     println!("tollgate listening on http://{address}");
     std::io::stdout().flush().context("while writing to standard output")?;
 
-    let state = AppState::with_settings(tokens, settings.server);
     tollgate_server::serve(listener, state, settings.serve, shutdown_signal()).await.context("while shutting down")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@
 
 use axum::Json;
 use axum::extract::{Request, State};
+use axum::http::HeaderValue;
 use axum::response::IntoResponse;
 use tollgate::VerifyRequest;
 
@@ -22,11 +23,15 @@ pub(super) fn routes() -> Routes {
             .describe(
                 "Checks the token in `Authorization: Bearer` against its status, expiry, IP allow-list \
                  (the client address is the socket peer, or `X-Forwarded-For` from a trusted proxy) \
-                 and allowed tools (the tool named by `X-Tollgate-Tool`).",
+                 and allowed tools (the tool named by `X-Tollgate-Tool`), then its rate limit and quotas \
+                 (one request is counted). Where a limit applies, `RateLimit-Limit`, `RateLimit-Remaining` \
+                 and `RateLimit-Reset` (seconds) describe the tightest; 429 `rate_limited` or \
+                 `quota_exceeded` carries `Retry-After`.",
             )
             .bearer()
             .header("X-Tollgate-Tool", "The tool the caller is about to use, checked against allowed tools")
             .response::<VerifyResult<'static>>(200, "The token is valid; its context")
+            .response_headers(&["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"])
             .problems(&[400, 403, 429]),
         verify,
     )
@@ -37,5 +42,15 @@ async fn verify(State(state): State<AppState>, request: Request) -> Result<impl 
     let tool = tool_header(&parts.headers)?;
     let request = VerifyRequest { ip: client_ip(&parts, &state.settings().trusted_proxies), tool };
     let context = verify_bearer(&state, &parts.headers, &request).await?;
-    Ok(Json(VerifyResult::valid(&context)).into_response())
+    let mut response = Json(VerifyResult::valid(&context)).into_response();
+    if let Some(limit) = &context.rate_limit {
+        // draft-ietf-httpapi-ratelimit-headers: the limit that applies, what is left, seconds to reset.
+        let reset = limit.reset.as_micros().div_ceil(1_000_000);
+        let headers = response.headers_mut();
+        for (name, value) in [("ratelimit-limit", limit.limit), ("ratelimit-remaining", limit.remaining)] {
+            headers.insert(name, HeaderValue::from(value));
+        }
+        headers.insert("ratelimit-reset", HeaderValue::from(u64::try_from(reset).unwrap_or(u64::MAX)));
+    }
+    Ok(response)
 }

@@ -1,5 +1,7 @@
 //! `GET /metrics`: Prometheus text exposition.
 
+use std::fmt::Write as _;
+
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -15,7 +17,7 @@ pub(super) fn routes() -> Routes {
         Doc::new("metrics", "operations", "Prometheus metrics")
             .describe(
                 "Requests by route and status, latency histograms, verify outcomes by code and the verify \
-             cache's hit ratio. Unauthenticated: expose it only where your scraper can reach it.",
+             cache's hit ratio, and the usage queue (depth, accepted, written, failed writes). Unauthenticated: expose it only where your scraper can reach it.",
             )
             .response_text(200, "Prometheus text format 0.0.4", "text/plain"),
         metrics,
@@ -23,6 +25,15 @@ pub(super) fn routes() -> Routes {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let text = state.metrics().render(state.tokens().cache_stats());
+    let mut text = state.metrics().render(state.tokens().cache_stats());
+    let usage = state.metering().stats();
+    for (name, kind, help, value) in [
+        ("tollgate_usage_queue_depth", "gauge", "Usage events accepted and not yet written.", usage.queued_events),
+        ("tollgate_usage_events_accepted_total", "counter", "Usage events accepted.", usage.accepted_events),
+        ("tollgate_usage_events_written_total", "counter", "Usage events written.", usage.written_events),
+        ("tollgate_usage_write_failures_total", "counter", "Usage batch writes that failed.", usage.failed_writes),
+    ] {
+        let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+    }
     ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text)
 }

@@ -1,11 +1,17 @@
 //! The HTTP resources, one module each, merged into one route table here.
 
+mod audit;
 mod auth_verify;
 mod health;
+mod limits;
 mod metrics;
 mod openapi;
+mod prices;
+mod sessions;
 mod token_verify;
 mod tokens;
+mod usage;
+mod users;
 mod verify_view;
 
 use crate::routes::Routes;
@@ -19,4 +25,10 @@ pub(crate) fn routes() -> Routes {
         .merge(auth_verify::routes())
         .merge(token_verify::routes())
         .merge(tokens::routes())
+        .merge(users::routes())
+        .merge(sessions::routes())
+        .merge(audit::routes())
+        .merge(usage::routes())
+        .merge(limits::routes())
+        .merge(prices::routes())
 }

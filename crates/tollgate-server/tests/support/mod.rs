@@ -12,17 +12,23 @@ use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::Value;
 use tollgate::{
-    KeyId, ManualClock, NewToken, OwnerName, Permission, Principal, Scope, SqliteOptions, SqliteStore, Timestamp,
-    TokenHasher, TokenId, TokenManager, TokenName,
+    Caller, Email, JwtKeys, KeyId, ManualClock, Metering, NewToken, NewUser, OwnerName, Password, Permission,
+    Principal, Role, Scope, SqliteOptions, SqliteStore, Timestamp, TokenHasher, TokenId, TokenManager, TokenName,
+    UserId, UserService, Username,
 };
 use tollgate_server::{AppState, ServerSettings};
 use tower::ServiceExt as _;
+
+/// The password of every test user.
+pub const PASSWORD: &str = "correct horse battery staple";
 
 /// 2030-01-01T00:00:00Z: tests set times relative to this.
 pub const START: Timestamp = Timestamp::from_unix_micros(1_893_456_000_000_000);
 
 pub struct Fixture {
     pub tokens: TokenManager,
+    pub users: UserService,
+    pub metering: Metering,
     pub clock: Arc<ManualClock>,
     pub store: SqliteStore,
     pub state: AppState,
@@ -43,11 +49,23 @@ impl Fixture {
             .expect("open sqlite");
         let clock = Arc::new(ManualClock::new(START));
         let hasher = TokenHasher::new(KeyId(1), &[42u8; 32]).expect("hasher");
-        let tokens = TokenManager::builder(Arc::new(store.clone()), hasher).clock(clock.clone()).build();
-        let state = AppState::with_settings(tokens.clone(), settings);
+        let metering =
+            Metering::builder(Arc::new(store.clone())).clock(clock.clone()).start().await.expect("start metering");
+        let tokens = TokenManager::builder(Arc::new(store.clone()), hasher)
+            .clock(clock.clone())
+            .metering(metering.clone())
+            .build();
+        let jwt_keys = JwtKeys::new("test", &[7u8; 32]).expect("jwt keys");
+        let refresh_hasher = TokenHasher::new(KeyId(1), &[42u8; 32]).expect("hasher");
+        let users = UserService::builder(&tokens, jwt_keys, refresh_hasher)
+            .clock(clock.clone())
+            .insecure_bcrypt_cost_for_tests(4)
+            .build()
+            .expect("user service");
+        let state = AppState::with_settings(tokens.clone(), users.clone(), metering.clone(), settings);
         let peer: SocketAddr = peer.parse().expect("peer address");
         let router = tollgate_server::app(state.clone()).layer(MockConnectInfo(peer));
-        Self { tokens, clock, store, state, router, _directory: directory }
+        Self { tokens, users, metering, clock, store, state, router, _directory: directory }
     }
 
     /// Creates a token as the operator; returns its secret and id.
@@ -69,6 +87,39 @@ impl Fixture {
         (created.secret.expose().to_owned(), created.record.id)
     }
 
+    /// Creates a user as the operator with the password `PASSWORD`.
+    pub async fn user(&self, username: &str, role: Role) -> UserId {
+        let user = NewUser::new(
+            Username::parse(username).unwrap(),
+            Email::parse(&format!("{username}@example.com")).unwrap(),
+            role,
+        );
+        let password = Password::new(PASSWORD.to_owned()).unwrap();
+        self.users.create(&Caller::operator(), user, password).await.expect("create user").id
+    }
+
+    /// Logs `username` in over HTTP; returns the whole reply body.
+    pub async fn login(&self, username: &str) -> Value {
+        let reply =
+            self.post("/v1/auth/login", None, serde_json::json!({ "username": username, "password": PASSWORD })).await;
+        reply.ok(200).clone()
+    }
+
+    /// A user with `role` and a fresh access JWT of theirs.
+    pub async fn user_jwt(&self, username: &str, role: Role) -> (UserId, String) {
+        let id = self.user(username, role).await;
+        let login = self.login(username).await;
+        (id, login["access_token"].as_str().expect("access_token").to_owned())
+    }
+
+    /// A token owned by user `user_id` (so its permission is capped by the user's role).
+    pub async fn user_token(&self, user_id: UserId, owner: &str, permission: Permission) -> (String, TokenId) {
+        let mut token = NewToken::new(TokenName::parse("mine").unwrap(), OwnerName::parse(owner).unwrap());
+        token.permission = permission;
+        token.user_id = Some(user_id);
+        self.create(token).await
+    }
+
     pub fn router(&self) -> Router {
         self.router.clone()
     }
@@ -88,6 +139,14 @@ impl Fixture {
 
     pub async fn post(&self, path: &str, bearer: Option<&str>, body: Value) -> Reply {
         self.send(request(Method::POST, path, bearer, Some(body))).await
+    }
+
+    pub async fn delete(&self, path: &str, bearer: Option<&str>) -> Reply {
+        self.send(request(Method::DELETE, path, bearer, None)).await
+    }
+
+    pub async fn put(&self, path: &str, bearer: Option<&str>, body: Value) -> Reply {
+        self.send(request(Method::PUT, path, bearer, Some(body))).await
     }
 
     pub async fn patch(&self, path: &str, bearer: Option<&str>, body: Value) -> Reply {

@@ -247,10 +247,15 @@ impl Metering {
             events.push(input.parse(now)?);
         }
         let mut priced = Vec::with_capacity(events.len());
+        // A batch usually names one token or a few: read and authorize each once, not once per event.
+        let mut authorized: Vec<TokenId> = Vec::new();
         for event in events {
-            let token = self.inner.store.token(&event.token_id).await?;
-            authorize(principal, Operation::RecordUsage { owner: &token.owner })?;
-            self.inner.subjects.insert(Subjects::of(&token));
+            if !authorized.contains(&event.token_id) {
+                let token = self.inner.store.token(&event.token_id).await?;
+                authorize(principal, Operation::RecordUsage { owner: &token.owner })?;
+                self.inner.subjects.insert(Subjects::of(&token));
+                authorized.push(event.token_id);
+            }
             priced.push(self.priced(event).await?);
         }
         let recorded = priced.iter().map(|(event, _)| event.clone()).collect();

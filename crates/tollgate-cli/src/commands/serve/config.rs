@@ -69,6 +69,7 @@ pub(crate) struct FileConfig {
     db: Option<PathBuf>,
     database_url: Option<String>,
     key_file: Option<PathBuf>,
+    jwt_key_file: Option<PathBuf>,
     log_format: Option<LogFormat>,
     log: Option<String>,
     trusted_proxies: Option<Vec<String>>,
@@ -93,6 +94,7 @@ pub(crate) struct Settings {
     pub(crate) listen: String,
     pub(crate) database_url: String,
     pub(crate) key_file: PathBuf,
+    pub(crate) jwt_key_file: PathBuf,
     pub(crate) log_format: LogFormat,
     pub(crate) log: String,
     pub(crate) server: ServerSettings,
@@ -121,7 +123,11 @@ pub(crate) fn resolve(args: &ServeArgs, global: &GlobalArgs, file: FileConfig) -
     };
     let key_file = match global.key_file.clone().or(file.key_file) {
         Some(path) => path,
-        None => default_key_file(&database_url)?,
+        None => default_key_file(&database_url, ".key")?,
+    };
+    let jwt_key_file = match global.jwt_key_file.clone().or(file.jwt_key_file) {
+        Some(path) => path,
+        None => default_key_file(&database_url, ".jwt.key")?,
     };
 
     let duration = |field: &'static str, flag: &Option<String>, file: Option<String>, default: u64| {
@@ -150,6 +156,7 @@ pub(crate) fn resolve(args: &ServeArgs, global: &GlobalArgs, file: FileConfig) -
         listen: args.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
         database_url,
         key_file,
+        jwt_key_file,
         log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
         log: args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned()),
         server,
@@ -164,14 +171,14 @@ fn sqlite_url(path: &Path) -> Result<String, ValidationError> {
     Ok(format!("sqlite://{}", path.display()))
 }
 
-/// `<database file>.key` beside a SQLite database, as the other commands use.
-fn default_key_file(database_url: &str) -> Result<PathBuf, ValidationError> {
+/// `<database file><suffix>` (`.key`, `.jwt.key`) beside a SQLite database, as the other commands use.
+fn default_key_file(database_url: &str, suffix: &str) -> Result<PathBuf, ValidationError> {
     let path = database_url
         .strip_prefix("sqlite://")
         .or_else(|| database_url.strip_prefix("sqlite:"))
         .filter(|path| !path.is_empty() && !path.starts_with(':'))
         .ok_or_else(|| ValidationError::new("key_file", "give --key-file for a database that is not a SQLite file"))?;
-    Ok(PathBuf::from(format!("{path}.key")))
+    Ok(PathBuf::from(format!("{path}{suffix}")))
 }
 
 #[cfg(test)]
@@ -200,6 +207,7 @@ mod tests {
         assert_eq!(settings.listen, "127.0.0.1:8080");
         assert_eq!(settings.database_url, "sqlite://./tollgate.db");
         assert_eq!(settings.key_file, PathBuf::from("./tollgate.db.key"));
+        assert_eq!(settings.jwt_key_file, PathBuf::from("./tollgate.db.jwt.key"));
         assert_eq!(settings.log_format, LogFormat::Text);
         assert_eq!(settings.serve.flush_interval, Duration::from_secs(5));
         assert!(settings.server.trusted_proxies.is_empty());

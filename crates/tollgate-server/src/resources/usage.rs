@@ -1,0 +1,377 @@
+//! `/v1/usage` and `/v1/analytics`: report usage (one event or a batch, queued through the
+//! facade's write-behind recorder and answered 202), read it back by filters and groups, and the
+//! operator's overview of a time range.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tollgate::{
+    AnalyticsReport, ModelName, OwnerName, ProjectName, ProviderName, Timestamp, TokenId, UsageFilter, UsageGroupBy,
+    UsageInput, UsageReport, UserId, Window,
+};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{Json, Query, from_value};
+use crate::openapi::{ApiSchema, Components, timestamp};
+use crate::routes::{Doc, Routes};
+use crate::state::AppState;
+
+/// At most this many events in one `POST /v1/usage`.
+const MAX_BATCH: usize = 1000;
+/// The longest range a report covers when asked by `hours` (a year).
+const MAX_HOURS: u64 = 366 * 24;
+
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .post(
+            "/v1/usage",
+            Doc::new("recordUsage", "usage", "Report usage: one event, or `{\"events\": [...]}` (at most 1000)")
+                .describe(
+                    "Validated and authorized in full before anything is counted (one bad event: nothing is \
+                     stored, and `field` names it, e.g. `events[3].model`). Accepted events are counted against \
+                     quotas at once and written in batches; a graceful shutdown writes every event answered 202.",
+                )
+                .bearer()
+                .body::<UsageBody>()
+                .response::<Accepted>(202, "Queued")
+                .problems(&[400, 403, 404, 413, 415, 503]),
+            record,
+        )
+        .get(
+            "/v1/usage",
+            Doc::new("getUsage", "usage", "Usage totals over a range, optionally grouped")
+                .describe("Non-admins see only their own tokens' usage.")
+                .bearer()
+                .query::<UsageQuery>()
+                .response::<ReportView<UsageReport>>(200, "The report")
+                .problems(&[400, 403, 404]),
+            usage,
+        )
+        .get(
+            "/v1/analytics",
+            Doc::new("getAnalytics", "usage", "Totals, error rate, latency percentiles and breakdowns (admins only)")
+                .bearer()
+                .query::<AnalyticsQuery>()
+                .response::<ReportView<AnalyticsReport>>(200, "The overview")
+                .problems(&[400, 403]),
+            analytics,
+        )
+}
+
+/// `POST /v1/usage`: one event, or `{"events": [...]}`.
+#[derive(Debug)]
+struct UsageBody;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    events: Vec<UsageInput>,
+}
+
+fn event_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["token_id", "provider", "model"],
+        "properties": {
+            "token_id": { "type": "string", "description": "tok_…" },
+            "at": timestamp("When; default now; at most 5 minutes ahead."),
+            "provider": { "type": "string", "pattern": "^[a-z0-9._:/-]{1,64}$" },
+            "model": { "type": "string", "pattern": "^[a-z0-9._:/-]{1,128}$" },
+            "input_tokens": { "type": "integer", "minimum": 0 },
+            "output_tokens": { "type": "integer", "minimum": 0 },
+            "requests": { "type": "integer", "minimum": 0, "default": 1 },
+            "cost_micros": { "type": "integer", "minimum": 0, "description": "Omit to price from the table." },
+            "endpoint": { "type": "string" },
+            "outcome": { "type": "string", "enum": ["success", "error"] },
+            "latency_ms": { "type": "integer", "minimum": 0 },
+            "ip": { "type": "string" },
+        }
+    })
+}
+
+impl ApiSchema for UsageBody {
+    const NAME: &'static str = "RecordUsage";
+    fn schema(_: &mut Components) -> Value {
+        json!({
+            "oneOf": [
+                event_schema(),
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["events"],
+                    "properties": { "events": { "type": "array", "maxItems": MAX_BATCH, "items": event_schema() } },
+                },
+            ]
+        })
+    }
+}
+
+/// 202's body.
+#[derive(Debug, Serialize)]
+struct Accepted {
+    accepted: usize,
+}
+
+impl ApiSchema for Accepted {
+    const NAME: &'static str = "UsageAccepted";
+    fn schema(_: &mut Components) -> Value {
+        json!({
+            "type": "object",
+            "required": ["accepted"],
+            "properties": { "accepted": { "type": "integer", "description": "Events queued." } }
+        })
+    }
+}
+
+async fn record(State(state): State<AppState>, caller: Caller, Json(body): Json<Value>) -> Result<Response, ApiError> {
+    let is_batch = body.as_object().is_some_and(|object| object.contains_key("events"));
+    let inputs = if is_batch { from_value::<Batch>(body)?.events } else { vec![from_value::<UsageInput>(body)?] };
+    if inputs.is_empty() || inputs.len() > MAX_BATCH {
+        return Err(ApiError::invalid_field("events", format!("must hold 1 to {MAX_BATCH} events")));
+    }
+    let recorded = state.metering().record_inputs(&caller.principal, &inputs).await.map_err(|error| match error {
+        // Record-time validation names the field of the event; say which event.
+        tollgate::Error::Validation(invalid) if is_batch => {
+            ApiError::invalid_field(format!("events[].{}", invalid.field), invalid.reason)
+        }
+        other => other.into(),
+    })?;
+    Ok((StatusCode::ACCEPTED, axum::Json(Accepted { accepted: recorded.len() })).into_response())
+}
+
+/// The range of a report: `since` and `until`, or the last `hours`, or the last 24 hours.
+fn range(
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    hours: Option<u64>,
+    now: Timestamp,
+) -> Result<(Timestamp, Timestamp), ApiError> {
+    if hours.is_some() && (since.is_some() || until.is_some()) {
+        return Err(ApiError::invalid_field("hours", "give either hours or since/until"));
+    }
+    let hours = hours.unwrap_or(24);
+    if !(1..=MAX_HOURS).contains(&hours) {
+        return Err(ApiError::invalid_field("hours", format!("must be between 1 and {MAX_HOURS}")));
+    }
+    // Rollups are hourly: by default the range ends with the current hour, so it counts.
+    let until = until.unwrap_or_else(|| Window::Hour.end_of(now));
+    let since = since.unwrap_or_else(|| until.saturating_sub(Duration::from_secs(hours * 3600)));
+    if since >= until {
+        return Err(ApiError::invalid_field("since", "must be before until"));
+    }
+    Ok((since, until))
+}
+
+fn range_properties() -> Value {
+    json!({
+        "since": timestamp("From (rounded down to the hour)."),
+        "until": timestamp("Until (exclusive); default the end of the current hour."),
+        "hours": { "type": "integer", "minimum": 1, "maximum": MAX_HOURS, "description": "The last N hours (default 24)." },
+    })
+}
+
+fn merged(mut base: Value, extra: Value) -> Value {
+    if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    base
+}
+
+/// `GET /v1/usage`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageQuery {
+    #[serde(default)]
+    since: Option<Timestamp>,
+    #[serde(default)]
+    until: Option<Timestamp>,
+    #[serde(default)]
+    hours: Option<u64>,
+    #[serde(default)]
+    token_id: Option<String>,
+    #[serde(default)]
+    owner: Option<OwnerName>,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    project: Option<ProjectName>,
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    group_by: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+impl ApiSchema for UsageQuery {
+    const NAME: &'static str = "UsageQuery";
+    fn schema(_: &mut Components) -> Value {
+        let filters = json!({
+            "token_id": { "type": "string" },
+            "owner": { "type": "string" },
+            "user_id": { "type": "string" },
+            "project": { "type": "string" },
+            "provider": { "type": "string" },
+            "model": { "type": "string" },
+            "group_by": { "type": "string", "enum": ["token", "owner", "user", "project", "provider", "model", "hour"] },
+            "limit": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100, "description": "Groups." },
+        });
+        json!({ "type": "object", "additionalProperties": false, "properties": merged(range_properties(), filters) })
+    }
+}
+
+fn group_by(text: &str) -> Result<UsageGroupBy, ApiError> {
+    Ok(match text {
+        "token" => UsageGroupBy::Token,
+        "owner" => UsageGroupBy::Owner,
+        "user" => UsageGroupBy::User,
+        "project" => UsageGroupBy::Project,
+        "provider" => UsageGroupBy::Provider,
+        "model" => UsageGroupBy::Model,
+        "hour" => UsageGroupBy::Hour,
+        _ => {
+            return Err(ApiError::invalid_field(
+                "group_by",
+                "must be one of token, owner, user, project, provider, model, hour",
+            ));
+        }
+    })
+}
+
+/// A report, serialized as the facade shapes it.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct ReportView<T>(T);
+
+impl ApiSchema for ReportView<UsageReport> {
+    const NAME: &'static str = "UsageReport";
+    fn schema(_: &mut Components) -> Value {
+        json!({
+            "type": "object",
+            "required": ["since", "until", "group_by", "totals", "groups"],
+            "properties": {
+                "since": timestamp("From."),
+                "until": timestamp("Until (exclusive)."),
+                "group_by": { "type": ["string", "null"] },
+                "totals": { "type": "object", "description": "events, requests, input_tokens, output_tokens, cost_micros, errors, latency" },
+                "groups": { "type": "array", "items": { "type": "object", "description": "`key` plus the totals." } },
+            }
+        })
+    }
+}
+
+impl ApiSchema for ReportView<AnalyticsReport> {
+    const NAME: &'static str = "AnalyticsReport";
+    fn schema(_: &mut Components) -> Value {
+        let breakdown = json!({ "type": "array", "items": { "type": "object" } });
+        json!({
+            "type": "object",
+            "required": ["since", "until", "totals", "total_tokens", "error_rate"],
+            "properties": {
+                "since": timestamp("From."),
+                "until": timestamp("Until (exclusive)."),
+                "totals": { "type": "object" },
+                "total_tokens": { "type": "integer" },
+                "error_rate": { "type": "number", "minimum": 0, "maximum": 1 },
+                "latency_p50_ms": { "type": ["integer", "null"] },
+                "latency_p95_ms": { "type": ["integer", "null"] },
+                "by_provider": breakdown,
+                "by_model": breakdown,
+                "by_project": breakdown,
+                "by_owner": breakdown,
+                "top_tokens": breakdown,
+            }
+        })
+    }
+}
+
+async fn usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<UsageQuery>,
+) -> Result<Response, ApiError> {
+    let now = state.tokens().clock().now();
+    let (since, until) = range(query.since, query.until, query.hours, now)?;
+    let mut filter = UsageFilter::between(since, until);
+    filter.token_id = query.token_id.as_deref().map(TokenId::parse).transpose()?;
+    filter.owner = query.owner;
+    filter.user_id = query.user_id.as_deref().map(UserId::parse).transpose()?;
+    filter.project = query.project;
+    filter.provider = query.provider.as_deref().map(ProviderName::parse).transpose()?;
+    filter.model = query.model.as_deref().map(ModelName::parse).transpose()?;
+    let grouping = query.group_by.as_deref().map(group_by).transpose()?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", "must be between 1 and 1000"));
+    }
+    let report = state.metering().usage(&caller.principal, &filter, grouping, limit).await?;
+    Ok(axum::Json(ReportView(report)).into_response())
+}
+
+/// `GET /v1/analytics`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnalyticsQuery {
+    #[serde(default)]
+    since: Option<Timestamp>,
+    #[serde(default)]
+    until: Option<Timestamp>,
+    #[serde(default)]
+    hours: Option<u64>,
+    #[serde(default)]
+    top: Option<u32>,
+}
+
+impl ApiSchema for AnalyticsQuery {
+    const NAME: &'static str = "AnalyticsQuery";
+    fn schema(_: &mut Components) -> Value {
+        let top = json!({ "top": { "type": "integer", "minimum": 1, "maximum": 100, "default": 10 } });
+        json!({ "type": "object", "additionalProperties": false, "properties": merged(range_properties(), top) })
+    }
+}
+
+async fn analytics(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<AnalyticsQuery>,
+) -> Result<Response, ApiError> {
+    let now = state.tokens().clock().now();
+    let (since, until) = range(query.since, query.until, query.hours, now)?;
+    let top = query.top.unwrap_or(10);
+    if !(1..=100).contains(&top) {
+        return Err(ApiError::invalid_field("top", "must be between 1 and 100"));
+    }
+    let report = state.metering().analytics(&caller.principal, since, until, top).await?;
+    Ok(axum::Json(ReportView(report)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openapi::conformance::check_request;
+
+    #[test]
+    fn query_schemas_match_their_types() {
+        check_request::<UsageQuery>();
+        check_request::<AnalyticsQuery>();
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        let now = Timestamp::from_unix_micros(10_000_000_000_000);
+        let (since, until) = range(None, None, None, now).unwrap();
+        assert_eq!(until, Window::Hour.end_of(now));
+        assert_eq!(since, until.saturating_sub(Duration::from_secs(86_400)));
+        assert_eq!(range(None, None, Some(0), now).unwrap_err().field(), Some("hours"));
+        assert_eq!(range(Some(now), None, Some(2), now).unwrap_err().field(), Some("hours"));
+        assert_eq!(range(Some(now), Some(now), None, now).unwrap_err().field(), Some("since"));
+    }
+}
