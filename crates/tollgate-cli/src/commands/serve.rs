@@ -49,7 +49,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
         .map_err(|error| CliError::Invalid(format!("listen: cannot bind {}: {error}", settings.listen)))?;
     let address = listener.local_addr().context("while reading the bound address")?;
     tracing::info!(%address, database = %settings.database_url, "serving the control API");
-    println!("tollgate listening on http://{address}");
+    say!("tollgate listening on http://{address}");
     std::io::stdout().flush().context("while writing to standard output")?;
 
     tollgate_server::serve(listener, state, settings.serve, shutdown_signal()).await.context("while shutting down")?;
