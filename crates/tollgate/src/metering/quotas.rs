@@ -142,10 +142,12 @@ fn max_of(spec: &LimitSpec) -> i64 {
     i64::try_from(spec.max()).unwrap_or(i64::MAX)
 }
 
-fn quota_refusal(key: &CounterKey) -> Error {
+/// A quota refusal: which limit, when its window resets, and how long that is from `now` on the
+/// engine's own clock (so callers never mix clocks when they send `Retry-After`).
+fn quota_refusal(key: &CounterKey, now: Timestamp) -> Error {
     Error::Refused(Refusal {
         code: RefusalCode::QuotaExceeded,
-        retry_after: None,
+        retry_after: Some(key.window_end().duration_since(now)),
         limit: Some(key.limit.name()),
         resets_at: Some(key.window_end()),
     })
@@ -298,7 +300,7 @@ impl QuotaEngine {
                     for (earlier, counter) in plan[..index].iter().zip(&counters) {
                         counter.add(-earlier.amount);
                     }
-                    return Err(quota_refusal(&planned.key));
+                    return Err(quota_refusal(&planned.key, now));
                 }
             }
         }
@@ -324,7 +326,7 @@ impl QuotaEngine {
                 }
                 Ok(totals)
             }
-            ConsumeOutcome::Refused { index, .. } => Err(quota_refusal(&plan[index].key)),
+            ConsumeOutcome::Refused { index, .. } => Err(quota_refusal(&plan[index].key, now)),
         }
     }
 

@@ -149,6 +149,7 @@ async fn refusals_name_the_limit_and_the_reset() {
     assert_eq!(refusal.code, RefusalCode::QuotaExceeded);
     assert_eq!(refusal.limit.as_deref(), Some("requests_per_minute"));
     assert_eq!(refusal.resets_at, Some(at("2026-03-10T12:01:00Z")));
+    assert_eq!(refusal.retry_after, Some(std::time::Duration::from_secs(45)), "measured on the manager's clock");
     fixture.advance(45);
     assert!(fixture.tokens.verify(&secret, &VerifyRequest::default()).await.is_ok(), "a new minute");
 }
