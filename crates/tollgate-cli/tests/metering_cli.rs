@@ -1,62 +1,8 @@
 //! `tollgate usage|limit|analytics|price …` end to end: the real binary over a real database file.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+mod support;
 
-struct Shell {
-    directory: tempfile::TempDir,
-}
-
-impl Shell {
-    fn new() -> Self {
-        Self { directory: tempfile::tempdir().unwrap() }
-    }
-
-    fn db(&self) -> PathBuf {
-        self.directory.path().join("tollgate.db")
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["--db", self.db().to_str().unwrap()])
-            .args(args)
-            .env_remove("TOLLGATE_DB")
-            .env_remove("TOLLGATE_KEY_FILE")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        let _ = input.write_all(stdin.unwrap_or("").as_bytes());
-        drop(input);
-        child.wait_with_output().unwrap()
-    }
-
-    fn json(&self, args: &[&str], stdin: Option<&str>) -> (i32, serde_json::Value) {
-        let mut full = vec!["--json"];
-        full.extend_from_slice(args);
-        let output = self.run(&full, stdin);
-        let value = serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
-        (output.status.code().unwrap(), value)
-    }
-
-    /// Runs a command that must fail with exit 2 and returns its error line.
-    fn invalid(&self, args: &[&str]) -> String {
-        let output = self.run(args, None);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stderr).trim().to_owned()
-    }
-
-    /// Creates a token; returns its id and secret.
-    fn token(&self, owner: &str, project: &str) -> (String, String) {
-        let (code, created) =
-            self.json(&["token", "create", "--name", "metered", "--owner", owner, "--project", project], None);
-        assert_eq!(code, 0);
-        (created["id"].as_str().unwrap().to_owned(), created["token"].as_str().unwrap().to_owned())
-    }
-}
+use support::Shell;
 
 #[test]
 fn usage_is_recorded_priced_and_shown() {

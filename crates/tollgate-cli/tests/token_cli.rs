@@ -1,48 +1,11 @@
 //! `tollgate token …` end to end: the real binary over a real database file.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-struct Shell {
-    directory: tempfile::TempDir,
-}
-
-impl Shell {
-    fn new() -> Self {
-        Self { directory: tempfile::tempdir().unwrap() }
-    }
-
-    fn db(&self) -> PathBuf {
-        self.directory.path().join("tollgate.db")
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["--db", self.db().to_str().unwrap()])
-            .args(args)
-            .env_remove("TOLLGATE_DB")
-            .env_remove("TOLLGATE_KEY_FILE")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        // The binary may stop reading early (it reads at most 4 KiB of token): a broken pipe is expected then.
-        let _ = input.write_all(stdin.unwrap_or("").as_bytes());
-        drop(input);
-        child.wait_with_output().unwrap()
-    }
-
-    fn json(&self, args: &[&str], stdin: Option<&str>) -> (i32, serde_json::Value) {
-        let mut full = vec!["--json"];
-        full.extend_from_slice(args);
-        let output = self.run(&full, stdin);
-        let value = serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
-        (output.status.code().unwrap(), value)
-    }
-}
+use support::Shell;
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

@@ -11,6 +11,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+mod shell;
+
+#[allow(unused_imports)] // not every test binary that includes `support` runs CLI commands
+pub use shell::Shell;
+
 pub const BINARY: &str = env!("CARGO_BIN_EXE_tollgate");
 /// How long a test waits for the server to start or stop before failing (not a sleep).
 const PATIENCE: Duration = Duration::from_secs(60);
