@@ -86,3 +86,56 @@ async fn bad_rates_are_refused_and_need_an_existing_token() {
         fixture.metering.set_rate_limit(&Principal::Operator, &stranger, RateLimitSpec::new(1, 1).unwrap()).await;
     assert!(matches!(missing, Err(Error::NotFound { entity: "token" })), "{missing:?}");
 }
+
+mockall::mock! {
+    /// A shared limiter that fails on every check, as a remote limiter does when its backend is down.
+    BrokenLimiter {}
+
+    #[async_trait::async_trait]
+    impl tollgate_ratelimit::RateLimiter for BrokenLimiter {
+        async fn check(
+            &self,
+            key: &tollgate_ratelimit::RateKey,
+            quota: &tollgate_ratelimit::RateQuota,
+            cost: u32,
+        ) -> tollgate_ratelimit::Result<tollgate_ratelimit::Decision>;
+        fn len(&self) -> usize;
+        fn evict_idle(&self) -> usize;
+        fn stats(&self) -> tollgate_ratelimit::RateLimitStats;
+    }
+}
+
+// The limiter trait requires `Debug`; mockall does not derive it.
+impl std::fmt::Debug for MockBrokenLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MockBrokenLimiter")
+    }
+}
+
+/// Fault injection: when the limiter fails, verify fails closed (an error, not an admission) and the
+/// request is not counted against the token's quota; tokens without a rate never ask the limiter.
+#[tokio::test]
+async fn a_failing_limiter_fails_closed_without_spending_quota() {
+    let mut limiter = MockBrokenLimiter::new();
+    limiter.expect_check().times(2).returning(|_, _, _| Err(tollgate_ratelimit::RateLimitError::ZeroCost));
+    limiter.expect_len().return_const(0usize);
+    limiter.expect_evict_idle().return_const(0usize);
+    let limiter: Arc<dyn tollgate_ratelimit::RateLimiter> = Arc::new(limiter);
+    let fixture = Fixture::with(QuotaMode::Local, |builder| builder.rate_limiter(limiter)).await;
+    let (secret, token) = fixture.token("alice", None).await;
+    let (unlimited_secret, _) = fixture.token("bob", None).await;
+    fixture.metering.set_rate_limit(&Principal::Operator, &token.id, RateLimitSpec::new(60, 3).unwrap()).await.unwrap();
+    fixture.limit(LimitSubject::Token(token.id), Metric::Requests, Window::Day, 10, false).await;
+
+    let request = VerifyRequest::default();
+    for _ in 0..2 {
+        match fixture.tokens.verify(&secret, &request).await {
+            Err(Error::Refused(refusal)) => panic!("a limiter failure is not a refusal: {refusal:?}"),
+            Err(_) => {}
+            Ok(_) => panic!("a failing limiter must not admit"),
+        }
+    }
+    assert!(fixture.tokens.verify(&unlimited_secret, &request).await.is_ok(), "no rate, no limiter call");
+    let statuses = fixture.metering.limit_status(&Principal::Operator, None).await.unwrap();
+    assert_eq!(statuses[0].used, 0, "failed checks spent no quota");
+}
