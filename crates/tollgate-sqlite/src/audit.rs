@@ -46,6 +46,26 @@ pub(crate) async fn append(connection: &mut SqliteConnection, event: &AuditEvent
     Ok(AuditEntry { sequence, event: event.clone(), previous_hash, hash })
 }
 
+/// Runs a cleanup `DELETE` whose only parameter `?1` is `cutoff`, and appends `audit` (with the count
+/// and the cutoff as its `after` state) when anything was deleted — all in one write transaction.
+pub(crate) async fn delete_before_with_audit(
+    store: &SqliteStore,
+    delete_sql: &str,
+    cutoff: Timestamp,
+    audit: &AuditEvent,
+) -> Result<u64> {
+    let mut transaction = store.write().await?;
+    let deleted =
+        sqlx::query(delete_sql).bind(cutoff.unix_micros()).execute(&mut *transaction).await.store()?.rows_affected();
+    if deleted > 0 {
+        let mut event = audit.clone();
+        event.after = Some(serde_json::json!({ "deleted": deleted, "cutoff": cutoff }));
+        append(&mut transaction, &event).await?;
+    }
+    transaction.commit().await.store()?;
+    Ok(deleted)
+}
+
 fn json_column(row: &SqliteRow, column: &str) -> Result<Option<serde_json::Value>> {
     let text: Option<String> = row.get(column);
     text.map(|text| serde_json::from_str(&text).map_err(|error| corrupt(column, error))).transpose()

@@ -10,7 +10,7 @@ use tollgate_store::{
 use tollgate_types::{AuditEvent, SessionId, SessionRecord, Timestamp, TokenHash, UserId, UserStatus};
 
 use crate::SqliteStore;
-use crate::audit::append;
+use crate::audit::{append, delete_before_with_audit};
 use crate::error::{SqlxResultExt, corrupt};
 use crate::users::{fetch_user, user_columns, user_from_row};
 
@@ -252,19 +252,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn delete_ended_sessions(&self, cutoff: Timestamp, audit: &AuditEvent) -> Result<u64> {
-        let mut transaction = self.write().await?;
-        let deleted = sqlx::query("DELETE FROM sessions WHERE revoked_at < ?1 OR expires_at < ?1")
-            .bind(cutoff.unix_micros())
-            .execute(&mut *transaction)
-            .await
-            .store()?
-            .rows_affected();
-        if deleted > 0 {
-            let mut event = audit.clone();
-            event.after = Some(serde_json::json!({ "deleted": deleted, "cutoff": cutoff }));
-            append(&mut transaction, &event).await?;
-        }
-        transaction.commit().await.store()?;
-        Ok(deleted)
+        let sql = "DELETE FROM sessions WHERE revoked_at < ?1 OR expires_at < ?1";
+        delete_before_with_audit(self, sql, cutoff, audit).await
     }
 }

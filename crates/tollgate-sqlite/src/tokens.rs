@@ -13,7 +13,7 @@ use tollgate_types::{
 };
 
 use crate::SqliteStore;
-use crate::audit::append;
+use crate::audit::{append, delete_before_with_audit};
 use crate::error::{SqlxResultExt, corrupt};
 
 pub(crate) const COLUMNS: &str =
@@ -280,20 +280,7 @@ impl TokenStore for SqliteStore {
     }
 
     async fn delete_inactive_tokens(&self, cutoff: Timestamp, audit: &AuditEvent) -> Result<u64> {
-        let mut transaction = self.write().await?;
-        let deleted =
-            sqlx::query("DELETE FROM tokens WHERE revoked_at < ?1 OR (revoked_at IS NULL AND expires_at < ?1)")
-                .bind(cutoff.unix_micros())
-                .execute(&mut *transaction)
-                .await
-                .store()?
-                .rows_affected();
-        if deleted > 0 {
-            let mut event = audit.clone();
-            event.after = Some(serde_json::json!({ "deleted": deleted, "cutoff": cutoff }));
-            append(&mut transaction, &event).await?;
-        }
-        transaction.commit().await.store()?;
-        Ok(deleted)
+        let sql = "DELETE FROM tokens WHERE revoked_at < ?1 OR (revoked_at IS NULL AND expires_at < ?1)";
+        delete_before_with_audit(self, sql, cutoff, audit).await
     }
 }

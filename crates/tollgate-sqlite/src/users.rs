@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 use tollgate_store::{
     LoginFailure, Page, PageRequest, PasswordChange, Result, StatusChange, StatusChanged, StoreError, UserCredentials,
     UserFilter, UserInsert, UserStore,
@@ -149,6 +149,18 @@ async fn revoke_user_tokens(
     Ok(revoked)
 }
 
+/// Reads the changed user back, appends its audit event and commits: the tail of every user write.
+async fn commit_user_with_audit(
+    mut transaction: Transaction<'static, Sqlite>,
+    id: &UserId,
+    audit: &AuditEvent,
+) -> Result<UserRecord> {
+    let record = fetch_user(&mut transaction, id).await?;
+    append(&mut transaction, audit).await?;
+    transaction.commit().await.store()?;
+    Ok(record)
+}
+
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn insert_user(&self, insert: &UserInsert, audit: &AuditEvent) -> Result<UserRecord> {
@@ -183,10 +195,7 @@ impl UserStore for SqliteStore {
         .execute(&mut *transaction)
         .await
         .store()?;
-        let record = fetch_user(&mut transaction, &insert.id).await?;
-        append(&mut transaction, audit).await?;
-        transaction.commit().await.store()?;
-        Ok(record)
+        commit_user_with_audit(transaction, &insert.id, audit).await
     }
 
     async fn user(&self, id: &UserId) -> Result<UserRecord> {
@@ -319,10 +328,7 @@ impl UserStore for SqliteStore {
             .execute(&mut *transaction)
             .await
             .store()?;
-        let record = fetch_user(&mut transaction, id).await?;
-        append(&mut transaction, audit).await?;
-        transaction.commit().await.store()?;
-        Ok(record)
+        commit_user_with_audit(transaction, id, audit).await
     }
 
     async fn set_password(&self, change: &PasswordChange, audit: &AuditEvent) -> Result<UserRecord> {
@@ -343,10 +349,7 @@ impl UserStore for SqliteStore {
         .await
         .store()?;
         revoke_user_sessions(&mut transaction, &change.id, "password changed", change.at).await?;
-        let record = fetch_user(&mut transaction, &change.id).await?;
-        append(&mut transaction, audit).await?;
-        transaction.commit().await.store()?;
-        Ok(record)
+        commit_user_with_audit(transaction, &change.id, audit).await
     }
 
     async fn unlock_user(&self, id: &UserId, at: Timestamp, audit: &AuditEvent) -> Result<UserRecord> {
@@ -361,10 +364,7 @@ impl UserStore for SqliteStore {
             .execute(&mut *transaction)
             .await
             .store()?;
-        let record = fetch_user(&mut transaction, id).await?;
-        append(&mut transaction, audit).await?;
-        transaction.commit().await.store()?;
-        Ok(record)
+        commit_user_with_audit(transaction, id, audit).await
     }
 
     async fn record_login_failure(&self, failure: &LoginFailure, audit: &AuditEvent) -> Result<UserRecord> {
