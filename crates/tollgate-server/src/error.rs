@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tollgate::{Clock, Refusal, RefusalCode, SystemClock, Timestamp, ValidationError};
+use tollgate::{Refusal, RefusalCode, Timestamp, ValidationError};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -109,13 +109,8 @@ impl ApiError {
     pub fn refused(refusal: Refusal) -> Self {
         let (status, title) = refusal_status(refusal.code);
         let mut error = Self::new(status, refusal.code.as_str(), title, refusal_detail(refusal.code).to_owned());
-        error.0.retry_after = refusal.retry_after.or_else(|| {
-            let resets_at = refusal.resets_at?;
-            Some(resets_at.duration_since(SystemClock.now()))
-        });
-        if status != StatusCode::TOO_MANY_REQUESTS {
-            error.0.retry_after = None;
-        }
+        // The facade measures retry-after on its own clock (for quotas: until the window resets).
+        error.0.retry_after = refusal.retry_after.filter(|_| status == StatusCode::TOO_MANY_REQUESTS);
         error.0.refusal = Some(refusal);
         error
     }
@@ -311,6 +306,7 @@ impl std::fmt::Display for ErrorChain<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tollgate::{Clock, SystemClock};
 
     fn status_of(code: RefusalCode) -> u16 {
         ApiError::refused(Refusal::new(code)).status().as_u16()
@@ -349,6 +345,7 @@ mod tests {
         let mut refusal = Refusal::new(RefusalCode::QuotaExceeded);
         refusal.limit = Some("requests_per_day".to_owned());
         refusal.resets_at = Some(SystemClock.now().saturating_add(Duration::from_secs(3_600)));
+        refusal.retry_after = Some(Duration::from_secs(3_600));
         let response = ApiError::refused(refusal).into_response();
         let seconds: u64 = response.headers()[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
         assert!((3_590..=3_600).contains(&seconds), "{seconds}");
