@@ -1,34 +1,13 @@
 //! Passwords, API tokens, access JWTs and refresh tokens never appear in log output (captured at
 //! TRACE with a test subscriber), in error messages or in `Debug` output.
 
+mod capture;
 mod identity_common;
 use identity_common as common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use capture::capture_logs;
 use common::{Fixture, operator, password, presented};
 use tollgate::{NewToken, OwnerName, Principal, Role, TokenName, VerifyRequest};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 const INITIAL: &str = "initial secret password";
 const WRONG: &str = "wrong secret password";
@@ -37,14 +16,7 @@ const CHANGED: &str = "changed secret password";
 
 #[tokio::test]
 async fn no_secret_reaches_logs_errors_or_debug() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_logs();
 
     let fx = Fixture::new().await;
     let alice = fx.users.create(&operator(), common::new_user("alice", Role::User), password(INITIAL)).await.unwrap();

@@ -1,34 +1,14 @@
 //! Captured logs of token operations hold no secret. Alone in its test binary because `tracing`
 //! caches per-callsite interest process-wide, and tests on other threads would race the capture.
 
+mod capture;
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use capture::capture_logs;
 use common::{Fixture, OPERATOR, new_token};
 use tollgate::VerifyRequest;
-
-/// A `tracing` writer that keeps everything written to it.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 fn secret_core(secret: &str) -> &str {
     &secret[8..secret.len() - 5]
@@ -36,14 +16,7 @@ fn secret_core(secret: &str) -> &str {
 
 #[tokio::test]
 async fn logs_of_create_verify_rotate_and_revoke_hold_no_secret() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_logs();
 
     let fixture = Fixture::new().await;
     let created = fixture.manager.create(&OPERATOR, new_token("ci", "alice")).await.unwrap();
