@@ -202,10 +202,11 @@ fn check_at_most(field: &'static str, value: u64, max: u64) -> Result<(), Valida
 /// ```
 pub fn parse_count(field: &'static str, text: &str, max: u64) -> Result<u64, ValidationError> {
     let text = text.trim();
-    if let Some(rest) = text.strip_prefix('-') {
-        if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ValidationError::new(field, "must not be negative"));
-        }
+    if let Some(rest) = text.strip_prefix('-')
+        && !rest.is_empty()
+        && rest.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(ValidationError::new(field, "must not be negative"));
     }
     let digits = text.strip_prefix('+').unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
