@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,6 +12,7 @@ use tollgate_store::{StoreAdmin, StoreError};
 use tollgate_types::{Clock, SystemClock};
 
 use crate::error::SqlxResultExt;
+use crate::hash_reader::HashReader;
 use crate::migrate::{self, AppliedMigration};
 
 /// How to open the database.
@@ -35,6 +37,8 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
     pub(crate) reader: SqlitePool,
+    /// Synchronous reads for the verify lookup; `None` for an in-memory database, which only sqlx's connection sees.
+    pub(crate) hash_reader: Option<Arc<HashReader>>,
     path: Option<PathBuf>,
 }
 
@@ -61,7 +65,8 @@ impl SqliteStore {
             .connect_with(connect.clone())
             .await
             .store()?;
-        let store_for_migration = Self { writer: writer.clone(), reader: writer.clone(), path: None };
+        let store_for_migration =
+            Self { writer: writer.clone(), reader: writer.clone(), hash_reader: None, path: None };
         if options.migrate {
             store_for_migration.migrate().await?;
         }
@@ -74,7 +79,9 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await
             .store()?;
-        Ok(Self { writer, reader, path: Some(path.to_owned()) })
+        let readers = usize::try_from(options.readers).unwrap_or(usize::MAX);
+        let hash_reader = HashReader::open(path, options.busy_timeout, readers)?;
+        Ok(Self { writer, reader, hash_reader: Some(Arc::new(hash_reader)), path: Some(path.to_owned()) })
     }
 
     /// An in-memory database (one connection for reads and writes), for tests and experiments.
@@ -88,7 +95,7 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .store()?;
-        let store = Self { writer: pool.clone(), reader: pool, path: None };
+        let store = Self { writer: pool.clone(), reader: pool, hash_reader: None, path: None };
         store.migrate().await?;
         Ok(store)
     }

@@ -1,8 +1,7 @@
 //! Token storage on SQLite.
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
 use tollgate_store::{
     HashMatch, Page, PageRequest, Result, SecretRotation, StatusFilter, StoreError, TokenFilter, TokenInsert,
     TokenLookup, TokenStore,
@@ -14,53 +13,76 @@ use tollgate_types::{
 
 use crate::SqliteStore;
 use crate::audit::{append, delete_before_with_audit};
+use crate::columns::Columns;
 use crate::error::{SqlxResultExt, corrupt};
 
-pub(crate) const COLUMNS: &str =
-    "id, name, owner, user_id, project, permission, scopes, allowed_tools, ip_allow, expires_at,
-    description, display_hint, key_id, created_at, updated_at, last_used_at, revoked_at, revoke_reason, rotated_at,
-    previous_valid_until";
+/// The token columns every read selects, as a literal so statements can be built with `concat!`.
+macro_rules! token_columns {
+    () => {
+        "id, name, owner, user_id, project, permission, scopes, allowed_tools, ip_allow, expires_at,
+        description, display_hint, key_id, created_at, updated_at, last_used_at, revoked_at, revoke_reason,
+        rotated_at, previous_valid_until"
+    };
+}
+
+pub(crate) const COLUMNS: &str = token_columns!();
+
+/// The verify lookup: the current secret's hash, else a previous secret still inside its grace period.
+/// `?1` the hash, `?2` now; the `current` column tells which matched.
+pub(crate) const BY_HASH: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    ", 1 AS current FROM tokens WHERE hash = ?1
+     UNION ALL
+     SELECT ",
+    token_columns!(),
+    ", 0 AS current FROM tokens WHERE previous_hash = ?1 AND previous_valid_until > ?2
+     LIMIT 1"
+);
 
 fn column<T, E: std::fmt::Display>(column: &str, parsed: std::result::Result<T, E>) -> Result<T> {
     parsed.map_err(|error| corrupt(&format!("tokens.{column}"), error))
 }
 
-fn json_list(row: &SqliteRow, name: &str) -> Result<Vec<String>> {
-    let text: String = row.get(name);
-    column(name, serde_json::from_str(&text))
+fn json_list(row: &impl Columns, name: &str) -> Result<Vec<String>> {
+    column(name, serde_json::from_str(&row.text(name)?))
 }
 
-fn micros(row: &SqliteRow, name: &str) -> Option<Timestamp> {
-    row.get::<Option<i64>, _>(name).map(Timestamp::from_unix_micros)
+fn micros(row: &impl Columns, name: &str) -> Result<Option<Timestamp>> {
+    Ok(row.optional_integer(name)?.map(Timestamp::from_unix_micros))
 }
 
-pub(crate) fn record_from_row(row: &SqliteRow) -> Result<TokenRecord> {
-    let user_id: Option<String> = row.get("user_id");
-    let project: Option<String> = row.get("project");
-    let permission: String = row.get("permission");
-    let key_id: i64 = row.get("key_id");
+pub(crate) fn record_from_row(row: &impl Columns) -> Result<TokenRecord> {
+    let user_id = row.optional_text("user_id")?;
+    let project = row.optional_text("project")?;
     Ok(TokenRecord {
-        id: column("id", TokenId::parse(row.get("id")))?,
-        name: column("name", TokenName::parse(row.get("name")))?,
-        owner: column("owner", OwnerName::parse(row.get("owner")))?,
+        id: column("id", TokenId::parse(&row.text("id")?))?,
+        name: column("name", TokenName::parse(&row.text("name")?))?,
+        owner: column("owner", OwnerName::parse(&row.text("owner")?))?,
         user_id: column("user_id", user_id.as_deref().map(UserId::parse).transpose())?,
         project: column("project", project.as_deref().map(ProjectName::parse).transpose())?,
-        permission: column("permission", permission.parse::<Permission>())?,
+        permission: column("permission", row.text("permission")?.parse::<Permission>())?,
         scopes: column("scopes", json_list(row, "scopes")?.iter().map(|scope| Scope::parse(scope)).collect())?,
         allowed_tools: column("allowed_tools", ToolList::parse(&json_list(row, "allowed_tools")?))?,
         ip_allow: column("ip_allow", IpAllowList::parse(&json_list(row, "ip_allow")?))?,
-        expires_at: micros(row, "expires_at"),
-        description: column("description", Description::parse(row.get("description")))?,
-        display_hint: row.get("display_hint"),
-        key_id: KeyId(column("key_id", u32::try_from(key_id))?),
-        created_at: Timestamp::from_unix_micros(row.get("created_at")),
-        updated_at: Timestamp::from_unix_micros(row.get("updated_at")),
-        last_used_at: micros(row, "last_used_at"),
-        revoked_at: micros(row, "revoked_at"),
-        revoke_reason: row.get("revoke_reason"),
-        rotated_at: micros(row, "rotated_at"),
-        previous_valid_until: micros(row, "previous_valid_until"),
+        expires_at: micros(row, "expires_at")?,
+        description: column("description", Description::parse(&row.text("description")?))?,
+        display_hint: row.text("display_hint")?,
+        key_id: KeyId(column("key_id", u32::try_from(row.integer("key_id")?))?),
+        created_at: Timestamp::from_unix_micros(row.integer("created_at")?),
+        updated_at: Timestamp::from_unix_micros(row.integer("updated_at")?),
+        last_used_at: micros(row, "last_used_at")?,
+        revoked_at: micros(row, "revoked_at")?,
+        revoke_reason: row.optional_text("revoke_reason")?,
+        rotated_at: micros(row, "rotated_at")?,
+        previous_valid_until: micros(row, "previous_valid_until")?,
     })
+}
+
+/// Decodes a [`BY_HASH`] row.
+pub(crate) fn lookup_from_row(row: &impl Columns) -> Result<TokenLookup> {
+    let matched = if row.integer("current")? == 1 { HashMatch::Current } else { HashMatch::Previous };
+    Ok(TokenLookup { record: record_from_row(row)?, matched })
 }
 
 fn json_text<S: serde::Serialize + ?Sized>(value: &S) -> String {
@@ -122,23 +144,16 @@ impl TokenStore for SqliteStore {
     }
 
     async fn token_by_hash(&self, hash: &TokenHash, now: Timestamp) -> Result<Option<TokenLookup>> {
-        let sql = format!(
-            "SELECT {COLUMNS}, 1 AS current FROM tokens WHERE hash = ?1
-             UNION ALL
-             SELECT {COLUMNS}, 0 AS current FROM tokens WHERE previous_hash = ?1 AND previous_valid_until > ?2
-             LIMIT 1"
-        );
-        let row = sqlx::query(&sql)
+        if let Some(reader) = &self.hash_reader {
+            return reader.token_by_hash(hash, now);
+        }
+        let row = sqlx::query(BY_HASH)
             .bind(hash.as_bytes().as_slice())
             .bind(now.unix_micros())
             .fetch_optional(&self.reader)
             .await
             .store()?;
-        row.map(|row| {
-            let matched = if row.get::<i64, _>("current") == 1 { HashMatch::Current } else { HashMatch::Previous };
-            Ok(TokenLookup { record: record_from_row(&row)?, matched })
-        })
-        .transpose()
+        row.as_ref().map(lookup_from_row).transpose()
     }
 
     async fn token(&self, id: &TokenId) -> Result<TokenRecord> {
