@@ -223,3 +223,35 @@ fn a_bcrypt_cost_below_ten_is_refused() {
     assert_eq!(code(&output), 2);
     assert!(stderr(&output).contains("bcrypt_cost"), "{}", stderr(&output));
 }
+
+#[test]
+fn emails_change_and_log_in_from_the_shell() {
+    let cli = Cli::new();
+    let stdin = format!("{PASSWORD}\n");
+    for name in ["alice", "bob"] {
+        let email = format!("{name}@example.com");
+        cli.json(
+            &["user", "create", "--username", name, "--email", &email, "--role", "user", "--password-stdin"],
+            &stdin,
+        );
+    }
+    let changed = cli.json(&["user", "set-email", "alice", "--email", "Alice@New.Example"], "");
+    assert_eq!(changed["user"]["email"], "alice@new.example");
+    let login = cli.json(&["login", "--email", "ALICE@new.example"], &stdin);
+    assert_eq!(login["user_id"], changed["user"]["id"]);
+    let old = cli.run(&["login", "--email", "alice@example.com"], &stdin);
+    assert_eq!(code(&old), 1);
+    assert!(stderr(&old).contains("invalid_credentials"), "{}", stderr(&old));
+
+    // A taken address is a failed operation; a malformed one is invalid input naming the field.
+    let taken = cli.run(&["user", "set-email", "bob", "--email", "ALICE@new.example"], "");
+    assert_eq!(code(&taken), 1);
+    assert!(stderr(&taken).contains("email is already taken"), "{}", stderr(&taken));
+    let malformed = cli.run(&["user", "set-email", "bob", "--email", "not-an-email"], "");
+    assert_eq!(code(&malformed), 2);
+    assert!(stderr(&malformed).contains("email:"), "{}", stderr(&malformed));
+    // Exactly one of --username and --email.
+    assert_eq!(code(&cli.run(&["login"], &stdin)), 2);
+    assert_eq!(code(&cli.run(&["login", "--username", "bob", "--email", "bob@example.com"], &stdin)), 2);
+    assert_eq!(cli.json(&["user", "show", "bob"], "")["user"]["email"], "bob@example.com");
+}

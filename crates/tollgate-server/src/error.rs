@@ -120,9 +120,10 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail.into())
     }
 
-    /// 404 `<entity>_not_found`, e.g. `token_not_found`.
+    /// 404 `<entity>_not_found`, e.g. `token_not_found` (`rate_limit_not_found`: spaces become `_`).
     pub fn not_found(entity: &'static str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, format!("{entity}_not_found"), "Not found", format!("{entity} not found"))
+        let code = format!("{}_not_found", entity.replace(' ', "_"));
+        Self::new(StatusCode::NOT_FOUND, code, "Not found", format!("{entity} not found"))
     }
 
     /// 404 `route_not_found`: no such path.

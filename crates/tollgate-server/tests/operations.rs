@@ -63,7 +63,7 @@ async fn metrics_count_requests_verify_outcomes_and_cache_hits() {
 }
 
 /// Every path of the contract, as the issue lists it; each must be routed and documented.
-const CONTRACT: [(&str, &str); 34] = [
+const CONTRACT: [(&str, &str); 38] = [
     ("get", "/health"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
@@ -98,6 +98,10 @@ const CONTRACT: [(&str, &str); 34] = [
     ("delete", "/v1/limits/{kind}/{id}/{name}"),
     ("get", "/v1/prices"),
     ("put", "/v1/prices/{provider}/{model}"),
+    ("get", "/v1/rate-limits"),
+    ("get", "/v1/tokens/{id}/rate-limit"),
+    ("put", "/v1/tokens/{id}/rate-limit"),
+    ("delete", "/v1/tokens/{id}/rate-limit"),
 ];
 
 #[tokio::test]
@@ -123,7 +127,7 @@ async fn the_openapi_document_covers_every_route() {
             assert_ne!(reply.status, 405, "{method} {path}");
         }
     }
-    assert!(operations >= 34);
+    assert!(operations >= 38);
     // Bearer-protected operations say so.
     assert_eq!(paths["/v1/tokens"]["post"]["security"][0]["bearer"], serde_json::json!([]));
     assert_eq!(paths["/health"]["get"]["security"], serde_json::json!([]));

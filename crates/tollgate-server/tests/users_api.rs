@@ -103,7 +103,11 @@ async fn bad_user_input_names_the_field() {
     fn field(reply: support::Reply) -> serde_json::Value {
         reply.problem(400, "invalid_field")["field"].clone()
     }
-    assert_eq!(field(fixture.patch(&path, Some(&admin), json!({ "email": "b@example.com" })).await), "email");
+    assert_eq!(field(fixture.patch(&path, Some(&admin), json!({ "email": "not-an-email" })).await), "email");
+    assert_eq!(
+        field(fixture.patch(&path, Some(&admin), json!({ "email": "b@example.com", "role": "x" })).await),
+        "role"
+    );
     assert_eq!(field(fixture.patch(&path, Some(&admin), json!({})).await), "body");
     assert_eq!(field(fixture.patch(&path, Some(&admin), json!({ "role": 3 })).await), "role");
     assert_eq!(field(fixture.post(&format!("{path}/suspend"), Some(&admin), json!({})).await), "reason");
@@ -120,4 +124,38 @@ async fn bad_user_input_names_the_field() {
     // Unknown users are 404.
     let unknown = format!("/v1/users/{}", tollgate::UserId::generate());
     fixture.get(&unknown, Some(&admin)).await.problem(404, "user_not_found");
+}
+
+#[tokio::test]
+async fn admins_change_emails_and_the_new_address_logs_in() {
+    let fixture = Fixture::new().await;
+    let (admin_id, admin) = fixture.user_jwt("root", Role::Admin).await;
+    let (bob, bob_jwt) = fixture.user_jwt("bob", Role::User).await;
+    let carol = fixture.user("carol", Role::User).await;
+    let bob_path = format!("/v1/users/{bob}");
+
+    // Users do not move their own login name.
+    fixture.patch(&bob_path, Some(&bob_jwt), json!({ "email": "bob@mine.example" })).await.problem(403, "forbidden");
+    let changed = fixture.patch(&bob_path, Some(&admin), json!({ "email": "Bob@New.Example" })).await.ok(200).clone();
+    assert_eq!(changed["email"], "bob@new.example");
+    let login = json!({ "email": "BOB@new.example", "password": PASSWORD });
+    assert_eq!(fixture.post("/v1/auth/login", None, login).await.ok(200)["user_id"], bob.to_string());
+    let old = json!({ "email": "bob@example.com", "password": PASSWORD });
+    fixture.post("/v1/auth/login", None, old).await.problem(401, "invalid_credentials");
+
+    // Taken in any case: 409, nothing changed.
+    let carol_path = format!("/v1/users/{carol}");
+    let taken = fixture.patch(&carol_path, Some(&admin), json!({ "email": "BOB@NEW.example" })).await;
+    taken.problem(409, "conflict");
+    assert_eq!(fixture.get(&carol_path, Some(&admin)).await.ok(200)["email"], "carol@example.com");
+    // Both fields at once.
+    let both = fixture.patch(&carol_path, Some(&admin), json!({ "email": "c@example.org", "role": "viewer" })).await;
+    let both = both.ok(200).clone();
+    assert_eq!((both["email"].clone(), both["role"].clone()), (json!("c@example.org"), json!("viewer")));
+
+    let entries = fixture.get(&format!("/v1/audit?target={bob}&actor={admin_id}"), Some(&admin)).await.ok(200).clone();
+    let entry = &entries["items"][0];
+    assert_eq!((entry["action"].clone(), entry["ip"].clone()), (json!("user.set_email"), json!("192.0.2.10")));
+    assert_eq!(entry["before"]["email"], "bob@example.com");
+    assert_eq!(entry["after"]["email"], "bob@new.example");
 }

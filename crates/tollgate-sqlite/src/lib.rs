@@ -17,6 +17,7 @@ mod sessions;
 mod store;
 mod tokens;
 mod usage;
+mod user_email;
 mod users;
 
 pub use migrate::{AppliedMigration, MIGRATIONS, Migration};

@@ -8,13 +8,12 @@ use tollgate_store::{
     LoginFailure, Page, PageRequest, PasswordChange, Result, StatusChange, StatusChanged, StoreError, UserCredentials,
     UserFilter, UserInsert, UserStore,
 };
-use tollgate_types::{
-    AuditEvent, Email, PasswordHash, Role, Timestamp, TokenId, UserId, UserRecord, UserStatus, Username,
-};
+use tollgate_types::{AuditEvent, Email, Role, Timestamp, TokenId, UserId, UserRecord, UserStatus, Username};
 
 use crate::SqliteStore;
 use crate::audit::append;
 use crate::error::{SqlxResultExt, corrupt};
+use crate::user_email::{UniqueColumn, credentials_by, set_user_email};
 
 /// The user columns, in the order [`user_from_row`] reads them.
 pub(crate) const USER_COLUMNS: [&str; 13] = [
@@ -38,7 +37,7 @@ pub(crate) fn user_columns(table: &str, prefix: &str) -> String {
     USER_COLUMNS.iter().map(|column| format!("{table}.{column} AS {prefix}{column}")).collect::<Vec<_>>().join(", ")
 }
 
-fn column<T, E: std::fmt::Display>(name: &str, parsed: std::result::Result<T, E>) -> Result<T> {
+pub(crate) fn column<T, E: std::fmt::Display>(name: &str, parsed: std::result::Result<T, E>) -> Result<T> {
     parsed.map_err(|error| corrupt(&format!("users.{name}"), error))
 }
 
@@ -150,7 +149,7 @@ async fn revoke_user_tokens(
 }
 
 /// Reads the changed user back, appends its audit event and commits: the tail of every user write.
-async fn commit_user_with_audit(
+pub(crate) async fn commit_user_with_audit(
     mut transaction: Transaction<'static, Sqlite>,
     id: &UserId,
     audit: &AuditEvent,
@@ -209,20 +208,11 @@ impl UserStore for SqliteStore {
     }
 
     async fn user_credentials(&self, username: &Username) -> Result<Option<UserCredentials>> {
-        let row =
-            sqlx::query(&format!("SELECT {}, password_hash FROM users WHERE username = ?", user_columns("users", "")))
-                .bind(username.as_str())
-                .fetch_optional(&self.reader)
-                .await
-                .store()?;
-        row.map(|row| {
-            let hash: String = row.get("password_hash");
-            Ok(UserCredentials {
-                record: user_from_row(&row, "")?,
-                password_hash: column("password_hash", PasswordHash::parse(&hash))?,
-            })
-        })
-        .transpose()
+        credentials_by(self, UniqueColumn::Username, username.as_str()).await
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<UserCredentials>> {
+        credentials_by(self, UniqueColumn::Email, email.as_str()).await
     }
 
     async fn list_users(&self, filter: &UserFilter, page: &PageRequest) -> Result<Page<UserRecord>> {
@@ -329,6 +319,16 @@ impl UserStore for SqliteStore {
             .await
             .store()?;
         commit_user_with_audit(transaction, id, audit).await
+    }
+
+    async fn set_user_email(
+        &self,
+        id: &UserId,
+        email: &Email,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<UserRecord> {
+        set_user_email(self, id, email, at, audit).await
     }
 
     async fn set_password(&self, change: &PasswordChange, audit: &AuditEvent) -> Result<UserRecord> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tollgate_types::{
-    AuditEvent, NewUser, PasswordHash, Role, Timestamp, TokenId, UserId, UserRecord, UserStatus, Username,
+    AuditEvent, Email, NewUser, PasswordHash, Role, Timestamp, TokenId, UserId, UserRecord, UserStatus, Username,
 };
 
 use crate::{Page, PageRequest, Result};
@@ -109,6 +109,11 @@ pub trait UserStore: Send + Sync {
     /// The user named `username` with their password hash, whatever their status; `None` when there is none.
     async fn user_credentials(&self, username: &Username) -> Result<Option<UserCredentials>>;
 
+    /// The user whose email is `email` (compared case-insensitively) with their password hash, whatever
+    /// their status; `None` when there is none. One indexed lookup, never a scan: login by email asks
+    /// this for every attempt, known address or not.
+    async fn user_by_email(&self, email: &Email) -> Result<Option<UserCredentials>>;
+
     /// Users matching `filter`, newest first, one page at a time. The cursor is a user id.
     async fn list_users(&self, filter: &UserFilter, page: &PageRequest) -> Result<Page<UserRecord>>;
 
@@ -121,6 +126,13 @@ pub trait UserStore: Send + Sync {
 
     /// Changes a user's role. `Conflict` when that would leave no active admin or the user is deleted.
     async fn set_user_role(&self, id: &UserId, role: Role, at: Timestamp, audit: &AuditEvent) -> Result<UserRecord>;
+
+    /// Changes a user's email. The store fills `audit.before` and `audit.after` with the old and new
+    /// address, read in the same transaction that writes them. Setting the email a user already has
+    /// changes nothing and writes nothing. `Conflict` when the address belongs to another user (whatever
+    /// its case, deleted users included) or the user is deleted.
+    async fn set_user_email(&self, id: &UserId, email: &Email, at: Timestamp, audit: &AuditEvent)
+    -> Result<UserRecord>;
 
     /// Replaces a user's password hash and revokes their live sessions. `Conflict` when the user is deleted.
     async fn set_password(&self, change: &PasswordChange, audit: &AuditEvent) -> Result<UserRecord>;

@@ -69,6 +69,11 @@ pub enum Operation<'a> {
         /// Whose account.
         user: UserId,
     },
+    /// Change a user's email (an admin change, like a password reset: the email is a login name).
+    ChangeUserEmail {
+        /// Whose email.
+        user: UserId,
+    },
     /// List or revoke a user's login sessions.
     ManageSessions {
         /// Whose sessions.
@@ -129,6 +134,7 @@ pub fn authorize(principal: &Principal, operation: Operation<'_>) -> Result<()> 
             }
             admin
         }
+        Operation::ChangeUserEmail { .. } => admin,
         Operation::ManageSessions { user } => admin || is_self(principal, user),
         Operation::ReadAudit | Operation::VerifyAudit => admin,
         Operation::RecordUsage { owner } => admin || (level >= Permission::Standard && owns(principal, owner)),

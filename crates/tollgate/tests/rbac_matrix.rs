@@ -53,6 +53,7 @@ fn operation<'a>(name: &str, target: &'a Target) -> Operation<'a> {
         "user.set_role" => Operation::ChangeUserRole { user: target.user, role: Role::User },
         "user.reset_password" => Operation::ResetPassword { user: target.user },
         "user.unlock" => Operation::UnlockUser { user: target.user },
+        "user.set_email" => Operation::ChangeUserEmail { user: target.user },
         "session.manage" => Operation::ManageSessions { user: target.user },
         "audit.read" => Operation::ReadAudit,
         "audit.verify" => Operation::VerifyAudit,
@@ -83,6 +84,7 @@ fn row_name(operation: &Operation<'_>) -> &'static str {
         Operation::ChangeUserRole { .. } => "user.set_role",
         Operation::ResetPassword { .. } => "user.reset_password",
         Operation::UnlockUser { .. } => "user.unlock",
+        Operation::ChangeUserEmail { .. } => "user.set_email",
         Operation::ManageSessions { .. } => "session.manage",
         Operation::ReadAudit => "audit.read",
         Operation::VerifyAudit => "audit.verify",
@@ -154,8 +156,8 @@ fn every_cell_of_the_documented_matrix_holds() {
             checked += 1;
         }
     }
-    assert_eq!(rows.len(), 22, "one row per operation");
-    assert_eq!(checked, 22 * 7);
+    assert_eq!(rows.len(), 23, "one row per operation");
+    assert_eq!(checked, 23 * 7);
     let mut names: Vec<&str> = rows.iter().map(|(name, _)| name.as_str()).collect();
     names.sort_unstable();
     names.dedup();

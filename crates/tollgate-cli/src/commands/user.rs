@@ -53,6 +53,14 @@ pub(crate) enum UserCommand {
         #[arg(long)]
         role: String,
     },
+    /// Change a user's email (stored lowercase; refused when another user has it in any case).
+    SetEmail {
+        /// The user: id or username.
+        user: String,
+        /// The new email address.
+        #[arg(long)]
+        email: String,
+    },
     /// Set a new password for a user (their sessions end).
     ResetPassword {
         /// The user: id or username.
@@ -169,6 +177,10 @@ pub(crate) async fn run(global: &GlobalArgs, command: UserCommand) -> CliResult 
         UserCommand::SetRole { user, role } => {
             let role = role.parse::<Role>()?;
             users.set_role(&operator, &resolve_user(&users, &principal, &user).await?, role).await?
+        }
+        UserCommand::SetEmail { user, email } => {
+            let email = Email::parse(&email)?;
+            users.set_email(&operator, &resolve_user(&users, &principal, &user).await?, email).await?
         }
         UserCommand::ResetPassword { user, password_stdin, must_change } => {
             let id = resolve_user(&users, &principal, &user).await?;

@@ -7,6 +7,7 @@ mod limits;
 mod metrics;
 mod openapi;
 mod prices;
+mod rate_limits;
 mod sessions;
 mod token_verify;
 mod tokens;
@@ -31,4 +32,5 @@ pub(crate) fn routes() -> Routes {
         .merge(usage::routes())
         .merge(limits::routes())
         .merge(prices::routes())
+        .merge(rate_limits::routes())
 }

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tollgate::{Email, PageRequest, Principal, SessionTokens, UserFilter};
+use tollgate::SessionTokens;
 use zeroize::Zeroizing;
 
 use super::users::PresentedPassword;
@@ -171,37 +171,20 @@ fn session_response(tokens: &SessionTokens) -> Response {
     response
 }
 
-/// The username an email belongs to. An unknown email answers the email itself, which is no
-/// username, so the login goes down the same unknown-user path (same cost, same refusal).
-async fn username_of_email(state: &AppState, email: String) -> Result<String, ApiError> {
-    let Ok(parsed) = Email::parse(&email) else { return Ok(email) };
-    if parsed.as_str().chars().count() > 64 {
-        return Ok(email);
-    }
-    let filter = UserFilter { search: Some(parsed.as_str().to_owned()), ..UserFilter::default() };
-    let found = state.users().list(&Principal::Operator, &filter, &PageRequest::first(PageRequest::MAX_LIMIT)).await?;
-    Ok(found
-        .items
-        .into_iter()
-        .find(|user| user.email.as_str() == parsed.as_str())
-        .map_or(email, |user| user.username.as_str().to_owned()))
-}
-
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     Json(body): Json<LoginBody>,
 ) -> Result<Response, ApiError> {
-    let name = match (body.username, body.email) {
-        (Some(username), None) => username,
-        (None, Some(email)) => username_of_email(&state, email).await?,
+    // An unknown or malformed email goes down the facade's unknown-account path: same cost, same refusal.
+    let tokens = match (body.username, body.email) {
+        (Some(username), None) => state.users().login(&username, body.password.into_presented()?, ip).await?,
+        (None, Some(email)) => state.users().login_by_email(&email, body.password.into_presented()?, ip).await?,
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid_field("username", "give either username or email, not both"));
         }
         (None, None) => return Err(ApiError::invalid_field("username", "give username or email")),
     };
-    let password = body.password.into_presented()?;
-    let tokens = state.users().login(&name, password, ip).await?;
     Ok(session_response(&tokens))
 }
 

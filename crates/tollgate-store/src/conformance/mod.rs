@@ -48,6 +48,9 @@ macro_rules! conformance_tests {
                 login_failures_lock_and_unlock,
                 password_change_revokes_sessions,
                 tokens_need_an_active_user,
+                user_by_email_finds_the_user_with_credentials,
+                email_change_is_audited_and_stays_unique,
+                concurrent_email_changes_to_one_address_let_one_win,
             ];
             sessions => [
                 start_session_round_trip,

@@ -6,7 +6,7 @@ use tollgate_types::{
     Actor, AuditEvent, Email, OwnerName, Role, TokenStatus, UserId, UserRecord, UserStatus, Username,
 };
 
-use super::fixtures::{T0, at, audit, create_user, fake_password_hash, insert, start_session, user_insert};
+use super::fixtures::{T0, at, audit, create_user, fake_password_hash, insert, join_all, start_session, user_insert};
 use crate::{LoginFailure, PageRequest, PasswordChange, StatusChange, Store, StoreError, UserFilter};
 
 fn change(id: UserId, status: UserStatus, seconds: i64) -> StatusChange {
@@ -79,6 +79,7 @@ pub async fn missing_user_is_not_found(store: &dyn Store) {
     let password = PasswordChange { id, password_hash: fake_password_hash(1), must_change_password: false, at: T0 };
     assert!(not_found(store.set_password(&password, &event).await));
     assert!(not_found(store.unlock_user(&id, T0, &event).await));
+    assert!(not_found(store.set_user_email(&id, &Email::parse("ghost@example.com").unwrap(), T0, &event).await));
     let failure = LoginFailure { id, at: T0, max_failures: 5, lock_for: Duration::from_secs(60) };
     assert!(not_found(store.record_login_failure(&failure, &event).await));
 }
@@ -190,6 +191,8 @@ pub async fn deleted_users_stay_deleted(store: &dyn Store) {
     let password =
         PasswordChange { id: alice.id, password_hash: fake_password_hash(1), must_change_password: false, at: at(2) };
     assert!(conflict(store.set_password(&password, &audit("user.reset_password", alice.id, at(2))).await));
+    let email = Email::parse("alice2@example.com").unwrap();
+    assert!(conflict(store.set_user_email(&alice.id, &email, at(2), &audit("user.set_email", alice.id, at(2))).await));
     assert_eq!(store.user(&alice.id).await.unwrap().status, UserStatus::Deleted);
 }
 
@@ -256,4 +259,83 @@ pub async fn tokens_need_an_active_user(store: &dyn Store) {
     assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
     assert!(matches!(store.token(&suspended.id).await, Err(StoreError::NotFound { .. })));
     assert_eq!(OwnerName::parse("alice").unwrap(), alice.username.to_owner());
+}
+
+fn email(text: &str) -> Email {
+    Email::parse(text).unwrap()
+}
+
+/// Login by email: found whatever its case or the user's status, with the password hash; unknown
+/// addresses are `None`.
+pub async fn user_by_email_finds_the_user_with_credentials(store: &dyn Store) {
+    let alice = create_user(store, "alice", Role::User).await;
+    let bob = create_user(store, "bob", Role::User).await;
+    let found = store.user_by_email(&email("ALICE@example.COM")).await.unwrap().expect("found");
+    assert_eq!(found.record, alice);
+    assert_eq!(found.password_hash, fake_password_hash(0));
+    assert!(store.user_by_email(&email("carol@example.com")).await.unwrap().is_none());
+    assert!(store.user_by_email(&email("alice@example.org")).await.unwrap().is_none(), "no partial match");
+    set_status(store, &bob, UserStatus::Suspended, 1).await.unwrap();
+    let suspended = store.user_by_email(&email("bob@example.com")).await.unwrap().expect("found");
+    assert_eq!(suspended.record.status, UserStatus::Suspended);
+}
+
+/// An email change is stored with its audit entry (before and after), frees the old address, is
+/// refused as a conflict when another user (even a deleted one) holds the address in any case, and
+/// repeating it writes nothing.
+pub async fn email_change_is_audited_and_stays_unique(store: &dyn Store) {
+    let alice = create_user(store, "alice", Role::User).await;
+    let bob = create_user(store, "bob", Role::User).await;
+    let carol = create_user(store, "carol", Role::User).await;
+    set_status(store, &carol, UserStatus::Deleted, 1).await.unwrap();
+
+    let changed = store
+        .set_user_email(&alice.id, &email("Alice.New@Example.com"), at(2), &audit("user.set_email", alice.id, at(2)))
+        .await
+        .unwrap();
+    assert_eq!(changed.email.as_str(), "alice.new@example.com");
+    assert_eq!(changed.updated_at, at(2));
+    assert_eq!(store.user(&alice.id).await.unwrap(), changed);
+    let chain = store.audit_chain(0, 100).await.unwrap();
+    let last = &chain.last().unwrap().event;
+    assert_eq!((last.action.as_str(), last.target.as_str()), ("user.set_email", alice.id.to_string().as_str()));
+    assert_eq!(last.before, Some(serde_json::json!({ "email": "alice@example.com" })));
+    assert_eq!(last.after, Some(serde_json::json!({ "email": "alice.new@example.com" })));
+    assert_eq!(store.user_by_email(&email("alice.new@example.com")).await.unwrap().unwrap().record.id, alice.id);
+    assert!(store.user_by_email(&email("alice@example.com")).await.unwrap().is_none());
+
+    let count = chain.len();
+    let event = audit("user.set_email", bob.id, at(3));
+    for taken in ["ALICE.NEW@example.com", "carol@example.com"] {
+        let error = store.set_user_email(&bob.id, &email(taken), at(3), &event).await.unwrap_err();
+        assert!(matches!(&error, StoreError::Conflict(message) if message.contains("email")), "{taken}: {error:?}");
+    }
+    assert_eq!(store.user(&bob.id).await.unwrap().email.as_str(), "bob@example.com");
+    let again = store.set_user_email(&alice.id, &email("alice.new@example.com"), at(4), &event).await.unwrap();
+    assert_eq!(again, changed, "the same address is a no-op");
+    assert_eq!(store.audit_chain(0, 100).await.unwrap().len(), count, "refusals and no-ops write nothing");
+    // The address alice gave up is free again.
+    let moved = store.set_user_email(&bob.id, &email("alice@example.com"), at(5), &event).await.unwrap();
+    assert_eq!(moved.email.as_str(), "alice@example.com");
+}
+
+/// Two users racing for one address: exactly one gets it, the other is a conflict.
+pub async fn concurrent_email_changes_to_one_address_let_one_win(store: &dyn Store) {
+    let mut users = Vec::new();
+    for name in ["alice", "bob", "carol", "dave"] {
+        users.push(create_user(store, name, Role::User).await);
+    }
+    let wanted = email("shared@example.com");
+    let events: Vec<AuditEvent> = users.iter().map(|user| audit("user.set_email", user.id, at(1))).collect();
+    let results = join_all(
+        users.iter().zip(&events).map(|(user, event)| store.set_user_email(&user.id, &wanted, at(1), event)).collect(),
+    )
+    .await;
+    let winners: Vec<_> = results.iter().filter_map(|result| result.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(
+        results.iter().filter(|result| result.is_err()).all(|result| matches!(result, Err(StoreError::Conflict(_))))
+    );
+    let holder = store.user_by_email(&wanted).await.unwrap().expect("one holder");
+    assert_eq!(holder.record.id, winners[0].id);
 }

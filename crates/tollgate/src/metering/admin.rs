@@ -127,6 +127,15 @@ impl Metering {
         Ok(record)
     }
 
+    /// One token's rate limit, for an admin or the token's owner. `NotFound` (`token`) for a token the
+    /// principal may not read, so ids cannot be probed; `NotFound` (`rate limit`) when it has none.
+    pub async fn rate_limit(&self, principal: &Principal, token_id: &TokenId) -> Result<RateLimitRecord> {
+        self.authorize_read(principal, Some(&LimitSubject::Token(*token_id))).await?;
+        // Rates are few (one per limited token) and this is an admin read, not the verify path.
+        let rates = self.inner.store.rate_limits().await?;
+        rates.into_iter().find(|rate| rate.token_id == *token_id).ok_or(Error::NotFound { entity: "rate limit" })
+    }
+
     /// Every token's rate limit (admins only).
     pub async fn rate_limits(&self, principal: &Principal) -> Result<Vec<RateLimitRecord>> {
         authorize(principal, Operation::ReadUsage { owner: None })?;

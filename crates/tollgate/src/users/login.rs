@@ -7,13 +7,21 @@ use std::net::IpAddr;
 use serde_json::json;
 use tollgate_store::{LoginFailure, PasswordChange, RefreshTokenInsert, SessionStart, UserCredentials};
 use tollgate_types::{
-    Actor, AuditEvent, Password, Refusal, RefusalCode, SessionId, Timestamp, TokenSecret, UserStatus, Username,
+    Actor, AuditEvent, Email, Password, Refusal, RefusalCode, SessionId, Timestamp, TokenSecret, UserStatus, Username,
     ValidationError,
 };
 
 use super::service::{UserService, conflict_is_refusal};
 use crate::sessions::SessionTokens;
 use crate::{Error, Result};
+
+/// What a login names the account by. Either way the account is found by one indexed lookup (or
+/// none, for text that is no username or email), so unknown names of both kinds cost the same.
+#[derive(Debug, Clone, Copy)]
+enum Account<'a> {
+    Username(&'a str),
+    Email(&'a str),
+}
 
 fn invalid_credentials() -> Error {
     Error::Refused(Refusal::new(RefusalCode::InvalidCredentials))
@@ -24,7 +32,7 @@ impl UserService {
     /// Returns the account when the password is right, whatever `must_change_password` says.
     async fn authenticate_password(
         &self,
-        username: &str,
+        account: Account<'_>,
         password: Password,
         ip: Option<IpAddr>,
         now: Timestamp,
@@ -40,9 +48,15 @@ impl UserService {
         }
         // Before anything depends on the account, so the first unknown-user login is not slower.
         inner.passwords.warm_up().await?;
-        let credentials = match Username::parse(username) {
-            Ok(username) => inner.store.user_credentials(&username).await?,
-            Err(_) => None,
+        let credentials = match account {
+            Account::Username(text) => match Username::parse(text) {
+                Ok(username) => inner.store.user_credentials(&username).await?,
+                Err(_) => None,
+            },
+            Account::Email(text) => match Email::parse(text) {
+                Ok(email) => inner.store.user_by_email(&email).await?,
+                Err(_) => None,
+            },
         };
         let matched = inner.passwords.verify(password, credentials.as_ref().map(|found| &found.password_hash)).await?;
 
@@ -56,8 +70,12 @@ impl UserService {
         let refusal = match &credentials {
             // The attempted name is not recorded: people type passwords into username fields.
             None => {
-                inner.store.append_audit(&failed("unknown".to_owned(), "unknown username")).await?;
-                "unknown username"
+                let reason = match account {
+                    Account::Username(_) => "unknown username",
+                    Account::Email(_) => "unknown email",
+                };
+                inner.store.append_audit(&failed("unknown".to_owned(), reason)).await?;
+                reason
             }
             Some(found) if found.record.status != UserStatus::Active => {
                 let reason = format!("user {}", found.record.status);
@@ -97,8 +115,20 @@ impl UserService {
     /// retry-after when too many logins failed from this client address.
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, username: &str, password: Password, ip: Option<IpAddr>) -> Result<SessionTokens> {
+        self.login_as(Account::Username(username), password, ip).await
+    }
+
+    /// Logs in with an email address (any case) instead of a username; otherwise exactly
+    /// [`login`](Self::login): the same refusals, and an unknown address costs what an unknown
+    /// username does (one indexed lookup, one bcrypt run against the dummy hash, one audited write).
+    #[tracing::instrument(skip_all)]
+    pub async fn login_by_email(&self, email: &str, password: Password, ip: Option<IpAddr>) -> Result<SessionTokens> {
+        self.login_as(Account::Email(email), password, ip).await
+    }
+
+    async fn login_as(&self, account: Account<'_>, password: Password, ip: Option<IpAddr>) -> Result<SessionTokens> {
         let now = self.inner.clock.now();
-        let credentials = self.authenticate_password(username, password, ip, now).await?;
+        let credentials = self.authenticate_password(account, password, ip, now).await?;
         if credentials.record.must_change_password {
             return Err(Error::Refused(Refusal::new(RefusalCode::PasswordChangeRequired)));
         }
@@ -145,7 +175,7 @@ impl UserService {
             return Err(ValidationError::new("new_password", "must differ from the current password").into());
         }
         let now = self.inner.clock.now();
-        let credentials = self.authenticate_password(username, current, ip, now).await?;
+        let credentials = self.authenticate_password(Account::Username(username), current, ip, now).await?;
         let user = credentials.record;
         let password_hash = self.inner.passwords.hash(new).await?;
         let mut event = AuditEvent::new(Actor::id(user.id), "user.change_password", user.id, now);

@@ -1,6 +1,7 @@
 //! Users: the account lifecycle, passwords (bcrypt off the async runtime), login with lockout and a
 //! per-client failure limit.
 
+mod email;
 mod login;
 mod passwords;
 mod service;

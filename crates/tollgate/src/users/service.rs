@@ -229,7 +229,7 @@ impl UserService {
         self.inner.passwords.warm_up().await
     }
 
-    fn event(&self, caller: &Caller, action: &str, target: UserId) -> AuditEvent {
+    pub(super) fn event(&self, caller: &Caller, action: &str, target: UserId) -> AuditEvent {
         let mut event = AuditEvent::new(caller.principal.actor(), action, target, self.inner.clock.now());
         event.ip = caller.ip;
         event

@@ -82,6 +82,21 @@ impl Fixture {
         self.clock.advance(Duration::from_secs(seconds));
     }
 
+    /// Awaits a login attempt that must be refused, asserting that it cost exactly one bcrypt run and
+    /// one audited write whatever the account (the no-enumeration rule); returns the refusal.
+    pub(crate) async fn refused_at_login_cost<T: std::fmt::Debug>(
+        &self,
+        label: &str,
+        attempt: impl std::future::Future<Output = tollgate::Result<T>>,
+    ) -> tollgate::Error {
+        let bcrypt_before = self.users.password_verifications();
+        let audit_before = self.audit_actions().await.len();
+        let error = attempt.await.expect_err(label);
+        assert_eq!(self.users.password_verifications(), bcrypt_before + 1, "{label}: exactly one bcrypt run");
+        assert_eq!(self.audit_actions().await.len(), audit_before + 1, "{label}: exactly one audited write");
+        error
+    }
+
     pub(crate) async fn audit_actions(&self) -> Vec<String> {
         let chain = self.store.audit_chain(0, 1000).await.expect("audit chain reads");
         chain.into_iter().map(|entry| entry.event.action).collect()

@@ -103,7 +103,8 @@ impl ApiSchema for PatchUserBody {
                 "role": role_schema(),
                 "email": {
                     "type": "string",
-                    "description": "Not changeable yet: the store has no email update; answered 400 naming `email`.",
+                    "format": "email",
+                    "description": "The new address (stored lowercase); 409 when another user has it in any case.",
                 },
             }
         })

@@ -1,4 +1,4 @@
-//! `/v1/users`: create, list, show, change role, suspend, activate, unlock, reset the password and
+//! `/v1/users`: create, list, show, change role or email, suspend, activate, unlock, reset the password and
 //! soft-delete users. The facade decides who may do what (`authz.rs`); mutations are audited with
 //! the caller's address.
 
@@ -8,7 +8,7 @@ mod view;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tollgate::UserId;
+use tollgate::{Email, UserId};
 
 use self::body::{CreateUserBody, DeleteQuery, ListUsersQuery, PatchUserBody, ResetPasswordBody, SuspendBody};
 pub(crate) use self::body::{PresentedPassword, page_request, paging_properties};
@@ -55,10 +55,14 @@ pub(super) fn routes() -> Routes {
         )
         .patch(
             "/v1/users/{id}",
-            user("updateUser", "Change a user's role (admins only)")
-                .describe("Their sessions and tokens act with the new role from the next request.")
+            user("updateUser", "Change a user's role or email (admins only)")
+                .describe(
+                    "Their sessions and tokens act with the new role from the next request. A new email is \
+                     stored lowercase and must be free in any case (409 otherwise, deleted users included). \
+                     Given both, the email changes first; each change is audited on its own.",
+                )
                 .body::<PatchUserBody>()
-                .problems(&[400, 403, 404, 413, 415]),
+                .problems(&[400, 403, 404, 409, 413, 415]),
             update,
         )
         .post(
@@ -135,13 +139,18 @@ async fn update(
     PathId(id): PathId<UserId>,
     Json(body): Json<PatchUserBody>,
 ) -> Result<Response, ApiError> {
-    if body.email.is_some() {
-        return Err(ApiError::invalid_field("email", "cannot be changed yet"));
+    let email = body.email.as_deref().map(Email::parse).transpose()?;
+    let caller = caller.audited();
+    let mut record = None;
+    if let Some(email) = email {
+        record = Some(state.users().set_email(&caller, &id, email).await?);
     }
-    let Some(role) = body.role else {
+    if let Some(role) = body.role {
+        record = Some(state.users().set_role(&caller, &id, role).await?);
+    }
+    let Some(record) = record else {
         return Err(ApiError::invalid_field("body", "give at least one of role, email"));
     };
-    let record = state.users().set_role(&caller.audited(), &id, role).await?;
     Ok(user_response(StatusCode::OK, &record))
 }
 
