@@ -16,6 +16,9 @@ use tollgate_types::{Timestamp, TokenHash};
 
 use crate::tokens::{BY_HASH, lookup_from_row};
 
+/// How much of the file each reader maps (address space, not memory: pages are the OS page cache's).
+const MMAP_BYTES: i64 = 256 << 20;
+
 /// A small pool of read-only connections to one database file.
 pub(crate) struct HashReader {
     path: Box<Path>,
@@ -43,6 +46,8 @@ impl HashReader {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let connection = Connection::open_with_flags(&self.path, flags).map_err(StoreError::backend)?;
         connection.busy_timeout(self.busy_timeout).map_err(StoreError::backend)?;
+        // Pages read through a memory map cost no read(2) each: the lookup touches about six.
+        connection.pragma_update(None, "mmap_size", MMAP_BYTES).map_err(StoreError::backend)?;
         Ok(connection)
     }
 

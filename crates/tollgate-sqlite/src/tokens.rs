@@ -13,7 +13,7 @@ use tollgate_types::{
 
 use crate::SqliteStore;
 use crate::audit::{append, delete_before_with_audit};
-use crate::columns::Columns;
+use crate::columns::{Column, Columns};
 use crate::error::{SqlxResultExt, corrupt};
 
 /// The token columns every read selects, as a literal so statements can be built with `concat!`.
@@ -40,48 +40,71 @@ pub(crate) const BY_HASH: &str = concat!(
      LIMIT 1"
 );
 
+/// Positions in [`COLUMNS`] (and `current`, after them in [`BY_HASH`]).
+const ID: Column = Column { index: 0, name: "id" };
+const NAME: Column = Column { index: 1, name: "name" };
+const OWNER: Column = Column { index: 2, name: "owner" };
+const USER_ID: Column = Column { index: 3, name: "user_id" };
+const PROJECT: Column = Column { index: 4, name: "project" };
+const PERMISSION: Column = Column { index: 5, name: "permission" };
+const SCOPES: Column = Column { index: 6, name: "scopes" };
+const ALLOWED_TOOLS: Column = Column { index: 7, name: "allowed_tools" };
+const IP_ALLOW: Column = Column { index: 8, name: "ip_allow" };
+const EXPIRES_AT: Column = Column { index: 9, name: "expires_at" };
+const DESCRIPTION: Column = Column { index: 10, name: "description" };
+const DISPLAY_HINT: Column = Column { index: 11, name: "display_hint" };
+const KEY_ID: Column = Column { index: 12, name: "key_id" };
+const CREATED_AT: Column = Column { index: 13, name: "created_at" };
+const UPDATED_AT: Column = Column { index: 14, name: "updated_at" };
+const LAST_USED_AT: Column = Column { index: 15, name: "last_used_at" };
+const REVOKED_AT: Column = Column { index: 16, name: "revoked_at" };
+const REVOKE_REASON: Column = Column { index: 17, name: "revoke_reason" };
+const ROTATED_AT: Column = Column { index: 18, name: "rotated_at" };
+const PREVIOUS_VALID_UNTIL: Column = Column { index: 19, name: "previous_valid_until" };
+const CURRENT: Column = Column { index: 20, name: "current" };
+
 fn column<T, E: std::fmt::Display>(column: &str, parsed: std::result::Result<T, E>) -> Result<T> {
     parsed.map_err(|error| corrupt(&format!("tokens.{column}"), error))
 }
 
-fn json_list(row: &impl Columns, name: &str) -> Result<Vec<String>> {
-    column(name, serde_json::from_str(&row.text(name)?))
+fn json_list(row: &impl Columns, list: Column) -> Result<Vec<String>> {
+    column(list.name, serde_json::from_str(&row.text(list)?))
 }
 
-fn micros(row: &impl Columns, name: &str) -> Result<Option<Timestamp>> {
-    Ok(row.optional_integer(name)?.map(Timestamp::from_unix_micros))
+fn micros(row: &impl Columns, time: Column) -> Result<Option<Timestamp>> {
+    Ok(row.optional_integer(time)?.map(Timestamp::from_unix_micros))
 }
 
 pub(crate) fn record_from_row(row: &impl Columns) -> Result<TokenRecord> {
-    let user_id = row.optional_text("user_id")?;
-    let project = row.optional_text("project")?;
+    let user_id = row.optional_text(USER_ID)?;
+    let project = row.optional_text(PROJECT)?;
     Ok(TokenRecord {
-        id: column("id", TokenId::parse(&row.text("id")?))?,
-        name: column("name", TokenName::parse(&row.text("name")?))?,
-        owner: column("owner", OwnerName::parse(&row.text("owner")?))?,
+        id: column("id", TokenId::parse(&row.text(ID)?))?,
+        name: column("name", TokenName::parse(&row.text(NAME)?))?,
+        owner: column("owner", OwnerName::parse(&row.text(OWNER)?))?,
         user_id: column("user_id", user_id.as_deref().map(UserId::parse).transpose())?,
         project: column("project", project.as_deref().map(ProjectName::parse).transpose())?,
-        permission: column("permission", row.text("permission")?.parse::<Permission>())?,
-        scopes: column("scopes", json_list(row, "scopes")?.iter().map(|scope| Scope::parse(scope)).collect())?,
-        allowed_tools: column("allowed_tools", ToolList::parse(&json_list(row, "allowed_tools")?))?,
-        ip_allow: column("ip_allow", IpAllowList::parse(&json_list(row, "ip_allow")?))?,
-        expires_at: micros(row, "expires_at")?,
-        description: column("description", Description::parse(&row.text("description")?))?,
-        display_hint: row.text("display_hint")?,
-        key_id: KeyId(column("key_id", u32::try_from(row.integer("key_id")?))?),
-        created_at: Timestamp::from_unix_micros(row.integer("created_at")?),
-        updated_at: Timestamp::from_unix_micros(row.integer("updated_at")?),
-        last_used_at: micros(row, "last_used_at")?,
-        revoked_at: micros(row, "revoked_at")?,
-        revoke_reason: row.optional_text("revoke_reason")?,
-        rotated_at: micros(row, "rotated_at")?,
-        previous_valid_until: micros(row, "previous_valid_until")?,
+        permission: column("permission", row.text(PERMISSION)?.parse::<Permission>())?,
+        scopes: column("scopes", json_list(row, SCOPES)?.iter().map(|scope| Scope::parse(scope)).collect())?,
+        allowed_tools: column("allowed_tools", ToolList::parse(&json_list(row, ALLOWED_TOOLS)?))?,
+        ip_allow: column("ip_allow", IpAllowList::parse(&json_list(row, IP_ALLOW)?))?,
+        expires_at: micros(row, EXPIRES_AT)?,
+        description: column("description", Description::parse(&row.text(DESCRIPTION)?))?,
+        display_hint: row.text(DISPLAY_HINT)?,
+        key_id: KeyId(column("key_id", u32::try_from(row.integer(KEY_ID)?))?),
+        created_at: Timestamp::from_unix_micros(row.integer(CREATED_AT)?),
+        updated_at: Timestamp::from_unix_micros(row.integer(UPDATED_AT)?),
+        last_used_at: micros(row, LAST_USED_AT)?,
+        revoked_at: micros(row, REVOKED_AT)?,
+        revoke_reason: row.optional_text(REVOKE_REASON)?,
+        rotated_at: micros(row, ROTATED_AT)?,
+        previous_valid_until: micros(row, PREVIOUS_VALID_UNTIL)?,
     })
 }
 
 /// Decodes a [`BY_HASH`] row.
 pub(crate) fn lookup_from_row(row: &impl Columns) -> Result<TokenLookup> {
-    let matched = if row.integer("current")? == 1 { HashMatch::Current } else { HashMatch::Previous };
+    let matched = if row.integer(CURRENT)? == 1 { HashMatch::Current } else { HashMatch::Previous };
     Ok(TokenLookup { record: record_from_row(row)?, matched })
 }
 
@@ -297,5 +320,42 @@ impl TokenStore for SqliteStore {
     async fn delete_inactive_tokens(&self, cutoff: Timestamp, audit: &AuditEvent) -> Result<u64> {
         let sql = "DELETE FROM tokens WHERE revoked_at < ?1 OR (revoked_at IS NULL AND expires_at < ?1)";
         delete_before_with_audit(self, sql, cutoff, audit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_positions_match_the_select_list() {
+        let names: Vec<&str> = COLUMNS.split(',').map(str::trim).chain(["current"]).collect();
+        let positions = [
+            ID,
+            NAME,
+            OWNER,
+            USER_ID,
+            PROJECT,
+            PERMISSION,
+            SCOPES,
+            ALLOWED_TOOLS,
+            IP_ALLOW,
+            EXPIRES_AT,
+            DESCRIPTION,
+            DISPLAY_HINT,
+            KEY_ID,
+            CREATED_AT,
+            UPDATED_AT,
+            LAST_USED_AT,
+            REVOKED_AT,
+            REVOKE_REASON,
+            ROTATED_AT,
+            PREVIOUS_VALID_UNTIL,
+            CURRENT,
+        ];
+        assert_eq!(positions.len(), names.len());
+        for position in positions {
+            assert_eq!(names[position.index], position.name);
+        }
     }
 }

@@ -21,22 +21,6 @@ pub(crate) fn encode_fixed(bytes: &[u8], width: usize, out: &mut String) {
     zeroize::Zeroize::zeroize(&mut digits);
 }
 
-/// Whether `byte` is a base62 digit.
-pub(crate) fn is_digit(byte: u8) -> bool {
-    IS_DIGIT[usize::from(byte)]
-}
-
-/// A lookup table: cheaper than three range checks per byte on the verify path.
-static IS_DIGIT: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut index = 0;
-    while index < ALPHABET.len() {
-        table[ALPHABET[index] as usize] = true;
-        index += 1;
-    }
-    table
-};
-
 /// Encodes a `u32` as exactly 6 base62 digits (62^6 > 2^32), on the stack: this runs on every verify.
 pub(crate) fn encode_u32(mut value: u32) -> [u8; 6] {
     let mut digits = [b'0'; 6];
