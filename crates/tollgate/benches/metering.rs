@@ -3,57 +3,33 @@
 //!
 //! `cargo bench -p tollgate --bench metering -- --warm-up-time 1 --measurement-time 3`
 
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tollgate::{
-    KeyId, LimitKey, LimitSpec, LimitSubject, Metering, Metric, ModelName, NewToken, OwnerName, Principal, ProjectName,
-    ProviderName, RateLimitSpec, SqliteOptions, SqliteStore, Store, TokenHasher, TokenManager, TokenName, UsageEvent,
-    VerifyRequest, Window,
+    LimitKey, LimitSpec, LimitSubject, Metering, Metric, ModelName, NewToken, OwnerName, Principal, ProjectName,
+    ProviderName, RateLimitSpec, TokenManager, TokenName, UsageEvent, VerifyRequest, Window,
 };
-use tollgate_store::UsageBatch;
+use tollgate_store::{UsageBatch, UsageStore};
 
 /// Events per measured iteration of the recording benchmarks.
 const EVENTS_PER_ITERATION: u64 = 100_000;
 /// Tasks recording at once (one per core of the 2-core benchmark machine).
 const PRODUCERS: u64 = 2;
 
-/// Polls a future once with no runtime overhead (an in-memory verify completes at once); a future
-/// that must wait (a counter loaded from the store when a window rolls over) goes to the runtime.
-fn ready<F: Future>(runtime: &tokio::runtime::Handle, future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(output) => output,
-        Poll::Pending => runtime.block_on(future),
-    }
-}
+mod support;
 
-struct Bench {
-    runtime: tokio::runtime::Runtime,
-    store: Arc<dyn Store>,
-    _directory: tempfile::TempDir,
-}
+use support::{BenchStore, hasher};
 
-impl Bench {
-    fn new() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("bench.db");
-        let store = runtime.block_on(SqliteStore::open(&path, &SqliteOptions::default())).unwrap();
-        Self { runtime, store: Arc::new(store), _directory: directory }
-    }
-
+/// The metering benchmarks' own setup on the shared store.
+impl BenchStore {
     fn metering(&self) -> Metering {
-        self.runtime.block_on(Metering::builder(Arc::clone(&self.store)).start()).unwrap()
+        self.runtime.block_on(Metering::builder(self.store.clone()).start()).unwrap()
     }
 
     fn manager(&self, metering: &Metering) -> TokenManager {
-        let hasher = TokenHasher::new(KeyId(1), &[9u8; 32]).unwrap();
-        TokenManager::builder(Arc::clone(&self.store), hasher)
+        TokenManager::builder(self.store.clone(), hasher())
             .cache_ttl(Duration::from_secs(3_600))
             .metering(metering.clone())
             .build()
@@ -68,7 +44,7 @@ fn token(index: usize) -> NewToken {
 }
 
 /// 1,024 distinct events over 100 tokens and four models, priced from the table on record.
-fn events(bench: &Bench, manager: &TokenManager, metering: &Metering) -> Vec<UsageEvent> {
+fn events(bench: &BenchStore, manager: &TokenManager, metering: &Metering) -> Vec<UsageEvent> {
     let models = [
         ("openai", "gpt-4o"),
         ("openai", "gpt-4o-mini"),
@@ -133,7 +109,7 @@ async fn record_then_flush(metering: &Metering, events: &Arc<Vec<UsageEvent>>, c
 }
 
 fn record(c: &mut Criterion) {
-    let bench = Bench::new();
+    let bench = BenchStore::new();
     let metering = bench.metering();
     let manager = bench.manager(&metering);
     let events = Arc::new(events(&bench, &manager, &metering));
@@ -181,7 +157,7 @@ fn record(c: &mut Criterion) {
 }
 
 fn verify(c: &mut Criterion) {
-    let bench = Bench::new();
+    let bench = BenchStore::new();
     let metering = bench.metering();
     let manager = bench.manager(&metering);
     let request = VerifyRequest::default();
@@ -205,11 +181,13 @@ fn verify(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("verify");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("three_quotas", |b| b.iter(|| ready(&handle, manager.verify(&secret, &request)).unwrap()));
+    group.bench_function("three_quotas", |b| {
+        b.iter(|| support::ready(Some(&handle), manager.verify(&secret, &request)).unwrap())
+    });
     let rate = RateLimitSpec::new(RateLimitSpec::MAX, RateLimitSpec::MAX).unwrap();
     bench.runtime.block_on(metering.set_rate_limit(&Principal::Operator, &id, rate)).unwrap();
     group.bench_function("rate_limit_and_three_quotas", |b| {
-        b.iter(|| ready(&handle, manager.verify(&secret, &request)).unwrap())
+        b.iter(|| support::ready(Some(&handle), manager.verify(&secret, &request)).unwrap())
     });
     // Both cores at once: threads verifying the same token share its counters (the contended case).
     group.throughput(Throughput::Elements(20_000));
@@ -220,7 +198,7 @@ fn verify(c: &mut Criterion) {
                     scope.spawn(|| {
                         let _runtime = handle.enter();
                         for _ in 0..10_000 {
-                            ready(&handle, manager.verify(&secret, &request)).unwrap();
+                            support::ready(Some(&handle), manager.verify(&secret, &request)).unwrap();
                         }
                     });
                 }

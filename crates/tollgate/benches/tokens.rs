@@ -2,46 +2,17 @@
 //!
 //! `cargo bench -p tollgate --bench tokens`
 
-use std::future::Future;
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tollgate::{
-    KeyId, NewToken, OwnerName, Principal, SqliteOptions, SqliteStore, TokenHasher, TokenManager, TokenName,
-    VerifyRequest,
-};
+use tollgate::{NewToken, OwnerName, Principal, TokenManager, TokenName, VerifyRequest};
 
-/// Polls a future that completes without waiting (cache hits, refusals) with no runtime overhead.
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("the benchmarked path was expected to complete without waiting"),
-    }
-}
+mod support;
 
-struct Bench {
-    runtime: tokio::runtime::Runtime,
-    store: Arc<SqliteStore>,
-    _directory: tempfile::TempDir,
-}
+use support::{BenchStore, hasher, ready};
 
-impl Bench {
-    fn new() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("bench.db");
-        let store = runtime.block_on(SqliteStore::open(&path, &SqliteOptions::default())).unwrap();
-        Self { runtime, store: Arc::new(store), _directory: directory }
-    }
-
-    fn manager(&self, cache_ttl: Duration) -> TokenManager {
-        let hasher = TokenHasher::new(KeyId(1), &[9u8; 32]).unwrap();
-        TokenManager::builder(self.store.clone(), hasher).cache_ttl(cache_ttl).build()
-    }
+fn manager(bench: &BenchStore, cache_ttl: Duration) -> TokenManager {
+    TokenManager::builder(bench.store.clone(), hasher()).cache_ttl(cache_ttl).build()
 }
 
 fn token(index: usize) -> NewToken {
@@ -50,31 +21,33 @@ fn token(index: usize) -> NewToken {
 
 /// Verifies served without the store: a cache hit and the two refusals before any lookup.
 fn verify_in_memory(c: &mut Criterion) {
-    let bench = Bench::new();
-    let cached = bench.manager(Duration::from_secs(3600));
+    let bench = BenchStore::new();
+    let cached = manager(&bench, Duration::from_secs(3600));
     let request = VerifyRequest::default();
     let created = bench.runtime.block_on(cached.create(&Principal::Operator, token(0))).unwrap();
     let hot = created.secret.expose().to_owned();
     bench.runtime.block_on(cached.verify(&hot, &request)).unwrap();
 
     let mut group = c.benchmark_group("verify");
-    group.bench_function("cache_hit", |b| b.iter(|| ready(cached.verify(&hot, &request)).unwrap()));
+    group.bench_function("cache_hit", |b| b.iter(|| ready(None, cached.verify(&hot, &request)).unwrap()));
     let mut bad_checksum = hot.clone().into_bytes();
     let last = bad_checksum.len() - 1;
     bad_checksum[last] = if bad_checksum[last] == b'A' { b'B' } else { b'A' };
     let bad_checksum = String::from_utf8(bad_checksum).unwrap();
     group.bench_function("refuse_bad_checksum", |b| {
-        b.iter(|| ready(cached.verify(&bad_checksum, &request)).unwrap_err())
+        b.iter(|| ready(None, cached.verify(&bad_checksum, &request)).unwrap_err())
     });
-    group.bench_function("refuse_malformed", |b| b.iter(|| ready(cached.verify("tg_nope", &request)).unwrap_err()));
+    group.bench_function("refuse_malformed", |b| {
+        b.iter(|| ready(None, cached.verify("tg_nope", &request)).unwrap_err())
+    });
     group.finish();
 }
 
 /// A verify that goes to the file: the cache disabled, 100,000 tokens stored.
 fn verify_cache_miss(c: &mut Criterion) {
-    let bench = Bench::new();
-    let creator = bench.manager(Duration::from_secs(2));
-    let uncached = bench.manager(Duration::ZERO);
+    let bench = BenchStore::new();
+    let creator = manager(&bench, Duration::from_secs(2));
+    let uncached = manager(&bench, Duration::ZERO);
     let request = VerifyRequest::default();
     let n_tokens = 100_000;
     let mut secrets = Vec::new();
@@ -98,8 +71,8 @@ fn verify_cache_miss(c: &mut Criterion) {
 }
 
 fn create(c: &mut Criterion) {
-    let bench = Bench::new();
-    let manager = bench.manager(Duration::from_secs(2));
+    let bench = BenchStore::new();
+    let manager = manager(&bench, Duration::from_secs(2));
     let mut group = c.benchmark_group("create");
     group.sample_size(20);
     group.bench_function("one_token_into_sqlite_file", |b| {

@@ -1,0 +1,44 @@
+//! What the facade's benchmarks share: a SQLite file in a temporary directory with its runtime, the
+//! benchmark key, and polling a future once without a runtime.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use tollgate::{KeyId, SqliteOptions, SqliteStore, TokenHasher};
+
+/// A fresh SQLite file (removed on drop) and a two-worker runtime to drive it.
+pub(crate) struct BenchStore {
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) store: Arc<SqliteStore>,
+    _directory: tempfile::TempDir,
+}
+
+impl BenchStore {
+    pub(crate) fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("bench.db");
+        let store = runtime.block_on(SqliteStore::open(&path, &SqliteOptions::default())).unwrap();
+        Self { runtime, store: Arc::new(store), _directory: directory }
+    }
+}
+
+/// The hashing key every benchmark uses.
+pub(crate) fn hasher() -> TokenHasher {
+    TokenHasher::new(KeyId(1), &[9u8; 32]).unwrap()
+}
+
+/// Polls `future` once with no runtime overhead (cache hits, refusals, in-memory quota checks). A
+/// future that must wait goes to `runtime`; without one, waiting is a bug in the benchmark.
+pub(crate) fn ready<F: Future>(runtime: Option<&tokio::runtime::Handle>, future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => match runtime {
+            Some(runtime) => runtime.block_on(future),
+            None => panic!("the benchmarked path was expected to complete without waiting"),
+        },
+    }
+}
