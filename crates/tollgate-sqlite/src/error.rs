@@ -1,37 +1,40 @@
-//! Maps sqlx errors to the portable [`StoreError`].
+//! Maps rusqlite errors to the portable [`StoreError`].
 
+use rusqlite::ffi;
 use tollgate_store::StoreError;
 
-/// Converts a driver error: unique/primary-key violations become `Conflict`, the rest is boxed.
-pub(crate) fn map_error(error: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(database_error) = &error {
-        match database_error.kind() {
-            sqlx::error::ErrorKind::UniqueViolation => {
+/// Converts a driver error: unique/primary-key violations become `Conflict`, refused values and our
+/// triggers' refusals too (with SQLite's message, which names the constraint, never a value); the
+/// rest is boxed for logs.
+pub(crate) fn map_error(error: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(failure, message) = &error {
+        match failure.extended_code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
                 return StoreError::Conflict("an entry with the same key already exists".to_owned());
             }
-            sqlx::error::ErrorKind::CheckViolation | sqlx::error::ErrorKind::NotNullViolation => {
-                return StoreError::Conflict(format!("the database refused the value: {}", database_error.message()));
+            ffi::SQLITE_CONSTRAINT_CHECK | ffi::SQLITE_CONSTRAINT_NOTNULL => {
+                let detail = message.as_deref().unwrap_or("constraint failed");
+                return StoreError::Conflict(format!("the database refused the value: {detail}"));
             }
-            sqlx::error::ErrorKind::ForeignKeyViolation => {
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
                 return StoreError::Conflict("a referenced entry does not exist".to_owned());
             }
+            ffi::SQLITE_CONSTRAINT_TRIGGER => {
+                return StoreError::Conflict(message.clone().unwrap_or_else(|| "refused by a trigger".to_owned()));
+            }
             _ => {}
-        }
-        // SQLITE_CONSTRAINT_TRIGGER: one of our triggers refused the change with its own message.
-        if database_error.code().as_deref() == Some("1811") {
-            return StoreError::Conflict(database_error.message().to_owned());
         }
     }
     StoreError::backend(error)
 }
 
-/// `?`-friendly conversion for sqlx results.
-pub(crate) trait SqlxResultExt<T> {
+/// `?`-friendly conversion for rusqlite results.
+pub(crate) trait SqliteResultExt<T> {
     /// Maps the error with [`map_error`].
     fn store(self) -> Result<T, StoreError>;
 }
 
-impl<T> SqlxResultExt<T> for Result<T, sqlx::Error> {
+impl<T> SqliteResultExt<T> for Result<T, rusqlite::Error> {
     fn store(self) -> Result<T, StoreError> {
         self.map_err(map_error)
     }

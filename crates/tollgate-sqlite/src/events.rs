@@ -6,12 +6,14 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use sqlx::{Row, SqliteConnection};
+use rusqlite::types::Value;
+use rusqlite::{Connection, params};
 use tollgate_store::Result;
 use tollgate_types::{Endpoint, Microdollars, Outcome, Timestamp, TokenId, UsageEvent};
 
 use crate::batch::{Statements, chunk_sizes, placeholders};
-use crate::error::SqlxResultExt;
+use crate::columns::{Column, Columns, collect, scalar};
+use crate::error::SqliteResultExt;
 
 /// The most events in one block (keeps a row around 50 KB).
 const MAX_EVENTS_PER_BLOCK: usize = 1_024;
@@ -19,32 +21,34 @@ const MAX_EVENTS_PER_BLOCK: usize = 1_024;
 const PURGE_CHUNK: i64 = 1_000;
 
 /// The series of a batch's events by (provider, model, endpoint), created when new.
-type SeriesIds<'a> = HashMap<(&'a str, &'a str, &'a str), i64>;
+type SeriesIds = HashMap<SeriesKey, i64>;
 
-fn series_key(event: &UsageEvent) -> (&str, &str, &str) {
-    (event.provider.as_str(), event.model.as_str(), event.endpoint.as_ref().map_or("", Endpoint::as_str))
+/// What an event was for: provider, model and endpoint (`""` for none).
+pub(crate) type SeriesKey = (String, String, String);
+
+fn series_key(event: &UsageEvent) -> SeriesKey {
+    (
+        event.provider.as_str().to_owned(),
+        event.model.as_str().to_owned(),
+        event.endpoint.as_ref().map_or("", Endpoint::as_str).to_owned(),
+    )
 }
 
-async fn series_ids<'a>(connection: &mut SqliteConnection, events: &'a [UsageEvent]) -> Result<SeriesIds<'a>> {
+fn series_ids(connection: &Connection, blocks: &[Block]) -> Result<SeriesIds> {
     let mut ids = SeriesIds::new();
-    for event in events {
-        let key = series_key(event);
-        if ids.contains_key(&key) {
+    for block in blocks {
+        if ids.contains_key(&block.series) {
             continue;
         }
         // The no-op update makes RETURNING answer for an existing row too.
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = scalar(
+            connection,
             "INSERT INTO usage_series (provider, model, endpoint) VALUES (?, ?, ?)
              ON CONFLICT (provider, model, endpoint) DO UPDATE SET provider = excluded.provider
              RETURNING id",
-        )
-        .bind(key.0)
-        .bind(key.1)
-        .bind(key.2)
-        .fetch_one(&mut *connection)
-        .await
-        .store()?;
-        ids.insert(key, id);
+            params![block.series.0, block.series.1, block.series.2],
+        )?;
+        ids.insert(block.series.clone(), id);
     }
     Ok(ids)
 }
@@ -75,56 +79,19 @@ fn encode(event: &UsageEvent, data: &mut String) {
     };
 }
 
-/// Writes `events` as blocks per token and series, in the order each group first appears.
-pub(crate) async fn insert_blocks(connection: &mut SqliteConnection, events: &[UsageEvent]) -> Result<()> {
-    let series = series_ids(connection, events).await?;
-    let mut order: Vec<(TokenId, i64)> = Vec::new();
-    let mut groups: HashMap<(TokenId, i64), Vec<&UsageEvent>> = HashMap::new();
-    for event in events {
-        let key = (event.token_id, series[&series_key(event)]);
-        groups
-            .entry(key)
-            .or_insert_with(|| {
-                order.push(key);
-                Vec::new()
-            })
-            .push(event);
-    }
-    let blocks: Vec<Block<'_>> = order
-        .iter()
-        .flat_map(|key| groups[key].chunks(MAX_EVENTS_PER_BLOCK).map(move |events| Block::encode(*key, events)))
-        .collect();
-    let mut rest = blocks.as_slice();
-    for rows in chunk_sizes(rest.len(), BLOCK_STATEMENTS.max()) {
-        let (chunk, tail) = rest.split_at(rows);
-        let mut query = sqlx::query(BLOCK_STATEMENTS.get(rows));
-        for block in chunk {
-            query = query
-                .bind(block.token_id.as_bytes().as_slice())
-                .bind(block.series)
-                .bind(block.first_at.unix_micros())
-                .bind(block.last_at.unix_micros())
-                .bind(i64::try_from(block.events).unwrap_or(i64::MAX))
-                .bind(block.data.as_str());
-        }
-        query.execute(&mut *connection).await.store()?;
-        rest = tail;
-    }
-    Ok(())
-}
-
-/// One block row, encoded.
-struct Block<'a> {
-    token_id: &'a TokenId,
-    series: i64,
+/// One block row, encoded before it reaches the writer (so the writer thread only writes).
+#[derive(Debug)]
+pub(crate) struct Block {
+    token_id: TokenId,
+    series: SeriesKey,
     first_at: Timestamp,
     last_at: Timestamp,
     events: usize,
     data: String,
 }
 
-impl<'a> Block<'a> {
-    fn encode(key: (TokenId, i64), events: &[&'a UsageEvent]) -> Self {
+impl Block {
+    fn encode(token_id: TokenId, series: SeriesKey, events: &[&UsageEvent]) -> Self {
         let mut data = String::with_capacity(events.len() * 48 + 2);
         data.push('[');
         for (index, event) in events.iter().enumerate() {
@@ -136,8 +103,55 @@ impl<'a> Block<'a> {
         data.push(']');
         let first_at = events.iter().map(|event| event.at).min().unwrap_or(Timestamp::from_unix_micros(0));
         let last_at = events.iter().map(|event| event.at).max().unwrap_or(first_at);
-        Self { token_id: &events[0].token_id, series: key.1, first_at, last_at, events: events.len(), data }
+        Self { token_id, series, first_at, last_at, events: events.len(), data }
     }
+}
+
+/// Groups `events` into blocks per token and series, in the order each group first appears.
+pub(crate) fn encode_blocks(events: &[UsageEvent]) -> Vec<Block> {
+    let mut order: Vec<(TokenId, SeriesKey)> = Vec::new();
+    let mut groups: HashMap<(TokenId, SeriesKey), Vec<&UsageEvent>> = HashMap::new();
+    for event in events {
+        let key = (event.token_id, series_key(event));
+        groups
+            .entry(key.clone())
+            .or_insert_with(|| {
+                order.push(key);
+                Vec::new()
+            })
+            .push(event);
+    }
+    order
+        .into_iter()
+        .flat_map(|key| {
+            let grouped = groups.remove(&key).unwrap_or_default();
+            grouped
+                .chunks(MAX_EVENTS_PER_BLOCK)
+                .map(|events| Block::encode(key.0, key.1.clone(), events))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Writes encoded blocks.
+pub(crate) fn insert_blocks(connection: &Connection, blocks: Vec<Block>) -> Result<()> {
+    let series = series_ids(connection, &blocks)?;
+    let total = blocks.len();
+    let mut blocks = blocks.into_iter();
+    for rows in chunk_sizes(total, BLOCK_STATEMENTS.max()) {
+        let mut statement = connection.prepare_cached(BLOCK_STATEMENTS.get(rows)).store()?;
+        let mut values: Vec<Value> = Vec::with_capacity(rows * 6);
+        for block in blocks.by_ref().take(rows) {
+            values.push(Value::Blob(block.token_id.as_bytes().to_vec()));
+            values.push(Value::Integer(series[&block.series]));
+            values.push(Value::Integer(block.first_at.unix_micros()));
+            values.push(Value::Integer(block.last_at.unix_micros()));
+            values.push(Value::Integer(i64::try_from(block.events).unwrap_or(i64::MAX)));
+            values.push(Value::Text(block.data));
+        }
+        statement.execute(rusqlite::params_from_iter(values)).store()?;
+    }
+    Ok(())
 }
 
 fn block_statement(rows: usize) -> String {
@@ -151,44 +165,38 @@ fn block_statement(rows: usize) -> String {
 static BLOCK_STATEMENTS: Statements = Statements::new(64, block_statement);
 
 /// How many raw events are stored.
-pub(crate) async fn count(reader: &sqlx::SqlitePool) -> Result<u64> {
-    let count: i64 = sqlx::query_scalar("SELECT coalesce(sum(events), 0) FROM usage_event_blocks")
-        .fetch_one(reader)
-        .await
-        .store()?;
+pub(crate) fn count(connection: &Connection) -> Result<u64> {
+    let count: i64 = scalar(connection, "SELECT coalesce(sum(events), 0) FROM usage_event_blocks", [])?;
     Ok(u64::try_from(count).unwrap_or(0))
 }
 
 /// Deletes up to [`PURGE_CHUNK`] blocks whose events are all older than `before`; returns how many
 /// blocks and events went.
-pub(crate) async fn purge_whole_blocks(connection: &mut SqliteConnection, before: Timestamp) -> Result<(i64, u64)> {
-    let rows = sqlx::query(
+pub(crate) fn purge_whole_blocks(connection: &Connection, before: Timestamp) -> Result<(i64, u64)> {
+    let deleted = collect(
+        connection,
         "DELETE FROM usage_event_blocks
          WHERE id IN (SELECT id FROM usage_event_blocks WHERE last_at < ?1 LIMIT ?2)
          RETURNING events",
-    )
-    .bind(before.unix_micros())
-    .bind(PURGE_CHUNK)
-    .fetch_all(&mut *connection)
-    .await
-    .store()?;
-    let events = rows.iter().map(|row| u64::try_from(row.get::<i64, _>("events")).unwrap_or(0)).sum();
-    Ok((i64::try_from(rows.len()).unwrap_or(i64::MAX), events))
+        params![before.unix_micros(), PURGE_CHUNK],
+        |row| row.integer(Column { index: 0, name: "usage_event_blocks.events" }),
+    )?;
+    let events = deleted.iter().map(|events| u64::try_from(*events).unwrap_or(0)).sum();
+    Ok((i64::try_from(deleted.len()).unwrap_or(i64::MAX), events))
 }
 
 /// Rewrites the blocks that straddle `before` without their older events; returns how many went.
-pub(crate) async fn purge_straddling_blocks(connection: &mut SqliteConnection, before: Timestamp) -> Result<u64> {
-    let held: i64 = sqlx::query_scalar(
+pub(crate) fn purge_straddling_blocks(connection: &Connection, before: Timestamp) -> Result<u64> {
+    let held: i64 = scalar(
+        connection,
         "SELECT coalesce(sum(events), 0) FROM usage_event_blocks WHERE first_at < ?1 AND last_at >= ?1",
-    )
-    .bind(before.unix_micros())
-    .fetch_one(&mut *connection)
-    .await
-    .store()?;
+        [before.unix_micros()],
+    )?;
     if held == 0 {
         return Ok(0);
     }
-    let kept: Vec<i64> = sqlx::query_scalar(
+    let kept = collect(
+        connection,
         "UPDATE usage_event_blocks SET
             data = (SELECT json_group_array(json(e.value)) FROM json_each(usage_event_blocks.data) e
                     WHERE e.value ->> 0 >= ?1),
@@ -196,10 +204,8 @@ pub(crate) async fn purge_straddling_blocks(connection: &mut SqliteConnection, b
             first_at = (SELECT min(e.value ->> 0) FROM json_each(usage_event_blocks.data) e WHERE e.value ->> 0 >= ?1)
          WHERE first_at < ?1 AND last_at >= ?1
          RETURNING events",
-    )
-    .bind(before.unix_micros())
-    .fetch_all(&mut *connection)
-    .await
-    .store()?;
+        [before.unix_micros()],
+        |row| row.integer(Column { index: 0, name: "usage_event_blocks.events" }),
+    )?;
     Ok(u64::try_from(held - kept.iter().sum::<i64>()).unwrap_or(0))
 }

@@ -1,24 +1,27 @@
-//! The SQLite backend for tollgate (sqlx): the embedded default.
+//! The SQLite backend for tollgate (rusqlite on the bundled libsqlite3): the embedded default.
 //!
-//! One writer connection (every write is a `BEGIN IMMEDIATE` transaction, so concurrent writers
-//! queue instead of failing to upgrade a read lock) and a pool of readers, in WAL mode. The verify
-//! lookup by hash reads through synchronous rusqlite connections instead (see `hash_reader`).
+//! One writer thread owns the write connection and commits in groups (see `writer`): concurrent
+//! writes share one fsync'd commit and are acknowledged only once it is on disk. Reads run on a
+//! small pool of read-only connections in WAL mode, point lookups right on the calling task.
 
 mod audit;
 mod batch;
+mod checkpointer;
 mod columns;
 mod error;
 mod events;
-mod hash_reader;
 mod limits;
 mod migrate;
 mod prices;
+mod readers;
 mod sessions;
 mod store;
+mod syncer;
 mod tokens;
 mod usage;
 mod user_email;
 mod users;
+mod writer;
 
 pub use migrate::{AppliedMigration, MIGRATIONS, Migration};
-pub use store::{SqliteOptions, SqliteStore};
+pub use store::{Durability, SqliteOptions, SqliteStore};

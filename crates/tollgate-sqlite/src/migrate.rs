@@ -2,10 +2,11 @@
 //! applied migrations were edited afterwards (checksums) or that is newer than this binary.
 
 use ring::digest;
-use sqlx::{Row, SqlitePool};
+use rusqlite::Connection;
 use tollgate_store::StoreError;
 
-use crate::error::{SqlxResultExt, corrupt};
+use crate::columns::{collect, first};
+use crate::error::{SqliteResultExt, corrupt};
 
 /// One migration: a version, a name and its SQL, from `migrations/sqlite/<version>_<name>.sql`.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001", "tokens_and_audit"),
     migration!(2, "0002", "users_and_sessions"),
     migration!(3, "0003", "metering"),
+    migration!(4, "0004", "audit_hash_unindexed"),
 ];
 
 /// A migration recorded in the database.
@@ -61,26 +63,24 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _tollgate_migrations (
 ) STRICT";
 
 /// The migrations recorded in the database, compared with this binary's.
-pub(crate) async fn applied(pool: &SqlitePool) -> Result<Vec<AppliedMigration>, StoreError> {
-    sqlx::query(CREATE_TABLE).execute(pool).await.store()?;
-    let rows = sqlx::query("SELECT version, name, checksum FROM _tollgate_migrations ORDER BY version")
-        .fetch_all(pool)
-        .await
-        .store()?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let version: i64 = row.get("version");
-            let checksum: Vec<u8> = row.get("checksum");
-            let unchanged = MIGRATIONS.iter().any(|known| known.version == version && known.checksum() == checksum);
-            AppliedMigration { version, name: row.get("name"), unchanged }
-        })
-        .collect())
+pub(crate) fn applied(connection: &Connection) -> Result<Vec<AppliedMigration>, StoreError> {
+    connection.execute_batch(CREATE_TABLE).store()?;
+    collect(connection, "SELECT version, name, checksum FROM _tollgate_migrations ORDER BY version", [], |row| {
+        let version: i64 = row.get(0).store()?;
+        let checksum: Vec<u8> = row.get(2).store()?;
+        let unchanged = MIGRATIONS.iter().any(|known| known.version == version && known.checksum() == checksum);
+        Ok(AppliedMigration { version, name: row.get(1).store()?, unchanged })
+    })
 }
 
 /// Applies every pending migration, each in its own transaction. Returns how many were applied.
-pub(crate) async fn run(pool: &SqlitePool, now_micros: i64) -> Result<usize, StoreError> {
-    let applied = applied(pool).await?;
+///
+/// Foreign keys are off while a migration runs (SQLite ignores the setting inside a transaction,
+/// and rebuilding a table must not cascade into the tables that reference it); the migration's
+/// transaction then checks every foreign key before it commits, so a migration that breaks one
+/// is rolled back.
+pub(crate) fn run(connection: &Connection, now_micros: i64) -> Result<usize, StoreError> {
+    let applied = applied(connection)?;
     if let Some(edited) = applied.iter().find(|migration| !migration.unchanged) {
         let known = MIGRATIONS.iter().any(|migration| migration.version == edited.version);
         let problem = if known { "was edited after it was applied" } else { "is newer than this tollgate" };
@@ -88,26 +88,40 @@ pub(crate) async fn run(pool: &SqlitePool, now_micros: i64) -> Result<usize, Sto
     }
     let mut count = 0;
     for migration in MIGRATIONS.iter().filter(|known| applied.iter().all(|done| done.version != known.version)) {
-        // One script, one transaction: the schema change and its record land together or not at all.
-        // (Run as a script on the single writer connection because sqlx's `raw_sql` cannot borrow a
-        // transaction inside a `Send` future.)
-        let checksum: String = migration.checksum().iter().map(|byte| format!("{byte:02x}")).collect();
-        let script = format!(
-            "BEGIN IMMEDIATE;\n{sql}\n;INSERT INTO _tollgate_migrations (version, name, checksum, applied_at) \
-             VALUES ({version}, '{name}', X'{checksum}', {now_micros});\nCOMMIT;",
-            sql = migration.sql,
-            version = migration.version,
-            name = migration.name,
-        );
-        if let Err(error) = sqlx::raw_sql(&script).execute(pool).await {
-            // Best effort: the failed script may have left its transaction open.
-            let _ = sqlx::raw_sql("ROLLBACK").execute(pool).await;
-            return Err(crate::error::map_error(error));
-        }
+        connection.pragma_update(None, "foreign_keys", "OFF").store()?;
+        let outcome = apply(connection, migration, now_micros);
+        connection.pragma_update(None, "foreign_keys", "ON").store()?;
+        outcome?;
         tracing::info!(version = migration.version, name = migration.name, "applied migration");
         count += 1;
     }
     Ok(count)
+}
+
+fn apply(connection: &Connection, migration: &Migration, now_micros: i64) -> Result<(), StoreError> {
+    connection.execute_batch("BEGIN IMMEDIATE").store()?;
+    let outcome = (|| {
+        connection.execute_batch(migration.sql).store()?;
+        let broken: Option<String> =
+            first(connection, "PRAGMA foreign_key_check", [], |row| row.get::<_, String>(0).store())?;
+        if let Some(table) = broken {
+            return Err(corrupt(
+                "schema",
+                format!("migration {:04}_{} breaks a foreign key of {table}", migration.version, migration.name),
+            ));
+        }
+        connection
+            .execute(
+                "INSERT INTO _tollgate_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
+                rusqlite::params![migration.version, migration.name, migration.checksum(), now_micros],
+            )
+            .store()?;
+        connection.execute_batch("COMMIT").store()
+    })();
+    if outcome.is_err() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    outcome
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Token storage on SQLite.
 
 use async_trait::async_trait;
-use sqlx::{Sqlite, SqliteConnection, Transaction};
+use rusqlite::{Connection, Row, params};
 use tollgate_store::{
     HashMatch, Page, PageRequest, Result, SecretRotation, StatusFilter, StoreError, TokenFilter, TokenInsert,
     TokenLookup, TokenStore,
@@ -13,8 +13,9 @@ use tollgate_types::{
 
 use crate::SqliteStore;
 use crate::audit::{append, delete_before_with_audit};
-use crate::columns::{Column, Columns};
-use crate::error::{SqlxResultExt, corrupt};
+use crate::columns::{Column, Columns, collect, execute, first, one};
+use crate::error::corrupt;
+use crate::writer::Tx;
 
 /// The token columns every read selects, as a literal so statements can be built with `concat!`.
 macro_rules! token_columns {
@@ -67,15 +68,15 @@ fn column<T, E: std::fmt::Display>(column: &str, parsed: std::result::Result<T, 
     parsed.map_err(|error| corrupt(&format!("tokens.{column}"), error))
 }
 
-fn json_list(row: &impl Columns, list: Column) -> Result<Vec<String>> {
+fn json_list(row: &Row<'_>, list: Column) -> Result<Vec<String>> {
     column(list.name, serde_json::from_str(&row.text(list)?))
 }
 
-fn micros(row: &impl Columns, time: Column) -> Result<Option<Timestamp>> {
+fn micros(row: &Row<'_>, time: Column) -> Result<Option<Timestamp>> {
     Ok(row.optional_integer(time)?.map(Timestamp::from_unix_micros))
 }
 
-pub(crate) fn record_from_row(row: &impl Columns) -> Result<TokenRecord> {
+pub(crate) fn record_from_row(row: &Row<'_>) -> Result<TokenRecord> {
     let user_id = row.optional_text(USER_ID)?;
     let project = row.optional_text(PROJECT)?;
     Ok(TokenRecord {
@@ -103,7 +104,7 @@ pub(crate) fn record_from_row(row: &impl Columns) -> Result<TokenRecord> {
 }
 
 /// Decodes a [`BY_HASH`] row.
-pub(crate) fn lookup_from_row(row: &impl Columns) -> Result<TokenLookup> {
+pub(crate) fn lookup_from_row(row: &Row<'_>) -> Result<TokenLookup> {
     let matched = if row.integer(CURRENT)? == 1 { HashMatch::Current } else { HashMatch::Previous };
     Ok(TokenLookup { record: record_from_row(row)?, matched })
 }
@@ -112,81 +113,84 @@ fn json_text<S: serde::Serialize + ?Sized>(value: &S) -> String {
     serde_json::to_string(value).expect("lists of strings always serialize")
 }
 
-async fn fetch_for_update(connection: &mut SqliteConnection, id: &TokenId) -> Result<TokenRecord> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE id = ?"))
-        .bind(id.to_string())
-        .fetch_optional(&mut *connection)
-        .await
-        .store()?
-        .ok_or(StoreError::NotFound { entity: "token" })?;
-    record_from_row(&row)
+/// The token with `id`, read on `connection` (inside a write job, or on a reader).
+pub(crate) fn fetch(connection: &Connection, id: &TokenId) -> Result<TokenRecord> {
+    one(
+        connection,
+        "token",
+        concat!("SELECT ", token_columns!(), " FROM tokens WHERE id = ?"),
+        [id.to_string()],
+        record_from_row,
+    )
 }
 
-/// Reads the changed token back, appends its audit event and commits: the tail of every token write.
-async fn commit_with_audit(
-    mut transaction: Transaction<'static, Sqlite>,
-    id: &TokenId,
-    audit: &AuditEvent,
-) -> Result<TokenRecord> {
-    let record = fetch_for_update(&mut transaction, id).await?;
-    append(&mut transaction, audit).await?;
-    transaction.commit().await.store()?;
+/// Reads the changed token back and appends its audit event: the tail of every token write.
+fn finish_with_audit(tx: &mut Tx<'_>, id: &TokenId, audit: &AuditEvent) -> Result<TokenRecord> {
+    let record = fetch(tx.connection, id)?;
+    append(tx, audit)?;
     Ok(record)
+}
+
+/// Revokes a token inside a write job (it must exist and be live); `reason` is kept on the row.
+pub(crate) fn revoke_in(tx: &mut Tx<'_>, id: &TokenId, reason: Option<&str>, at: Timestamp) -> Result<()> {
+    execute(
+        tx.connection,
+        "UPDATE tokens SET revoked_at = ?1, revoke_reason = ?2, updated_at = ?1, previous_hash = NULL,
+            previous_key_id = NULL, previous_valid_until = NULL
+         WHERE id = ?3",
+        params![at.unix_micros(), reason, id.to_string()],
+    )
+    .map(drop)
 }
 
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn insert_token(&self, insert: &TokenInsert, audit: &AuditEvent) -> Result<TokenRecord> {
-        let token = &insert.token;
-        let mut transaction = self.write().await?;
-        sqlx::query(
-            "INSERT INTO tokens (id, name, owner, user_id, project, permission, scopes, allowed_tools, ip_allow,
-                expires_at, description, hash, key_id, display_hint, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(insert.id.to_string())
-        .bind(token.name.as_str())
-        .bind(token.owner.as_str())
-        .bind(token.user_id.map(|id| id.to_string()))
-        .bind(token.project.as_ref().map(ProjectName::as_str))
-        .bind(token.permission.as_str())
-        .bind(json_text(&token.scopes))
-        .bind(json_text(&token.allowed_tools))
-        .bind(json_text(&token.ip_allow))
-        .bind(token.expires_at.map(Timestamp::unix_micros))
-        .bind(token.description.as_str())
-        .bind(insert.hash.as_bytes().as_slice())
-        .bind(i64::from(insert.key_id.0))
-        .bind(&insert.display_hint)
-        .bind(insert.created_at.unix_micros())
-        .bind(insert.created_at.unix_micros())
-        .execute(&mut *transaction)
+        let insert = insert.clone();
+        let audit = audit.clone();
+        self.write(move |tx| {
+            let token = &insert.token;
+            execute(
+                tx.connection,
+                "INSERT INTO tokens (id, name, owner, user_id, project, permission, scopes, allowed_tools, ip_allow,
+                    expires_at, description, hash, key_id, display_hint, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    insert.id.to_string(),
+                    token.name.as_str(),
+                    token.owner.as_str(),
+                    token.user_id.map(|id| id.to_string()),
+                    token.project.as_ref().map(ProjectName::as_str),
+                    token.permission.as_str(),
+                    json_text(&token.scopes),
+                    json_text(&token.allowed_tools),
+                    json_text(&token.ip_allow),
+                    token.expires_at.map(Timestamp::unix_micros),
+                    token.description.as_str(),
+                    insert.hash.as_bytes().as_slice(),
+                    i64::from(insert.key_id.0),
+                    &insert.display_hint,
+                    insert.created_at.unix_micros(),
+                    insert.created_at.unix_micros(),
+                ],
+            )?;
+            append(tx, &audit)?;
+            Ok(insert.record())
+        })
         .await
-        .store()?;
-        commit_with_audit(transaction, &insert.id, audit).await
     }
 
     async fn token_by_hash(&self, hash: &TokenHash, now: Timestamp) -> Result<Option<TokenLookup>> {
-        if let Some(reader) = &self.hash_reader {
-            return reader.token_by_hash(hash, now);
-        }
-        let row = sqlx::query(BY_HASH)
-            .bind(hash.as_bytes().as_slice())
-            .bind(now.unix_micros())
-            .fetch_optional(&self.reader)
-            .await
-            .store()?;
-        row.as_ref().map(lookup_from_row).transpose()
+        let hash = *hash;
+        self.point(move |connection| {
+            first(connection, BY_HASH, params![hash.as_bytes().as_slice(), now.unix_micros()], lookup_from_row)
+        })
+        .await
     }
 
     async fn token(&self, id: &TokenId) -> Result<TokenRecord> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE id = ?"))
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .store()?
-            .ok_or(StoreError::NotFound { entity: "token" })?;
-        record_from_row(&row)
+        let id = *id;
+        self.point(move |connection| fetch(connection, &id)).await
     }
 
     async fn list_tokens(&self, filter: &TokenFilter, page: &PageRequest, now: Timestamp) -> Result<Page<TokenRecord>> {
@@ -206,67 +210,70 @@ impl TokenStore for SqliteStore {
                AND {status}
              ORDER BY id DESC LIMIT ?6"
         );
-        let rows = sqlx::query(&sql)
-            .bind(before)
-            .bind(filter.owner.as_ref().map(OwnerName::as_str))
-            .bind(filter.project.as_ref().map(ProjectName::as_str))
-            .bind(filter.user_id.map(|id| id.to_string()))
-            .bind(now.unix_micros())
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.reader)
-            .await
-            .store()?;
-        let items = rows.iter().map(record_from_row).collect::<Result<Vec<_>>>()?;
+        let filter = filter.clone();
+        let limit = page.limit;
+        let items = self
+            .scan(move |connection| {
+                collect(
+                    connection,
+                    &sql,
+                    params![
+                        before,
+                        filter.owner.as_ref().map(OwnerName::as_str),
+                        filter.project.as_ref().map(ProjectName::as_str),
+                        filter.user_id.map(|id| id.to_string()),
+                        now.unix_micros(),
+                        i64::from(limit) + 1
+                    ],
+                    record_from_row,
+                )
+            })
+            .await?;
         Ok(Page::from_overfetch(items, page.limit, |record| record.id.to_string()))
     }
 
     async fn revoke_token(&self, id: &TokenId, reason: Option<&str>, audit: &AuditEvent) -> Result<TokenRecord> {
-        let mut transaction = self.write().await?;
-        let current = fetch_for_update(&mut transaction, id).await?;
-        if current.revoked_at.is_some() {
-            return Ok(current);
-        }
-        sqlx::query(
-            "UPDATE tokens SET revoked_at = ?, revoke_reason = ?, updated_at = ?, previous_hash = NULL,
-                previous_key_id = NULL, previous_valid_until = NULL
-             WHERE id = ?",
-        )
-        .bind(audit.at.unix_micros())
-        .bind(reason)
-        .bind(audit.at.unix_micros())
-        .bind(id.to_string())
-        .execute(&mut *transaction)
+        let (id, reason, audit) = (*id, reason.map(str::to_owned), audit.clone());
+        self.write(move |tx| {
+            let current = fetch(tx.connection, &id)?;
+            if current.revoked_at.is_some() {
+                return Ok(current);
+            }
+            revoke_in(tx, &id, reason.as_deref(), audit.at)?;
+            finish_with_audit(tx, &id, &audit)
+        })
         .await
-        .store()?;
-        commit_with_audit(transaction, id, audit).await
     }
 
     async fn rotate_token(&self, rotation: &SecretRotation, audit: &AuditEvent) -> Result<TokenRecord> {
-        let mut transaction = self.write().await?;
-        let current = fetch_for_update(&mut transaction, &rotation.id).await?;
-        if current.revoked_at.is_some() {
-            return Err(StoreError::Conflict("token is revoked".to_owned()));
-        }
-        // A grace period that has already ended keeps no previous secret at all.
-        let grace = rotation.previous_valid_until.filter(|until| *until > rotation.at);
-        sqlx::query(
-            "UPDATE tokens SET
-                previous_hash = CASE WHEN ?1 IS NULL THEN NULL ELSE hash END,
-                previous_key_id = CASE WHEN ?1 IS NULL THEN NULL ELSE key_id END,
-                previous_valid_until = ?1,
-                hash = ?2, key_id = ?3, display_hint = ?4, rotated_at = ?5, updated_at = ?5
-             WHERE id = ?6 AND revoked_at IS NULL",
-        )
-        .bind(grace.map(Timestamp::unix_micros))
-        .bind(rotation.hash.as_bytes().as_slice())
-        .bind(i64::from(rotation.key_id.0))
-        .bind(&rotation.display_hint)
-        .bind(rotation.at.unix_micros())
-        .bind(rotation.id.to_string())
-        .execute(&mut *transaction)
+        let (rotation, audit) = (rotation.clone(), audit.clone());
+        self.write(move |tx| {
+            let current = fetch(tx.connection, &rotation.id)?;
+            if current.revoked_at.is_some() {
+                return Err(StoreError::Conflict("token is revoked".to_owned()));
+            }
+            // A grace period that has already ended keeps no previous secret at all.
+            let grace = rotation.previous_valid_until.filter(|until| *until > rotation.at);
+            execute(
+                tx.connection,
+                "UPDATE tokens SET
+                    previous_hash = CASE WHEN ?1 IS NULL THEN NULL ELSE hash END,
+                    previous_key_id = CASE WHEN ?1 IS NULL THEN NULL ELSE key_id END,
+                    previous_valid_until = ?1,
+                    hash = ?2, key_id = ?3, display_hint = ?4, rotated_at = ?5, updated_at = ?5
+                 WHERE id = ?6 AND revoked_at IS NULL",
+                params![
+                    grace.map(Timestamp::unix_micros),
+                    rotation.hash.as_bytes().as_slice(),
+                    i64::from(rotation.key_id.0),
+                    &rotation.display_hint,
+                    rotation.at.unix_micros(),
+                    rotation.id.to_string(),
+                ],
+            )?;
+            finish_with_audit(tx, &rotation.id, &audit)
+        })
         .await
-        .store()?;
-        commit_with_audit(transaction, &rotation.id, audit).await
     }
 
     async fn update_token(
@@ -276,45 +283,49 @@ impl TokenStore for SqliteStore {
         at: Timestamp,
         audit: &AuditEvent,
     ) -> Result<TokenRecord> {
-        let mut transaction = self.write().await?;
-        let current = fetch_for_update(&mut transaction, id).await?;
-        if current.revoked_at.is_some() {
-            return Err(StoreError::Conflict("token is revoked".to_owned()));
-        }
-        let expires_at = patch.expires_at.unwrap_or(current.expires_at);
-        sqlx::query(
-            "UPDATE tokens SET name = ?, description = ?, allowed_tools = ?, ip_allow = ?, expires_at = ?, updated_at = ?
-             WHERE id = ?",
-        )
-        .bind(patch.name.as_ref().unwrap_or(&current.name).as_str())
-        .bind(patch.description.as_ref().unwrap_or(&current.description).as_str())
-        .bind(json_text(patch.allowed_tools.as_ref().unwrap_or(&current.allowed_tools)))
-        .bind(json_text(patch.ip_allow.as_ref().unwrap_or(&current.ip_allow)))
-        .bind(expires_at.map(Timestamp::unix_micros))
-        .bind(at.unix_micros())
-        .bind(id.to_string())
-        .execute(&mut *transaction)
+        let (id, patch, audit) = (*id, patch.clone(), audit.clone());
+        self.write(move |tx| {
+            let current = fetch(tx.connection, &id)?;
+            if current.revoked_at.is_some() {
+                return Err(StoreError::Conflict("token is revoked".to_owned()));
+            }
+            let expires_at = patch.expires_at.unwrap_or(current.expires_at);
+            execute(
+                tx.connection,
+                "UPDATE tokens SET name = ?, description = ?, allowed_tools = ?, ip_allow = ?, expires_at = ?,
+                    updated_at = ?
+                 WHERE id = ?",
+                params![
+                    patch.name.as_ref().unwrap_or(&current.name).as_str(),
+                    patch.description.as_ref().unwrap_or(&current.description).as_str(),
+                    json_text(patch.allowed_tools.as_ref().unwrap_or(&current.allowed_tools)),
+                    json_text(patch.ip_allow.as_ref().unwrap_or(&current.ip_allow)),
+                    expires_at.map(Timestamp::unix_micros),
+                    at.unix_micros(),
+                    id.to_string(),
+                ],
+            )?;
+            finish_with_audit(tx, &id, &audit)
+        })
         .await
-        .store()?;
-        commit_with_audit(transaction, id, audit).await
     }
 
     async fn touch_tokens(&self, uses: &[(TokenId, Timestamp)]) -> Result<()> {
         if uses.is_empty() {
             return Ok(());
         }
-        let mut transaction = self.write().await?;
-        for (id, at) in uses {
-            sqlx::query(
-                "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
-            )
-            .bind(at.unix_micros())
-            .bind(id.to_string())
-            .execute(&mut *transaction)
-            .await
-            .store()?;
-        }
-        transaction.commit().await.store()
+        let uses = uses.to_vec();
+        self.write(move |tx| {
+            for (id, at) in &uses {
+                execute(
+                    tx.connection,
+                    "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
+                    params![at.unix_micros(), id.to_string()],
+                )?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn delete_inactive_tokens(&self, cutoff: Timestamp, audit: &AuditEvent) -> Result<u64> {

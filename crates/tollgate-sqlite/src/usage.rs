@@ -2,8 +2,8 @@
 //! same transaction, summaries summed from rollups in SQL.
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use rusqlite::types::Value;
+use rusqlite::{Connection, Row, params};
 use tollgate_store::{
     Result, UsageBatch, UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UsageTotals, hourly_rollups,
 };
@@ -14,8 +14,9 @@ use tollgate_types::{
 
 use crate::SqliteStore;
 use crate::batch::{Statements, chunk_sizes, placeholders};
-use crate::error::SqlxResultExt;
-use crate::events::{self, insert_blocks};
+use crate::columns::{Column, Columns, collect};
+use crate::error::SqliteResultExt;
+use crate::events::{self, encode_blocks, insert_blocks};
 use crate::limits::{add_to_counter, record_shadow_hits};
 
 fn latency_columns(prefix: &str) -> String {
@@ -59,49 +60,76 @@ fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-async fn upsert_rollups(connection: &mut SqliteConnection, events: &[UsageEvent]) -> Result<()> {
-    let rollups = hourly_rollups(events);
-    let mut rest = rollups.as_slice();
-    for rows in chunk_sizes(rest.len(), ROLLUP_STATEMENTS.max()) {
-        let (chunk, tail) = rest.split_at(rows);
-        let mut query = sqlx::query(ROLLUP_STATEMENTS.get(rows));
-        for (key, totals) in chunk {
-            query = query
-                .bind(key.hour.unix_micros())
-                .bind(key.token_id.to_string())
-                .bind(key.provider.as_str())
-                .bind(key.model.as_str())
-                .bind(int(totals.events))
-                .bind(int(totals.requests))
-                .bind(int(totals.input_tokens))
-                .bind(int(totals.output_tokens))
-                .bind(totals.cost.micros())
-                .bind(int(totals.errors));
-            for count in totals.latency.counts() {
-                query = query.bind(int(*count));
-            }
+/// One rollup row's key and sums, owned so it can travel to the writer thread.
+#[derive(Debug)]
+struct RollupRow {
+    hour: i64,
+    token_id: String,
+    provider: String,
+    model: String,
+    totals: UsageTotals,
+}
+
+fn rollup_rows(events: &[UsageEvent]) -> Vec<RollupRow> {
+    hourly_rollups(events)
+        .into_iter()
+        .map(|(key, totals)| RollupRow {
+            hour: key.hour.unix_micros(),
+            token_id: key.token_id.to_string(),
+            provider: key.provider.as_str().to_owned(),
+            model: key.model.as_str().to_owned(),
+            totals,
+        })
+        .collect()
+}
+
+fn upsert_rollups(connection: &Connection, rollups: Vec<RollupRow>) -> Result<()> {
+    let total = rollups.len();
+    let mut rollups = rollups.into_iter();
+    for rows in chunk_sizes(total, ROLLUP_STATEMENTS.max()) {
+        let mut statement = connection.prepare_cached(ROLLUP_STATEMENTS.get(rows)).store()?;
+        let mut values: Vec<Value> = Vec::with_capacity(rows * ROLLUP_PARAMETERS);
+        for row in rollups.by_ref().take(rows) {
+            let totals = &row.totals;
+            values.extend([
+                Value::Integer(row.hour),
+                Value::Text(row.token_id),
+                Value::Text(row.provider),
+                Value::Text(row.model),
+                Value::Integer(int(totals.events)),
+                Value::Integer(int(totals.requests)),
+                Value::Integer(int(totals.input_tokens)),
+                Value::Integer(int(totals.output_tokens)),
+                Value::Integer(totals.cost.micros()),
+                Value::Integer(int(totals.errors)),
+            ]);
+            values.extend(totals.latency.counts().iter().map(|count| Value::Integer(int(*count))));
         }
-        query.execute(&mut *connection).await.store()?;
-        rest = tail;
+        statement.execute(rusqlite::params_from_iter(values)).store()?;
     }
     Ok(())
 }
 
-fn totals_from_row(row: &SqliteRow) -> UsageTotals {
-    let count = |column: &str| u64::try_from(row.get::<i64, _>(column)).unwrap_or(0);
+const TOTAL_COLUMNS: [&str; 6] = ["events", "requests", "input_tokens", "output_tokens", "cost_micros", "errors"];
+
+/// Reads the sums of a summary row: the six totals then the latency buckets, from position 1.
+fn totals_from_row(row: &Row<'_>) -> Result<UsageTotals> {
+    let count = |index: usize, name: &'static str| -> Result<u64> {
+        Ok(u64::try_from(row.integer(Column { index, name })?).unwrap_or(0))
+    };
     let mut buckets = [0u64; LATENCY_BUCKETS];
     for (bucket, slot) in buckets.iter_mut().enumerate() {
-        *slot = count(&format!("lat_{bucket}"));
+        *slot = count(1 + TOTAL_COLUMNS.len() + bucket, "lat")?;
     }
-    UsageTotals {
-        events: count("events"),
-        requests: count("requests"),
-        input_tokens: count("input_tokens"),
-        output_tokens: count("output_tokens"),
-        cost: Microdollars::from_micros(row.get("cost_micros")),
-        errors: count("errors"),
+    Ok(UsageTotals {
+        events: count(1, "events")?,
+        requests: count(2, "requests")?,
+        input_tokens: count(3, "input_tokens")?,
+        output_tokens: count(4, "output_tokens")?,
+        cost: Microdollars::from_micros(row.integer(Column { index: 5, name: "cost_micros" })?),
+        errors: count(6, "errors")?,
         latency: LatencyHistogram::from_counts(buckets),
-    }
+    })
 }
 
 /// The hours a filter covers: `since` rounded down, `until` rounded up.
@@ -118,18 +146,24 @@ impl UsageStore for SqliteStore {
         if batch.events.is_empty() && batch.counters.is_empty() && batch.shadow_hits.is_empty() {
             return Ok(Vec::new());
         }
-        let mut transaction = self.write().await?;
-        // Counters first: a counter created here is seeded from the rollups as they were before
-        // this batch, and the batch's own contribution arrives as the delta.
-        let mut totals = Vec::with_capacity(batch.counters.len());
-        for delta in batch.counters {
-            totals.push(add_to_counter(&mut transaction, &delta.key, delta.delta).await?);
-        }
-        record_shadow_hits(&mut transaction, batch.shadow_hits).await?;
-        insert_blocks(&mut transaction, batch.events).await?;
-        upsert_rollups(&mut transaction, batch.events).await?;
-        transaction.commit().await.store()?;
-        Ok(totals)
+        // Encoded here, on the caller's task: the writer thread only writes.
+        let blocks = encode_blocks(batch.events);
+        let rollups = rollup_rows(batch.events);
+        let counters = batch.counters.to_vec();
+        let shadow_hits = batch.shadow_hits.to_vec();
+        self.write(move |tx| {
+            // Counters first: a counter created here is seeded from the rollups as they were before
+            // this batch, and the batch's own contribution arrives as the delta.
+            let mut totals = Vec::with_capacity(counters.len());
+            for delta in &counters {
+                totals.push(add_to_counter(tx.connection, &delta.key, delta.delta)?);
+            }
+            record_shadow_hits(tx.connection, &shadow_hits)?;
+            insert_blocks(tx.connection, blocks)?;
+            upsert_rollups(tx.connection, rollups)?;
+            Ok(totals)
+        })
+        .await
     }
 
     async fn usage_summary(
@@ -149,7 +183,7 @@ impl UsageStore for SqliteStore {
             Some(UsageGroupBy::Hour) => "CAST(hour AS TEXT)",
         };
         let group = if group_by.is_some() { "GROUP BY group_key" } else { "" };
-        let sums: Vec<String> = ["events", "requests", "input_tokens", "output_tokens", "cost_micros", "errors"]
+        let sums: Vec<String> = TOTAL_COLUMNS
             .into_iter()
             .map(str::to_owned)
             .chain((0..LATENCY_BUCKETS).map(|bucket| format!("lat_{bucket}")))
@@ -164,53 +198,52 @@ impl UsageStore for SqliteStore {
             sums = sums.join(", "),
         );
         let (since, until) = hour_range(filter);
-        let rows = sqlx::query(&sql)
-            .bind(since)
-            .bind(until)
-            .bind(filter.token_id.map(|id| id.to_string()))
-            .bind(filter.owner.as_ref().map(OwnerName::as_str))
-            .bind(filter.user_id.map(|id| id.to_string()))
-            .bind(filter.project.as_ref().map(ProjectName::as_str))
-            .bind(filter.provider.as_ref().map(ProviderName::as_str))
-            .bind(filter.model.as_ref().map(ModelName::as_str))
-            .bind(i64::from(limit.max(1)))
-            .fetch_all(&self.reader)
-            .await
-            .store()?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                let key: Option<String> = row.get("group_key");
-                let key = match group_by {
-                    Some(UsageGroupBy::Hour) => key
-                        .and_then(|micros| micros.parse::<i64>().ok())
-                        .map(|micros| Timestamp::from_unix_micros(micros).to_rfc3339()),
-                    _ => key,
-                };
-                UsageGroup { key, totals: totals_from_row(row) }
-            })
-            .collect())
+        let filter = filter.clone();
+        self.scan(move |connection| {
+            collect(
+                connection,
+                &sql,
+                params![
+                    since,
+                    until,
+                    filter.token_id.map(|id| id.to_string()),
+                    filter.owner.as_ref().map(OwnerName::as_str),
+                    filter.user_id.map(|id| id.to_string()),
+                    filter.project.as_ref().map(ProjectName::as_str),
+                    filter.provider.as_ref().map(ProviderName::as_str),
+                    filter.model.as_ref().map(ModelName::as_str),
+                    i64::from(limit.max(1)),
+                ],
+                |row| {
+                    let key = row.optional_text(Column { index: 0, name: "group_key" })?;
+                    let key = match group_by {
+                        Some(UsageGroupBy::Hour) => key
+                            .and_then(|micros| micros.parse::<i64>().ok())
+                            .map(|micros| Timestamp::from_unix_micros(micros).to_rfc3339()),
+                        _ => key,
+                    };
+                    Ok(UsageGroup { key, totals: totals_from_row(row)? })
+                },
+            )
+        })
+        .await
     }
 
     async fn count_usage_events(&self) -> Result<u64> {
-        events::count(&self.reader).await
+        self.scan(events::count).await
     }
 
     async fn purge_usage_events(&self, before: Timestamp) -> Result<u64> {
         let mut purged = 0u64;
-        // Whole blocks first, a chunk per transaction so batches from the recorder interleave.
+        // Whole blocks first, a chunk per write so batches from the recorder interleave.
         loop {
-            let mut transaction = self.write().await?;
-            let (blocks, events) = events::purge_whole_blocks(&mut transaction, before).await?;
-            transaction.commit().await.store()?;
+            let (blocks, events) = self.write(move |tx| events::purge_whole_blocks(tx.connection, before)).await?;
             purged += events;
             if blocks == 0 {
                 break;
             }
         }
-        let mut transaction = self.write().await?;
-        purged += events::purge_straddling_blocks(&mut transaction, before).await?;
-        transaction.commit().await.store()?;
+        purged += self.write(move |tx| events::purge_straddling_blocks(tx.connection, before)).await?;
         Ok(purged)
     }
 }

@@ -2,8 +2,7 @@
 //! transaction), roles, passwords and failed-login counting.
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+use rusqlite::{Connection, Row, params};
 use tollgate_store::{
     LoginFailure, Page, PageRequest, PasswordChange, Result, StatusChange, StatusChanged, StoreError, UserCredentials,
     UserFilter, UserInsert, UserStore,
@@ -12,8 +11,10 @@ use tollgate_types::{AuditEvent, Email, Role, Timestamp, TokenId, UserId, UserRe
 
 use crate::SqliteStore;
 use crate::audit::append;
-use crate::error::{SqlxResultExt, corrupt};
+use crate::columns::{Column, Columns, collect, execute, first, one, scalar};
+use crate::error::corrupt;
 use crate::user_email::{UniqueColumn, credentials_by, set_user_email};
+use crate::writer::Tx;
 
 /// The user columns, in the order [`user_from_row`] reads them.
 pub(crate) const USER_COLUMNS: [&str; 13] = [
@@ -32,58 +33,53 @@ pub(crate) const USER_COLUMNS: [&str; 13] = [
     "last_login_at",
 ];
 
-/// `USER_COLUMNS` qualified by `table` and renamed with `prefix`, for SELECT lists and joins.
-pub(crate) fn user_columns(table: &str, prefix: &str) -> String {
-    USER_COLUMNS.iter().map(|column| format!("{table}.{column} AS {prefix}{column}")).collect::<Vec<_>>().join(", ")
+/// `USER_COLUMNS` qualified by `table`, for SELECT lists and joins; read back with
+/// [`user_from_row`] at the position the list starts.
+pub(crate) fn user_columns(table: &str) -> String {
+    USER_COLUMNS.iter().map(|column| format!("{table}.{column}")).collect::<Vec<_>>().join(", ")
 }
 
 pub(crate) fn column<T, E: std::fmt::Display>(name: &str, parsed: std::result::Result<T, E>) -> Result<T> {
     parsed.map_err(|error| corrupt(&format!("users.{name}"), error))
 }
 
-/// Reads a user from columns named `<prefix><column>`.
-pub(crate) fn user_from_row(row: &SqliteRow, prefix: &str) -> Result<UserRecord> {
-    let get_text = |name: &str| -> String { row.get(format!("{prefix}{name}").as_str()) };
-    let get_int = |name: &str| -> i64 { row.get(format!("{prefix}{name}").as_str()) };
-    let get_micros = |name: &str| -> Option<Timestamp> {
-        row.get::<Option<i64>, _>(format!("{prefix}{name}").as_str()).map(Timestamp::from_unix_micros)
+/// Reads a user from the [`USER_COLUMNS`] starting at position `offset`.
+pub(crate) fn user_from_row(row: &Row<'_>, offset: usize) -> Result<UserRecord> {
+    let at = |index: usize| Column { index: offset + index, name: USER_COLUMNS[index] };
+    let micros = |index: usize| -> Result<Option<Timestamp>> {
+        Ok(row.optional_integer(at(index))?.map(Timestamp::from_unix_micros))
     };
     Ok(UserRecord {
-        id: column("id", UserId::parse(&get_text("id")))?,
-        username: column("username", Username::parse(&get_text("username")))?,
-        email: column("email", Email::parse(&get_text("email")))?,
-        role: column("role", get_text("role").parse::<Role>())?,
-        status: column("status", get_text("status").parse::<UserStatus>())?,
-        status_reason: row.get(format!("{prefix}status_reason").as_str()),
-        must_change_password: get_int("must_change_password") != 0,
-        failed_logins: column("failed_logins", u32::try_from(get_int("failed_logins")))?,
-        locked_until: get_micros("locked_until"),
-        created_at: Timestamp::from_unix_micros(get_int("created_at")),
-        updated_at: Timestamp::from_unix_micros(get_int("updated_at")),
-        password_changed_at: Timestamp::from_unix_micros(get_int("password_changed_at")),
-        last_login_at: get_micros("last_login_at"),
+        id: column("id", UserId::parse(&row.text(at(0))?))?,
+        username: column("username", Username::parse(&row.text(at(1))?))?,
+        email: column("email", Email::parse(&row.text(at(2))?))?,
+        role: column("role", row.text(at(3))?.parse::<Role>())?,
+        status: column("status", row.text(at(4))?.parse::<UserStatus>())?,
+        status_reason: row.optional_text(at(5))?,
+        must_change_password: row.integer(at(6))? != 0,
+        failed_logins: column("failed_logins", u32::try_from(row.integer(at(7))?))?,
+        locked_until: micros(8)?,
+        created_at: Timestamp::from_unix_micros(row.integer(at(9))?),
+        updated_at: Timestamp::from_unix_micros(row.integer(at(10))?),
+        password_changed_at: Timestamp::from_unix_micros(row.integer(at(11))?),
+        last_login_at: micros(12)?,
     })
 }
 
-/// The user with `id`, read inside the caller's transaction.
-pub(crate) async fn fetch_user(connection: &mut SqliteConnection, id: &UserId) -> Result<UserRecord> {
-    let row = sqlx::query(&format!("SELECT {} FROM users WHERE id = ?", user_columns("users", "")))
-        .bind(id.to_string())
-        .fetch_optional(&mut *connection)
-        .await
-        .store()?
-        .ok_or(StoreError::NotFound { entity: "user" })?;
-    user_from_row(&row, "")
+/// The user with `id`, read on `connection`.
+pub(crate) fn fetch_user(connection: &Connection, id: &UserId) -> Result<UserRecord> {
+    let sql = format!("SELECT {} FROM users WHERE id = ?", user_columns("users"));
+    one(connection, "user", &sql, [id.to_string()], |row| user_from_row(row, 0))
 }
 
 /// Whether an active admin other than `id` exists (the last-admin rule).
-async fn another_active_admin(connection: &mut SqliteConnection, id: &UserId) -> Result<bool> {
-    let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin' AND status = 'active' AND id <> ?)")
-        .bind(id.to_string())
-        .fetch_one(&mut *connection)
-        .await
-        .store()?;
-    Ok(row.get::<i64, _>(0) == 1)
+fn another_active_admin(connection: &Connection, id: &UserId) -> Result<bool> {
+    let exists: i64 = scalar(
+        connection,
+        "SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin' AND status = 'active' AND id <> ?)",
+        [id.to_string()],
+    )?;
+    Ok(exists == 1)
 }
 
 fn last_admin() -> StoreError {
@@ -91,120 +87,94 @@ fn last_admin() -> StoreError {
 }
 
 /// Revokes every live session of `user_id`; returns how many.
-pub(crate) async fn revoke_user_sessions(
-    connection: &mut SqliteConnection,
+pub(crate) fn revoke_user_sessions(
+    connection: &Connection,
     user_id: &UserId,
     reason: &str,
     at: Timestamp,
 ) -> Result<u64> {
-    Ok(sqlx::query("UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND revoked_at IS NULL")
-        .bind(at.unix_micros())
-        .bind(reason)
-        .bind(user_id.to_string())
-        .execute(&mut *connection)
-        .await
-        .store()?
-        .rows_affected())
+    execute(
+        connection,
+        "UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND revoked_at IS NULL",
+        params![at.unix_micros(), reason, user_id.to_string()],
+    )
 }
 
 /// Revokes the live tokens of a user (by `user_id`, or by owner name for tokens issued without one),
 /// writing a `token.revoke` event for each.
-async fn revoke_user_tokens(
-    connection: &mut SqliteConnection,
-    user: &UserRecord,
-    reason: &str,
-    audit: &AuditEvent,
-) -> Result<Vec<TokenId>> {
-    let rows = sqlx::query(&format!(
+fn revoke_user_tokens(tx: &mut Tx<'_>, user: &UserRecord, reason: &str, audit: &AuditEvent) -> Result<Vec<TokenId>> {
+    let sql = format!(
         "SELECT {} FROM tokens WHERE revoked_at IS NULL AND (user_id = ?1 OR (user_id IS NULL AND owner = ?2)) ORDER BY id",
         crate::tokens::COLUMNS
-    ))
-    .bind(user.id.to_string())
-    .bind(user.username.as_str())
-    .fetch_all(&mut *connection)
-    .await
-    .store()?;
-    let mut revoked = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let token = crate::tokens::record_from_row(row)?;
-        sqlx::query(
-            "UPDATE tokens SET revoked_at = ?1, revoke_reason = ?2, updated_at = ?1, previous_hash = NULL,
-                previous_key_id = NULL, previous_valid_until = NULL
-             WHERE id = ?3",
-        )
-        .bind(audit.at.unix_micros())
-        .bind(reason)
-        .bind(token.id.to_string())
-        .execute(&mut *connection)
-        .await
-        .store()?;
+    );
+    let tokens = collect(
+        tx.connection,
+        &sql,
+        params![user.id.to_string(), user.username.as_str()],
+        crate::tokens::record_from_row,
+    )?;
+    let mut revoked = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        crate::tokens::revoke_in(tx, &token.id, Some(reason), audit.at)?;
         let mut event = AuditEvent::new(audit.actor.clone(), "token.revoke", token.id, audit.at);
         event.before = serde_json::to_value(&token).ok();
         event.reason = Some(reason.to_owned());
         event.ip = audit.ip;
-        append(&mut *connection, &event).await?;
+        append(tx, &event)?;
         revoked.push(token.id);
     }
     Ok(revoked)
 }
 
-/// Reads the changed user back, appends its audit event and commits: the tail of every user write.
-pub(crate) async fn commit_user_with_audit(
-    mut transaction: Transaction<'static, Sqlite>,
-    id: &UserId,
-    audit: &AuditEvent,
-) -> Result<UserRecord> {
-    let record = fetch_user(&mut transaction, id).await?;
-    append(&mut transaction, audit).await?;
-    transaction.commit().await.store()?;
+/// Reads the changed user back and appends its audit event: the tail of every user write.
+pub(crate) fn finish_user_with_audit(tx: &mut Tx<'_>, id: &UserId, audit: &AuditEvent) -> Result<UserRecord> {
+    let record = fetch_user(tx.connection, id)?;
+    append(tx, audit)?;
     Ok(record)
 }
 
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn insert_user(&self, insert: &UserInsert, audit: &AuditEvent) -> Result<UserRecord> {
-        let user = &insert.user;
-        let mut transaction = self.write().await?;
-        let taken =
-            sqlx::query("SELECT username = ?1 AS same_name FROM users WHERE username = ?1 OR email = ?2 LIMIT 1")
-                .bind(user.username.as_str())
-                .bind(user.email.as_str())
-                .fetch_optional(&mut *transaction)
-                .await
-                .store()?;
-        if let Some(row) = taken {
-            let what = if row.get::<i64, _>("same_name") == 1 { "username" } else { "email" };
-            return Err(StoreError::Conflict(format!("{what} is already taken")));
-        }
-        let at = insert.created_at.unix_micros();
-        sqlx::query(
-            "INSERT INTO users (id, username, email, password_hash, role, must_change_password, created_at, updated_at,
-                password_changed_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(insert.id.to_string())
-        .bind(user.username.as_str())
-        .bind(user.email.as_str())
-        .bind(insert.password_hash.as_str())
-        .bind(user.role.as_str())
-        .bind(i64::from(user.must_change_password))
-        .bind(at)
-        .bind(at)
-        .bind(at)
-        .execute(&mut *transaction)
+        let (insert, audit) = (insert.clone(), audit.clone());
+        self.write(move |tx| {
+            let user = &insert.user;
+            let taken = first(
+                tx.connection,
+                "SELECT username = ?1 FROM users WHERE username = ?1 OR email = ?2 LIMIT 1",
+                params![user.username.as_str(), user.email.as_str()],
+                |row| row.value::<i64>(Column { index: 0, name: "same_name" }),
+            )?;
+            if let Some(same_name) = taken {
+                let what = if same_name == 1 { "username" } else { "email" };
+                return Err(StoreError::Conflict(format!("{what} is already taken")));
+            }
+            let at = insert.created_at.unix_micros();
+            execute(
+                tx.connection,
+                "INSERT INTO users (id, username, email, password_hash, role, must_change_password, created_at,
+                    updated_at, password_changed_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    insert.id.to_string(),
+                    user.username.as_str(),
+                    user.email.as_str(),
+                    insert.password_hash.as_str(),
+                    user.role.as_str(),
+                    i64::from(user.must_change_password),
+                    at,
+                    at,
+                    at,
+                ],
+            )?;
+            finish_user_with_audit(tx, &insert.id, &audit)
+        })
         .await
-        .store()?;
-        commit_user_with_audit(transaction, &insert.id, audit).await
     }
 
     async fn user(&self, id: &UserId) -> Result<UserRecord> {
-        let row = sqlx::query(&format!("SELECT {} FROM users WHERE id = ?", user_columns("users", "")))
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .store()?
-            .ok_or(StoreError::NotFound { entity: "user" })?;
-        user_from_row(&row, "")
+        let id = *id;
+        self.point(move |connection| fetch_user(connection, &id)).await
     }
 
     async fn user_credentials(&self, username: &Username) -> Result<Option<UserCredentials>> {
@@ -229,96 +199,102 @@ impl UserStore for SqliteStore {
              WHERE id < ?1 AND (?2 IS NULL OR role = ?2) AND (?3 IS NULL OR status = ?3)
                AND (?4 IS NULL OR username LIKE ?4 ESCAPE '\\' OR email LIKE ?4 ESCAPE '\\')
              ORDER BY id DESC LIMIT ?5",
-            user_columns("users", "")
+            user_columns("users")
         );
-        let rows = sqlx::query(&sql)
-            .bind(before)
-            .bind(filter.role.map(Role::as_str))
-            .bind(filter.status.map(UserStatus::as_str))
-            .bind(pattern)
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.reader)
-            .await
-            .store()?;
-        let mut items = rows.iter().map(|row| user_from_row(row, "")).collect::<Result<Vec<_>>>()?;
-        let next_cursor = if items.len() > page.limit as usize {
-            items.truncate(page.limit as usize);
-            items.last().map(|record| record.id.to_string())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        let (role, status, limit) = (filter.role, filter.status, page.limit);
+        let items = self
+            .scan(move |connection| {
+                collect(
+                    connection,
+                    &sql,
+                    params![
+                        before,
+                        role.map(Role::as_str),
+                        status.map(UserStatus::as_str),
+                        pattern,
+                        i64::from(limit) + 1
+                    ],
+                    |row| user_from_row(row, 0),
+                )
+            })
+            .await?;
+        Ok(Page::from_overfetch(items, page.limit, |record| record.id.to_string()))
     }
 
     async fn set_user_status(&self, change: &StatusChange, audit: &AuditEvent) -> Result<StatusChanged> {
-        let mut transaction = self.write().await?;
-        let current = fetch_user(&mut transaction, &change.id).await?;
-        if current.status == change.status {
-            return Ok(StatusChanged { record: current, revoked_tokens: Vec::new(), revoked_sessions: 0 });
-        }
-        if current.status == UserStatus::Deleted {
-            return Err(StoreError::Conflict("user is deleted".to_owned()));
-        }
-        if current.role == Role::Admin
-            && current.status == UserStatus::Active
-            && !another_active_admin(&mut transaction, &change.id).await?
-        {
-            return Err(last_admin());
-        }
-        sqlx::query("UPDATE users SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?")
-            .bind(change.status.as_str())
-            .bind(change.reason.as_deref())
-            .bind(change.at.unix_micros())
-            .bind(change.id.to_string())
-            .execute(&mut *transaction)
-            .await
-            .store()?;
-        let record = fetch_user(&mut transaction, &change.id).await?;
-        let (revoked_sessions, revoked_tokens) = if change.status == UserStatus::Active {
-            append(&mut transaction, audit).await?;
-            (0, Vec::new())
-        } else {
-            let why = format!("user {}", change.status);
-            let sessions = revoke_user_sessions(&mut transaction, &change.id, &why, change.at).await?;
-            let mut event = audit.clone();
-            if let Some(serde_json::Value::Object(after)) = &mut event.after {
-                after.insert("sessions_revoked".to_owned(), sessions.into());
+        let (change, audit) = (change.clone(), audit.clone());
+        self.write(move |tx| {
+            let current = fetch_user(tx.connection, &change.id)?;
+            if current.status == change.status {
+                return Ok(StatusChanged { record: current, revoked_tokens: Vec::new(), revoked_sessions: 0 });
             }
-            append(&mut transaction, &event).await?;
-            let reason = match &change.reason {
-                Some(reason) => format!("{why}: {reason}"),
-                None => why,
+            if current.status == UserStatus::Deleted {
+                return Err(StoreError::Conflict("user is deleted".to_owned()));
+            }
+            if current.role == Role::Admin
+                && current.status == UserStatus::Active
+                && !another_active_admin(tx.connection, &change.id)?
+            {
+                return Err(last_admin());
+            }
+            execute(
+                tx.connection,
+                "UPDATE users SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
+                params![
+                    change.status.as_str(),
+                    change.reason.as_deref(),
+                    change.at.unix_micros(),
+                    change.id.to_string()
+                ],
+            )?;
+            let record = fetch_user(tx.connection, &change.id)?;
+            let (revoked_sessions, revoked_tokens) = if change.status == UserStatus::Active {
+                append(tx, &audit)?;
+                (0, Vec::new())
+            } else {
+                let why = format!("user {}", change.status);
+                let sessions = revoke_user_sessions(tx.connection, &change.id, &why, change.at)?;
+                let mut event = audit.clone();
+                if let Some(serde_json::Value::Object(after)) = &mut event.after {
+                    after.insert("sessions_revoked".to_owned(), sessions.into());
+                }
+                append(tx, &event)?;
+                let reason = match &change.reason {
+                    Some(reason) => format!("{why}: {reason}"),
+                    None => why,
+                };
+                let reason: String = reason.chars().take(1024).collect();
+                (sessions, revoke_user_tokens(tx, &current, &reason, &audit)?)
             };
-            let reason: String = reason.chars().take(1024).collect();
-            (sessions, revoke_user_tokens(&mut transaction, &current, &reason, audit).await?)
-        };
-        transaction.commit().await.store()?;
-        Ok(StatusChanged { record, revoked_tokens, revoked_sessions })
+            Ok(StatusChanged { record, revoked_tokens, revoked_sessions })
+        })
+        .await
     }
 
     async fn set_user_role(&self, id: &UserId, role: Role, at: Timestamp, audit: &AuditEvent) -> Result<UserRecord> {
-        let mut transaction = self.write().await?;
-        let current = fetch_user(&mut transaction, id).await?;
-        if current.status == UserStatus::Deleted {
-            return Err(StoreError::Conflict("user is deleted".to_owned()));
-        }
-        if current.role == role {
-            return Ok(current);
-        }
-        if current.role == Role::Admin
-            && current.status == UserStatus::Active
-            && !another_active_admin(&mut transaction, id).await?
-        {
-            return Err(last_admin());
-        }
-        sqlx::query("UPDATE users SET role = ?, updated_at = ? WHERE id = ?")
-            .bind(role.as_str())
-            .bind(at.unix_micros())
-            .bind(id.to_string())
-            .execute(&mut *transaction)
-            .await
-            .store()?;
-        commit_user_with_audit(transaction, id, audit).await
+        let (id, audit) = (*id, audit.clone());
+        self.write(move |tx| {
+            let current = fetch_user(tx.connection, &id)?;
+            if current.status == UserStatus::Deleted {
+                return Err(StoreError::Conflict("user is deleted".to_owned()));
+            }
+            if current.role == role {
+                return Ok(current);
+            }
+            if current.role == Role::Admin
+                && current.status == UserStatus::Active
+                && !another_active_admin(tx.connection, &id)?
+            {
+                return Err(last_admin());
+            }
+            execute(
+                tx.connection,
+                "UPDATE users SET role = ?, updated_at = ? WHERE id = ?",
+                params![role.as_str(), at.unix_micros(), id.to_string()],
+            )?;
+            finish_user_with_audit(tx, &id, &audit)
+        })
+        .await
     }
 
     async fn set_user_email(
@@ -332,69 +308,78 @@ impl UserStore for SqliteStore {
     }
 
     async fn set_password(&self, change: &PasswordChange, audit: &AuditEvent) -> Result<UserRecord> {
-        let mut transaction = self.write().await?;
-        let current = fetch_user(&mut transaction, &change.id).await?;
-        if current.status == UserStatus::Deleted {
-            return Err(StoreError::Conflict("user is deleted".to_owned()));
-        }
-        sqlx::query(
-            "UPDATE users SET password_hash = ?1, must_change_password = ?2, password_changed_at = ?3, updated_at = ?3
-             WHERE id = ?4",
-        )
-        .bind(change.password_hash.as_str())
-        .bind(i64::from(change.must_change_password))
-        .bind(change.at.unix_micros())
-        .bind(change.id.to_string())
-        .execute(&mut *transaction)
+        let (change, audit) = (change.clone(), audit.clone());
+        self.write(move |tx| {
+            let current = fetch_user(tx.connection, &change.id)?;
+            if current.status == UserStatus::Deleted {
+                return Err(StoreError::Conflict("user is deleted".to_owned()));
+            }
+            execute(
+                tx.connection,
+                "UPDATE users SET password_hash = ?1, must_change_password = ?2, password_changed_at = ?3,
+                    updated_at = ?3
+                 WHERE id = ?4",
+                params![
+                    change.password_hash.as_str(),
+                    i64::from(change.must_change_password),
+                    change.at.unix_micros(),
+                    change.id.to_string()
+                ],
+            )?;
+            revoke_user_sessions(tx.connection, &change.id, "password changed", change.at)?;
+            finish_user_with_audit(tx, &change.id, &audit)
+        })
         .await
-        .store()?;
-        revoke_user_sessions(&mut transaction, &change.id, "password changed", change.at).await?;
-        commit_user_with_audit(transaction, &change.id, audit).await
     }
 
     async fn unlock_user(&self, id: &UserId, at: Timestamp, audit: &AuditEvent) -> Result<UserRecord> {
-        let mut transaction = self.write().await?;
-        let current = fetch_user(&mut transaction, id).await?;
-        if current.failed_logins == 0 && current.locked_until.is_none() {
-            return Ok(current);
-        }
-        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL, updated_at = ? WHERE id = ?")
-            .bind(at.unix_micros())
-            .bind(id.to_string())
-            .execute(&mut *transaction)
-            .await
-            .store()?;
-        commit_user_with_audit(transaction, id, audit).await
+        let (id, audit) = (*id, audit.clone());
+        self.write(move |tx| {
+            let current = fetch_user(tx.connection, &id)?;
+            if current.failed_logins == 0 && current.locked_until.is_none() {
+                return Ok(current);
+            }
+            execute(
+                tx.connection,
+                "UPDATE users SET failed_logins = 0, locked_until = NULL, updated_at = ? WHERE id = ?",
+                params![at.unix_micros(), id.to_string()],
+            )?;
+            finish_user_with_audit(tx, &id, &audit)
+        })
+        .await
     }
 
     async fn record_login_failure(&self, failure: &LoginFailure, audit: &AuditEvent) -> Result<UserRecord> {
-        let mut transaction = self.write().await?;
-        let current = fetch_user(&mut transaction, &failure.id).await?;
-        if current.is_locked(failure.at) {
-            append(&mut transaction, audit).await?;
-            transaction.commit().await.store()?;
-            return Ok(current);
-        }
-        let failures = current.failed_logins.saturating_add(1);
-        let locks = failures >= failure.max_failures.max(1);
-        let locked_until = locks.then(|| failure.at.saturating_add(failure.lock_for));
-        sqlx::query("UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?")
-            .bind(if locks { 0 } else { i64::from(failures) })
-            .bind(locked_until.map(Timestamp::unix_micros))
-            .bind(failure.id.to_string())
-            .execute(&mut *transaction)
-            .await
-            .store()?;
-        let record = fetch_user(&mut transaction, &failure.id).await?;
-        append(&mut transaction, audit).await?;
-        if let Some(until) = locked_until {
-            let mut lock = AuditEvent::new(audit.actor.clone(), "user.lock", failure.id, failure.at);
-            lock.after = Some(serde_json::json!({ "locked_until": until, "failed_logins": failures }));
-            lock.reason = Some(format!("{failures} failed logins"));
-            lock.ip = audit.ip;
-            append(&mut transaction, &lock).await?;
-        }
-        transaction.commit().await.store()?;
-        Ok(record)
+        let (failure, audit) = (*failure, audit.clone());
+        self.write(move |tx| {
+            let current = fetch_user(tx.connection, &failure.id)?;
+            if current.is_locked(failure.at) {
+                append(tx, &audit)?;
+                return Ok(current);
+            }
+            let failures = current.failed_logins.saturating_add(1);
+            let locks = failures >= failure.max_failures.max(1);
+            let locked_until = locks.then(|| failure.at.saturating_add(failure.lock_for));
+            execute(
+                tx.connection,
+                "UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?",
+                params![
+                    if locks { 0 } else { i64::from(failures) },
+                    locked_until.map(Timestamp::unix_micros),
+                    failure.id.to_string()
+                ],
+            )?;
+            let record = fetch_user(tx.connection, &failure.id)?;
+            append(tx, &audit)?;
+            if let Some(until) = locked_until {
+                let mut lock = AuditEvent::new(audit.actor.clone(), "user.lock", failure.id, failure.at);
+                lock.after = Some(serde_json::json!({ "locked_until": until, "failed_logins": failures }));
+                lock.reason = Some(format!("{failures} failed logins"));
+                lock.ip = audit.ip;
+                append(tx, &lock)?;
+            }
+            Ok(record)
+        })
+        .await
     }
 }

@@ -1,6 +1,5 @@
 //! Raw usage on SQLite keeps every field of an event: read back one row per event through the `usage_events` view.
 
-use sqlx::Row;
 use tollgate_sqlite::{SqliteOptions, SqliteStore};
 use tollgate_store::{UsageBatch, UsageStore};
 use tollgate_types::{Endpoint, Microdollars, ModelName, Outcome, ProviderName, Timestamp, TokenId, UsageEvent};
@@ -32,34 +31,47 @@ async fn every_event_field_is_stored() {
     let same_series = UsageEvent { at: Timestamp::from_unix_micros(6), ip: None, ..bare.clone() };
     store.record_usage(UsageBatch { events: &[full, bare, same_series], ..UsageBatch::default() }).await.unwrap();
 
-    let reader = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
-    let rows = sqlx::query("SELECT * FROM usage_events ORDER BY block, position").fetch_all(&reader).await.unwrap();
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    let mut statement = reader
+        .prepare(
+            "SELECT token_id, at, provider, model, endpoint, input_tokens, output_tokens, requests, cost_micros,
+                latency_ms, outcome, ip
+             FROM usage_events ORDER BY block, position",
+        )
+        .unwrap();
+    type EventRow = (String, i64, String, String, Option<String>, [i64; 5], String, Option<String>);
+    let rows: Vec<EventRow> = statement
+        .query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                [row.get(5)?, row.get(6)?, row.get(7)?, row.get(8)?, row.get::<_, Option<i64>>(9)?.unwrap_or(-1)],
+                row.get(10)?,
+                row.get(11)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(rows.len(), 3);
     let first = &rows[0];
-    assert_eq!(first.get::<String, _>("token_id"), token_id.to_string());
-    assert_eq!(first.get::<i64, _>("at"), 1_767_225_600_000_001);
-    assert_eq!(
-        (first.get::<String, _>("provider"), first.get::<String, _>("model")),
-        ("openai".into(), "gpt-4o".into())
-    );
-    assert_eq!(first.get::<Option<String>, _>("endpoint").as_deref(), Some("/v1/chat/completions"));
-    let counts: Vec<i64> = ["input_tokens", "output_tokens", "requests", "cost_micros", "latency_ms"]
-        .iter()
-        .map(|c| first.get(*c))
-        .collect();
-    assert_eq!(counts, [1_200, 345, 2, 6_450, 812]);
-    assert_eq!(first.get::<String, _>("outcome"), "error");
-    assert_eq!(first.get::<String, _>("ip"), "2001:db8::7");
+    assert_eq!(first.0, token_id.to_string());
+    assert_eq!(first.1, 1_767_225_600_000_001);
+    assert_eq!((first.2.as_str(), first.3.as_str()), ("openai", "gpt-4o"));
+    assert_eq!(first.4.as_deref(), Some("/v1/chat/completions"));
+    assert_eq!(first.5, [1_200, 345, 2, 6_450, 812]);
+    assert_eq!(first.6, "error");
+    assert_eq!(first.7.as_deref(), Some("2001:db8::7"));
     let second = &rows[1];
-    assert_eq!(
-        (second.get::<Option<String>, _>("endpoint"), second.get::<String, _>("outcome")),
-        (None, "success".into())
-    );
-    assert_eq!(second.get::<String, _>("ip"), "192.0.2.9");
-    assert_eq!(second.get::<i64, _>("cost_micros"), 0, "an unpriced event is stored as costing nothing");
-    assert_eq!(rows[2].get::<Option<String>, _>("ip"), None);
-    let blocks: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_event_blocks").fetch_one(&reader).await.unwrap();
+    assert_eq!((second.4.as_deref(), second.6.as_str()), (None, "success"));
+    assert_eq!(second.7.as_deref(), Some("192.0.2.9"));
+    assert_eq!(second.5[3], 0, "an unpriced event is stored as costing nothing");
+    assert_eq!(rows[2].7, None);
+    let blocks: i64 = reader.query_row("SELECT count(*) FROM usage_event_blocks", [], |row| row.get(0)).unwrap();
     assert_eq!(blocks, 2, "one block per token and series in a batch");
-    let series: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_series").fetch_one(&reader).await.unwrap();
+    let series: i64 = reader.query_row("SELECT count(*) FROM usage_series", [], |row| row.get(0)).unwrap();
     assert_eq!(series, 2, "events with the same provider, model and endpoint share one series row");
 }

@@ -24,6 +24,35 @@ pub struct TokenInsert {
     pub created_at: Timestamp,
 }
 
+impl TokenInsert {
+    /// The record this insert stores, as a read would return it right after.
+    pub fn record(&self) -> TokenRecord {
+        let token = &self.token;
+        TokenRecord {
+            id: self.id,
+            name: token.name.clone(),
+            owner: token.owner.clone(),
+            user_id: token.user_id,
+            project: token.project.clone(),
+            permission: token.permission,
+            scopes: token.scopes.clone(),
+            allowed_tools: token.allowed_tools.clone(),
+            ip_allow: token.ip_allow.clone(),
+            expires_at: token.expires_at,
+            description: token.description.clone(),
+            display_hint: self.display_hint.clone(),
+            key_id: self.key_id,
+            created_at: self.created_at,
+            updated_at: self.created_at,
+            last_used_at: None,
+            revoked_at: None,
+            revoke_reason: None,
+            rotated_at: None,
+            previous_valid_until: None,
+        }
+    }
+}
+
 /// A new secret for an existing token.
 #[derive(Debug, Clone)]
 pub struct SecretRotation {

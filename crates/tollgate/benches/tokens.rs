@@ -1,4 +1,5 @@
-//! Token benchmarks: verify (cache hit, cache miss over 100,000 stored tokens, malformed) and create.
+//! Token benchmarks: verify (cache hit, cache miss over 100,000 stored tokens, malformed) and create
+//! (one caller, and sixteen concurrent callers sharing group commits).
 //!
 //! `cargo bench -p tollgate --bench tokens`
 
@@ -84,6 +85,32 @@ fn create(c: &mut Criterion) {
                 }
             });
             start.elapsed()
+        })
+    });
+    // Concurrent creators share group commits: one fsync answers every create that queued behind it.
+    group.bench_function("sixteen_concurrent_callers", |b| {
+        b.iter_custom(|iterations| {
+            let callers = 16;
+            let per_caller = iterations.div_ceil(callers);
+            let start = Instant::now();
+            bench.runtime.block_on(async {
+                let tasks: Vec<_> = (0..callers)
+                    .map(|caller| {
+                        let manager = manager.clone();
+                        tokio::spawn(async move {
+                            for index in 0..per_caller {
+                                let name = (caller * per_caller + index) as usize;
+                                manager.create(&Principal::Operator, token(name)).await.unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap();
+                }
+            });
+            // Per token created (the last round may create a few more than asked).
+            start.elapsed().mul_f64(iterations as f64 / (per_caller * callers) as f64)
         })
     });
     group.finish();

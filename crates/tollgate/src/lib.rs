@@ -70,4 +70,4 @@ pub use tollgate_types::{
 pub use tollgate_ratelimit::{LocalLimiter, RateLimiter};
 
 #[cfg(feature = "sqlite")]
-pub use tollgate_sqlite::{SqliteOptions, SqliteStore};
+pub use tollgate_sqlite::{Durability, SqliteOptions, SqliteStore};

@@ -13,7 +13,10 @@ fn whole_day() -> UsageFilter {
 /// 100,000 events still queued when shutdown starts are all written: count the rows afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_graceful_shutdown_with_100_000_queued_events_loses_none() {
-    let fixture = Fixture::with(QuotaMode::Local, |builder| builder.queue_capacity(4_096).batch_size(200_000)).await;
+    let fixture = Fixture::with(QuotaMode::Local, |builder| {
+        builder.queue_capacity(4_096).batch_size(200_000).flush_interval(Duration::from_secs(3_600))
+    })
+    .await;
     let (_, token) = fixture.token("alice", Some("search")).await;
     let mut writers = Vec::new();
     for writer in 0..10u32 {
