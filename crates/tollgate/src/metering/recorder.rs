@@ -207,7 +207,9 @@ struct Worker {
 
 impl Worker {
     async fn run(mut self) {
-        let mut ticker = tokio::time::interval(self.settings.flush_interval.max(Duration::from_millis(1)));
+        let period = self.settings.flush_interval.max(Duration::from_millis(1));
+        // The first tick one period from now, not at once: nothing is pending at start.
+        let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut next_refresh = Instant::now() + self.settings.refresh_interval;
         // Not at once: a short-lived process (a CLI command) should not start with housekeeping.
