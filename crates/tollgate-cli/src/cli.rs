@@ -10,7 +10,9 @@ use crate::commands::dev::DevCommand;
 use crate::commands::limit::LimitCommand;
 use crate::commands::login::LoginArgs;
 use crate::commands::price::PriceCommand;
+use crate::commands::project::ProjectCommand;
 use crate::commands::serve::ServeArgs;
+use crate::commands::service_account::ServiceAccountCommand;
 use crate::commands::token::TokenCommand;
 use crate::commands::usage::UsageCommand;
 use crate::commands::user::UserCommand;
@@ -63,6 +65,12 @@ pub(crate) enum Command {
     /// Create, list, inspect, suspend, activate, delete and unlock users; set roles and passwords.
     #[command(subcommand)]
     User(UserCommand),
+    /// Create, list, inspect, suspend and activate service accounts (owners that are not people).
+    #[command(subcommand)]
+    ServiceAccount(ServiceAccountCommand),
+    /// Create and list projects; add and remove their members.
+    #[command(subcommand)]
+    Project(ProjectCommand),
     /// Log in (password from the terminal or standard input) and print an access and a refresh token.
     Login(LoginArgs),
     /// List the audit log or verify its hash chain.

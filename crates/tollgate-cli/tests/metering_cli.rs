@@ -28,8 +28,11 @@ fn usage_is_recorded_priced_and_shown() {
     assert_eq!(report["totals"]["cost_micros"], 12_860);
     assert_eq!(report["totals"]["errors"], 1);
     assert_eq!(report["groups"][0]["key"], "openai/gpt-4o");
+    shell.project("chat", "bob");
     let (_, other) = shell.json(&["usage", "show", "--project", "chat"], None);
     assert_eq!(other["totals"]["events"], 0);
+    let (code, _) = shell.json(&["usage", "show", "--project", "no-such-project"], None);
+    assert_eq!(code, 1, "an unknown project is not an empty report");
 
     let (code, analytics) = shell.json(&["analytics", "--hours", "24"], None);
     assert_eq!(code, 0);

@@ -29,6 +29,7 @@ fn serve_bootstraps_serves_the_contract_and_stops_cleanly() {
     assert_eq!(verified.status, 200, "{}", verified.body);
     assert_eq!(verified.json()["permission"], "admin");
 
+    support::ensure_owner(directory.path(), &db, "alice");
     let body = json!({ "name": "svc", "owner": "alice", "scopes": ["tokens:verify"] }).to_string();
     let created = server.request("POST", "/v1/tokens", Some(&admin), Some(&body));
     assert_eq!(created.status, 201, "{}", created.body);

@@ -14,6 +14,7 @@ fn stderr(output: &Output) -> String {
 #[test]
 fn create_verify_rotate_revoke_round_trip() {
     let shell = Shell::new();
+    shell.project("search", "alice");
     let (code, created) = shell.json(
         &["token", "create", "--name", "ci", "--owner", "alice", "--project", "search", "--ip-allow", "10.0.0.0/8"],
         None,
@@ -48,6 +49,7 @@ fn create_verify_rotate_revoke_round_trip() {
 fn list_is_a_table_and_pages_with_a_cursor() {
     let shell = Shell::new();
     for name in ["one", "two", "three"] {
+        shell.owner("bob");
         assert!(shell.run(&["token", "create", "--name", name, "--owner", "bob"], None).status.success());
     }
     let table = shell.run(&["token", "list", "--owner", "bob"], None);
@@ -71,6 +73,7 @@ fn invalid_input_exits_2_naming_the_field_and_stores_nothing() {
     let shell = Shell::new();
     let long_name = "n".repeat(10_000);
     let cases: Vec<(Vec<&str>, &str)> = vec![
+        // Every flag is checked before the owner is looked up: "a" names nobody (and is no valid name).
         (vec!["--name", "", "--owner", "a"], "name"),
         (vec!["--name", &long_name, "--owner", "a"], "name"),
         (vec!["--name", "a\u{1}b", "--owner", "a"], "name"),
@@ -90,6 +93,9 @@ fn invalid_input_exits_2_naming_the_field_and_stores_nothing() {
         assert!(message.starts_with(&format!("error: {field}: ")), "{args:?} → {message}");
         assert_eq!(message.lines().count(), 1, "one line: {message}");
     }
+    let unknown = shell.run(&["token", "create", "--name", "a", "--owner", "nobody"], None);
+    assert_eq!(unknown.status.code(), Some(1), "{}", stderr(&unknown));
+    assert!(stderr(&unknown).contains("owner"), "{}", stderr(&unknown));
     let (_, listed) = shell.json(&["token", "list", "--status", "all"], None);
     assert!(listed["items"].as_array().unwrap().is_empty(), "nothing stored");
 
@@ -127,6 +133,7 @@ fn key_file_is_created_beside_the_database_with_mode_0600() {
 #[test]
 fn a_closed_standard_output_ends_output_quietly_instead_of_panicking() {
     let shell = Shell::new();
+    shell.owner("bob");
     assert!(shell.run(&["token", "create", "--name", "one", "--owner", "bob"], None).status.success());
     let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(["--db", shell.db().to_str().unwrap(), "--json", "token", "list"])

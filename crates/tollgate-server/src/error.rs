@@ -123,7 +123,12 @@ impl ApiError {
     /// 404 `<entity>_not_found`, e.g. `token_not_found` (`rate_limit_not_found`: spaces become `_`).
     pub fn not_found(entity: &'static str) -> Self {
         let code = format!("{}_not_found", entity.replace(' ', "_"));
-        Self::new(StatusCode::NOT_FOUND, code, "Not found", format!("{entity} not found"))
+        let mut error = Self::new(StatusCode::NOT_FOUND, code, "Not found", format!("{entity} not found"));
+        // An owner or project named in a request body: the field is what the client must fix.
+        if matches!(entity, "owner" | "project") {
+            error.0.field = Some(entity.to_owned());
+        }
+        error
     }
 
     /// 404 `route_not_found`: no such path.

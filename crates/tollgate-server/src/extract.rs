@@ -118,10 +118,17 @@ fn without_position(error: &serde_json::Error) -> String {
 }
 
 /// Builds the 400 for a value that did not deserialize: the field is the path when serde knows
-/// it (an unknown key is already the last segment), else the field a "missing field `x`"
-/// message names.
+/// it, else the field a "missing field `x`" message names. The reason never repeats what the
+/// client sent (a secret pasted into the wrong field must not come back in an error body that
+/// proxies log): serde's messages quote the rejected value or key, so they are reworded.
 fn field_error(path: &str, message: &str, fallback: &str) -> ApiError {
-    let named = ["missing field `", "unknown field `", "duplicate field `"]
+    // serde_path_to_error ends the path of an unknown key with the key itself: report its parent.
+    let path = if message.starts_with("unknown field ") {
+        path.rsplit_once('.').map_or("", |(parent, _)| parent)
+    } else {
+        path
+    };
+    let named = ["missing field `", "duplicate field `"]
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split('`').next());
@@ -130,7 +137,33 @@ fn field_error(path: &str, message: &str, fallback: &str) -> ApiError {
         _ if path == "." || path.is_empty() => fallback.to_owned(),
         _ => path.to_owned(),
     };
-    ApiError::invalid_field(field, strip_field_prefix(message))
+    ApiError::invalid_field(field, without_echo(strip_field_prefix(message)))
+}
+
+/// serde's wording without the value or key it quotes: `unknown field `x`, expected one of …`,
+/// `unknown variant `x`, expected …`, `invalid type: string "x", expected …`, `invalid value: …`.
+/// What is expected comes from our own types, so it stays.
+fn without_echo(message: &str) -> String {
+    let expected = |rest: &str| rest.split_once(", expected ").map(|(_, expected)| expected.to_owned());
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        return match expected(rest) {
+            Some(expected) => format!("names a field this request does not have (expected {expected})"),
+            None => "names a field this request does not have".to_owned(),
+        };
+    }
+    for (prefix, reason) in [
+        ("unknown variant ", "is not one of the accepted values"),
+        ("invalid type: ", "has the wrong type"),
+        ("invalid value: ", "has an invalid value"),
+    ] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            return match expected(rest) {
+                Some(expected) => format!("{reason} (expected {expected})"),
+                None => reason.to_owned(),
+            };
+        }
+    }
+    message.to_owned()
 }
 
 /// Domain types report `field: reason`; the HTTP error names the field itself, so keep the reason.
@@ -200,7 +233,7 @@ mod tests {
             (r#"{}"#, "invalid_field", "name"),
             (r#"{"name": "x", "count": -1}"#, "invalid_field", "count"),
             (r#"{"name": "x", "count": 99999999999}"#, "invalid_field", "count"),
-            (r#"{"name": "x", "colour": 1}"#, "invalid_field", "colour"),
+            (r#"{"name": "x", "colour": 1}"#, "invalid_field", "body"),
             (r#"{"name": "x", "tags": ["ok", "Not OK"]}"#, "invalid_field", "tags[1]"),
             (r#"{"name": "x""#, "invalid_body", "-"),
             (r#"{"name": "x"} trailing"#, "invalid_body", "-"),
@@ -212,6 +245,30 @@ mod tests {
         for (json, code, field) in cases {
             assert_eq!(check(json), (code.to_owned(), field.to_owned()), "{json}");
         }
+    }
+
+    /// Whatever the client sent in the wrong place (a secret as a value or as a key) never comes back.
+    #[test]
+    fn errors_never_echo_what_was_sent() {
+        let secret = "tg_S3cretS3cretS3cretS3cretS3cretS3cretS3cret0000aB1";
+        for json in [
+            format!(r#"{{"name": "x", "count": "{secret}"}}"#),
+            format!(r#"{{"name": "x", "{secret}": 1}}"#),
+            format!(r#"{{"name": "x", "tags": ["{secret}"]}}"#),
+            format!(r#"{{"name": ["{secret}"]}}"#),
+        ] {
+            let error = parse_json::<Body>(json.as_bytes()).unwrap_err();
+            let shown = format!("{error:?}");
+            assert!(!shown.contains("S3cret"), "{shown}");
+        }
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Roles {
+            role: tollgate::Role,
+        }
+        let error = parse_json::<Roles>(format!(r#"{{"role": "{secret}"}}"#).as_bytes()).unwrap_err();
+        let shown = format!("{error:?}");
+        assert!(!shown.contains("S3cret") && shown.contains("admin"), "{shown}");
     }
 
     #[test]

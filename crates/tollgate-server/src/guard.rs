@@ -8,7 +8,7 @@
 //! use tollgate_server::{GuardLayer, VerifiedToken};
 //!
 //! async fn hello(VerifiedToken(context): VerifiedToken) -> String {
-//!     format!("hello, {}", context.record.owner)
+//!     format!("hello, {}", context.record.owner_name)
 //! }
 //!
 //! # fn build(tokens: tollgate::TokenManager) -> Router {

@@ -9,7 +9,7 @@ mod guard_app;
 use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::Request;
-use tollgate::{IpAllowList, NewToken, OwnerName, Permission, TokenName, ToolList};
+use tollgate::{IpAllowList, NewToken, Permission, TokenName, ToolList};
 use tower::ServiceExt as _;
 
 async fn call(router: &axum::Router, path: &str, bearer: Option<&str>) -> (u16, String, serde_json::Value) {
@@ -34,10 +34,10 @@ async fn the_example_app_admits_valid_tokens_and_refuses_the_rest() {
     let router = guard_app::app(fixture.tokens.clone()).layer(MockConnectInfo(peer));
 
     let (plain, plain_id) = fixture.token("alice", Permission::Standard).await;
-    let mut search_only = NewToken::new(TokenName::parse("s").unwrap(), OwnerName::parse("bob").unwrap());
+    let mut search_only = NewToken::new(TokenName::parse("s").unwrap(), fixture.owner("bob").await);
     search_only.allowed_tools = ToolList::parse(&["search"]).unwrap();
     let (search_only, _) = fixture.create(search_only).await;
-    let mut office = NewToken::new(TokenName::parse("o").unwrap(), OwnerName::parse("carol").unwrap());
+    let mut office = NewToken::new(TokenName::parse("o").unwrap(), fixture.owner("carol").await);
     office.ip_allow = IpAllowList::parse(&["203.0.113.0/24"]).unwrap();
     let (office, _) = fixture.create(office).await;
     let (revoked, revoked_id) = fixture.token("dave", Permission::Standard).await;

@@ -32,14 +32,16 @@ async fn usage_is_accepted_queued_and_reported() {
     assert_eq!(overview["total_tokens"], 1780, "{overview}");
     fixture.get("/v1/analytics", Some(&alice)).await.problem(403, "forbidden");
 
-    // Somebody else's token: refused, nothing queued.
+    // Somebody else's token: not found (as an unknown one would be, so ids cannot be probed), nothing queued.
     let (bob, bob_id) = fixture.token("bob", Permission::Standard).await;
     let bob_id = bob_id.to_string();
-    fixture.post("/v1/usage", Some(&bob), event(&id, "gpt-4o", 1)).await.problem(403, "forbidden");
+    fixture.post("/v1/usage", Some(&bob), event(&id, "gpt-4o", 1)).await.problem(404, "token_not_found");
+    let unknown = tollgate::TokenId::generate().to_string();
+    fixture.post("/v1/usage", Some(&bob), event(&unknown, "gpt-4o", 1)).await.problem(404, "token_not_found");
     // Every distinct token of a batch is authorized, not just the first: bob's own event first, then alice's.
     let mixed =
         json!({ "events": [event(&bob_id, "gpt-4o", 1), event(&bob_id, "gpt-4o", 1), event(&id, "gpt-4o", 1)] });
-    fixture.post("/v1/usage", Some(&bob), mixed).await.problem(403, "forbidden");
+    fixture.post("/v1/usage", Some(&bob), mixed).await.problem(404, "token_not_found");
     // One bad event in a batch stores nothing and names the event's field.
     let bad = json!({ "events": [event(&id, "gpt-4o", 1), event(&id, "Not A Model", 1)] });
     let reply = fixture.post("/v1/usage", Some(&alice), bad).await;
@@ -91,10 +93,20 @@ async fn quotas_are_set_enforced_on_verify_and_removed() {
         .put(&format!("/v1/limits/user/{user}/cost_per_month"), Some(&admin), json!({ "max": 50_000_000 }))
         .await
         .ok(200);
+    let search = fixture.project("search").await;
     fixture
-        .put("/v1/limits/project/search/tokens_per_hour", Some(&admin), json!({ "max": 1000, "shadow": true }))
+        .put(
+            &format!("/v1/limits/project/{search}/tokens_per_hour"),
+            Some(&admin),
+            json!({ "max": 1000, "shadow": true }),
+        )
         .await
         .ok(200);
+    let unknown_project = tollgate::ProjectId::generate();
+    fixture
+        .put(&format!("/v1/limits/project/{unknown_project}/tokens_per_hour"), Some(&admin), json!({ "max": 1 }))
+        .await
+        .problem(404, "project_not_found");
     let field = |reply: support::Reply| reply.problem(400, "invalid_field")["field"].clone();
     assert_eq!(
         field(fixture.put("/v1/limits/team/x/requests_per_day", Some(&admin), json!({ "max": 1 })).await),

@@ -38,6 +38,7 @@ async fn no_secret_reaches_the_log() {
 
     let fixture = Fixture::new().await;
     let (admin, _) = fixture.token("root", Permission::Admin).await;
+    fixture.owner("alice").await;
     let created = fixture.post("/v1/tokens", Some(&admin), json!({ "name": "n", "owner": "alice" })).await;
     let secret = created.ok(201)["token"].as_str().unwrap().to_owned();
     let id = created.json["id"].as_str().unwrap().to_owned();

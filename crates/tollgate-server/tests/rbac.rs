@@ -18,7 +18,7 @@ enum Actor {
 }
 
 /// One cell: the actor, the method, the path (`{alice}`, `{vera}`, `{bob}` are fresh tokens of
-/// those owners), the body, and the expected status.
+/// those owners, `{owner:bob}` is bob's owner id), the body, and the expected status.
 type Cell = (Actor, Method, &'static str, Option<Value>, u16);
 
 fn cells() -> Vec<Cell> {
@@ -34,12 +34,12 @@ fn cells() -> Vec<Cell> {
         (Standard, Method::POST, "/v1/tokens", own("bob", "standard"), 403),
         (ReadOnly, Method::POST, "/v1/tokens", own("vera", "read_only"), 403),
         // List.
-        (Admin, Method::GET, "/v1/tokens?owner=bob", None, 200),
+        (Admin, Method::GET, "/v1/tokens?owner={owner:bob}", None, 200),
         (Standard, Method::GET, "/v1/tokens", None, 200),
-        (Standard, Method::GET, "/v1/tokens?owner=alice", None, 200),
-        (Standard, Method::GET, "/v1/tokens?owner=bob", None, 403),
+        (Standard, Method::GET, "/v1/tokens?owner={owner:alice}", None, 200),
+        (Standard, Method::GET, "/v1/tokens?owner={owner:bob}", None, 403),
         (ReadOnly, Method::GET, "/v1/tokens", None, 200),
-        (ReadOnly, Method::GET, "/v1/tokens?owner=bob", None, 403),
+        (ReadOnly, Method::GET, "/v1/tokens?owner={owner:bob}", None, 403),
         // Show.
         (Admin, Method::GET, "/v1/tokens/{bob}", None, 200),
         (Standard, Method::GET, "/v1/tokens/{alice}", None, 200),
@@ -83,6 +83,7 @@ async fn every_cell_of_the_matrix() {
         // Fresh targets per cell, so that a revoke in one cell cannot decide another.
         let mut path = template.to_owned();
         for owner in ["alice", "vera", "bob"] {
+            path = path.replace(&format!("{{owner:{owner}}}"), &fixture.owner(owner).await.to_string());
             let placeholder = format!("{{{owner}}}");
             if path.contains(&placeholder) {
                 let (_, id) = fixture.token(owner, Permission::ReadOnly).await;
@@ -111,7 +112,8 @@ async fn non_admins_list_only_their_own_tokens() {
     fixture.token("bob", Permission::Standard).await;
     let (admin, _) = fixture.token("root", Permission::Admin).await;
     let owners = |reply: &support::Reply| -> Vec<String> {
-        reply.json["items"].as_array().unwrap().iter().map(|item| item["owner"].as_str().unwrap().to_owned()).collect()
+        let items = reply.json["items"].as_array().unwrap();
+        items.iter().map(|item| item["owner_name"].as_str().unwrap().to_owned()).collect()
     };
     assert_eq!(owners(&fixture.get("/v1/tokens", Some(&alice)).await), ["alice", "alice"]);
     assert_eq!(owners(&fixture.get("/v1/tokens", Some(&admin)).await).len(), 4);
@@ -120,10 +122,8 @@ async fn non_admins_list_only_their_own_tokens() {
 #[tokio::test]
 async fn a_token_restricted_to_tools_cannot_administer() {
     let fixture = Fixture::new().await;
-    let mut token = tollgate::NewToken::new(
-        tollgate::TokenName::parse("tool-bound admin").unwrap(),
-        tollgate::OwnerName::parse("root").unwrap(),
-    );
+    let mut token =
+        tollgate::NewToken::new(tollgate::TokenName::parse("tool-bound admin").unwrap(), fixture.owner("root").await);
     token.permission = Permission::Admin;
     token.allowed_tools = tollgate::ToolList::parse(&["search"]).unwrap();
     let (secret, _) = fixture.create(token).await;
@@ -244,7 +244,7 @@ async fn a_token_never_has_more_rights_than_its_owner_has_now() {
     let fixture = Fixture::new().await;
     let (_, admin_jwt) = fixture.user_jwt("root", Role::Admin).await;
     let viewer = fixture.user("victor", Role::Viewer).await;
-    let (token, _) = fixture.user_token(viewer, "victor", Permission::Admin).await;
+    let (token, _) = fixture.user_token(viewer, Permission::Admin).await;
     // An admin token of a viewer acts as read_only.
     fixture.get("/v1/users", Some(&token)).await.problem(403, "forbidden");
     fixture.get(&format!("/v1/users/{viewer}"), Some(&token)).await.ok(200);

@@ -97,7 +97,7 @@ async fn a_suspended_users_jwt_and_token_are_refused_on_the_next_request() {
     let fixture = Fixture::new().await;
     let (_, admin) = fixture.user_jwt("root", Role::Admin).await;
     let (bob, bob_jwt) = fixture.user_jwt("bob", Role::User).await;
-    let (bob_token, _) = fixture.user_token(bob, "bob", Permission::Standard).await;
+    let (bob_token, _) = fixture.user_token(bob, Permission::Standard).await;
     let me = format!("/v1/users/{bob}");
     fixture.get(&me, Some(&bob_jwt)).await.ok(200);
     fixture.get("/v1/tokens", Some(&bob_token)).await.ok(200);
@@ -120,7 +120,7 @@ async fn malformed_session_bodies_name_the_field() {
         ("/v1/auth/login", json!({ "username": "a", "email": "a@example.com", "password": PASSWORD }), "username"),
         ("/v1/auth/login", json!({ "username": "alice" }), "password"),
         ("/v1/auth/login", json!({ "username": "alice", "password": 5 }), "password"),
-        ("/v1/auth/login", json!({ "username": "alice", "password": PASSWORD, "otp": 1 }), "otp"),
+        ("/v1/auth/login", json!({ "username": "alice", "password": PASSWORD, "otp": 1 }), "body"),
         ("/v1/auth/refresh", json!({}), "refresh_token"),
         ("/v1/auth/logout", json!({ "refresh_token": null }), "refresh_token"),
     ];

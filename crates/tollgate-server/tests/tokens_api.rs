@@ -12,6 +12,13 @@ use tollgate::Permission;
 async fn create_shows_the_secret_once_and_the_token_verifies() {
     let fixture = Fixture::new().await;
     let (admin, _) = fixture.token("root", Permission::Admin).await;
+    let alice = fixture.owner("alice").await;
+    let search = fixture.project("search").await;
+    fixture
+        .users
+        .put_project_member(&tollgate::Caller::operator(), &search, &alice, tollgate::ProjectRole::Member)
+        .await
+        .unwrap();
     let reply = fixture
         .post(
             "/v1/tokens",
@@ -32,6 +39,13 @@ async fn create_shows_the_secret_once_and_the_token_verifies() {
     assert_eq!(created["scopes"], json!(["chat:write"]));
     assert_eq!(created["status"], "active");
     assert_eq!(created["permission"], "read_only");
+    assert_eq!((&created["owner"], &created["owner_name"]), (&json!(alice.to_string()), &json!("alice")));
+    assert_eq!((&created["project"], &created["project_name"]), (&json!(search.to_string()), &json!("search")));
+    assert_eq!(
+        created["imposed"],
+        json!(["ip_allow", "allowed_tools", "scopes", "expires_at"]),
+        "set by an admin for alice"
+    );
     let expiry = tollgate::Timestamp::parse_rfc3339("t", created["expires_at"].as_str().unwrap()).unwrap();
     assert_eq!(expiry, START.saturating_add(Duration::from_secs(3600)));
 
@@ -73,7 +87,8 @@ async fn lists_page_through_every_token_exactly_once() {
     created.reverse();
     assert_eq!(seen, created, "newest first, no duplicates, nothing missing");
 
-    let alice = fixture.get("/v1/tokens?owner=alice&limit=1000", Some(&admin)).await;
+    let alice = fixture.owner("alice").await;
+    let alice = fixture.get(&format!("/v1/tokens?owner={alice}&limit=1000"), Some(&admin)).await;
     assert_eq!(alice.ok(200)["items"].as_array().unwrap().len(), 6);
     fixture.get("/v1/tokens?limit=1001", Some(&admin)).await.problem(400, "invalid_field");
     fixture.get("/v1/tokens?limit=0", Some(&admin)).await.problem(400, "invalid_field");
@@ -115,7 +130,7 @@ async fn patch_changes_only_the_named_fields() {
     assert_eq!(token["name"], "renamed");
     assert_eq!(token["allowed_tools"], json!(["a", "b"]));
     assert!(token["expires_at"].is_string());
-    assert_eq!(token["owner"], "alice");
+    assert_eq!(token["owner_name"], "alice");
     let cleared = fixture.patch(&path, Some(&admin), json!({ "expires_at": null })).await;
     assert!(cleared.ok(200)["expires_at"].is_null());
     assert_eq!(cleared.json["name"], "renamed");

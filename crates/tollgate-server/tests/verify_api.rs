@@ -9,11 +9,11 @@ use axum::body::Body;
 use axum::http::{Method, Request};
 use serde_json::json;
 use support::{Fixture, request};
-use tollgate::{IpAllowList, NewToken, OwnerName, Permission, TokenName, ToolList};
+use tollgate::{IpAllowList, NewToken, Permission, TokenName, ToolList};
 use tollgate_server::{ServerSettings, TrustedProxies};
 
-fn restricted(ip_allow: &[&str], tools: &[&str]) -> NewToken {
-    let mut token = NewToken::new(TokenName::parse("gw").unwrap(), OwnerName::parse("alice").unwrap());
+async fn restricted(fixture: &Fixture, ip_allow: &[&str], tools: &[&str]) -> NewToken {
+    let mut token = NewToken::new(TokenName::parse("gw").unwrap(), fixture.owner("alice").await);
     token.ip_allow = IpAllowList::parse(ip_allow).unwrap();
     token.allowed_tools = ToolList::parse(tools).unwrap();
     token
@@ -34,7 +34,8 @@ async fn a_valid_token_answers_its_context() {
     assert_eq!(context["valid"], true);
     assert_eq!(context["code"], "valid");
     assert_eq!(context["token_id"], id.to_string());
-    assert_eq!(context["owner"], "alice");
+    assert_eq!(context["owner"], fixture.owner("alice").await.to_string());
+    assert_eq!(context["owner_name"], "alice");
     assert_eq!(context["permission"], "standard");
     assert!(context["expires_at"].is_null());
     assert!(context["scopes"].is_array());
@@ -46,12 +47,12 @@ async fn every_refusal_has_its_code_and_status() {
     let fixture = Fixture::new().await;
     let (revoked, revoked_id) = fixture.token("alice", Permission::Standard).await;
     fixture.tokens.revoke(&tollgate::Principal::Operator, &revoked_id, None).await.unwrap();
-    let mut expiring = NewToken::new(TokenName::parse("short").unwrap(), OwnerName::parse("alice").unwrap());
+    let mut expiring = NewToken::new(TokenName::parse("short").unwrap(), fixture.owner("alice").await);
     expiring.expires_at = Some(support::START.saturating_add(Duration::from_secs(10)));
     let (expired, _) = fixture.create(expiring).await;
     fixture.clock.advance(Duration::from_secs(11));
-    let (elsewhere, _) = fixture.create(restricted(&["10.0.0.0/8"], &[])).await;
-    let (tool_bound, _) = fixture.create(restricted(&[], &["search"])).await;
+    let (elsewhere, _) = fixture.create(restricted(&fixture, &["10.0.0.0/8"], &[]).await).await;
+    let (tool_bound, _) = fixture.create(restricted(&fixture, &[], &["search"]).await).await;
     let (valid, _) = fixture.token("alice", Permission::Standard).await;
     let unknown = tollgate::TokenSecret::generate(&tollgate::TokenPrefix::default()).unwrap();
     let mut flipped = valid.clone().into_bytes();
@@ -88,7 +89,6 @@ async fn every_refusal_has_its_code_and_status() {
 
 #[tokio::test]
 async fn the_client_address_is_the_peer_unless_a_trusted_proxy_forwards() {
-    let only_office = restricted(&["203.0.113.0/24"], &[]);
     let forwarded = |secret: &str| {
         let mut request = request(Method::GET, "/v1/auth/verify", Some(secret), None);
         request.headers_mut().insert("x-forwarded-for", "203.0.113.7".parse().unwrap());
@@ -97,13 +97,13 @@ async fn the_client_address_is_the_peer_unless_a_trusted_proxy_forwards() {
 
     // Peer 10.0.0.5 is not trusted: its X-Forwarded-For is ignored.
     let untrusted = Fixture::with_settings(ServerSettings::default(), "10.0.0.5:1234").await;
-    let (secret, _) = untrusted.create(only_office.clone()).await;
+    let (secret, _) = untrusted.create(restricted(&untrusted, &["203.0.113.0/24"], &[]).await).await;
     untrusted.send(forwarded(&secret)).await.problem(403, "ip_not_allowed");
 
     let mut settings = ServerSettings::default();
     settings.trusted_proxies = TrustedProxies::parse(&["10.0.0.0/8"]).unwrap();
     let behind_proxy = Fixture::with_settings(settings, "10.0.0.5:1234").await;
-    let (secret, _) = behind_proxy.create(only_office).await;
+    let (secret, _) = behind_proxy.create(restricted(&behind_proxy, &["203.0.113.0/24"], &[]).await).await;
     behind_proxy.send(forwarded(&secret)).await.ok(200);
     behind_proxy.get("/v1/auth/verify", Some(&secret)).await.problem(403, "ip_not_allowed");
 }
@@ -113,7 +113,7 @@ async fn gateways_verify_callers_and_always_get_200() {
     let fixture = Fixture::new().await;
     let (gateway, _) = fixture.verifier("gateway").await;
     let (caller, caller_id) = fixture.token("alice", Permission::Standard).await;
-    let (office, _) = fixture.create(restricted(&["203.0.113.0/24"], &["search"])).await;
+    let (office, _) = fixture.create(restricted(&fixture, &["203.0.113.0/24"], &["search"]).await).await;
     let (revoked, revoked_id) = fixture.token("bob", Permission::Standard).await;
     fixture.tokens.revoke(&tollgate::Principal::Operator, &revoked_id, None).await.unwrap();
 

@@ -4,6 +4,7 @@
 //! writes share one fsync'd commit and are acknowledged only once it is on disk. Reads run on a
 //! small pool of read-only connections in WAL mode, point lookups right on the calling task.
 
+mod accounts;
 mod audit;
 mod batch;
 mod checkpointer;
@@ -13,6 +14,7 @@ mod events;
 mod limits;
 mod migrate;
 mod prices;
+mod projects;
 mod readers;
 mod sessions;
 mod store;

@@ -75,9 +75,8 @@ fn seed(connection: &Connection, key: &CounterKey) -> Result<i64> {
     }
     let column = match key.limit.subject {
         LimitSubject::Token(_) => "token_id",
-        LimitSubject::User(_) => "user_id",
-        LimitSubject::Owner(_) => "owner",
-        LimitSubject::Project(_) => "project",
+        LimitSubject::Owner(_) => "owner_id",
+        LimitSubject::Project(_) => "project_id",
     };
     scalar(
         connection,

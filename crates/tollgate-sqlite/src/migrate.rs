@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002", "users_and_sessions"),
     migration!(3, "0003", "metering"),
     migration!(4, "0004", "audit_hash_unindexed"),
+    migration!(5, "0005", "ownership"),
 ];
 
 /// A migration recorded in the database.

@@ -7,8 +7,8 @@ use tollgate_store::{
     TokenLookup, TokenStore,
 };
 use tollgate_types::{
-    AuditEvent, Description, IpAllowList, KeyId, OwnerName, Permission, ProjectName, Scope, Timestamp, TokenHash,
-    TokenId, TokenName, TokenPatch, TokenRecord, ToolList, UserId,
+    AuditEvent, Description, Imposed, IpAllowList, KeyId, OwnerId, OwnerName, Permission, ProjectId, ProjectName, Role,
+    Scope, Timestamp, TokenHash, TokenId, TokenName, TokenPatch, TokenRecord, ToolList,
 };
 
 use crate::SqliteStore;
@@ -20,9 +20,9 @@ use crate::writer::Tx;
 /// The token columns every read selects, as a literal so statements can be built with `concat!`.
 macro_rules! token_columns {
     () => {
-        "id, name, owner, user_id, project, permission, scopes, allowed_tools, ip_allow, expires_at,
-        description, display_hint, key_id, created_at, updated_at, last_used_at, revoked_at, revoke_reason,
-        rotated_at, previous_valid_until"
+        "id, name, owner_id, owner_name, owner_role, project_id, project_name, permission, scopes, allowed_tools,
+        ip_allow, imposed, expires_at, description, display_hint, key_id, created_at, updated_at, last_used_at,
+        revoked_at, revoke_reason, rotated_at, previous_valid_until"
     };
 }
 
@@ -44,25 +44,28 @@ pub(crate) const BY_HASH: &str = concat!(
 /// Positions in [`COLUMNS`] (and `current`, after them in [`BY_HASH`]).
 const ID: Column = Column { index: 0, name: "id" };
 const NAME: Column = Column { index: 1, name: "name" };
-const OWNER: Column = Column { index: 2, name: "owner" };
-const USER_ID: Column = Column { index: 3, name: "user_id" };
-const PROJECT: Column = Column { index: 4, name: "project" };
-const PERMISSION: Column = Column { index: 5, name: "permission" };
-const SCOPES: Column = Column { index: 6, name: "scopes" };
-const ALLOWED_TOOLS: Column = Column { index: 7, name: "allowed_tools" };
-const IP_ALLOW: Column = Column { index: 8, name: "ip_allow" };
-const EXPIRES_AT: Column = Column { index: 9, name: "expires_at" };
-const DESCRIPTION: Column = Column { index: 10, name: "description" };
-const DISPLAY_HINT: Column = Column { index: 11, name: "display_hint" };
-const KEY_ID: Column = Column { index: 12, name: "key_id" };
-const CREATED_AT: Column = Column { index: 13, name: "created_at" };
-const UPDATED_AT: Column = Column { index: 14, name: "updated_at" };
-const LAST_USED_AT: Column = Column { index: 15, name: "last_used_at" };
-const REVOKED_AT: Column = Column { index: 16, name: "revoked_at" };
-const REVOKE_REASON: Column = Column { index: 17, name: "revoke_reason" };
-const ROTATED_AT: Column = Column { index: 18, name: "rotated_at" };
-const PREVIOUS_VALID_UNTIL: Column = Column { index: 19, name: "previous_valid_until" };
-const CURRENT: Column = Column { index: 20, name: "current" };
+const OWNER_ID: Column = Column { index: 2, name: "owner_id" };
+const OWNER_NAME: Column = Column { index: 3, name: "owner_name" };
+const OWNER_ROLE: Column = Column { index: 4, name: "owner_role" };
+const PROJECT_ID: Column = Column { index: 5, name: "project_id" };
+const PROJECT_NAME: Column = Column { index: 6, name: "project_name" };
+const PERMISSION: Column = Column { index: 7, name: "permission" };
+const SCOPES: Column = Column { index: 8, name: "scopes" };
+const ALLOWED_TOOLS: Column = Column { index: 9, name: "allowed_tools" };
+const IP_ALLOW: Column = Column { index: 10, name: "ip_allow" };
+const IMPOSED: Column = Column { index: 11, name: "imposed" };
+const EXPIRES_AT: Column = Column { index: 12, name: "expires_at" };
+const DESCRIPTION: Column = Column { index: 13, name: "description" };
+const DISPLAY_HINT: Column = Column { index: 14, name: "display_hint" };
+const KEY_ID: Column = Column { index: 15, name: "key_id" };
+const CREATED_AT: Column = Column { index: 16, name: "created_at" };
+const UPDATED_AT: Column = Column { index: 17, name: "updated_at" };
+const LAST_USED_AT: Column = Column { index: 18, name: "last_used_at" };
+const REVOKED_AT: Column = Column { index: 19, name: "revoked_at" };
+const REVOKE_REASON: Column = Column { index: 20, name: "revoke_reason" };
+const ROTATED_AT: Column = Column { index: 21, name: "rotated_at" };
+const PREVIOUS_VALID_UNTIL: Column = Column { index: 22, name: "previous_valid_until" };
+const CURRENT: Column = Column { index: 23, name: "current" };
 
 fn column<T, E: std::fmt::Display>(column: &str, parsed: std::result::Result<T, E>) -> Result<T> {
     parsed.map_err(|error| corrupt(&format!("tokens.{column}"), error))
@@ -77,18 +80,22 @@ fn micros(row: &Row<'_>, time: Column) -> Result<Option<Timestamp>> {
 }
 
 pub(crate) fn record_from_row(row: &Row<'_>) -> Result<TokenRecord> {
-    let user_id = row.optional_text(USER_ID)?;
-    let project = row.optional_text(PROJECT)?;
+    let project = row.optional_text(PROJECT_ID)?;
+    let project_name = row.optional_text(PROJECT_NAME)?;
+    let imposed = u8::try_from(row.integer(IMPOSED)?).ok().and_then(Imposed::from_bits);
     Ok(TokenRecord {
         id: column("id", TokenId::parse(&row.text(ID)?))?,
         name: column("name", TokenName::parse(&row.text(NAME)?))?,
-        owner: column("owner", OwnerName::parse(&row.text(OWNER)?))?,
-        user_id: column("user_id", user_id.as_deref().map(UserId::parse).transpose())?,
-        project: column("project", project.as_deref().map(ProjectName::parse).transpose())?,
+        owner: column("owner_id", OwnerId::parse(&row.text(OWNER_ID)?))?,
+        owner_name: column("owner_name", OwnerName::parse(&row.text(OWNER_NAME)?))?,
+        owner_role: column("owner_role", row.optional_text(OWNER_ROLE)?.map(|role| role.parse::<Role>()).transpose())?,
+        project: column("project_id", project.as_deref().map(ProjectId::parse).transpose())?,
+        project_name: column("project_name", project_name.as_deref().map(ProjectName::parse).transpose())?,
         permission: column("permission", row.text(PERMISSION)?.parse::<Permission>())?,
         scopes: column("scopes", json_list(row, SCOPES)?.iter().map(|scope| Scope::parse(scope)).collect())?,
         allowed_tools: column("allowed_tools", ToolList::parse(&json_list(row, ALLOWED_TOOLS)?))?,
         ip_allow: column("ip_allow", IpAllowList::parse(&json_list(row, IP_ALLOW)?))?,
+        imposed: imposed.ok_or_else(|| corrupt("tokens.imposed", "unknown bits"))?,
         expires_at: micros(row, EXPIRES_AT)?,
         description: column("description", Description::parse(&row.text(DESCRIPTION)?))?,
         display_hint: row.text(DISPLAY_HINT)?,
@@ -143,6 +150,30 @@ pub(crate) fn revoke_in(tx: &mut Tx<'_>, id: &TokenId, reason: Option<&str>, at:
     .map(drop)
 }
 
+/// Revokes every live token matching `condition` (over `parameters`), writing a `token.revoke`
+/// event for each after the caller's own event: suspensions and removals that take tokens with them.
+pub(crate) fn revoke_where(
+    tx: &mut Tx<'_>,
+    condition: &str,
+    parameters: &[String],
+    reason: &str,
+    audit: &AuditEvent,
+) -> Result<Vec<TokenId>> {
+    let sql = format!("SELECT {COLUMNS} FROM tokens WHERE revoked_at IS NULL AND {condition} ORDER BY id");
+    let tokens = collect(tx.connection, &sql, rusqlite::params_from_iter(parameters), record_from_row)?;
+    let mut revoked = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        revoke_in(tx, &token.id, Some(reason), audit.at)?;
+        let mut event = AuditEvent::new(audit.actor.clone(), "token.revoke", token.id, audit.at);
+        event.before = serde_json::to_value(&token).ok();
+        event.reason = Some(reason.to_owned());
+        event.ip = audit.ip;
+        append(tx, &event)?;
+        revoked.push(token.id);
+    }
+    Ok(revoked)
+}
+
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn insert_token(&self, insert: &TokenInsert, audit: &AuditEvent) -> Result<TokenRecord> {
@@ -152,19 +183,23 @@ impl TokenStore for SqliteStore {
             let token = &insert.token;
             execute(
                 tx.connection,
-                "INSERT INTO tokens (id, name, owner, user_id, project, permission, scopes, allowed_tools, ip_allow,
-                    expires_at, description, hash, key_id, display_hint, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO tokens (id, name, owner_id, owner_name, owner_role, project_id, project_name, permission,
+                    scopes, allowed_tools, ip_allow, imposed, expires_at, description, hash, key_id, display_hint,
+                    created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 params![
                     insert.id.to_string(),
                     token.name.as_str(),
-                    token.owner.as_str(),
-                    token.user_id.map(|id| id.to_string()),
-                    token.project.as_ref().map(ProjectName::as_str),
+                    token.owner.to_string(),
+                    insert.owner_name.as_str(),
+                    insert.owner_role.map(Role::as_str),
+                    token.project.map(|id| id.to_string()),
+                    insert.project_name.as_ref().map(ProjectName::as_str),
                     token.permission.as_str(),
                     json_text(&token.scopes),
                     json_text(&token.allowed_tools),
                     json_text(&token.ip_allow),
+                    insert.imposed.bits(),
                     token.expires_at.map(Timestamp::unix_micros),
                     token.description.as_str(),
                     insert.hash.as_bytes().as_slice(),
@@ -199,16 +234,15 @@ impl TokenStore for SqliteStore {
             None => "~".to_owned(), // sorts after every `tok_…` id
         };
         let status = match filter.status {
-            StatusFilter::Active => "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?5)",
-            StatusFilter::Revoked => "revoked_at IS NOT NULL AND ?5 IS NOT NULL",
-            StatusFilter::Expired => "revoked_at IS NULL AND expires_at <= ?5",
-            StatusFilter::All => "?5 IS NOT NULL",
+            StatusFilter::Active => "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?4)",
+            StatusFilter::Revoked => "revoked_at IS NOT NULL AND ?4 IS NOT NULL",
+            StatusFilter::Expired => "revoked_at IS NULL AND expires_at <= ?4",
+            StatusFilter::All => "?4 IS NOT NULL",
         };
         let sql = format!(
             "SELECT {COLUMNS} FROM tokens
-             WHERE id < ?1 AND (?2 IS NULL OR owner = ?2) AND (?3 IS NULL OR project = ?3) AND (?4 IS NULL OR user_id = ?4)
-               AND {status}
-             ORDER BY id DESC LIMIT ?6"
+             WHERE id < ?1 AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR project_id = ?3) AND {status}
+             ORDER BY id DESC LIMIT ?5"
         );
         let filter = filter.clone();
         let limit = page.limit;
@@ -219,9 +253,8 @@ impl TokenStore for SqliteStore {
                     &sql,
                     params![
                         before,
-                        filter.owner.as_ref().map(OwnerName::as_str),
-                        filter.project.as_ref().map(ProjectName::as_str),
-                        filter.user_id.map(|id| id.to_string()),
+                        filter.owner.map(|id| id.to_string()),
+                        filter.project.map(|id| id.to_string()),
                         now.unix_micros(),
                         i64::from(limit) + 1
                     ],
@@ -293,7 +326,7 @@ impl TokenStore for SqliteStore {
             execute(
                 tx.connection,
                 "UPDATE tokens SET name = ?, description = ?, allowed_tools = ?, ip_allow = ?, expires_at = ?,
-                    updated_at = ?
+                    updated_at = ?, imposed = imposed | ?
                  WHERE id = ?",
                 params![
                     patch.name.as_ref().unwrap_or(&current.name).as_str(),
@@ -302,6 +335,7 @@ impl TokenStore for SqliteStore {
                     json_text(patch.ip_allow.as_ref().unwrap_or(&current.ip_allow)),
                     expires_at.map(Timestamp::unix_micros),
                     at.unix_micros(),
+                    patch.impose.bits(),
                     id.to_string(),
                 ],
             )?;
@@ -344,13 +378,16 @@ mod tests {
         let positions = [
             ID,
             NAME,
-            OWNER,
-            USER_ID,
-            PROJECT,
+            OWNER_ID,
+            OWNER_NAME,
+            OWNER_ROLE,
+            PROJECT_ID,
+            PROJECT_NAME,
             PERMISSION,
             SCOPES,
             ALLOWED_TOOLS,
             IP_ALLOW,
+            IMPOSED,
             EXPIRES_AT,
             DESCRIPTION,
             DISPLAY_HINT,

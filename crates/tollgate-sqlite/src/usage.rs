@@ -8,8 +8,7 @@ use tollgate_store::{
     Result, UsageBatch, UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UsageTotals, hourly_rollups,
 };
 use tollgate_types::{
-    LATENCY_BUCKETS, LatencyHistogram, Microdollars, ModelName, OwnerName, ProjectName, ProviderName, Timestamp,
-    UsageEvent, Window,
+    LATENCY_BUCKETS, LatencyHistogram, Microdollars, ModelName, ProviderName, Timestamp, UsageEvent, Window,
 };
 
 use crate::SqliteStore;
@@ -26,7 +25,7 @@ fn latency_columns(prefix: &str) -> String {
 /// Columns bound per rollup row: the key (4), the sums (6) and the latency buckets.
 const ROLLUP_PARAMETERS: usize = 10 + LATENCY_BUCKETS;
 
-/// Adds rollup sums to rows, creating each with its token's owner, user and project.
+/// Adds rollup sums to rows, creating each with its token's owner and project.
 fn rollup_statement(rows: usize) -> String {
     let bound: Vec<String> = (1..=ROLLUP_PARAMETERS).map(|column| format!("v.column{column}")).collect();
     let sums: Vec<String> = ["events", "requests", "input_tokens", "output_tokens", "cost_micros", "errors"]
@@ -37,13 +36,13 @@ fn rollup_statement(rows: usize) -> String {
         .collect();
     // `WHERE true` keeps SQLite from reading ON CONFLICT as part of the join.
     format!(
-        "INSERT INTO usage_rollups (hour, token_id, provider, model, owner, user_id, project, events, requests,
+        "INSERT INTO usage_rollups (hour, token_id, provider, model, owner_id, project_id, events, requests,
             input_tokens, output_tokens, cost_micros, errors, {latency})
-         SELECT {key}, t.owner, t.user_id, t.project, {values}
+         SELECT {key}, t.owner_id, t.project_id, {values}
          FROM (VALUES {placeholders}) AS v LEFT JOIN tokens t ON t.id = v.column2 WHERE true
          ON CONFLICT (hour, token_id, provider, model) DO UPDATE SET
-            owner = coalesce(owner, excluded.owner), user_id = coalesce(user_id, excluded.user_id),
-            project = coalesce(project, excluded.project), {sums}",
+            owner_id = coalesce(owner_id, excluded.owner_id), project_id = coalesce(project_id, excluded.project_id),
+            {sums}",
         latency = latency_columns(""),
         key = bound[..4].join(", "),
         values = bound[4..].join(", "),
@@ -175,9 +174,8 @@ impl UsageStore for SqliteStore {
         let key = match group_by {
             None => "NULL",
             Some(UsageGroupBy::Token) => "token_id",
-            Some(UsageGroupBy::Owner) => "owner",
-            Some(UsageGroupBy::User) => "user_id",
-            Some(UsageGroupBy::Project) => "project",
+            Some(UsageGroupBy::Owner) => "owner_id",
+            Some(UsageGroupBy::Project) => "project_id",
             Some(UsageGroupBy::Provider) => "provider",
             Some(UsageGroupBy::Model) => "provider || '/' || model",
             Some(UsageGroupBy::Hour) => "CAST(hour AS TEXT)",
@@ -191,10 +189,9 @@ impl UsageStore for SqliteStore {
             .collect();
         let sql = format!(
             "SELECT {key} AS group_key, {sums} FROM usage_rollups
-             WHERE hour >= ?1 AND hour < ?2 AND (?3 IS NULL OR token_id = ?3) AND (?4 IS NULL OR owner = ?4)
-               AND (?5 IS NULL OR user_id = ?5) AND (?6 IS NULL OR project = ?6)
-               AND (?7 IS NULL OR provider = ?7) AND (?8 IS NULL OR model = ?8)
-             {group} ORDER BY cost_micros DESC, group_key LIMIT ?9",
+             WHERE hour >= ?1 AND hour < ?2 AND (?3 IS NULL OR token_id = ?3) AND (?4 IS NULL OR owner_id = ?4)
+               AND (?5 IS NULL OR project_id = ?5) AND (?6 IS NULL OR provider = ?6) AND (?7 IS NULL OR model = ?7)
+             {group} ORDER BY cost_micros DESC, group_key LIMIT ?8",
             sums = sums.join(", "),
         );
         let (since, until) = hour_range(filter);
@@ -207,9 +204,8 @@ impl UsageStore for SqliteStore {
                     since,
                     until,
                     filter.token_id.map(|id| id.to_string()),
-                    filter.owner.as_ref().map(OwnerName::as_str),
-                    filter.user_id.map(|id| id.to_string()),
-                    filter.project.as_ref().map(ProjectName::as_str),
+                    filter.owner.map(|id| id.to_string()),
+                    filter.project.map(|id| id.to_string()),
                     filter.provider.as_ref().map(ProviderName::as_str),
                     filter.model.as_ref().map(ModelName::as_str),
                     i64::from(limit.max(1)),

@@ -100,30 +100,9 @@ pub(crate) fn revoke_user_sessions(
     )
 }
 
-/// Revokes the live tokens of a user (by `user_id`, or by owner name for tokens issued without one),
-/// writing a `token.revoke` event for each.
+/// Revokes the live tokens of an owner, writing a `token.revoke` event for each.
 fn revoke_user_tokens(tx: &mut Tx<'_>, user: &UserRecord, reason: &str, audit: &AuditEvent) -> Result<Vec<TokenId>> {
-    let sql = format!(
-        "SELECT {} FROM tokens WHERE revoked_at IS NULL AND (user_id = ?1 OR (user_id IS NULL AND owner = ?2)) ORDER BY id",
-        crate::tokens::COLUMNS
-    );
-    let tokens = collect(
-        tx.connection,
-        &sql,
-        params![user.id.to_string(), user.username.as_str()],
-        crate::tokens::record_from_row,
-    )?;
-    let mut revoked = Vec::with_capacity(tokens.len());
-    for token in tokens {
-        crate::tokens::revoke_in(tx, &token.id, Some(reason), audit.at)?;
-        let mut event = AuditEvent::new(audit.actor.clone(), "token.revoke", token.id, audit.at);
-        event.before = serde_json::to_value(&token).ok();
-        event.reason = Some(reason.to_owned());
-        event.ip = audit.ip;
-        append(tx, &event)?;
-        revoked.push(token.id);
-    }
-    Ok(revoked)
+    crate::tokens::revoke_where(tx, "owner_id = ?1", &[user.id.to_string()], reason, audit)
 }
 
 /// Reads the changed user back and appends its audit event: the tail of every user write.

@@ -4,11 +4,13 @@
 //! [`conformance_tests!`] from one integration test, so a case added here runs on every backend.
 //! Nothing here names a database: no SQL types, no sqlx errors.
 
+mod accounts;
 mod admin;
 mod audit;
 mod error;
 mod limits;
 mod page;
+mod projects;
 mod sessions;
 mod tokens;
 mod usage;
@@ -17,11 +19,13 @@ mod users;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use accounts::{AccountStatusChanged, AccountStore, ServiceAccountInsert};
 pub use admin::StoreAdmin;
 pub use audit::{AuditFilter, AuditStore};
 pub use error::{Result, StoreError};
 pub use limits::{ConsumeOutcome, CounterIncrement, LimitStore, PriceRecord, PriceStore, RateLimitRecord};
 pub use page::{Page, PageRequest};
+pub use projects::{MemberRemoved, ProjectInsert, ProjectStore};
 pub use sessions::{
     RefreshLookup, RefreshOutcome, RefreshRotation, RefreshTokenInsert, SessionStart, SessionStore, SessionWithUser,
 };
@@ -37,7 +41,17 @@ pub use users::{
 /// Everything a full tollgate deployment stores. Backends implement each capability; this
 /// super-trait exists for consumers (the facade) that need all of them behind one `Arc<dyn Store>`.
 pub trait Store:
-    StoreAdmin + TokenStore + AuditStore + UserStore + SessionStore + UsageStore + LimitStore + PriceStore + std::fmt::Debug
+    StoreAdmin
+    + TokenStore
+    + AuditStore
+    + UserStore
+    + AccountStore
+    + ProjectStore
+    + SessionStore
+    + UsageStore
+    + LimitStore
+    + PriceStore
+    + std::fmt::Debug
 {
 }
 
@@ -46,6 +60,8 @@ impl<
         + TokenStore
         + AuditStore
         + UserStore
+        + AccountStore
+        + ProjectStore
         + SessionStore
         + UsageStore
         + LimitStore

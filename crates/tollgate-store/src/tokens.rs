@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use tollgate_types::{
-    AuditEvent, KeyId, NewToken, OwnerName, ProjectName, Timestamp, TokenHash, TokenId, TokenPatch, TokenRecord, UserId,
+    AuditEvent, Imposed, KeyId, NewToken, OwnerId, OwnerName, ProjectId, ProjectName, Role, Timestamp, TokenHash,
+    TokenId, TokenPatch, TokenRecord,
 };
 
 use crate::{Page, PageRequest, Result};
@@ -14,6 +15,14 @@ pub struct TokenInsert {
     pub id: TokenId,
     /// The validated request.
     pub token: NewToken,
+    /// The owner's name, for display.
+    pub owner_name: OwnerName,
+    /// The owning user's role now (`None` for a service account); the store refuses a wrong one.
+    pub owner_role: Option<Role>,
+    /// The project's name, for display.
+    pub project_name: Option<ProjectName>,
+    /// Which constraints an admin imposed on the owner.
+    pub imposed: Imposed,
     /// HMAC of the secret.
     pub hash: TokenHash,
     /// Which key made the hash.
@@ -31,15 +40,18 @@ impl TokenInsert {
         TokenRecord {
             id: self.id,
             name: token.name.clone(),
-            owner: token.owner.clone(),
-            user_id: token.user_id,
-            project: token.project.clone(),
+            owner: token.owner,
+            owner_name: self.owner_name.clone(),
+            owner_role: self.owner_role,
+            project: token.project,
+            project_name: self.project_name.clone(),
             permission: token.permission,
             scopes: token.scopes.clone(),
             allowed_tools: token.allowed_tools.clone(),
             ip_allow: token.ip_allow.clone(),
             expires_at: token.expires_at,
             description: token.description.clone(),
+            imposed: self.imposed,
             display_hint: self.display_hint.clone(),
             key_id: self.key_id,
             created_at: self.created_at,
@@ -106,11 +118,9 @@ pub enum StatusFilter {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TokenFilter {
     /// Owner equals.
-    pub owner: Option<OwnerName>,
+    pub owner: Option<OwnerId>,
     /// Project equals.
-    pub project: Option<ProjectName>,
-    /// Owning user equals.
-    pub user_id: Option<UserId>,
+    pub project: Option<ProjectId>,
     /// Status at `now`.
     pub status: StatusFilter,
 }
@@ -118,7 +128,11 @@ pub struct TokenFilter {
 /// Token storage. Every mutation writes its audit event in the same transaction.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
-    /// Stores a new token. `Conflict` when the id or the hash already exists.
+    /// Stores a new token. `Conflict` when the id or the hash already exists, when the owner does
+    /// not exist or is not active (or `owner_role` is not its role), or when a project is named that
+    /// does not exist or the owner is not a member of with the member role. (The facade resolves
+    /// owners and projects first and answers those cases with `NotFound`; the store keeps them true
+    /// for any writer.)
     async fn insert_token(&self, insert: &TokenInsert, audit: &AuditEvent) -> Result<TokenRecord>;
 
     /// Finds the token whose current secret, or previous secret still within its grace period at `now`,
@@ -139,7 +153,8 @@ pub trait TokenStore: Send + Sync {
     /// older one). `Conflict` when the token is revoked, `NotFound` when it does not exist.
     async fn rotate_token(&self, rotation: &SecretRotation, audit: &AuditEvent) -> Result<TokenRecord>;
 
-    /// Changes metadata. `NotFound` when the token does not exist, `Conflict` when it is revoked.
+    /// Changes metadata (and adds `patch.impose` to what is imposed). `NotFound` when the token does
+    /// not exist, `Conflict` when it is revoked.
     async fn update_token(
         &self,
         id: &TokenId,

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use serde::Serialize;
 use tollgate_types::{
-    CounterKey, LatencyHistogram, LimitKey, Microdollars, ModelName, Outcome, OwnerName, ProjectName, ProviderName,
-    Timestamp, TokenId, UsageEvent, UserId, Window,
+    CounterKey, LatencyHistogram, LimitKey, Microdollars, ModelName, Outcome, OwnerId, ProjectId, ProviderName,
+    Timestamp, TokenId, UsageEvent, Window,
 };
 
 use crate::Result;
@@ -134,12 +134,10 @@ pub struct UsageFilter {
     pub until: Timestamp,
     /// Only this token.
     pub token_id: Option<TokenId>,
-    /// Only tokens of this owner.
-    pub owner: Option<OwnerName>,
-    /// Only tokens of this user.
-    pub user_id: Option<UserId>,
+    /// Only tokens of this owner (a user or a service account).
+    pub owner: Option<OwnerId>,
     /// Only tokens of this project.
-    pub project: Option<ProjectName>,
+    pub project: Option<ProjectId>,
     /// Only this provider.
     pub provider: Option<ProviderName>,
     /// Only this model.
@@ -149,7 +147,7 @@ pub struct UsageFilter {
 impl UsageFilter {
     /// Everything in `[since, until)`.
     pub fn between(since: Timestamp, until: Timestamp) -> Self {
-        Self { since, until, token_id: None, owner: None, user_id: None, project: None, provider: None, model: None }
+        Self { since, until, token_id: None, owner: None, project: None, provider: None, model: None }
     }
 }
 
@@ -159,10 +157,8 @@ impl UsageFilter {
 pub enum UsageGroupBy {
     /// Per token.
     Token,
-    /// Per owner.
+    /// Per owner (a user or a service account id).
     Owner,
-    /// Per user account (tokens without one are grouped under no key).
-    User,
     /// Per project (tokens without one are grouped under no key).
     Project,
     /// Per provider.
@@ -187,7 +183,7 @@ pub struct UsageGroup {
 #[async_trait]
 pub trait UsageStore: Send + Sync {
     /// In one transaction: appends the events, adds them to the hourly rollups (attributing each
-    /// rollup row to the token's owner, user and project as stored now), applies the counter
+    /// rollup row to the token's owner and project as stored now), applies the counter
     /// deltas and the shadow hits. Returns each counter's total after the batch, in order.
     async fn record_usage(&self, batch: UsageBatch<'_>) -> Result<Vec<i64>>;
 

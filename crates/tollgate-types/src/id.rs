@@ -85,6 +85,14 @@ define_id!(
     UserId, "usr_", "user_id"
 );
 define_id!(
+    /// The public id of a service account (`svc_…`): an owner that is not a person.
+    ServiceAccountId, "svc_", "service_account_id"
+);
+define_id!(
+    /// The public id of a project (`prj_…`).
+    ProjectId, "prj_", "project_id"
+);
+define_id!(
     /// The id of a login session (`ses_…`): one refresh-token family.
     SessionId, "ses_", "session_id"
 );

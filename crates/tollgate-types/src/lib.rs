@@ -11,6 +11,7 @@ mod error;
 mod id;
 mod limits;
 mod money;
+mod owner;
 mod password;
 mod permission;
 mod price;
@@ -29,9 +30,13 @@ pub use audit::{AUDIT_GENESIS_HASH, Actor, AuditEntry, AuditEvent};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use duration::parse_duration;
 pub use error::ValidationError;
-pub use id::{AuditId, SessionId, TokenId, UserId};
+pub use id::{AuditId, ProjectId, ServiceAccountId, SessionId, TokenId, UserId};
 pub use limits::{IpAllowList, ToolList};
 pub use money::Microdollars;
+pub use owner::{
+    AccountStatus, NewProject, NewServiceAccount, OwnerId, OwnerRecord, ProjectMember, ProjectRecord, ProjectRole,
+    ServiceAccountRecord,
+};
 pub use password::Password;
 pub use permission::{Permission, Scope};
 pub use price::ModelPrice;
@@ -41,7 +46,7 @@ pub use session::SessionRecord;
 pub use text::{Description, OwnerName, ProjectName, TokenName};
 pub use token::{TokenFormatError, TokenPrefix, TokenSecret};
 pub use token_hash::{KeyId, TokenHash, TokenHasher};
-pub use token_record::{NewToken, TokenPatch, TokenRecord, TokenStatus};
+pub use token_record::{Imposed, NewToken, TokenPatch, TokenRecord, TokenStatus};
 pub use usage::{
     Endpoint, LATENCY_BUCKET_BOUNDS_MS, LATENCY_BUCKETS, LatencyHistogram, MAX_CLOCK_SKEW, MAX_COST_PER_EVENT,
     MAX_LATENCY_MS, MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, ModelName, Outcome, ProviderName, UsageEvent,

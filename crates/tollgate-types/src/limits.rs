@@ -33,7 +33,7 @@ impl IpAllowList {
             let network = text.parse::<IpNet>().or_else(|_| text.parse::<IpAddr>().map(IpNet::from)).map_err(|_| {
                 ValidationError::new(
                     "ip_allow",
-                    format!("{:?} is not an IP address or CIDR range", text.escape_default().to_string()),
+                    format!("entry {} is not an IP address or CIDR range", networks.len() + 1),
                 )
             })?;
             networks.push(network.trunc());
@@ -46,6 +46,12 @@ impl IpAllowList {
     /// Whether the list restricts nothing.
     pub fn is_unrestricted(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Whether every range of this list lies inside a range of `outer` (so this list allows no
+    /// address `outer` refuses, as long as neither is empty).
+    pub fn is_within(&self, outer: &IpAllowList) -> bool {
+        self.0.iter().all(|inner| outer.0.iter().any(|range| range.contains(inner)))
     }
 
     /// Whether `ip` may use the token. An IPv4-mapped IPv6 address is checked as IPv4.
@@ -97,6 +103,11 @@ impl ToolList {
     /// Whether the list restricts nothing.
     pub fn is_unrestricted(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Whether every tool of this list is in `outer`.
+    pub fn is_within(&self, outer: &ToolList) -> bool {
+        self.0.iter().all(|tool| outer.0.contains(tool))
     }
 
     /// Whether calling `tool` is allowed. With a restriction in place, a request naming no tool is refused.

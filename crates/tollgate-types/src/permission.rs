@@ -82,14 +82,8 @@ pub(crate) fn parse_identifier(field: &'static str, text: &str, max: usize) -> R
         return Err(ValidationError::new(field, format!("must be at most {max} characters")));
     }
     let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '_' | '.' | '-' | '/');
-    if let Some(bad) = text.chars().find(|&c| !allowed(c)) {
-        return Err(ValidationError::new(
-            field,
-            format!(
-                "may contain only a-z, 0-9, ':', '_', '.', '/', '-' (found {:?})",
-                bad.escape_default().to_string()
-            ),
-        ));
+    if !text.chars().all(allowed) {
+        return Err(ValidationError::new(field, "may contain only a-z, 0-9, ':', '_', '.', '/', '-'"));
     }
     Ok(text.to_owned())
 }

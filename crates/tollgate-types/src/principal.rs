@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Actor, OwnerName, Permission, TokenId, UserId, ValidationError};
+use crate::{Actor, OwnerId, Permission, TokenId, UserId, Username, ValidationError};
 
 /// A user's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -66,10 +66,10 @@ pub enum Principal {
     Operator,
     /// A logged-in user (an access JWT).
     User {
-        /// Their id.
+        /// Their id: what they own is owned by this id.
         id: UserId,
-        /// Their username, which is the `owner` of their tokens.
-        username: OwnerName,
+        /// Their username (for display; never compared to decide anything).
+        username: Username,
         /// Their role now (checked on every request, not taken from the JWT).
         role: Role,
     },
@@ -77,11 +77,9 @@ pub enum Principal {
     Token {
         /// The token.
         id: TokenId,
-        /// Its owner.
-        owner: OwnerName,
-        /// The user that owns it, if any.
-        user_id: Option<UserId>,
-        /// Its effective permission: never more than its owner's role allows.
+        /// Its owner: the principal it acts for.
+        owner: OwnerId,
+        /// Its effective permission: the lower of its own level and its owner's current role.
         permission: Permission,
     },
 }
@@ -105,21 +103,17 @@ impl Principal {
         }
     }
 
-    /// The owner name this principal acts for (`None` for the operator).
-    pub fn owner(&self) -> Option<&OwnerName> {
+    /// The owner this principal acts for (`None` for the operator): a user, or a token's owner.
+    pub fn owner_id(&self) -> Option<OwnerId> {
         match self {
             Self::Operator => None,
-            Self::User { username, .. } => Some(username),
-            Self::Token { owner, .. } => Some(owner),
+            Self::User { id, .. } => Some(OwnerId::User(*id)),
+            Self::Token { owner, .. } => Some(*owner),
         }
     }
 
     /// The user this principal acts for, when there is one.
     pub fn user_id(&self) -> Option<UserId> {
-        match self {
-            Self::Operator => None,
-            Self::User { id, .. } => Some(*id),
-            Self::Token { user_id, .. } => *user_id,
-        }
+        self.owner_id().and_then(|owner| owner.user())
     }
 }

@@ -1,5 +1,5 @@
-//! Quotas: limits on requests, LLM tokens or cost per calendar window (UTC) for a token, a user,
-//! an owner or a project, and per-token rate limits.
+//! Quotas: limits on requests, LLM tokens or cost per calendar window (UTC) for a token, its owner
+//! (a user or a service account) or a project, and per-token rate limits.
 
 use std::fmt;
 use std::str::FromStr;
@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Serialize, Serializer};
 use time::{Date, Month, OffsetDateTime, Time};
 
-use crate::{OwnerName, ProjectName, Timestamp, TokenId, UserId, ValidationError};
+use crate::{OwnerId, ProjectId, ServiceAccountId, Timestamp, TokenId, UserId, ValidationError};
 
 const MICROS_PER_MINUTE: i64 = 60_000_000;
 const MICROS_PER_HOUR: i64 = 60 * MICROS_PER_MINUTE;
@@ -151,49 +151,48 @@ impl FromStr for Metric {
     }
 }
 
-/// Whom a limit applies to. A token is governed by its own limits and those of its user, its owner
+/// Whom a limit applies to, by id. A token is governed by its own limits and those of its owner
 /// and its project, all at once.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LimitSubject {
     /// One token.
     Token(TokenId),
-    /// Every token of a user account (by `user_id`).
-    User(UserId),
-    /// Every token with this owner name (a username or a service).
-    Owner(OwnerName),
-    /// Every token of a project.
-    Project(ProjectName),
+    /// Every token of an owner (a user or a service account).
+    Owner(OwnerId),
+    /// Every token bound to a project.
+    Project(ProjectId),
 }
 
 impl LimitSubject {
-    /// The kind (`token`, `user`, `owner`, `project`), as stored.
+    /// The kinds, as stored and as the HTTP routes and CLI name them.
+    pub const KINDS: [&'static str; 4] = ["token", "user", "service_account", "project"];
+
+    /// The kind (`token`, `user`, `service_account`, `project`), as stored.
     pub const fn kind(&self) -> &'static str {
         match self {
             Self::Token(_) => "token",
-            Self::User(_) => "user",
-            Self::Owner(_) => "owner",
+            Self::Owner(owner) => owner.kind(),
             Self::Project(_) => "project",
         }
     }
 
-    /// The id or name within the kind, as stored.
+    /// The id within the kind, as stored.
     pub fn id(&self) -> String {
         match self {
             Self::Token(id) => id.to_string(),
-            Self::User(id) => id.to_string(),
-            Self::Owner(name) => name.to_string(),
-            Self::Project(name) => name.to_string(),
+            Self::Owner(owner) => owner.to_string(),
+            Self::Project(id) => id.to_string(),
         }
     }
 
-    /// Reads a subject back from its kind and id.
+    /// Reads a subject from its kind and id.
     pub fn parse(kind: &str, id: &str) -> Result<Self, ValidationError> {
         match kind {
             "token" => TokenId::parse(id).map(Self::Token),
-            "user" => UserId::parse(id).map(Self::User),
-            "owner" => OwnerName::parse(id).map(Self::Owner),
-            "project" => ProjectName::parse(id).map(Self::Project),
-            _ => Err(ValidationError::new("subject", "kind must be one of token, user, owner, project")),
+            "user" => UserId::parse(id).map(|id| Self::Owner(OwnerId::User(id))),
+            "service_account" => ServiceAccountId::parse(id).map(|id| Self::Owner(OwnerId::ServiceAccount(id))),
+            "project" => ProjectId::parse(id).map(Self::Project),
+            _ => Err(ValidationError::new("subject", "kind must be one of token, user, service_account, project")),
         }
     }
 }
@@ -392,8 +391,12 @@ mod tests {
         assert_eq!("fortnight".parse::<Window>().unwrap_err().field, "window");
         assert_eq!("cost".parse::<Metric>().unwrap(), Metric::Cost);
         assert_eq!("dollars".parse::<Metric>().unwrap_err().field, "metric");
-        let subject = LimitSubject::parse("project", "search").unwrap();
-        assert_eq!(subject.to_string(), "project:search");
+        let project = ProjectId::generate();
+        let subject = LimitSubject::parse("project", &project.to_string()).unwrap();
+        assert_eq!(subject.to_string(), format!("project:{project}"));
+        let user = UserId::generate();
+        assert_eq!(LimitSubject::parse("user", &user.to_string()).unwrap(), LimitSubject::Owner(OwnerId::User(user)));
+        assert_eq!(LimitSubject::parse("user", "alice").unwrap_err().field, "user_id");
         assert_eq!(LimitSubject::parse("team", "x").unwrap_err().field, "subject");
         assert_eq!(LimitSubject::parse("token", "nope").unwrap_err().field, "token_id");
     }

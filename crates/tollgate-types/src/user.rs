@@ -29,7 +29,12 @@ impl Username {
     /// assert!(Username::parse("alice smith").is_err());
     /// ```
     pub fn parse(text: &str) -> Result<Self, ValidationError> {
-        let field = "username";
+        Self::parse_field("username", text)
+    }
+
+    /// Like [`Username::parse`], naming `field` on failure (a service account's `name` shares the rules
+    /// and the namespace).
+    pub fn parse_field(field: &'static str, text: &str) -> Result<Self, ValidationError> {
         let length = text.chars().count();
         if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&length) {
             return Err(ValidationError::new(field, "must be 3 to 64 characters"));
@@ -38,9 +43,9 @@ impl Username {
         if !lower.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')) {
             return Err(ValidationError::new(field, "may contain only letters a-z, digits 0-9, '.', '_' and '-'"));
         }
-        // `user show usr_…` resolves ids first; a username that is also an id would be ambiguous.
-        if UserId::parse(&lower).is_ok() {
-            return Err(ValidationError::new(field, "must not look like a user id"));
+        // `user show usr_…` resolves ids first; a name that is also an id would be ambiguous.
+        if UserId::parse(&lower).is_ok() || crate::ServiceAccountId::parse(&lower).is_ok() {
+            return Err(ValidationError::new(field, "must not look like an id"));
         }
         Ok(Self(lower))
     }
@@ -50,7 +55,7 @@ impl Username {
         &self.0
     }
 
-    /// The username as the `owner` of the user's tokens.
+    /// The name as the display name of what it owns.
     pub fn to_owner(&self) -> OwnerName {
         OwnerName::parse(&self.0).expect("a username (3-64 safe ASCII characters) is a valid owner name")
     }
@@ -227,7 +232,7 @@ impl UserRecord {
 
     /// The principal this user acts as, with their current role.
     pub fn principal(&self) -> Principal {
-        Principal::User { id: self.id, username: self.username.to_owner(), role: self.role }
+        Principal::User { id: self.id, username: self.username.clone(), role: self.role }
     }
 }
 

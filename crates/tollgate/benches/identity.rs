@@ -11,7 +11,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tollgate::{
-    Actor, AuditEvent, Caller, Email, KeyId, NewToken, NewUser, OwnerName, Password, Principal, Role, SqliteOptions,
+    Actor, AuditEvent, Caller, Email, KeyId, NewToken, NewUser, OwnerId, Password, Principal, Role, SqliteOptions,
     SqliteStore, Store, SystemClock, TokenHasher, TokenManager, TokenName, TokenPatch, UserService, Username,
 };
 use tollgate::{Clock, JwtKeys};
@@ -24,6 +24,8 @@ struct Setup {
     store: Arc<dyn Store>,
     tokens: TokenManager,
     users: UserService,
+    /// The admin `bench`, owner of the benchmark token.
+    owner: OwnerId,
 }
 
 fn users(tokens: &TokenManager, cost: u32) -> UserService {
@@ -48,8 +50,9 @@ async fn setup() -> Setup {
         Email::parse("bench@example.com").expect("valid"),
         Role::Admin,
     );
-    users.create(&Caller::operator(), user, Password::new(PASSWORD.to_owned()).expect("valid")).await.expect("user");
-    Setup { _directory: directory, path, store, tokens, users }
+    let user = users.create(&Caller::operator(), user, Password::new(PASSWORD.to_owned()).expect("valid")).await;
+    let owner = OwnerId::User(user.expect("user").id);
+    Setup { _directory: directory, path, store, tokens, users, owner }
 }
 
 fn identity(c: &mut Criterion) {
@@ -85,7 +88,7 @@ fn identity(c: &mut Criterion) {
 /// A token update through the store (update + its audit append, one transaction) against the same
 /// statements without the append, on the same database file.
 fn audit_overhead(c: &mut Criterion, runtime: &tokio::runtime::Runtime, setup: &Setup) {
-    let token = NewToken::new(TokenName::parse("bench").expect("valid"), OwnerName::parse("bench").expect("valid"));
+    let token = NewToken::new(TokenName::parse("bench").expect("valid"), setup.owner);
     let created = runtime.block_on(setup.tokens.create(&Principal::Operator, token)).expect("token");
     let id = created.record.id;
     let raw = runtime.block_on(async {

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tollgate::{
-    LimitKey, LimitSpec, LimitSubject, Metering, Metric, ModelName, NewToken, OwnerName, Principal, ProjectName,
-    ProviderName, RateLimitSpec, TokenManager, TokenName, UsageEvent, VerifyRequest, Window,
+    Actor, AuditEvent, Clock, Description, LimitKey, LimitSpec, LimitSubject, Metering, Metric, ModelName, NewProject,
+    NewToken, Principal, ProjectId, ProjectName, ProjectRole, ProjectStore, ProviderName, RateLimitSpec, SystemClock,
+    TokenManager, TokenName, UsageEvent, VerifyRequest, Window,
 };
-use tollgate_store::{UsageBatch, UsageStore};
+use tollgate_store::{ProjectInsert, UsageBatch, UsageStore};
 
 /// Events per measured iteration of the recording benchmarks.
 const EVENTS_PER_ITERATION: u64 = 100_000;
@@ -34,13 +35,31 @@ impl BenchStore {
             .metering(metering.clone())
             .build()
     }
+
+    /// Creates the project `name` with the benchmark owner as a member (so its tokens may be bound to it).
+    fn project(&self, name: &str) -> ProjectId {
+        let id = ProjectId::generate();
+        let project = NewProject { name: ProjectName::parse(name).unwrap(), description: Description::default() };
+        let insert = ProjectInsert { id, project, created_at: SystemClock.now() };
+        let event = AuditEvent::new(Actor::cli(), "project.create", id, insert.created_at);
+        self.runtime.block_on(self.store.insert_project(&insert, &event)).unwrap();
+        let event = AuditEvent::new(Actor::cli(), "project.put_member", id, insert.created_at);
+        let member = self.store.put_project_member(&id, &self.owner, ProjectRole::Member, insert.created_at, &event);
+        self.runtime.block_on(member).unwrap();
+        id
+    }
 }
 
-fn token(index: usize) -> NewToken {
-    let mut token =
-        NewToken::new(TokenName::parse(&format!("bench {index}")).unwrap(), OwnerName::parse("bench").unwrap());
-    token.project = Some(ProjectName::parse(&format!("project-{}", index % 4)).unwrap());
+/// Token `index` of the benchmark owner, bound to one of the four projects in turn.
+fn token(bench: &BenchStore, projects: &[ProjectId], index: usize) -> NewToken {
+    let mut token = NewToken::new(TokenName::parse(&format!("bench {index}")).unwrap(), bench.owner);
+    token.project = Some(projects[index % projects.len()]);
     token
+}
+
+/// The four projects the benchmark tokens are bound to.
+fn projects(bench: &BenchStore) -> Vec<ProjectId> {
+    (0..4).map(|index| bench.project(&format!("project-{index}"))).collect()
 }
 
 /// 1,024 distinct events over 100 tokens and four models, priced from the table on record.
@@ -51,10 +70,11 @@ fn events(bench: &BenchStore, manager: &TokenManager, metering: &Metering) -> Ve
         ("anthropic", "claude-sonnet-4-5"),
         ("google", "gemini-2.5-flash"),
     ];
+    let projects = projects(bench);
     let ids: Vec<_> = bench.runtime.block_on(async {
         let mut ids = Vec::new();
         for index in 0..100 {
-            ids.push(manager.create(&Principal::Operator, token(index)).await.unwrap().record.id);
+            ids.push(manager.create(&Principal::Operator, token(bench, &projects, index)).await.unwrap().record.id);
         }
         ids
     });
@@ -161,13 +181,14 @@ fn verify(c: &mut Criterion) {
     let metering = bench.metering();
     let manager = bench.manager(&metering);
     let request = VerifyRequest::default();
+    let projects = projects(&bench);
     let (secret, id) = bench.runtime.block_on(async {
-        let created = manager.create(&Principal::Operator, token(0)).await.unwrap();
+        let created = manager.create(&Principal::Operator, token(&bench, &projects, 0)).await.unwrap();
         let huge = LimitSpec::MAX_VALUE;
         let limits = [
             (LimitSubject::Token(created.record.id), Metric::Requests, Window::Minute),
-            (LimitSubject::Owner(OwnerName::parse("bench").unwrap()), Metric::Tokens, Window::Day),
-            (LimitSubject::Project(ProjectName::parse("project-0").unwrap()), Metric::Cost, Window::Month),
+            (LimitSubject::Owner(bench.owner), Metric::Tokens, Window::Day),
+            (LimitSubject::Project(projects[0]), Metric::Cost, Window::Month),
         ];
         for (subject, metric, window) in limits {
             let spec = LimitSpec::new(LimitKey { subject, metric, window }, huge, false).unwrap();

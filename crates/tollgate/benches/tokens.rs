@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tollgate::{NewToken, OwnerName, Principal, TokenManager, TokenName, VerifyRequest};
+use tollgate::{NewToken, Principal, TokenManager, TokenName, VerifyRequest};
 
 mod support;
 
@@ -16,8 +16,8 @@ fn manager(bench: &BenchStore, cache_ttl: Duration) -> TokenManager {
     TokenManager::builder(bench.store.clone(), hasher()).cache_ttl(cache_ttl).build()
 }
 
-fn token(index: usize) -> NewToken {
-    NewToken::new(TokenName::parse(&format!("bench {index}")).unwrap(), OwnerName::parse("bench").unwrap())
+fn token(bench: &BenchStore, index: usize) -> NewToken {
+    NewToken::new(TokenName::parse(&format!("bench {index}")).unwrap(), bench.owner)
 }
 
 /// Verifies served without the store: a cache hit and the two refusals before any lookup.
@@ -25,7 +25,7 @@ fn verify_in_memory(c: &mut Criterion) {
     let bench = BenchStore::new();
     let cached = manager(&bench, Duration::from_secs(3600));
     let request = VerifyRequest::default();
-    let created = bench.runtime.block_on(cached.create(&Principal::Operator, token(0))).unwrap();
+    let created = bench.runtime.block_on(cached.create(&Principal::Operator, token(&bench, 0))).unwrap();
     let hot = created.secret.expose().to_owned();
     bench.runtime.block_on(cached.verify(&hot, &request)).unwrap();
 
@@ -54,7 +54,7 @@ fn verify_cache_miss(c: &mut Criterion) {
     let mut secrets = Vec::new();
     bench.runtime.block_on(async {
         for index in 0..n_tokens {
-            let created = creator.create(&Principal::Operator, token(index)).await.unwrap();
+            let created = creator.create(&Principal::Operator, token(&bench, index)).await.unwrap();
             if index % 100 == 0 {
                 secrets.push(created.secret.expose().to_owned());
             }
@@ -81,7 +81,7 @@ fn create(c: &mut Criterion) {
             let start = Instant::now();
             bench.runtime.block_on(async {
                 for index in 0..iterations {
-                    manager.create(&Principal::Operator, token(index as usize)).await.unwrap();
+                    manager.create(&Principal::Operator, token(&bench, index as usize)).await.unwrap();
                 }
             });
             start.elapsed()
@@ -97,10 +97,12 @@ fn create(c: &mut Criterion) {
                 let tasks: Vec<_> = (0..callers)
                     .map(|caller| {
                         let manager = manager.clone();
+                        let owner = bench.owner;
                         tokio::spawn(async move {
                             for index in 0..per_caller {
-                                let name = (caller * per_caller + index) as usize;
-                                manager.create(&Principal::Operator, token(name)).await.unwrap();
+                                let name = format!("bench {}", caller * per_caller + index);
+                                let token = NewToken::new(TokenName::parse(&name).unwrap(), owner);
+                                manager.create(&Principal::Operator, token).await.unwrap();
                             }
                         })
                     })

@@ -1,34 +1,52 @@
 //! The permission matrix, enforced in one place: every facade operation asks [`authorize`] first.
 //!
 //! Rows are operations, columns are effective levels (`read_only` ≈ viewer, `standard` ≈ user,
-//! `admin` ≈ admin); "own" means the target belongs to the principal. `docs/security.md` shows the
+//! `admin` ≈ admin); "own" means the target belongs to the principal, by id: a user owns what its
+//! id owns, a token acts for its owner's id. Names are never compared. `docs/security.md` shows the
 //! same table; a data-driven test checks every cell.
 
-use tollgate_types::{OwnerName, Permission, Principal, Role, UserId, UserStatus};
+use tollgate_types::{OwnerId, Permission, Principal, ProjectRole, Role, ServiceAccountId, UserId, UserStatus};
 
 use crate::{Error, Result};
 
+/// Whose usage a read covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageScope {
+    /// Everybody's (analytics, reports across owners).
+    Everything,
+    /// One owner's tokens (or one token of that owner).
+    Owner(OwnerId),
+    /// One project's tokens; the principal's role in that project (`None`: not a member).
+    Project(Option<ProjectRole>),
+}
+
 /// Something a principal asks to do, with the owner of its target where it has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation<'a> {
-    /// Create a token for `owner` with `permission`.
+pub enum Operation {
+    /// Create a token for `owner` with `permission`, bound to a project or not.
     CreateToken {
         /// Owner of the new token.
-        owner: &'a OwnerName,
-        /// Owning user of the new token.
-        user_id: Option<UserId>,
+        owner: OwnerId,
         /// Permission asked for.
         permission: Permission,
+        /// `None` for no project; else the new token's owner's role in the project (`None`: not a
+        /// member). For a non-admin, who creates tokens only for itself, that is its own role.
+        project: Option<Option<ProjectRole>>,
     },
     /// Read a token's metadata, or list tokens of `owner` (`None`: everybody's).
     ReadTokens {
         /// Whose tokens.
-        owner: Option<&'a OwnerName>,
+        owner: Option<OwnerId>,
     },
     /// Revoke, rotate or update a token of `owner`.
     ManageToken {
         /// Whose token.
-        owner: &'a OwnerName,
+        owner: OwnerId,
+    },
+    /// Loosen or remove a constraint an admin imposed on a token (IP allow-list, tools, scopes, expiry).
+    LoosenConstraints {
+        /// Whose token.
+        owner: OwnerId,
     },
     /// Delete long-inactive tokens of everybody.
     CleanupTokens,
@@ -79,6 +97,22 @@ pub enum Operation<'a> {
         /// Whose sessions.
         user: UserId,
     },
+    /// Create, suspend or activate service accounts.
+    ManageServiceAccounts,
+    /// Read one service account (`Some`), or list them all (`None`).
+    ReadServiceAccounts {
+        /// Which account.
+        account: Option<ServiceAccountId>,
+    },
+    /// Create projects and manage their members.
+    ManageProjects,
+    /// Read one project and its members; the principal's role in it (`None`: not a member).
+    ReadProject {
+        /// The principal's role in the project.
+        role: Option<ProjectRole>,
+    },
+    /// List every project (others list the projects they belong to).
+    ListAllProjects,
     /// Read the audit log.
     ReadAudit,
     /// Verify the audit log's hash chain.
@@ -86,38 +120,38 @@ pub enum Operation<'a> {
     /// Record usage for a token of `owner`.
     RecordUsage {
         /// Whose token.
-        owner: &'a OwnerName,
+        owner: OwnerId,
     },
-    /// Read usage and limits of `owner` (`None`: everybody's, analytics).
+    /// Read usage and limits.
     ReadUsage {
-        /// Whose usage.
-        owner: Option<&'a OwnerName>,
+        /// Whose.
+        scope: UsageScope,
     },
     /// Set or remove limits, rate limits and prices; purge raw usage.
     ManageMetering,
 }
 
-/// Whether `principal` owns things owned by `owner`.
-fn owns(principal: &Principal, owner: &OwnerName) -> bool {
-    principal.owner() == Some(owner)
+/// Whether `principal` acts for `owner`.
+fn owns(principal: &Principal, owner: OwnerId) -> bool {
+    principal.owner_id() == Some(owner)
 }
 
 /// Decides whether `principal` may perform `operation`; `Forbidden` names what is missing.
-pub fn authorize(principal: &Principal, operation: Operation<'_>) -> Result<()> {
+pub fn authorize(principal: &Principal, operation: Operation) -> Result<()> {
     let level = principal.level();
     let admin = level == Permission::Admin;
+    let standard = level >= Permission::Standard;
     let allowed = match operation {
-        Operation::CreateToken { owner, user_id, permission } => {
+        Operation::CreateToken { owner, permission, project } => {
             if permission > level {
                 return Err(Error::Forbidden(format!("cannot grant permission {permission} above your own ({level})")));
             }
-            admin
-                || (level >= Permission::Standard
-                    && owns(principal, owner)
-                    && (user_id.is_none() || user_id == principal.user_id()))
+            let may_bind = project.is_none_or(|role| role == Some(ProjectRole::Member));
+            admin || (standard && owns(principal, owner) && may_bind)
         }
         Operation::ReadTokens { owner } => admin || owner.is_some_and(|owner| owns(principal, owner)),
-        Operation::ManageToken { owner } => admin || (level >= Permission::Standard && owns(principal, owner)),
+        Operation::ManageToken { owner } => admin || (standard && owns(principal, owner)),
+        Operation::LoosenConstraints { .. } => admin,
         Operation::CleanupTokens => admin,
         Operation::ImportToken => matches!(principal, Principal::Operator),
         Operation::CreateUser { .. } | Operation::ResetPassword { .. } | Operation::UnlockUser { .. } => admin,
@@ -136,9 +170,18 @@ pub fn authorize(principal: &Principal, operation: Operation<'_>) -> Result<()> 
         }
         Operation::ChangeUserEmail { .. } => admin,
         Operation::ManageSessions { user } => admin || is_self(principal, user),
+        Operation::ManageServiceAccounts | Operation::ManageProjects | Operation::ListAllProjects => admin,
+        Operation::ReadServiceAccounts { account } => {
+            admin || account.is_some_and(|account| owns(principal, OwnerId::ServiceAccount(account)))
+        }
+        Operation::ReadProject { role } => admin || role.is_some(),
         Operation::ReadAudit | Operation::VerifyAudit => admin,
-        Operation::RecordUsage { owner } => admin || (level >= Permission::Standard && owns(principal, owner)),
-        Operation::ReadUsage { owner } => admin || owner.is_some_and(|owner| owns(principal, owner)),
+        Operation::RecordUsage { owner } => admin || (standard && owns(principal, owner)),
+        Operation::ReadUsage { scope } => match scope {
+            UsageScope::Everything => admin,
+            UsageScope::Owner(owner) => admin || owns(principal, owner),
+            UsageScope::Project(role) => admin || role.is_some(),
+        },
         Operation::ManageMetering => admin,
     };
     if allowed { Ok(()) } else { Err(Error::Forbidden(format!("{} may not do this", describe(principal)))) }

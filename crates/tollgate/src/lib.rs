@@ -5,14 +5,14 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), tollgate::Error> {
-//! use tollgate::{NewToken, OwnerName, Principal, TokenManager, TokenName, VerifyRequest};
+//! use tollgate::{NewToken, Principal, TokenManager, TokenName, VerifyRequest};
 //!
 //! let store = tollgate::open("sqlite://tollgate.db").await?;
 //! let hasher = tollgate::TokenHasher::new(tollgate::KeyId(1), &[7u8; 32])?;
 //! let manager = TokenManager::builder(store, hasher).build();
-//! let created = manager
-//!     .create(&Principal::Operator, NewToken::new(TokenName::parse("ci")?, OwnerName::parse("alice")?))
-//!     .await?;
+//! // Every token belongs to an existing user or service account, named here by name or id.
+//! let owner = manager.resolve_owner(&Principal::Operator, "alice").await?;
+//! let created = manager.create(&Principal::Operator, NewToken::new(TokenName::parse("ci")?, owner)).await?;
 //! println!("shown once: {}", created.secret.expose());
 //! let context = manager.verify(created.secret.expose(), &VerifyRequest::default()).await?;
 //! assert_eq!(context.token_id, created.record.id);
@@ -31,7 +31,7 @@ mod tokens;
 mod users;
 
 pub use audit_log::{AuditLog, AuditReport, BrokenEntry, verify_audit_chain};
-pub use authz::{Operation, authorize};
+pub use authz::{Operation, UsageScope, authorize};
 pub use caller::Caller;
 pub use error::{Error, Result};
 pub use keys::{KeyFile, load_or_create_key_file};
@@ -44,6 +44,7 @@ pub use sessions::{AccessClaims, AccessContext, AccessToken, JwtCodec, JwtKeys, 
 pub use tokens::{CacheStats, CreatedToken, TokenContext, TokenManager, TokenManagerBuilder};
 pub use users::{IpThrottlePolicy, LockoutPolicy, UserService, UserServiceBuilder};
 
+pub use tollgate_store::{AccountStore, ProjectStore, ServiceAccountInsert, SessionStore, UserFilter, UserStore};
 pub use tollgate_store::{
     AuditFilter, AuditStore, Page, PageRequest, StatusFilter, Store, StoreAdmin, StoreError, TokenFilter, TokenStore,
 };
@@ -51,7 +52,10 @@ pub use tollgate_store::{
     LimitStore, PriceRecord, PriceStore, RateLimitRecord, UsageFilter, UsageGroup, UsageGroupBy, UsageStore,
     UsageTotals,
 };
-pub use tollgate_store::{SessionStore, UserFilter, UserStore};
+pub use tollgate_types::{
+    AccountStatus, Imposed, NewProject, NewServiceAccount, OwnerId, OwnerRecord, ProjectId, ProjectMember,
+    ProjectRecord, ProjectRole, ServiceAccountId, ServiceAccountRecord,
+};
 pub use tollgate_types::{
     Actor, AuditEntry, AuditEvent, Clock, Description, IpAllowList, KeyId, ManualClock, NewToken, OwnerName,
     Permission, Principal, ProjectName, Refusal, RefusalCode, Role, Scope, SystemClock, Timestamp, TokenFormatError,

@@ -7,7 +7,7 @@ use identity_common as common;
 
 use capture::capture_logs;
 use common::{Fixture, operator, password, presented};
-use tollgate::{NewToken, OwnerName, Principal, Role, TokenName, VerifyRequest};
+use tollgate::{Principal, Role, VerifyRequest};
 
 const INITIAL: &str = "initial secret password";
 const WRONG: &str = "wrong secret password";
@@ -20,9 +20,7 @@ async fn no_secret_reaches_logs_errors_or_debug() {
 
     let fx = Fixture::new().await;
     let alice = fx.users.create(&operator(), common::new_user("alice", Role::User), password(INITIAL)).await.unwrap();
-    let mut token = NewToken::new(TokenName::parse("ci").unwrap(), OwnerName::parse("alice").unwrap());
-    token.user_id = Some(alice.id);
-    let created = fx.tokens.create(&Principal::Operator, token).await.unwrap();
+    let created = fx.tokens.create(&Principal::Operator, fx.new_token("ci", alice.id)).await.unwrap();
     fx.users.authenticate_token(created.secret.expose(), &VerifyRequest::default()).await.unwrap();
     let wrong = fx.users.login("alice", presented(WRONG), Some("192.0.2.1".parse().unwrap())).await.unwrap_err();
     let first = fx.users.login("alice", presented(INITIAL), None).await.unwrap();

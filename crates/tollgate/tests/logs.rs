@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use capture::capture_logs;
-use common::{Fixture, OPERATOR, new_token};
+use common::{Fixture, OPERATOR};
 use tollgate::VerifyRequest;
 
 fn secret_core(secret: &str) -> &str {
@@ -19,7 +19,7 @@ async fn logs_of_create_verify_rotate_and_revoke_hold_no_secret() {
     let (captured, _guard) = capture_logs();
 
     let fixture = Fixture::new().await;
-    let created = fixture.manager.create(&OPERATOR, new_token("ci", "alice")).await.unwrap();
+    let created = fixture.manager.create(&OPERATOR, fixture.new_token("ci", "alice").await).await.unwrap();
     fixture.manager.verify(created.secret.expose(), &VerifyRequest::default()).await.unwrap();
     let rotated = fixture.manager.rotate(&OPERATOR, &created.record.id, Duration::from_secs(60)).await.unwrap();
     fixture.manager.verify(rotated.secret.expose(), &VerifyRequest::default()).await.unwrap();

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Fixture, OPERATOR, new_token};
+use common::{Fixture, OPERATOR};
 
 /// The part of a secret after its public prefix and hint characters: if any of it shows up, it leaked.
 fn secret_core(secret: &str) -> &str {
@@ -16,7 +16,8 @@ async fn the_database_file_never_contains_a_secret() {
     let fixture = Fixture::new().await;
     let mut secrets = Vec::new();
     for index in 0..50 {
-        let created = fixture.manager.create(&OPERATOR, new_token(&format!("t{index}"), "alice")).await.unwrap();
+        let created =
+            fixture.manager.create(&OPERATOR, fixture.new_token(&format!("t{index}"), "alice").await).await.unwrap();
         secrets.push(created.secret.expose().to_owned());
     }
     let rotated = fixture.manager.rotate(&OPERATOR, &fixture_first_id(&fixture).await, Duration::from_secs(60)).await;
@@ -46,7 +47,7 @@ async fn fixture_first_id(fixture: &Fixture) -> tollgate::TokenId {
 #[tokio::test]
 async fn debug_output_of_created_tokens_is_redacted() {
     let fixture = Fixture::new().await;
-    let created = fixture.manager.create(&OPERATOR, new_token("ci", "alice")).await.unwrap();
+    let created = fixture.manager.create(&OPERATOR, fixture.new_token("ci", "alice").await).await.unwrap();
     let debug = format!("{created:?} {:#?}", created);
     assert!(debug.contains("<redacted>"));
     assert!(!debug.contains(secret_core(created.secret.expose())));

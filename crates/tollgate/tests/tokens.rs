@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use common::{Fixture, OPERATOR, new_token};
 use tollgate::{
-    Error, IpAllowList, PageRequest, Permission, Principal, RefusalCode, StatusFilter, Timestamp, TokenFilter,
-    TokenPatch, TokenStatus, ToolList, UserId, VerifyRequest,
+    Error, IpAllowList, OwnerId, PageRequest, Permission, Principal, RefusalCode, Role, StatusFilter, Timestamp,
+    TokenFilter, TokenPatch, TokenStatus, ToolList, VerifyRequest,
 };
 
 fn refusal(result: Result<tollgate::TokenContext, Error>) -> RefusalCode {
@@ -20,12 +20,14 @@ fn refusal(result: Result<tollgate::TokenContext, Error>) -> RefusalCode {
 #[tokio::test]
 async fn created_tokens_verify_with_their_context() {
     let fixture = Fixture::new().await;
-    let mut token = new_token("ci", "alice");
+    let mut token = fixture.new_token("ci", "alice").await;
     token.permission = Permission::Admin;
     let created = fixture.manager.create(&OPERATOR, token).await.unwrap();
     let context = fixture.manager.verify(created.secret.expose(), &VerifyRequest::default()).await.unwrap();
     assert_eq!(context.token_id, created.record.id);
-    assert_eq!(context.record.owner.as_str(), "alice");
+    assert_eq!(context.record.owner, fixture.owner("alice").await);
+    assert_eq!(context.record.owner_name.as_str(), "alice");
+    assert_eq!(context.effective_permission, Permission::Admin, "a service account's token keeps its own level");
     assert_eq!(context.record.permission, Permission::Admin);
     assert!(!context.via_previous_secret);
 }
@@ -41,7 +43,7 @@ async fn every_identity_refusal_has_its_code() {
     let unknown = tollgate::TokenSecret::generate(&tollgate::TokenPrefix::default()).unwrap();
     assert_eq!(refusal(verify(unknown.expose().into(), VerifyRequest::default()).await), RefusalCode::NotFound);
 
-    let mut restricted = new_token("restricted", "alice");
+    let mut restricted = fixture.new_token("restricted", "alice").await;
     restricted.ip_allow = IpAllowList::parse(&["10.0.0.0/8"]).unwrap();
     restricted.allowed_tools = ToolList::parse(&["search"]).unwrap();
     restricted.expires_at = Some(common::START.saturating_add(Duration::from_secs(60)));
@@ -56,7 +58,7 @@ async fn every_identity_refusal_has_its_code() {
     fixture.advance(60);
     assert_eq!(refusal(verify(secret.clone(), inside.clone()).await), RefusalCode::Expired);
 
-    let revoked = fixture.manager.create(&OPERATOR, new_token("revoked", "alice")).await.unwrap();
+    let revoked = fixture.manager.create(&OPERATOR, fixture.new_token("revoked", "alice").await).await.unwrap();
     fixture.manager.revoke(&OPERATOR, &revoked.record.id, Some("test")).await.unwrap();
     assert_eq!(refusal(verify(revoked.secret.expose().into(), inside).await), RefusalCode::Revoked);
 }
@@ -64,7 +66,7 @@ async fn every_identity_refusal_has_its_code() {
 #[tokio::test]
 async fn a_revoked_token_is_refused_on_the_very_next_verify_even_when_cached() {
     let fixture = Fixture::with_cache_ttl(Duration::from_secs(3600)).await;
-    let created = fixture.manager.create(&OPERATOR, new_token("ci", "alice")).await.unwrap();
+    let created = fixture.manager.create(&OPERATOR, fixture.new_token("ci", "alice").await).await.unwrap();
     let request = VerifyRequest::default();
     fixture.manager.verify(created.secret.expose(), &request).await.unwrap();
     fixture.manager.verify(created.secret.expose(), &request).await.unwrap();
@@ -76,7 +78,7 @@ async fn a_revoked_token_is_refused_on_the_very_next_verify_even_when_cached() {
 #[tokio::test]
 async fn rotation_keeps_the_id_and_honours_the_grace_period() {
     let fixture = Fixture::with_cache_ttl(Duration::from_secs(3600)).await;
-    let created = fixture.manager.create(&OPERATOR, new_token("ci", "alice")).await.unwrap();
+    let created = fixture.manager.create(&OPERATOR, fixture.new_token("ci", "alice").await).await.unwrap();
     let request = VerifyRequest::default();
     fixture.manager.verify(created.secret.expose(), &request).await.unwrap();
     let rotated = fixture.manager.rotate(&OPERATOR, &created.record.id, Duration::from_secs(3600)).await.unwrap();
@@ -95,24 +97,60 @@ async fn rotation_keeps_the_id_and_honours_the_grace_period() {
 #[tokio::test]
 async fn rotation_grace_never_outlives_the_token_and_zero_grace_ends_at_once() {
     let fixture = Fixture::new().await;
-    let mut token = new_token("short", "alice");
+    let mut token = fixture.new_token("short", "alice").await;
     token.expires_at = Some(common::START.saturating_add(Duration::from_secs(600)));
     let created = fixture.manager.create(&OPERATOR, token).await.unwrap();
     let rotated = fixture.manager.rotate(&OPERATOR, &created.record.id, Duration::from_secs(86_400)).await.unwrap();
     assert_eq!(rotated.record.previous_valid_until, created.record.expires_at);
 
-    let other = fixture.manager.create(&OPERATOR, new_token("other", "alice")).await.unwrap();
+    let other = fixture.manager.create(&OPERATOR, fixture.new_token("other", "alice").await).await.unwrap();
     let again = fixture.manager.rotate(&OPERATOR, &other.record.id, Duration::ZERO).await.unwrap();
     assert_eq!(again.record.previous_valid_until, None);
     let request = VerifyRequest::default();
     assert_eq!(refusal(fixture.manager.verify(other.secret.expose(), &request).await), RefusalCode::NotFound);
 }
 
+/// Verifies racing a revoke on other threads: a lookup that read the row before the revoke must not
+/// put it back in the cache afterwards (the cache's eviction epoch), so the first verify after the
+/// revoke returns is refused, whatever the verifiers were doing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoke_racing_verifies_is_never_cached_again() {
+    let fixture = Fixture::with_cache_ttl(Duration::from_secs(3600)).await;
+    let owner = fixture.owner("alice").await;
+    for round in 0..200 {
+        let created = fixture.manager.create(&OPERATOR, new_token(&format!("race {round}"), owner)).await.unwrap();
+        let secret = created.secret.expose().to_owned();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let verifiers: Vec<_> = (0..8)
+            .map(|_| {
+                let (manager, secret, stop) = (fixture.manager.clone(), secret.clone(), stop.clone());
+                tokio::spawn(async move {
+                    // Served from the cache until the revoke evicts it; then from the store, racing the write.
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let _ = manager.verify(&secret, &VerifyRequest::default()).await;
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        fixture.manager.revoke(&OPERATOR, &created.record.id, None).await.unwrap();
+        let code = refusal(fixture.manager.verify(&secret, &VerifyRequest::default()).await);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for verifier in verifiers {
+            verifier.await.unwrap();
+        }
+        assert_eq!(code, RefusalCode::Revoked, "round {round}: the first verify after the revoke");
+        let again = fixture.manager.verify(&secret, &VerifyRequest::default()).await;
+        assert_eq!(refusal(again), RefusalCode::Revoked, "round {round}: and every one after it");
+    }
+}
+
 #[tokio::test]
 async fn concurrent_rotate_and_revoke_leave_a_consistent_state() {
     for _ in 0..10 {
         let fixture = Fixture::with_cache_ttl(Duration::ZERO).await;
-        let created = fixture.manager.create(&OPERATOR, new_token("race", "alice")).await.unwrap();
+        let created = fixture.manager.create(&OPERATOR, fixture.new_token("race", "alice").await).await.unwrap();
         let id = created.record.id;
         let (rotate, revoke) = tokio::join!(
             fixture.manager.rotate(&OPERATOR, &id, Duration::from_secs(60)),
@@ -142,14 +180,14 @@ async fn concurrent_rotate_and_revoke_leave_a_consistent_state() {
 #[tokio::test]
 async fn bad_input_is_refused_with_the_field_and_nothing_is_stored() {
     let fixture = Fixture::new().await;
-    let mut past = new_token("past", "alice");
+    let mut past = fixture.new_token("past", "alice").await;
     past.expires_at = Some(Timestamp::from_unix_micros(common::START.unix_micros() - 1));
     match fixture.manager.create(&OPERATOR, past).await {
         Err(Error::Validation(error)) => assert_eq!(error.field, "expires_at"),
         other => panic!("expected a validation error, got {other:?}"),
     }
     let long_reason = "x".repeat(2_000);
-    let created = fixture.manager.create(&OPERATOR, new_token("ok", "alice")).await.unwrap();
+    let created = fixture.manager.create(&OPERATOR, fixture.new_token("ok", "alice").await).await.unwrap();
     match fixture.manager.revoke(&OPERATOR, &created.record.id, Some(&long_reason)).await {
         Err(Error::Validation(error)) => assert_eq!(error.field, "reason"),
         other => panic!("expected a validation error, got {other:?}"),
@@ -172,7 +210,7 @@ async fn bad_input_is_refused_with_the_field_and_nothing_is_stored() {
 #[tokio::test]
 async fn last_used_is_written_in_batches_on_flush() {
     let fixture = Fixture::new().await;
-    let created = fixture.manager.create(&OPERATOR, new_token("ci", "alice")).await.unwrap();
+    let created = fixture.manager.create(&OPERATOR, fixture.new_token("ci", "alice").await).await.unwrap();
     fixture.advance(5);
     fixture.manager.verify(created.secret.expose(), &VerifyRequest::default()).await.unwrap();
     assert_eq!(fixture.manager.show(&OPERATOR, &created.record.id).await.unwrap().last_used_at, None);
@@ -184,19 +222,18 @@ async fn last_used_is_written_in_batches_on_flush() {
 #[tokio::test]
 async fn principals_see_and_manage_only_what_the_matrix_allows() {
     let fixture = Fixture::new().await;
-    let alice_id = UserId::generate();
-    let alice = Principal::User {
-        id: alice_id,
-        username: tollgate::OwnerName::parse("alice").unwrap(),
-        role: tollgate::Role::User,
-    };
-    let bob_token = fixture.manager.create(&OPERATOR, new_token("bob's", "bob")).await.unwrap();
-    let alice_token = fixture.manager.create(&alice, new_token("mine", "alice")).await.unwrap();
+    let alice_user = fixture.user("alice", Role::User).await;
+    let alice = alice_user.principal();
+    let alice_owner = OwnerId::User(alice_user.id);
+    let bob_token = fixture.manager.create(&OPERATOR, fixture.new_token("bob's", "bob").await).await.unwrap();
+    let alice_token = fixture.manager.create(&alice, new_token("mine", alice_owner)).await.unwrap();
+    assert_eq!(alice_token.record.owner, alice_owner, "a user's own token is owned by their id");
 
-    let mut admin_request = new_token("escalate", "alice");
+    let mut admin_request = new_token("escalate", alice_owner);
     admin_request.permission = Permission::Admin;
     assert!(matches!(fixture.manager.create(&alice, admin_request).await, Err(Error::Forbidden(_))));
-    assert!(matches!(fixture.manager.create(&alice, new_token("for bob", "bob")).await, Err(Error::Forbidden(_))));
+    let for_bob = fixture.new_token("for bob", "bob").await;
+    assert!(matches!(fixture.manager.create(&alice, for_bob).await, Err(Error::Forbidden(_))));
     assert!(matches!(fixture.manager.show(&alice, &bob_token.record.id).await, Err(Error::NotFound { .. })));
     assert!(matches!(fixture.manager.revoke(&alice, &bob_token.record.id, None).await, Err(Error::NotFound { .. })));
 
@@ -204,13 +241,14 @@ async fn principals_see_and_manage_only_what_the_matrix_allows() {
     let seen = fixture.manager.list(&alice, &everything, &PageRequest::default()).await.unwrap();
     assert_eq!(seen.items.iter().map(|record| record.id).collect::<Vec<_>>(), vec![alice_token.record.id]);
 
-    let viewer = Principal::User {
-        id: UserId::generate(),
-        username: tollgate::OwnerName::parse("alice").unwrap(),
-        role: tollgate::Role::Viewer,
-    };
+    // Alice acting with the viewer role reads her token but may not manage it.
+    let viewer = Principal::User { id: alice_user.id, username: alice_user.username.clone(), role: Role::Viewer };
     assert!(fixture.manager.show(&viewer, &alice_token.record.id).await.is_ok());
     assert!(matches!(fixture.manager.revoke(&viewer, &alice_token.record.id, None).await, Err(Error::Forbidden(_))));
+    // Another viewer sees nothing of hers: ownership is the id, never the name.
+    let other_viewer = fixture.user("carol", Role::Viewer).await.principal();
+    let hidden = fixture.manager.show(&other_viewer, &alice_token.record.id).await;
+    assert!(matches!(hidden, Err(Error::NotFound { entity: "token" })), "{hidden:?}");
     assert!(matches!(fixture.manager.cleanup(&alice, Duration::ZERO).await, Err(Error::Forbidden(_))));
     assert!(fixture.manager.revoke(&alice, &alice_token.record.id, None).await.is_ok());
 }

@@ -5,8 +5,8 @@ use identity_common as common;
 
 use common::{Fixture, PASSWORD, new_user, operator, password, presented};
 use tollgate::{
-    Caller, Email, Error, NewToken, OwnerName, PageRequest, Permission, Principal, RefusalCode, Role, TokenName,
-    TokenStatus, UserFilter, UserStatus, Username, VerifyRequest,
+    Caller, Email, Error, OwnerId, PageRequest, Permission, Principal, RefusalCode, Role, TokenStatus, UserFilter,
+    UserStatus, Username, VerifyRequest,
 };
 
 #[tokio::test]
@@ -67,8 +67,7 @@ async fn admins_cannot_suspend_delete_or_demote_themselves() {
     // An admin token of the same user is bound by the same rule.
     let token_of_admin = Caller::new(Principal::Token {
         id: tollgate::TokenId::generate(),
-        owner: fx.admin.username.to_owner(),
-        user_id: Some(fx.admin.id),
+        owner: OwnerId::User(fx.admin.id),
         permission: Permission::Admin,
     });
     assert!(forbidden(fx.users.suspend(&token_of_admin, &fx.admin.id, "testing").await));
@@ -143,59 +142,55 @@ async fn a_suspension_needs_a_reason_and_reasons_are_bounded() {
 async fn a_token_carries_no_more_rights_than_its_user_has_now() {
     let fx = Fixture::new().await;
     let alice = fx.user("alice", Role::Admin).await;
-    let mut token = NewToken::new(TokenName::parse("ops").unwrap(), OwnerName::parse("alice").unwrap());
-    token.user_id = Some(alice.id);
+    let mut token = fx.new_token("ops", alice.id);
     token.permission = Permission::Admin;
     let created = fx.tokens.create(&Principal::Operator, token).await.unwrap();
-    let (_, principal) = fx.users.authenticate_token(created.secret.expose(), &VerifyRequest::default()).await.unwrap();
-    assert_eq!(principal.level(), Permission::Admin);
+    let (context, principal) =
+        fx.users.authenticate_token(created.secret.expose(), &VerifyRequest::default()).await.unwrap();
+    assert_eq!((context.effective_permission, principal.level()), (Permission::Admin, Permission::Admin));
     assert_eq!(principal.user_id(), Some(alice.id));
 
     fx.users.set_role(&fx.as_admin(), &alice.id, Role::Viewer).await.unwrap();
     let (context, principal) =
         fx.users.authenticate_token(created.secret.expose(), &VerifyRequest::default()).await.unwrap();
     assert_eq!(context.record.permission, Permission::Admin, "the token itself is unchanged");
-    assert_eq!(principal.level(), Permission::ReadOnly, "but it acts with the user's current role");
+    assert_eq!(context.effective_permission, Permission::ReadOnly, "but it acts with the user's current role");
+    assert_eq!(principal.level(), Permission::ReadOnly);
 
-    // A service token without a user keeps its own permission.
-    let mut service = NewToken::new(TokenName::parse("svc").unwrap(), OwnerName::parse("billing").unwrap());
+    // A service account's token keeps its own permission.
+    let mut service = fx.new_token("svc", fx.service_account("billing").await);
     service.permission = Permission::ReadOnly;
     let service = fx.tokens.create(&Principal::Operator, service).await.unwrap();
     let (_, principal) = fx.users.authenticate_token(service.secret.expose(), &VerifyRequest::default()).await.unwrap();
     assert_eq!((principal.level(), principal.user_id()), (Permission::ReadOnly, None));
+    assert_eq!(principal.owner_id(), Some(service.record.owner));
 }
 
 #[tokio::test]
 async fn a_suspended_users_tokens_are_refused_at_once_even_when_cached() {
     let fx = Fixture::new().await;
     let alice = fx.user("alice", Role::User).await;
-    let mut token = NewToken::new(TokenName::parse("ci").unwrap(), OwnerName::parse("alice").unwrap());
-    token.user_id = Some(alice.id);
-    let by_id = fx.tokens.create(&Principal::Operator, token).await.unwrap();
-    let by_owner = fx
-        .tokens
-        .create(
-            &Principal::Operator,
-            NewToken::new(TokenName::parse("old").unwrap(), OwnerName::parse("alice").unwrap()),
-        )
-        .await
-        .unwrap();
-    for created in [&by_id, &by_owner] {
+    let by_operator = fx.tokens.create(&Principal::Operator, fx.new_token("ci", alice.id)).await.unwrap();
+    let by_herself = fx.tokens.create(&alice.principal(), fx.new_token("laptop", alice.id)).await.unwrap();
+    for created in [&by_operator, &by_herself] {
         fx.tokens.verify(created.secret.expose(), &VerifyRequest::default()).await.unwrap();
     }
     assert_eq!(fx.tokens.cached_tokens(), 2, "both tokens are served from the cache now");
 
     fx.users.suspend(&fx.as_admin(), &alice.id, "laptop stolen").await.unwrap();
-    for created in [&by_id, &by_owner] {
+    for created in [&by_operator, &by_herself] {
         let refused = fx.tokens.verify(created.secret.expose(), &VerifyRequest::default()).await.unwrap_err();
         assert!(matches!(refused, Error::Refused(ref r) if r.code == RefusalCode::Revoked), "{refused:?}");
         let record = fx.tokens.show(&Principal::Operator, &created.record.id).await.unwrap();
         assert_eq!(record.status(fx.now()), TokenStatus::Revoked);
     }
     // No new token can be issued to the suspended user.
-    let mut again = NewToken::new(TokenName::parse("again").unwrap(), OwnerName::parse("alice").unwrap());
-    again.user_id = Some(alice.id);
-    assert!(matches!(fx.tokens.create(&Principal::Operator, again).await, Err(Error::Conflict(_))));
+    let again = fx.tokens.create(&Principal::Operator, fx.new_token("again", alice.id)).await;
+    assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
     let refused = fx.users.login("alice", presented(PASSWORD), None).await.unwrap_err();
     assert!(matches!(refused, Error::Refused(ref r) if r.code == RefusalCode::InvalidCredentials));
+    // Activation does not bring the revoked tokens back.
+    fx.users.activate(&fx.as_admin(), &alice.id).await.unwrap();
+    let still = fx.tokens.verify(by_operator.secret.expose(), &VerifyRequest::default()).await.unwrap_err();
+    assert!(matches!(still, Error::Refused(ref r) if r.code == RefusalCode::Revoked), "{still:?}");
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use tollgate::{
-    Description, ManualClock, NewToken, OwnerName, Permission, Principal, ProjectName, Scope, Timestamp, TokenId,
-    TokenManager, TokenName, TokenPrefix, TokenSecret, UserId, ValidationError,
+    Description, ManualClock, NewToken, Permission, Principal, Scope, Timestamp, TokenId, TokenManager, TokenName,
+    TokenPrefix, TokenSecret, ValidationError,
 };
 
 use crate::cli::GlobalArgs;
@@ -32,13 +32,10 @@ pub(crate) struct ImportArgs {
     /// Human name.
     #[arg(long)]
     name: String,
-    /// Owner (a username or service name).
+    /// Owner: a user or a service account, by id or name (it must exist).
     #[arg(long)]
     owner: String,
-    /// The owning user account (usr_…).
-    #[arg(long)]
-    user_id: Option<String>,
-    /// Project.
+    /// Project, by id or name (the owner must be a member of it).
     #[arg(long)]
     project: Option<String>,
     /// Permission level.
@@ -80,16 +77,13 @@ async fn import_token(global: &GlobalArgs, args: ImportArgs) -> CliResult {
     if revoked_at.is_some_and(|revoked| revoked < created_at) {
         return Err(ValidationError::new("revoked_at", "must not be before the creation time").into());
     }
-    let mut token = NewToken::new(TokenName::parse(&args.name)?, OwnerName::parse(&args.owner)?);
-    token.user_id = args.user_id.as_deref().map(UserId::parse).transpose()?;
-    token.project = args.project.as_deref().map(ProjectName::parse).transpose()?;
-    token.permission = args.permission.parse::<Permission>()?;
+    let name = TokenName::parse(&args.name)?;
+    let permission = args.permission.parse::<Permission>()?;
     let mut scopes = args.scopes.iter().map(|scope| Scope::parse(scope)).collect::<Result<Vec<_>, _>>()?;
     scopes.sort();
     scopes.dedup();
-    token.scopes = scopes;
-    token.description = args.description.as_deref().map(Description::parse).transpose()?.unwrap_or_default();
-    token.expires_at = time("expires_at", args.expires_at.as_ref())?;
+    let description = args.description.as_deref().map(Description::parse).transpose()?.unwrap_or_default();
+    let expires_at = time("expires_at", args.expires_at.as_ref())?;
 
     let mut input = zeroize::Zeroizing::new(String::new());
     std::io::stdin()
@@ -107,6 +101,14 @@ async fn import_token(global: &GlobalArgs, args: ImportArgs) -> CliResult {
     let key_file = tollgate::load_or_create_key_file(&key_file_path(global))?;
     let clock = Arc::new(ManualClock::new(created_at));
     let tokens = TokenManager::builder(store, key_file.hasher()?).clock(clock.clone()).build();
+    let (owner, project) = super::token::resolve(&tokens, Some(&args.owner), args.project.as_deref()).await?;
+    let owner = owner.ok_or_else(|| ValidationError::new("owner", "is required"))?;
+    let mut token = NewToken::new(name, owner);
+    token.project = project;
+    token.permission = permission;
+    token.scopes = scopes;
+    token.description = description;
+    token.expires_at = expires_at;
     let mut record = tokens.import(&Principal::Operator, id, token, &secret).await?;
     if let Some(revoked_at) = revoked_at {
         clock.set(revoked_at);

@@ -1,11 +1,11 @@
-//! `tollgate limit …`: quotas per token, user, owner or project, and per-token rate limits.
+//! `tollgate limit …`: quotas per token, user, service account or project, and per-token rate limits.
 
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use tollgate::{
-    LimitKey, LimitSpec, LimitStatus, LimitSubject, Metric, Microdollars, OwnerName, Principal, ProjectName,
-    RateLimitRecord, RateLimitSpec, TokenId, UserId, ValidationError, Window, parse_count,
+    LimitKey, LimitSpec, LimitStatus, LimitSubject, Metric, Microdollars, Principal, RateLimitRecord, RateLimitSpec,
+    TokenId, TokenManager, ValidationError, Window, parse_count,
 };
 
 use crate::cli::GlobalArgs;
@@ -33,13 +33,16 @@ pub(crate) struct SubjectArgs {
     /// A token (tok_…).
     #[arg(long)]
     token_id: Option<String>,
-    /// A user: a user id (usr_…), or a username (then every token that name owns).
+    /// Every token of a user, by id (usr_…) or username.
     #[arg(long)]
     user: Option<String>,
-    /// Every token with this owner name.
+    /// Every token of a service account, by id (svc_…) or name.
+    #[arg(long)]
+    service_account: Option<String>,
+    /// Every token of an owner of either kind, by id or name.
     #[arg(long)]
     owner: Option<String>,
-    /// Every token of this project.
+    /// Every token bound to a project, by id (prj_…) or name.
     #[arg(long)]
     project: Option<String>,
 }
@@ -51,42 +54,86 @@ pub(crate) struct OptionalSubject {
     /// A token (tok_…).
     #[arg(long)]
     token_id: Option<String>,
-    /// A user id (usr_…) or a username.
+    /// A user, by id (usr_…) or username.
     #[arg(long)]
     user: Option<String>,
-    /// An owner name.
+    /// A service account, by id (svc_…) or name.
+    #[arg(long)]
+    service_account: Option<String>,
+    /// An owner of either kind, by id or name.
     #[arg(long)]
     owner: Option<String>,
-    /// A project.
+    /// A project, by id (prj_…) or name.
     #[arg(long)]
     project: Option<String>,
 }
 
-fn subject(
-    token_id: Option<&str>,
-    user: Option<&str>,
-    owner: Option<&str>,
-    project: Option<&str>,
-) -> Result<Option<LimitSubject>, ValidationError> {
-    Ok(match (token_id, user, owner, project) {
-        (Some(id), ..) => Some(LimitSubject::Token(TokenId::parse(id)?)),
-        (_, Some(user), ..) if user.starts_with(UserId::PREFIX) => Some(LimitSubject::User(UserId::parse(user)?)),
-        (_, Some(name), ..) | (_, _, Some(name), _) => Some(LimitSubject::Owner(OwnerName::parse(name)?)),
-        (.., Some(project)) => Some(LimitSubject::Project(ProjectName::parse(project)?)),
+/// The subject flags as given (at most one is set; clap's group checks that).
+struct Named<'a> {
+    token_id: Option<&'a str>,
+    user: Option<&'a str>,
+    service_account: Option<&'a str>,
+    owner: Option<&'a str>,
+    project: Option<&'a str>,
+}
+
+/// Resolves names to ids: a limit always names its subject by id.
+async fn subject(tokens: &TokenManager, named: Named<'_>) -> CliResult<Option<LimitSubject>> {
+    let operator = Principal::Operator;
+    if let Some(id) = named.token_id {
+        return Ok(Some(LimitSubject::Token(TokenId::parse(id)?)));
+    }
+    let owner = |field: &'static str, text: &str| OwnerOf { field, text: text.to_owned() };
+    let wanted = match (named.user, named.service_account, named.owner) {
+        (Some(text), ..) => Some((owner("user", text), Some("user"))),
+        (_, Some(text), _) => Some((owner("service_account", text), Some("service_account"))),
+        (_, _, Some(text)) => Some((owner("owner", text), None)),
         _ => None,
-    })
+    };
+    if let Some((named_owner, kind)) = wanted {
+        let id = tokens.resolve_owner(&operator, &named_owner.text).await?;
+        if kind.is_some_and(|kind| kind != id.kind()) {
+            return Err(ValidationError::new(named_owner.field, "names an owner of the other kind").into());
+        }
+        return Ok(Some(LimitSubject::Owner(id)));
+    }
+    match named.project {
+        Some(project) => Ok(Some(LimitSubject::Project(tokens.resolve_project(&operator, project).await?))),
+        None => Ok(None),
+    }
+}
+
+struct OwnerOf {
+    field: &'static str,
+    text: String,
 }
 
 impl SubjectArgs {
-    fn parse(&self) -> Result<LimitSubject, ValidationError> {
-        subject(self.token_id.as_deref(), self.user.as_deref(), self.owner.as_deref(), self.project.as_deref())?
-            .ok_or_else(|| ValidationError::new("subject", "give one of --token-id, --user, --owner, --project"))
+    async fn resolve(&self, tokens: &TokenManager) -> CliResult<LimitSubject> {
+        let named = Named {
+            token_id: self.token_id.as_deref(),
+            user: self.user.as_deref(),
+            service_account: self.service_account.as_deref(),
+            owner: self.owner.as_deref(),
+            project: self.project.as_deref(),
+        };
+        subject(tokens, named).await?.ok_or_else(|| {
+            ValidationError::new("subject", "give one of --token-id, --user, --service-account, --owner, --project")
+                .into()
+        })
     }
 }
 
 impl OptionalSubject {
-    fn parse(&self) -> Result<Option<LimitSubject>, ValidationError> {
-        subject(self.token_id.as_deref(), self.user.as_deref(), self.owner.as_deref(), self.project.as_deref())
+    async fn resolve(&self, tokens: &TokenManager) -> CliResult<Option<LimitSubject>> {
+        let named = Named {
+            token_id: self.token_id.as_deref(),
+            user: self.user.as_deref(),
+            service_account: self.service_account.as_deref(),
+            owner: self.owner.as_deref(),
+            project: self.project.as_deref(),
+        };
+        subject(tokens, named).await
     }
 }
 
@@ -252,7 +299,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: LimitCommand) -> CliResult
     let operator = Principal::Operator;
     match command {
         LimitCommand::Set(args) => {
-            let subject = args.subject.parse()?;
+            let subject = args.subject.resolve(&context.tokens).await?;
             let given = args.given();
             if given.is_empty() && args.rate_per_minute.is_none() {
                 return Err(
@@ -296,7 +343,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: LimitCommand) -> CliResult
             print_limits(global, &statuses, &rates);
         }
         LimitCommand::List { subject } => {
-            let subject = subject.parse()?;
+            let subject = subject.resolve(&context.tokens).await?;
             let statuses = metering.limit_status(&operator, subject.as_ref()).await?;
             let rates: Vec<RateLimitRecord> = metering
                 .rate_limits(&operator)
@@ -308,7 +355,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: LimitCommand) -> CliResult
             print_limits(global, &statuses, &rates);
         }
         LimitCommand::Remove(args) => {
-            let subject = args.subject.parse()?;
+            let subject = args.subject.resolve(&context.tokens).await?;
             if args.limits.is_empty() && !args.all && !args.rate {
                 return Err(
                     ValidationError::new("limit", "name the limits (--limit requests_per_day), or --all").into()
@@ -371,13 +418,5 @@ mod tests {
         assert_eq!(maximum(Metric::Requests, "requests_per_day", "1000").unwrap(), 1_000);
         assert_eq!(maximum(Metric::Requests, "requests_per_day", "-1").unwrap_err().field, "requests_per_day");
         assert_eq!(maximum(Metric::Cost, "cost_per_month", "1e3").unwrap_err().field, "cost_per_month");
-    }
-
-    #[test]
-    fn a_user_flag_is_an_id_or_a_name() {
-        let id = UserId::generate().to_string();
-        assert!(matches!(subject(None, Some(&id), None, None).unwrap(), Some(LimitSubject::User(_))));
-        assert!(matches!(subject(None, Some("alice"), None, None).unwrap(), Some(LimitSubject::Owner(_))));
-        assert_eq!(subject(None, Some("usr_nope"), None, None).unwrap_err().field, "user_id");
     }
 }

@@ -7,7 +7,9 @@ mod identity;
 pub(crate) mod limit;
 pub(crate) mod login;
 pub(crate) mod price;
+pub(crate) mod project;
 pub(crate) mod serve;
+pub(crate) mod service_account;
 pub(crate) mod token;
 pub(crate) mod usage;
 pub(crate) mod user;
@@ -42,5 +44,7 @@ pub(crate) async fn run(cli: Cli) -> CliResult {
         Command::User(command) => user::run(&cli.global, command).await,
         Command::Login(args) => login::run(&cli.global, args).await,
         Command::Audit(command) => audit::run(&cli.global, command).await,
+        Command::ServiceAccount(command) => service_account::run(&cli.global, command).await,
+        Command::Project(command) => project::run(&cli.global, command).await,
     }
 }

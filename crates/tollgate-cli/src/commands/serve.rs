@@ -39,7 +39,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
         tracing::warn!(
             "no admin exists yet (no active admin user or token); create the first one from the shell: \
              tollgate user create --role admin --username <you> --email <you@example.com>{db} \
-             or tollgate token create --permission admin --name admin --owner <you>{db}",
+             or tollgate service-account create --name ops{db} and then \
+             tollgate token create --permission admin --name admin --owner ops{db}",
             db = db_flag(global)
         );
     }

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use tollgate::{
-    Description, Error, IpAllowList, NewToken, OwnerName, PageRequest, Permission, Principal, ProjectName, Scope,
-    StatusFilter, TokenFilter, TokenId, TokenName, TokenRecord, ToolList, ValidationError, VerifyRequest,
+    Description, Error, IpAllowList, NewToken, OwnerId, PageRequest, Permission, Principal, ProjectId, Scope,
+    StatusFilter, TokenFilter, TokenId, TokenManager, TokenName, TokenRecord, ToolList, ValidationError, VerifyRequest,
     parse_duration,
 };
 
@@ -66,10 +66,10 @@ pub(crate) struct CreateArgs {
     /// Human name.
     #[arg(long)]
     name: String,
-    /// Owner (a username or service name).
+    /// Owner: a user or a service account, by id (usr_…, svc_…) or name. It must exist.
     #[arg(long)]
     owner: String,
-    /// Project.
+    /// Project, by id (prj_…) or name; the owner must be a member of it.
     #[arg(long)]
     project: Option<String>,
     /// Permission level.
@@ -102,10 +102,10 @@ pub(crate) enum StatusArg {
 
 #[derive(Debug, Args)]
 pub(crate) struct ListArgs {
-    /// Only tokens of this owner.
+    /// Only tokens of this owner (a user or a service account, by id or name).
     #[arg(long)]
     owner: Option<String>,
-    /// Only tokens of this project.
+    /// Only tokens of this project (by id or name).
     #[arg(long)]
     project: Option<String>,
     /// Which tokens by status.
@@ -126,7 +126,12 @@ pub(crate) async fn run(global: &GlobalArgs, command: TokenCommand) -> CliResult
     let operator = Principal::Operator;
     match command {
         TokenCommand::Create(args) => {
-            let created = tokens.create(&operator, new_token(args, tokens.clock().now())?).await?;
+            // Every flag is checked before the owner and project are looked up.
+            let (owner, project) = (args.owner.clone(), args.project.clone());
+            let token = new_token(args, tokens.clock().now())?;
+            let (owner, project) = resolve(tokens, Some(&owner), project.as_deref()).await?;
+            let owner = owner.ok_or_else(|| ValidationError::new("owner", "is required"))?;
+            let created = tokens.create(&operator, token(owner, project)).await?;
             if global.json {
                 print_json(
                     &serde_json::json!({ "token": created.secret.expose(), "id": created.record.id, "record": created.record }),
@@ -140,10 +145,10 @@ pub(crate) async fn run(global: &GlobalArgs, command: TokenCommand) -> CliResult
             }
         }
         TokenCommand::List(args) => {
+            let (owner, project) = resolve(tokens, args.owner.as_deref(), args.project.as_deref()).await?;
             let filter = TokenFilter {
-                owner: args.owner.as_deref().map(OwnerName::parse).transpose()?,
-                project: args.project.as_deref().map(ProjectName::parse).transpose()?,
-                user_id: None,
+                owner,
+                project,
                 status: match args.status {
                     StatusArg::Active => StatusFilter::Active,
                     StatusArg::Revoked => StatusFilter::Revoked,
@@ -208,9 +213,31 @@ pub(crate) async fn run(global: &GlobalArgs, command: TokenCommand) -> CliResult
     Ok(ExitCode::SUCCESS)
 }
 
-fn new_token(args: Box<CreateArgs>, now: tollgate::Timestamp) -> Result<NewToken, ValidationError> {
-    let mut token = NewToken::new(TokenName::parse(&args.name)?, OwnerName::parse(&args.owner)?);
-    token.project = args.project.as_deref().map(ProjectName::parse).transpose()?;
+/// The owner and project named by id or name (as the operator sees them).
+pub(crate) async fn resolve(
+    tokens: &TokenManager,
+    owner: Option<&str>,
+    project: Option<&str>,
+) -> CliResult<(Option<OwnerId>, Option<ProjectId>)> {
+    let operator = Principal::Operator;
+    let owner = match owner {
+        Some(owner) => Some(tokens.resolve_owner(&operator, owner).await?),
+        None => None,
+    };
+    let project = match project {
+        Some(project) => Some(tokens.resolve_project(&operator, project).await?),
+        None => None,
+    };
+    Ok((owner, project))
+}
+
+/// Checks every flag of a creation; the result builds the token once its owner and project are known.
+fn new_token(
+    args: Box<CreateArgs>,
+    now: tollgate::Timestamp,
+) -> Result<impl FnOnce(OwnerId, Option<ProjectId>) -> NewToken, ValidationError> {
+    let name = TokenName::parse(&args.name)?;
+    let mut token = NewToken::new(name, OwnerId::ServiceAccount(tollgate::ServiceAccountId::generate()));
     token.permission = args.permission.parse::<Permission>()?;
     let mut scopes = args.scopes.iter().map(|scope| Scope::parse(scope)).collect::<Result<Vec<_>, _>>()?;
     scopes.sort();
@@ -227,7 +254,7 @@ fn new_token(args: Box<CreateArgs>, now: tollgate::Timestamp) -> Result<NewToken
         return Err(ValidationError::new("expires_in", "must be longer than zero"));
     }
     token.description = args.description.as_deref().map(Description::parse).transpose()?.unwrap_or_default();
-    Ok(token)
+    Ok(move |owner, project| NewToken { owner, project, ..token })
 }
 
 async fn verify(
@@ -256,8 +283,8 @@ async fn verify(
                     "valid: {} ({}, owner {}, permission {})",
                     context.token_id,
                     context.record.name,
-                    context.record.owner,
-                    context.record.permission
+                    context.record.owner_name,
+                    context.effective_permission
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -296,9 +323,9 @@ fn summary_row(record: &TokenRecord, now: tollgate::Timestamp) -> Vec<String> {
     vec![
         record.id.to_string(),
         record.name.to_string(),
-        record.owner.to_string(),
-        or_dash(record.project.as_ref()),
-        record.permission.to_string(),
+        record.owner_name.to_string(),
+        or_dash(record.project_name.as_ref()),
+        record.effective_permission().to_string(),
         record.status(now).as_str().to_owned(),
         record.display_hint.clone(),
         or_dash(record.expires_at),
@@ -314,9 +341,18 @@ fn print_record(global: &GlobalArgs, record: &TokenRecord, now: tollgate::Timest
     print_fields(&[
         ("id", record.id.to_string()),
         ("name", record.name.to_string()),
-        ("owner", record.owner.to_string()),
-        ("project", or_dash(record.project.as_ref())),
+        ("owner", format!("{} ({})", record.owner_name, record.owner)),
+        ("owner role", or_dash(record.owner_role)),
+        (
+            "project",
+            record.project.map_or("-".to_owned(), |id| format!("{} ({id})", or_dash(record.project_name.as_ref()))),
+        ),
         ("permission", record.permission.to_string()),
+        ("effective", record.effective_permission().to_string()),
+        ("imposed by an admin", {
+            let imposed: Vec<&str> = record.imposed.names().collect();
+            if imposed.is_empty() { "none".to_owned() } else { imposed.join(", ") }
+        }),
         ("status", record.status(now).as_str().to_owned()),
         ("scopes", list(record.scopes.iter().map(|scope| scope.as_str().to_owned()).collect())),
         ("allowed tools", list(record.allowed_tools.as_slice().to_vec())),

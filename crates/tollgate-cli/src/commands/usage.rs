@@ -4,9 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use tollgate::{
-    MAX_LATENCY_MS, MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, Microdollars, ModelName, OwnerName, Principal,
-    ProjectName, ProviderName, Timestamp, TokenId, UsageFilter, UsageGroup, UsageGroupBy, UsageInput, UsageTotals,
-    UserId, parse_count, parse_duration,
+    MAX_LATENCY_MS, MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, Microdollars, ModelName, Principal, ProviderName,
+    Timestamp, TokenId, UsageFilter, UsageGroup, UsageGroupBy, UsageInput, UsageTotals, parse_count, parse_duration,
 };
 
 use crate::cli::GlobalArgs;
@@ -72,7 +71,6 @@ pub(crate) struct RecordArgs {
 pub(crate) enum GroupArg {
     Token,
     Owner,
-    User,
     Project,
     Provider,
     Model,
@@ -84,13 +82,10 @@ pub(crate) struct ShowArgs {
     /// Only this token.
     #[arg(long)]
     token_id: Option<String>,
-    /// Only tokens of this owner.
+    /// Only tokens of this owner (a user or a service account, by id or name).
     #[arg(long)]
     owner: Option<String>,
-    /// Only tokens of this user account (usr_…).
-    #[arg(long)]
-    user: Option<String>,
-    /// Only tokens of this project.
+    /// Only tokens bound to this project (by id or name).
     #[arg(long)]
     project: Option<String>,
     /// Only this provider.
@@ -139,15 +134,15 @@ fn input(args: &RecordArgs) -> Result<UsageInput, tollgate::ValidationError> {
     })
 }
 
-fn filter(args: &ShowArgs, now: Timestamp) -> Result<UsageFilter, tollgate::ValidationError> {
+async fn filter(args: &ShowArgs, tokens: &tollgate::TokenManager, now: Timestamp) -> CliResult<UsageFilter> {
     let since = now.saturating_sub(parse_duration("since", &args.since)?);
+    let (owner, project) = super::token::resolve(tokens, args.owner.as_deref(), args.project.as_deref()).await?;
     Ok(UsageFilter {
         since,
         until: now.saturating_add(std::time::Duration::from_micros(1)),
         token_id: args.token_id.as_deref().map(TokenId::parse).transpose()?,
-        owner: args.owner.as_deref().map(OwnerName::parse).transpose()?,
-        user_id: args.user.as_deref().map(UserId::parse).transpose()?,
-        project: args.project.as_deref().map(ProjectName::parse).transpose()?,
+        owner,
+        project,
         provider: args.provider.as_deref().map(ProviderName::parse).transpose()?,
         model: args.model.as_deref().map(ModelName::parse).transpose()?,
     })
@@ -157,7 +152,6 @@ fn group_by(arg: GroupArg) -> UsageGroupBy {
     match arg {
         GroupArg::Token => UsageGroupBy::Token,
         GroupArg::Owner => UsageGroupBy::Owner,
-        GroupArg::User => UsageGroupBy::User,
         GroupArg::Project => UsageGroupBy::Project,
         GroupArg::Provider => UsageGroupBy::Provider,
         GroupArg::Model => UsageGroupBy::Model,
@@ -221,7 +215,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: UsageCommand) -> CliResult
         }
         UsageCommand::Show(args) => {
             let now = metering.clock().now();
-            let filter = filter(&args, now)?;
+            let filter = filter(&args, &context.tokens, now).await?;
             let report = metering.usage(&operator, &filter, Some(group_by(args.by)), args.limit.max(1)).await?;
             metering.shutdown().await?;
             if global.json {

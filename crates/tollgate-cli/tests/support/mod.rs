@@ -126,8 +126,28 @@ pub fn cli(directory: &Path, args: &[&str]) -> Output {
     Command::new(BINARY).current_dir(directory).args(args).env_remove("TOLLGATE_DB").output().expect("run tollgate")
 }
 
-/// Creates a token with the CLI; returns (secret, id).
+/// The owner named `name` in `db`: the user or service account of that name, else a new service
+/// account; returns its id.
+pub fn ensure_owner(directory: &Path, db: &Path, name: &str) -> String {
+    let db = db.to_str().expect("utf-8 path");
+    let id_of = |output: Output| -> Option<String> {
+        let value: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+        Some(value["id"].as_str()?.to_owned())
+    };
+    for show in [["service-account", "show"], ["user", "show"]] {
+        let output = cli(directory, &["--db", db, "--json", show[0], show[1], name]);
+        if output.status.success() {
+            return id_of(output).expect("an id");
+        }
+    }
+    let output = cli(directory, &["--db", db, "--json", "service-account", "create", "--name", name]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    id_of(output).expect("an id")
+}
+
+/// Creates a token with the CLI (and its owner, a service account, when none has the name); returns (secret, id).
 pub fn create_token(directory: &Path, db: &Path, owner: &str, permission: &str) -> (String, String) {
+    ensure_owner(directory, db, owner);
     let db = db.to_str().expect("utf-8 path");
     let args = ["--db", db, "--json", "token", "create", "--name", "t", "--owner", owner, "--permission", permission];
     let output = cli(directory, &args);

@@ -50,8 +50,31 @@ impl Shell {
         String::from_utf8_lossy(&output.stderr).trim().to_owned()
     }
 
-    /// Creates a token; returns its id and secret.
+    /// The owner named `name`: a user or service account of that name, else a new service account.
+    pub fn owner(&self, name: &str) -> String {
+        super::ensure_owner(self.directory.path(), &self.db(), name)
+    }
+
+    /// The project named `name` with `member` in it (both made when missing); returns the project id.
+    pub fn project(&self, name: &str, member: &str) -> String {
+        let (code, found) = self.json(&["project", "show", name], None);
+        let id = if code == 0 {
+            found["project"]["id"].as_str().unwrap().to_owned()
+        } else {
+            let (code, created) = self.json(&["project", "create", "--name", name], None);
+            assert_eq!(code, 0, "project {name}");
+            created["project"]["id"].as_str().unwrap().to_owned()
+        };
+        let member = self.owner(member);
+        let (code, _) = self.json(&["project", "add-member", &id, "--member", &member], None);
+        assert_eq!(code, 0, "member of {name}");
+        id
+    }
+
+    /// Creates a token for `owner` bound to `project` (both made when missing); returns its id and secret.
     pub fn token(&self, owner: &str, project: &str) -> (String, String) {
+        self.owner(owner);
+        self.project(project, owner);
         let (code, created) =
             self.json(&["token", "create", "--name", "metered", "--owner", owner, "--project", project], None);
         assert_eq!(code, 0);

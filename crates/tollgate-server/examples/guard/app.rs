@@ -18,9 +18,9 @@ pub(crate) fn app(tokens: TokenManager) -> Router {
 }
 
 async fn me(VerifiedToken(context): VerifiedToken) -> String {
-    format!("hello, {} ({})\n", context.record.owner, context.token_id)
+    format!("hello, {} ({})\n", context.record.owner_name, context.token_id)
 }
 
 async fn search(VerifiedToken(context): VerifiedToken) -> Json<Value> {
-    Json(json!({ "results": [], "searched_for": context.record.owner }))
+    Json(json!({ "results": [], "searched_for": context.record.owner_name }))
 }

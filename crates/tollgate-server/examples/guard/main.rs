@@ -12,7 +12,10 @@ mod app;
 
 use std::net::SocketAddr;
 
-use tollgate::{NewToken, OwnerName, Principal, TokenManager, TokenName, ToolList};
+use tollgate::{
+    Actor, AuditEvent, Clock, Description, NewServiceAccount, NewToken, OwnerId, Principal, ServiceAccountId,
+    SystemClock, TokenManager, TokenName, ToolList, Username,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,9 +23,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listen = std::env::var("GUARD_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let store = tollgate::open(&format!("sqlite://{database}")).await?;
     let key = tollgate::load_or_create_key_file(format!("{database}.key").as_ref())?;
-    let tokens = TokenManager::builder(store, key.hasher()?).build();
+    let tokens = TokenManager::builder(std::sync::Arc::clone(&store), key.hasher()?).build();
 
-    let mut demo = NewToken::new(TokenName::parse("guard example")?, OwnerName::parse("demo")?);
+    // Every token has an owner: here a service account named "guard-demo", created on first run.
+    let name = Username::parse_field("name", "guard-demo")?;
+    let owner = match store.owner_by_name(&name).await? {
+        Some(owner) => owner.id,
+        None => {
+            let id = ServiceAccountId::generate();
+            let now = SystemClock.now();
+            let account = NewServiceAccount { name, description: Description::parse("the guard example")? };
+            let insert = tollgate::ServiceAccountInsert { id, account, created_at: now };
+            let event = AuditEvent::new(Actor::cli(), "service_account.create", id, now);
+            store.insert_service_account(&insert, &event).await?;
+            OwnerId::ServiceAccount(id)
+        }
+    };
+    let mut demo = NewToken::new(TokenName::parse("guard example")?, owner);
     demo.allowed_tools = ToolList::parse(&["search"])?;
     let created = tokens.create(&Principal::Operator, demo).await?;
 

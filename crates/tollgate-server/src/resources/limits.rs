@@ -1,4 +1,4 @@
-//! `/v1/limits`: quotas of a token, user, owner or project — list them with their use in the
+//! `/v1/limits`: quotas of a token, a user, a service account or a project — list them with their use in the
 //! current window, set (`PUT`) and remove (`DELETE`) one. A limit is named `<metric>_per_<window>`
 //! (`requests_per_day`, `cost_per_month`).
 
@@ -16,8 +16,8 @@ use crate::openapi::{ApiSchema, Components};
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 
-const KIND: &str = "token, user, owner or project";
-const ID: &str = "tok_…, usr_…, an owner name or a project name";
+const KIND: &str = "token, user, service_account or project";
+const ID: &str = "The subject's id: tok_…, usr_…, svc_… or prj_…";
 const NAME: &str =
     "`<metric>_per_<window>`: metric requests, tokens or cost (microdollars); window minute, hour, day or month";
 

@@ -4,10 +4,13 @@ mod audit;
 mod auth_verify;
 mod health;
 mod limits;
+mod me;
 mod metrics;
 mod openapi;
 mod prices;
+mod projects;
 mod rate_limits;
+mod service_accounts;
 mod sessions;
 mod token_verify;
 mod tokens;
@@ -27,7 +30,10 @@ pub(crate) fn routes() -> Routes {
         .merge(token_verify::routes())
         .merge(tokens::routes())
         .merge(users::routes())
+        .merge(service_accounts::routes())
+        .merge(projects::routes())
         .merge(sessions::routes())
+        .merge(me::routes())
         .merge(audit::routes())
         .merge(usage::routes())
         .merge(limits::routes())

@@ -128,7 +128,13 @@ mod tests {
     fn schemas_match_their_types() {
         check_request::<VerifyTokenBody>();
         let record = Arc::new(example_record());
-        let context = TokenContext { token_id: record.id, record, via_previous_secret: true, rate_limit: None };
+        let context = TokenContext {
+            token_id: record.id,
+            effective_permission: record.effective_permission(),
+            record,
+            via_previous_secret: true,
+            rate_limit: None,
+        };
         check_response(&VerifyResult::valid(&context));
         let mut refusal = Refusal::new(RefusalCode::QuotaExceeded);
         refusal.limit = Some("requests_per_day".to_owned());

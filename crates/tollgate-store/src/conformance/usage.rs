@@ -1,15 +1,13 @@
 //! Conformance cases for [`UsageStore`](crate::UsageStore): raw events, hourly rollups, summaries, purge.
 
-use tollgate_types::{Microdollars, ModelName, Outcome, OwnerName, ProjectName, ProviderName, TokenId, UsageEvent};
+use tollgate_types::{Microdollars, ModelName, Outcome, OwnerRecord, ProjectRecord, ProviderName, TokenId, UsageEvent};
 
-use super::fixtures::{T0, at, audit, insert};
+use super::fixtures::{T0, at, audit, create_token, owner, project};
 use crate::{Store, UsageBatch, UsageFilter, UsageGroup, UsageGroupBy};
 
-/// A stored token of `owner` in `project`.
-pub(crate) async fn token(store: &dyn Store, owner: &str, project: Option<&str>) -> TokenId {
-    let insert = insert("metered", owner, project, T0);
-    store.insert_token(&insert, &audit("token.create", insert.id, T0)).await.expect("insert token");
-    insert.id
+/// A stored token of `owner` in `project`, created at `T0`.
+pub(crate) async fn token(store: &dyn Store, owner: &OwnerRecord, project: Option<&ProjectRecord>) -> TokenId {
+    create_token(store, "metered", owner, project, 0).await.id
 }
 
 /// An event of `openai/<model>` at `T0 + seconds`.
@@ -26,23 +24,29 @@ pub(crate) fn event(token_id: TokenId, seconds: i64, model: &str, input: u32, ou
     event
 }
 
-async fn record(store: &dyn Store, events: &[UsageEvent]) {
+pub(crate) async fn record(store: &dyn Store, events: &[UsageEvent]) {
     store.record_usage(UsageBatch { events, ..UsageBatch::default() }).await.expect("record usage");
 }
 
-async fn summary(store: &dyn Store, filter: &UsageFilter, group_by: Option<UsageGroupBy>) -> Vec<UsageGroup> {
+pub(crate) async fn summary(
+    store: &dyn Store,
+    filter: &UsageFilter,
+    group_by: Option<UsageGroupBy>,
+) -> Vec<UsageGroup> {
     store.usage_summary(filter, group_by, 100).await.expect("usage summary")
 }
 
-fn keys_and_costs(groups: &[UsageGroup]) -> Vec<(Option<String>, i64)> {
+pub(crate) fn keys_and_costs(groups: &[UsageGroup]) -> Vec<(Option<String>, i64)> {
     groups.iter().map(|group| (group.key.clone(), group.totals.cost.micros())).collect()
 }
 
 /// Events are stored one row each and summed per hour, token and model; summaries group and
-/// filter by every attribute, highest cost first.
+/// filter by every attribute (owners and projects by id), highest cost first.
 pub async fn usage_is_appended_and_rolled_up_hourly(store: &dyn Store) {
-    let alice = token(store, "alice", Some("search")).await;
-    let bob = token(store, "bob", None).await;
+    let (alice_owner, bob_owner) = (owner(store, "alice").await, owner(store, "bob").await);
+    let search = project(store, "search").await;
+    let alice = token(store, &alice_owner, Some(&search)).await;
+    let bob = token(store, &bob_owner, None).await;
     let mut events = vec![
         event(alice, 10, "gpt-4o", 100, 50, 1_000),
         event(alice, 20, "gpt-4o", 200, 100, 2_000),
@@ -89,13 +93,16 @@ pub async fn usage_is_appended_and_rolled_up_hourly(store: &dyn Store) {
         [(Some("2026-01-01T00:00:00Z".into()), 3_013), (Some("2026-01-01T01:00:00Z".into()), 7)]
     );
     let by_owner = summary(store, &everything, Some(UsageGroupBy::Owner)).await;
-    assert_eq!(keys_and_costs(&by_owner), [(Some("alice".into()), 3_007), (Some("bob".into()), 13)]);
+    assert_eq!(
+        keys_and_costs(&by_owner),
+        [(Some(alice_owner.id.to_string()), 3_007), (Some(bob_owner.id.to_string()), 13)]
+    );
     let by_project = summary(store, &everything, Some(UsageGroupBy::Project)).await;
-    assert_eq!(keys_and_costs(&by_project), [(Some("search".into()), 3_007), (None, 13)]);
+    assert_eq!(keys_and_costs(&by_project), [(Some(search.id.to_string()), 3_007), (None, 13)]);
 
-    let only_bob = UsageFilter { owner: Some(OwnerName::parse("bob").unwrap()), ..everything.clone() };
+    let only_bob = UsageFilter { owner: Some(bob_owner.id), ..everything.clone() };
     assert_eq!(summary(store, &only_bob, None).await[0].totals.events, 2);
-    let only_search = UsageFilter { project: Some(ProjectName::parse("search").unwrap()), ..everything.clone() };
+    let only_search = UsageFilter { project: Some(search.id), ..everything.clone() };
     assert_eq!(summary(store, &only_search, None).await[0].totals.events, 3);
     let only_mini = UsageFilter { model: Some(ModelName::parse("gpt-4o-mini").unwrap()), ..everything.clone() };
     assert_eq!(summary(store, &only_mini, None).await[0].totals.cost.micros(), 7);
@@ -107,7 +114,7 @@ pub async fn usage_is_appended_and_rolled_up_hourly(store: &dyn Store) {
 
 /// A second batch adds to the same rollup rows instead of replacing them.
 pub async fn later_batches_add_to_existing_rollups(store: &dyn Store) {
-    let alice = token(store, "alice", None).await;
+    let alice = token(store, &owner(store, "alice").await, None).await;
     record(store, &[event(alice, 1, "gpt-4o", 10, 1, 5)]).await;
     record(store, &[event(alice, 2, "gpt-4o", 20, 2, 6), event(alice, 3, "gpt-4o", 30, 3, 7)]).await;
     let groups = summary(store, &UsageFilter::between(T0, at(3_600)), Some(UsageGroupBy::Token)).await;
@@ -118,8 +125,8 @@ pub async fn later_batches_add_to_existing_rollups(store: &dyn Store) {
 
 /// Summaries cover whole hours (since rounded down, until rounded up) and return at most `limit` groups.
 pub async fn summaries_cover_whole_hours_and_respect_the_limit(store: &dyn Store) {
-    let alice = token(store, "alice", None).await;
-    let bob = token(store, "bob", None).await;
+    let alice = token(store, &owner(store, "alice").await, None).await;
+    let bob = token(store, &owner(store, "bob").await, None).await;
     record(store, &[event(alice, 10, "gpt-4o", 1, 0, 100), event(bob, 3_700, "gpt-4o", 1, 0, 50)]).await;
     let events_between = |since: i64, until: i64| async move {
         summary(store, &UsageFilter::between(at(since), at(until)), None).await[0].totals.events
@@ -135,8 +142,8 @@ pub async fn summaries_cover_whole_hours_and_respect_the_limit(store: &dyn Store
 /// Purging removes exactly the raw events older than the cutoff, however the backend stores them;
 /// the rollups (and so every report) keep them.
 pub async fn purge_removes_old_raw_events_and_keeps_rollups(store: &dyn Store) {
-    let alice = token(store, "alice", None).await;
-    let bob = token(store, "bob", None).await;
+    let alice = token(store, &owner(store, "alice").await, None).await;
+    let bob = token(store, &owner(store, "bob").await, None).await;
     let events: Vec<_> = (0..25).map(|second| event(alice, second * 10, "gpt-4o", 1, 1, 1)).collect();
     record(store, &events).await;
     // Later batches, interleaving tokens and models, some entirely before and some after the cutoffs.
@@ -158,7 +165,9 @@ pub async fn purge_removes_old_raw_events_and_keeps_rollups(store: &dyn Store) {
 /// Rollups keep the owner and project of a token that was later deleted; usage of a token that
 /// never existed is kept without attribution.
 pub async fn rollups_keep_attribution_after_token_deletion(store: &dyn Store) {
-    let alice = token(store, "alice", Some("search")).await;
+    let alice_owner = owner(store, "alice").await;
+    let search = project(store, "search").await;
+    let alice = token(store, &alice_owner, Some(&search)).await;
     record(store, &[event(alice, 1, "gpt-4o", 1, 1, 10)]).await;
     store.revoke_token(&alice, None, &audit("token.revoke", alice, at(2))).await.unwrap();
     store.delete_inactive_tokens(at(10), &audit("token.cleanup", "tokens", at(10))).await.unwrap();
@@ -166,12 +175,14 @@ pub async fn rollups_keep_attribution_after_token_deletion(store: &dyn Store) {
     let stranger = TokenId::generate();
     record(store, &[event(alice, 20, "gpt-4o", 1, 1, 20), event(stranger, 30, "gpt-4o", 1, 1, 5)]).await;
     let by_owner = summary(store, &UsageFilter::between(T0, at(3_600)), Some(UsageGroupBy::Owner)).await;
-    assert_eq!(keys_and_costs(&by_owner), [(Some("alice".into()), 30), (None, 5)]);
+    assert_eq!(keys_and_costs(&by_owner), [(Some(alice_owner.id.to_string()), 30), (None, 5)]);
+    let by_project = summary(store, &UsageFilter::between(T0, at(3_600)), Some(UsageGroupBy::Project)).await;
+    assert_eq!(keys_and_costs(&by_project), [(Some(search.id.to_string()), 30), (None, 5)]);
 }
 
 /// Many batches written at once all land, each exactly once.
 pub async fn concurrent_batches_all_land(store: &dyn Store) {
-    let alice = token(store, "alice", None).await;
+    let alice = token(store, &owner(store, "alice").await, None).await;
     let batches: Vec<Vec<UsageEvent>> = (0..16)
         .map(|batch| (0..50).map(|index| event(alice, batch * 50 + index, "gpt-4o", 1, 0, 1)).collect())
         .collect();

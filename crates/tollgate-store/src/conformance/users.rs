@@ -3,10 +3,13 @@
 use std::time::Duration;
 
 use tollgate_types::{
-    Actor, AuditEvent, Email, OwnerName, Role, TokenStatus, UserId, UserRecord, UserStatus, Username,
+    Actor, AuditEvent, Email, OwnerId, OwnerName, Role, TokenStatus, UserId, UserRecord, UserStatus, Username,
 };
 
-use super::fixtures::{T0, at, audit, create_user, fake_password_hash, insert, join_all, start_session, user_insert};
+use super::fixtures::{
+    T0, at, audit, create_token, create_user, fake_password_hash, insert, join_all, owner, project, refuses_missing,
+    sorted, start_session, user_insert, user_owner,
+};
 use crate::{LoginFailure, PageRequest, PasswordChange, StatusChange, Store, StoreError, UserFilter};
 
 fn change(id: UserId, status: UserStatus, seconds: i64) -> StatusChange {
@@ -115,18 +118,20 @@ pub async fn list_users_filters_and_pages(store: &dyn Store) {
     assert!(matches!(bad, StoreError::InvalidCursor));
 }
 
-/// Suspending revokes the user's live tokens (by user id and by owner name) and sessions in the same
-/// transaction, auditing each token; activating brings the user back but not the tokens; repeating a
-/// status is a no-op that writes nothing.
+/// Suspending revokes the user's live tokens (all of them, in a project or not, and only theirs:
+/// tokens are swept by owner id, never by name) and sessions in the same transaction, auditing each
+/// token; activating brings the user back but not the tokens; repeating a status is a no-op that
+/// writes nothing.
 pub async fn suspend_revokes_tokens_and_sessions(store: &dyn Store) {
     let alice = create_user(store, "alice", Role::User).await;
-    let mut by_id = insert("by id", "alice-service", None, T0);
-    by_id.token.user_id = Some(alice.id);
-    store.insert_token(&by_id, &audit("token.create", by_id.id, T0)).await.unwrap();
-    let by_owner = insert("by owner", "alice", None, T0);
-    store.insert_token(&by_owner, &audit("token.create", by_owner.id, T0)).await.unwrap();
-    let other = insert("other", "bob", None, T0);
-    store.insert_token(&other, &audit("token.create", other.id, T0)).await.unwrap();
+    let search = project(store, "search").await;
+    let plain = create_token(store, "plain", &user_owner(&alice), None, 0).await;
+    let in_project = create_token(store, "in project", &user_owner(&alice), Some(&search), 0).await;
+    let other = create_token(store, "other", &owner(store, "bob").await, None, 0).await;
+    // A token of someone else that merely shows alice's name is not hers.
+    let mut namesake = insert("namesake", &owner(store, "carol").await, None, T0);
+    namesake.owner_name = OwnerName::parse("alice").unwrap();
+    store.insert_token(&namesake, &audit("token.create", namesake.id, T0)).await.unwrap();
     let session = start_session(store, &alice, 1).await;
 
     let mut event = audit("user.suspend", alice.id, at(5));
@@ -135,29 +140,29 @@ pub async fn suspend_revokes_tokens_and_sessions(store: &dyn Store) {
     assert_eq!(changed.record.status, UserStatus::Suspended);
     assert_eq!(changed.record.status_reason.as_deref(), Some("test suspended"));
     assert_eq!(changed.revoked_sessions, 1);
-    let mut revoked = changed.revoked_tokens.clone();
-    revoked.sort();
-    let mut expected = vec![by_id.id, by_owner.id];
-    expected.sort();
-    assert_eq!(revoked, expected);
-    for id in [by_id.id, by_owner.id] {
+    assert_eq!(sorted(changed.revoked_tokens.clone()), sorted(vec![plain.id, in_project.id]));
+    for id in [plain.id, in_project.id] {
         let token = store.token(&id).await.unwrap();
         assert_eq!(token.status(at(6)), TokenStatus::Revoked);
         assert!(token.revoke_reason.unwrap().contains("suspended"));
     }
-    assert_eq!(store.token(&other.id).await.unwrap().status(at(6)), TokenStatus::Active);
+    for id in [other.id, namesake.id] {
+        assert_eq!(store.token(&id).await.unwrap().status(at(6)), TokenStatus::Active);
+    }
     assert!(store.session(&session.id).await.unwrap().revoked_at.is_some());
     let chain = store.audit_chain(0, 100).await.unwrap();
     let tail = &chain[chain.len() - 3..];
     assert_eq!(actions(tail), ["user.suspend", "token.revoke", "token.revoke"]);
     assert_eq!(tail[0].event.after.as_ref().unwrap()["sessions_revoked"], 1);
+    let targets: Vec<_> = tail[1..].iter().map(|entry| entry.event.target.parse().unwrap()).collect();
+    assert_eq!(sorted(targets), sorted(vec![plain.id, in_project.id]));
 
     let before = chain.len();
     set_status(store, &alice, UserStatus::Suspended, 6).await.unwrap();
     assert_eq!(store.audit_chain(0, 100).await.unwrap().len(), before, "a repeated status writes nothing");
     let active = set_status(store, &alice, UserStatus::Active, 7).await.unwrap();
     assert_eq!(active.status, UserStatus::Active);
-    assert_eq!(store.token(&by_id.id).await.unwrap().status(at(8)), TokenStatus::Revoked);
+    assert_eq!(store.token(&plain.id).await.unwrap().status(at(8)), TokenStatus::Revoked);
 }
 
 /// The last active admin can be neither suspended, deleted nor demoted; with another active admin it can.
@@ -245,20 +250,30 @@ pub async fn password_change_revokes_sessions(store: &dyn Store) {
     assert!(store.session(&session.id).await.unwrap().revoked_at.is_some());
 }
 
-/// A token can only be issued to an existing, active user.
+/// A token can only be issued to an existing, active user; a refused token leaves nothing behind.
 pub async fn tokens_need_an_active_user(store: &dyn Store) {
-    let mut orphan = insert("orphan", "nobody", None, T0);
-    orphan.token.user_id = Some(UserId::generate());
+    let ghost = create_user(store, "ghost", Role::User).await;
+    let mut orphan = insert("orphan", &user_owner(&ghost), None, T0);
+    orphan.token.owner = OwnerId::User(UserId::generate());
     let error = store.insert_token(&orphan, &audit("token.create", orphan.id, T0)).await.unwrap_err();
-    assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+    assert!(refuses_missing(&error, "owner"), "{error:?}");
     let alice = create_user(store, "alice", Role::User).await;
     set_status(store, &alice, UserStatus::Suspended, 1).await.unwrap();
-    let mut suspended = insert("suspended", "alice", None, T0);
-    suspended.token.user_id = Some(alice.id);
+    let suspended = insert("suspended", &user_owner(&alice), None, T0);
     let error = store.insert_token(&suspended, &audit("token.create", suspended.id, T0)).await.unwrap_err();
     assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
-    assert!(matches!(store.token(&suspended.id).await, Err(StoreError::NotFound { .. })));
-    assert_eq!(OwnerName::parse("alice").unwrap(), alice.username.to_owner());
+    set_status(store, &ghost, UserStatus::Deleted, 2).await.unwrap();
+    let deleted = insert("deleted", &user_owner(&ghost), None, T0);
+    let error = store.insert_token(&deleted, &audit("token.create", deleted.id, T0)).await.unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+    for refused in [orphan.id, suspended.id, deleted.id] {
+        assert!(matches!(store.token(&refused).await, Err(StoreError::NotFound { .. })));
+    }
+    assert!(!actions(&store.audit_chain(0, 100).await.unwrap()).contains(&"token.create"));
+    // Active again, alice can be issued tokens, shown under her username.
+    set_status(store, &alice, UserStatus::Active, 3).await.unwrap();
+    let issued = create_token(store, "issued", &user_owner(&alice), None, 4).await;
+    assert_eq!((issued.owner, issued.owner_name), (OwnerId::User(alice.id), alice.username.to_owner()));
 }
 
 fn email(text: &str) -> Email {

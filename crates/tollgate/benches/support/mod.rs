@@ -1,17 +1,23 @@
 //! What the facade's benchmarks share: a SQLite file in a temporary directory with its runtime, the
-//! benchmark key, and polling a future once without a runtime.
+//! benchmark key, the owner of the benchmark tokens, and polling a future once without a runtime.
 
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use tollgate::{KeyId, SqliteOptions, SqliteStore, TokenHasher};
+use tollgate::{
+    AccountStore, Actor, AuditEvent, Clock, Description, KeyId, NewServiceAccount, OwnerId, ServiceAccountId,
+    SqliteOptions, SqliteStore, SystemClock, TokenHasher, Username,
+};
+use tollgate_store::ServiceAccountInsert;
 
-/// A fresh SQLite file (removed on drop) and a two-worker runtime to drive it.
+/// A fresh SQLite file (removed on drop) and a two-worker runtime to drive it, with the service
+/// account `bench` that owns the benchmark tokens (a token needs an existing owner).
 pub(crate) struct BenchStore {
     pub(crate) runtime: tokio::runtime::Runtime,
     pub(crate) store: Arc<SqliteStore>,
+    pub(crate) owner: OwnerId,
     _directory: tempfile::TempDir,
 }
 
@@ -21,7 +27,15 @@ impl BenchStore {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("bench.db");
         let store = runtime.block_on(SqliteStore::open(&path, &SqliteOptions::default())).unwrap();
-        Self { runtime, store: Arc::new(store), _directory: directory }
+        let id = ServiceAccountId::generate();
+        let account = NewServiceAccount {
+            name: Username::parse_field("name", "bench").unwrap(),
+            description: Description::default(),
+        };
+        let insert = ServiceAccountInsert { id, account, created_at: SystemClock.now() };
+        let event = AuditEvent::new(Actor::cli(), "service_account.create", id, insert.created_at);
+        runtime.block_on(store.insert_service_account(&insert, &event)).unwrap();
+        Self { runtime, store: Arc::new(store), owner: OwnerId::ServiceAccount(id), _directory: directory }
     }
 }
 

@@ -6,12 +6,12 @@ use std::time::Duration;
 use serde::Serialize;
 use tollgate_store::{RateLimitRecord, StoreError};
 use tollgate_types::{
-    AuditEvent, LimitKey, LimitRecord, LimitSpec, LimitSubject, ModelName, ModelPrice, Principal, ProviderName,
-    RateLimitSpec, Timestamp, TokenId,
+    AuditEvent, LimitKey, LimitRecord, LimitSpec, LimitSubject, ModelName, ModelPrice, Principal, ProjectId,
+    ProjectRole, ProviderName, RateLimitSpec, Timestamp, TokenId,
 };
 
 use super::{Metering, PriceEntry};
-use crate::authz::{Operation, authorize};
+use crate::authz::{Operation, UsageScope, authorize};
 use crate::{Error, Result};
 
 /// A limit with how much of its current window is used.
@@ -33,26 +33,43 @@ fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
 }
 
 impl Metering {
-    /// Checks that `principal` may read the limits or usage of `subject` (`None`: everybody's).
-    async fn authorize_read(&self, principal: &Principal, subject: Option<&LimitSubject>) -> Result<()> {
+    /// Checks that `principal` may read the limits or usage of `subject` (`None`: everybody's). A
+    /// token or project the principal may not see is `NotFound`, whether it exists or not.
+    pub(crate) async fn authorize_read(&self, principal: &Principal, subject: Option<&LimitSubject>) -> Result<()> {
         match subject {
             Some(LimitSubject::Token(id)) => {
                 let token = self.inner.store.token(id).await?;
-                authorize(principal, Operation::ReadUsage { owner: Some(&token.owner) })
+                authorize(principal, Operation::ReadUsage { scope: UsageScope::Owner(token.owner) })
                     .map_err(|_| Error::NotFound { entity: "token" })
             }
-            Some(LimitSubject::Owner(owner)) => authorize(principal, Operation::ReadUsage { owner: Some(owner) }),
-            Some(LimitSubject::User(id)) if principal.user_id() == Some(*id) => Ok(()),
-            _ => authorize(principal, Operation::ReadUsage { owner: None }),
+            Some(LimitSubject::Owner(owner)) => {
+                authorize(principal, Operation::ReadUsage { scope: UsageScope::Owner(*owner) })
+            }
+            Some(LimitSubject::Project(project)) => {
+                let role = self.project_role(principal, project).await?;
+                authorize(principal, Operation::ReadUsage { scope: UsageScope::Project(role) })
+                    .map_err(|_| Error::NotFound { entity: "project" })
+            }
+            None => authorize(principal, Operation::ReadUsage { scope: UsageScope::Everything }),
         }
     }
 
-    /// Creates or replaces a limit. A token limit needs an existing token.
+    /// The principal's role in `project` (`None`: not a member, or no owner to be one).
+    pub(crate) async fn project_role(&self, principal: &Principal, project: &ProjectId) -> Result<Option<ProjectRole>> {
+        match principal.owner_id() {
+            Some(owner) => Ok(self.inner.store.project_role(project, &owner).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// Creates or replaces a limit. Its subject (a token, an owner or a project) must exist.
     pub async fn set_limit(&self, principal: &Principal, spec: LimitSpec) -> Result<LimitRecord> {
         authorize(principal, Operation::ManageMetering)?;
         let subject = &spec.key().subject;
-        if let LimitSubject::Token(id) = subject {
-            self.inner.store.token(id).await?;
+        match subject {
+            LimitSubject::Token(id) => drop(self.inner.store.token(id).await?),
+            LimitSubject::Owner(id) => drop(self.inner.store.owner(id).await?),
+            LimitSubject::Project(id) => drop(self.inner.store.project(id).await?),
         }
         let now = self.inner.clock.now();
         let before =
@@ -138,7 +155,7 @@ impl Metering {
 
     /// Every token's rate limit (admins only).
     pub async fn rate_limits(&self, principal: &Principal) -> Result<Vec<RateLimitRecord>> {
-        authorize(principal, Operation::ReadUsage { owner: None })?;
+        authorize(principal, Operation::ReadUsage { scope: UsageScope::Everything })?;
         Ok(self.inner.store.rate_limits().await?)
     }
 

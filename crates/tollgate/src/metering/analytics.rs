@@ -3,10 +3,10 @@
 
 use serde::Serialize;
 use tollgate_store::{UsageFilter, UsageGroup, UsageGroupBy, UsageTotals};
-use tollgate_types::{Principal, Timestamp, ValidationError};
+use tollgate_types::{LimitSubject, Principal, Timestamp, ValidationError};
 
 use super::Metering;
-use crate::authz::{Operation, authorize};
+use crate::authz::{Operation, UsageScope, authorize};
 use crate::{Error, Result};
 
 /// Usage over a time range: the totals and, when asked, one row per group.
@@ -63,17 +63,26 @@ fn error_rate(totals: &UsageTotals) -> f64 {
 }
 
 impl Metering {
-    /// Restricts a filter to what `principal` may read: admins read everything; others read their own.
-    fn scoped(&self, principal: &Principal, filter: &UsageFilter) -> Result<UsageFilter> {
+    /// Restricts a filter to what `principal` may read: admins read everything; a project's members
+    /// read that project's usage; everyone else reads their own.
+    async fn scoped(&self, principal: &Principal, filter: &UsageFilter) -> Result<UsageFilter> {
         if filter.since >= filter.until {
             return Err(ValidationError::new("since", "must be before until").into());
         }
         let mut scoped = filter.clone();
-        if authorize(principal, Operation::ReadUsage { owner: None }).is_err() {
-            let own = principal.owner().cloned().ok_or_else(|| Error::Forbidden("reading usage".to_owned()))?;
-            authorize(principal, Operation::ReadUsage { owner: Some(scoped.owner.as_ref().unwrap_or(&own)) })?;
-            scoped.owner = Some(own);
+        if authorize(principal, Operation::ReadUsage { scope: UsageScope::Everything }).is_ok() {
+            return Ok(scoped);
         }
+        if let Some(project) = &filter.project {
+            self.authorize_read(principal, Some(&LimitSubject::Project(*project))).await?;
+            return Ok(scoped);
+        }
+        if let Some(token) = &filter.token_id {
+            self.authorize_read(principal, Some(&LimitSubject::Token(*token))).await?;
+        }
+        let own = principal.owner_id().ok_or_else(|| Error::Forbidden("reading usage".to_owned()))?;
+        authorize(principal, Operation::ReadUsage { scope: UsageScope::Owner(scoped.owner.unwrap_or(own)) })?;
+        scoped.owner = Some(own);
         Ok(scoped)
     }
 
@@ -85,7 +94,7 @@ impl Metering {
         group_by: Option<UsageGroupBy>,
         limit: u32,
     ) -> Result<UsageReport> {
-        let filter = self.scoped(principal, filter)?;
+        let filter = self.scoped(principal, filter).await?;
         let store = &self.inner.store;
         let totals = store.usage_summary(&filter, None, 1).await?.first().map(|group| group.totals).unwrap_or_default();
         let groups = match group_by {
@@ -104,8 +113,8 @@ impl Metering {
         until: Timestamp,
         top: u32,
     ) -> Result<AnalyticsReport> {
-        authorize(principal, Operation::ReadUsage { owner: None })?;
-        let filter = self.scoped(principal, &UsageFilter::between(since, until))?;
+        authorize(principal, Operation::ReadUsage { scope: UsageScope::Everything })?;
+        let filter = self.scoped(principal, &UsageFilter::between(since, until)).await?;
         let store = &self.inner.store;
         let breakdown = |group_by| store.usage_summary(&filter, Some(group_by), top.max(1));
         let totals = store.usage_summary(&filter, None, 1).await?.first().map(|group| group.totals).unwrap_or_default();

@@ -4,33 +4,25 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use tollgate_types::{
-    LimitRecord, LimitSpec, LimitSubject, Metric, OwnerName, ProjectName, TokenId, TokenRecord, UserId,
-};
+use tollgate_types::{LimitRecord, LimitSpec, LimitSubject, Metric, OwnerId, ProjectId, TokenId, TokenRecord};
 
-/// What a token answers to: itself, its user, its owner and its project. These never change after
-/// a token is created, so they can be cached without expiry.
+/// What a token answers to: itself, its owner and its project, by id. These never change after a
+/// token is created, so they can be cached without expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Subjects {
     pub(crate) token_id: TokenId,
-    pub(crate) user_id: Option<UserId>,
-    pub(crate) owner: Option<OwnerName>,
-    pub(crate) project: Option<ProjectName>,
+    pub(crate) owner: Option<OwnerId>,
+    pub(crate) project: Option<ProjectId>,
 }
 
 impl Subjects {
     pub(crate) fn of(record: &TokenRecord) -> Self {
-        Self {
-            token_id: record.id,
-            user_id: record.user_id,
-            owner: Some(record.owner.clone()),
-            project: record.project.clone(),
-        }
+        Self { token_id: record.id, owner: Some(record.owner), project: record.project }
     }
 
     /// A token the store does not know (usage recorded for it is still kept, under its id only).
     pub(crate) fn token_only(token_id: TokenId) -> Self {
-        Self { token_id, user_id: None, owner: None, project: None }
+        Self { token_id, owner: None, project: None }
     }
 }
 
@@ -38,9 +30,8 @@ impl Subjects {
 #[derive(Debug, Default)]
 pub(crate) struct LimitIndex {
     by_token: HashMap<TokenId, Vec<LimitSpec>>,
-    by_user: HashMap<UserId, Vec<LimitSpec>>,
-    by_owner: HashMap<String, Vec<LimitSpec>>,
-    by_project: HashMap<String, Vec<LimitSpec>>,
+    by_owner: HashMap<OwnerId, Vec<LimitSpec>>,
+    by_project: HashMap<ProjectId, Vec<LimitSpec>>,
     /// Whether any limit counts tokens or cost (recording usage must then update counters).
     pub(crate) has_usage_limits: bool,
     /// Whether any enforced limit counts cost (an unpriced model must then be refused).
@@ -56,9 +47,8 @@ impl LimitIndex {
             index.has_cost_limits |= spec.key().metric == Metric::Cost && !spec.shadow();
             match &spec.key().subject {
                 LimitSubject::Token(id) => index.by_token.entry(*id).or_default().push(spec),
-                LimitSubject::User(id) => index.by_user.entry(*id).or_default().push(spec),
-                LimitSubject::Owner(name) => index.by_owner.entry(name.as_str().to_owned()).or_default().push(spec),
-                LimitSubject::Project(name) => index.by_project.entry(name.as_str().to_owned()).or_default().push(spec),
+                LimitSubject::Owner(id) => index.by_owner.entry(*id).or_default().push(spec),
+                LimitSubject::Project(id) => index.by_project.entry(*id).or_default().push(spec),
             }
         }
         index
@@ -66,16 +56,15 @@ impl LimitIndex {
 
     /// Whether there are no limits at all (the common fast path).
     pub(crate) fn is_empty(&self) -> bool {
-        self.by_token.is_empty() && self.by_user.is_empty() && self.by_owner.is_empty() && self.by_project.is_empty()
+        self.by_token.is_empty() && self.by_owner.is_empty() && self.by_project.is_empty()
     }
 
     /// The limits that govern a token.
     pub(crate) fn applicable<'a>(&'a self, subjects: &Subjects) -> impl Iterator<Item = &'a LimitSpec> + use<'a> {
         let token = self.by_token.get(&subjects.token_id);
-        let user = subjects.user_id.and_then(|id| self.by_user.get(&id));
-        let owner = subjects.owner.as_ref().and_then(|name| self.by_owner.get(name.as_str()));
-        let project = subjects.project.as_ref().and_then(|name| self.by_project.get(name.as_str()));
-        [token, user, owner, project].into_iter().flatten().flatten()
+        let owner = subjects.owner.and_then(|id| self.by_owner.get(&id));
+        let project = subjects.project.and_then(|id| self.by_project.get(&id));
+        [token, owner, project].into_iter().flatten().flatten()
     }
 }
 
@@ -125,20 +114,23 @@ mod tests {
     }
 
     #[test]
-    fn a_token_answers_to_itself_its_user_owner_and_project() {
+    fn a_token_answers_to_itself_its_owner_and_project() {
         let token_id = TokenId::generate();
-        let user_id = UserId::generate();
-        let owner = OwnerName::parse("alice").unwrap();
-        let project = ProjectName::parse("search").unwrap();
+        let owner = OwnerId::User(tollgate_types::UserId::generate());
+        let project = ProjectId::generate();
         let index = LimitIndex::build(&[
             record(LimitSubject::Token(token_id), Metric::Requests, false),
-            record(LimitSubject::User(user_id), Metric::Requests, false),
-            record(LimitSubject::Owner(owner.clone()), Metric::Tokens, true),
-            record(LimitSubject::Project(project.clone()), Metric::Requests, false),
-            record(LimitSubject::Owner(OwnerName::parse("bob").unwrap()), Metric::Cost, false),
+            record(LimitSubject::Owner(owner), Metric::Requests, false),
+            record(LimitSubject::Owner(owner), Metric::Tokens, true),
+            record(LimitSubject::Project(project), Metric::Requests, false),
+            record(
+                LimitSubject::Owner(OwnerId::ServiceAccount(tollgate_types::ServiceAccountId::generate())),
+                Metric::Cost,
+                false,
+            ),
         ]);
         assert!(index.has_usage_limits && index.has_cost_limits && !index.is_empty());
-        let subjects = Subjects { token_id, user_id: Some(user_id), owner: Some(owner), project: Some(project) };
+        let subjects = Subjects { token_id, owner: Some(owner), project: Some(project) };
         assert_eq!(index.applicable(&subjects).count(), 4);
         assert_eq!(index.applicable(&Subjects::token_only(token_id)).count(), 1);
         assert_eq!(index.applicable(&Subjects::token_only(TokenId::generate())).count(), 0);

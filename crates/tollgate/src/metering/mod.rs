@@ -251,8 +251,11 @@ impl Metering {
         let mut authorized: Vec<TokenId> = Vec::new();
         for event in events {
             if !authorized.contains(&event.token_id) {
+                // A token the principal may not see is not found, like one that does not exist.
                 let token = self.inner.store.token(&event.token_id).await?;
-                authorize(principal, Operation::RecordUsage { owner: &token.owner })?;
+                authorize(principal, Operation::ReadTokens { owner: Some(token.owner) })
+                    .map_err(|_| crate::Error::NotFound { entity: "token" })?;
+                authorize(principal, Operation::RecordUsage { owner: token.owner })?;
                 self.inner.subjects.insert(Subjects::of(&token));
                 authorized.push(event.token_id);
             }

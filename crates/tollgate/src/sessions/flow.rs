@@ -215,33 +215,15 @@ impl UserService {
         Ok(self.authenticate_access(access_token).await?.principal)
     }
 
-    /// The principal a verified API token acts as. A token of a user never has more rights than the
-    /// user has now: its permission is the lower of its own and the user's role maximum, and a token
-    /// whose user is suspended or deleted is refused (`revoked`).
-    pub async fn principal_for_token(&self, context: &TokenContext) -> Result<Principal> {
-        let record = &context.record;
-        let Some(user_id) = record.user_id else {
-            return Ok(Principal::Token {
-                id: record.id,
-                owner: record.owner.clone(),
-                user_id: None,
-                permission: record.permission,
-            });
-        };
-        let user = match self.inner.store.user(&user_id).await {
-            Ok(user) => user,
-            Err(StoreError::NotFound { .. }) => return Err(refused(RefusalCode::Revoked)),
-            Err(other) => return Err(other.into()),
-        };
-        if user.status != UserStatus::Active {
-            return Err(refused(RefusalCode::Revoked));
+    /// The principal a verified API token acts as: its owner, with the token's effective permission
+    /// (the lower of its own level and its owner's current role, which the store keeps on the token's
+    /// row). A token whose owner was suspended or deleted was revoked with it and never gets here.
+    pub fn principal_for_token(&self, context: &TokenContext) -> Principal {
+        Principal::Token {
+            id: context.record.id,
+            owner: context.record.owner,
+            permission: context.effective_permission,
         }
-        Ok(Principal::Token {
-            id: record.id,
-            owner: user.username.to_owner(),
-            user_id: Some(user_id),
-            permission: record.permission.min(user.role.max_permission()),
-        })
     }
 
     /// Verifies an API token (the full verify path of the token manager) and resolves its principal.
@@ -251,7 +233,7 @@ impl UserService {
         request: &VerifyRequest,
     ) -> Result<(TokenContext, Principal)> {
         let context = self.inner.tokens.verify(presented, request).await?;
-        let principal = self.principal_for_token(&context).await?;
+        let principal = self.principal_for_token(&context);
         Ok((context, principal))
     }
 

@@ -1,5 +1,9 @@
 //! The positive verify cache: token hash → record, for a short TTL. Only tokens that verified
 //! are cached; revoke, rotate and update evict by token id at once.
+//!
+//! A lookup that read a row before an eviction must not put it back after: every eviction bumps an
+//! epoch, a lookup notes the epoch before it reads the store, and its insert is dropped when the
+//! epoch has moved since. A revoke is therefore refused on the very next verify in this process.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +32,8 @@ struct Inner {
 #[derive(Debug)]
 pub(crate) struct VerifyCache {
     inner: RwLock<Inner>,
+    /// Bumped (under the write lock) by every eviction.
+    epoch: AtomicU64,
     ttl: Duration,
     capacity: usize,
     hits: AtomicU64,
@@ -48,7 +54,14 @@ pub struct CacheStats {
 
 impl VerifyCache {
     pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
-        Self { inner: RwLock::new(Inner::default()), ttl, capacity, hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
+        Self {
+            inner: RwLock::new(Inner::default()),
+            epoch: AtomicU64::new(0),
+            ttl,
+            capacity,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
     }
 
     pub(crate) fn get(&self, hash: &TokenHash, now: Timestamp) -> Option<CachedToken> {
@@ -75,11 +88,27 @@ impl VerifyCache {
         (now.duration_since(cached.cached_at) < self.ttl && now >= cached.cached_at).then(|| cached.clone())
     }
 
-    pub(crate) fn insert(&self, hash: TokenHash, record: Arc<TokenRecord>, matched: HashMatch, now: Timestamp) {
+    /// The eviction epoch now: note it before reading the store, pass it to [`VerifyCache::insert`].
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Caches a verified token read while the epoch was `seen`; dropped when anything was evicted since.
+    pub(crate) fn insert(
+        &self,
+        hash: TokenHash,
+        record: Arc<TokenRecord>,
+        matched: HashMatch,
+        now: Timestamp,
+        seen: u64,
+    ) {
         if self.ttl.is_zero() {
             return;
         }
         let mut inner = self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.epoch.load(Ordering::Acquire) != seen {
+            return;
+        }
         if inner.by_hash.len() >= self.capacity {
             let ttl = self.ttl;
             inner.by_hash.retain(|_, cached| now.duration_since(cached.cached_at) < ttl);
@@ -101,6 +130,7 @@ impl VerifyCache {
     /// Drops every cached secret of token `id`.
     pub(crate) fn evict(&self, id: &TokenId) {
         let mut inner = self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         if let Some(hashes) = inner.hashes_by_id.remove(id) {
             for hash in hashes {
                 inner.by_hash.remove(&hash);
@@ -111,6 +141,7 @@ impl VerifyCache {
     /// Drops everything.
     pub(crate) fn clear(&self) {
         let mut inner = self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         inner.by_hash.clear();
         inner.hashes_by_id.clear();
     }

@@ -22,10 +22,7 @@ impl TokenManager {
         secret: &TokenSecret,
     ) -> Result<TokenRecord> {
         authorize(principal, Operation::ImportToken)?;
-        authorize(
-            principal,
-            Operation::CreateToken { owner: &token.owner, user_id: token.user_id, permission: token.permission },
-        )?;
+        let placement = self.place(principal, &token).await?;
         // The caller may have parsed the secret under another prefix: this manager must be able to verify it.
         TokenSecret::parse(&self.prefix, secret.expose())
             .map_err(|error| ValidationError::new("token", format!("is not a token of this deployment: {error}")))?;
@@ -35,6 +32,10 @@ impl TokenManager {
         }
         let insert = TokenInsert {
             id,
+            owner_name: placement.owner.name.to_owner(),
+            owner_role: placement.owner.role,
+            project_name: placement.project.map(|project| project.name),
+            imposed: placement.imposed,
             token,
             hash: self.hasher.hash(secret),
             key_id: self.hasher.current_key_id(),
@@ -45,7 +46,7 @@ impl TokenManager {
         event.after = Some(serde_json::json!({
             "name": insert.token.name,
             "owner": insert.token.owner,
-            "user_id": insert.token.user_id,
+            "owner_name": insert.owner_name,
             "project": insert.token.project,
             "permission": insert.token.permission,
             "scopes": insert.token.scopes,
@@ -62,8 +63,10 @@ impl TokenManager {
 mod tests {
     use std::sync::Arc;
 
+    use tollgate_store::ServiceAccountInsert;
     use tollgate_types::{
-        KeyId, ManualClock, OwnerName, Permission, Role, Timestamp, TokenHasher, TokenName, TokenPrefix, UserId,
+        Actor, Description, KeyId, ManualClock, NewServiceAccount, OwnerId, Permission, Role, ServiceAccountId,
+        Timestamp, TokenHasher, TokenName, TokenPrefix, UserId, Username,
     };
 
     use super::*;
@@ -71,14 +74,26 @@ mod tests {
 
     const SECRET: &str = "tg_DevOnlyAdminActive00000000000000000000000001KeWaK";
 
+    /// The fixture's owner, a service account, created before any token.
+    const OWNER: &str = "svc_0192f3a4b5c6d7e8f90a1b2c3d4e5f60";
+
     async fn manager(at: Timestamp) -> TokenManager {
         let store = crate::open("sqlite::memory:").await.unwrap();
+        let account = NewServiceAccount {
+            name: Username::parse_field("name", "fixtures").unwrap(),
+            description: Description::default(),
+        };
+        let insert = ServiceAccountInsert { id: ServiceAccountId::parse(OWNER).unwrap(), account, created_at: at };
+        store
+            .insert_service_account(&insert, &AuditEvent::new(Actor::cli(), "service_account.create", OWNER, at))
+            .await
+            .unwrap();
         let hasher = TokenHasher::new(KeyId(1), &[9u8; 32]).unwrap();
         TokenManager::builder(store, hasher).clock(Arc::new(ManualClock::new(at))).build()
     }
 
     fn new_token() -> NewToken {
-        NewToken::new(TokenName::parse("fixture").unwrap(), OwnerName::parse("admin").unwrap())
+        NewToken::new(TokenName::parse("fixture").unwrap(), OwnerId::parse(OWNER).unwrap())
     }
 
     fn secret() -> TokenSecret {
@@ -102,7 +117,7 @@ mod tests {
         let manager = manager(Timestamp::from_unix_micros(1_000_000)).await;
         let id = TokenId::parse("tok_00000000000070008000000000000002").unwrap();
         let admin =
-            Principal::User { id: UserId::generate(), username: OwnerName::parse("admin").unwrap(), role: Role::Admin };
+            Principal::User { id: UserId::generate(), username: Username::parse("admin").unwrap(), role: Role::Admin };
         let refused = manager.import(&admin, id, new_token(), &secret()).await.unwrap_err();
         assert!(matches!(refused, Error::Forbidden(_)), "{refused:?}");
         manager.import(&Principal::Operator, id, new_token(), &secret()).await.unwrap();

@@ -144,21 +144,23 @@ impl TokenManager {
         &self.prefix
     }
 
-    /// Creates a token. The returned secret is the only copy: show it once.
+    /// Creates a token for `token.owner` (a non-admin can create tokens only for itself; see
+    /// [`TokenManager::resolve_owner`]). The returned secret is the only copy: show it once.
     #[tracing::instrument(skip_all, fields(owner = %token.owner, permission = %token.permission))]
     pub async fn create(&self, principal: &Principal, token: NewToken) -> Result<CreatedToken> {
-        authorize(
-            principal,
-            Operation::CreateToken { owner: &token.owner, user_id: token.user_id, permission: token.permission },
-        )?;
         let now = self.clock.now();
         if token.expires_at.is_some_and(|expiry| expiry <= now) {
             return Err(ValidationError::new("expires_at", "must be in the future").into());
         }
+        let placement = self.place(principal, &token).await?;
         let secret = TokenSecret::generate(&self.prefix)
             .map_err(|error| Error::Config(format!("cannot generate a token: {error}")))?;
         let insert = TokenInsert {
             id: TokenId::generate(),
+            owner_name: placement.owner.name.to_owner(),
+            owner_role: placement.owner.role,
+            project_name: placement.project.map(|project| project.name),
+            imposed: placement.imposed,
             token,
             hash: self.hasher.hash(&secret),
             key_id: self.hasher.current_key_id(),
@@ -173,7 +175,7 @@ impl TokenManager {
     /// One token's metadata. Tokens the principal may not read are `NotFound`.
     pub async fn show(&self, principal: &Principal, id: &TokenId) -> Result<TokenRecord> {
         let record = self.store.token(id).await?;
-        authorize(principal, Operation::ReadTokens { owner: Some(&record.owner) })
+        authorize(principal, Operation::ReadTokens { owner: Some(record.owner) })
             .map_err(|_| Error::NotFound { entity: "token" })?;
         Ok(record)
     }
@@ -187,24 +189,25 @@ impl TokenManager {
     ) -> Result<Page<TokenRecord>> {
         let mut filter = filter.clone();
         if principal.level() != Permission::Admin {
-            let own = principal.owner().cloned();
+            let own = principal.owner_id();
             if filter.owner.is_some() && filter.owner != own {
-                authorize(principal, Operation::ReadTokens { owner: filter.owner.as_ref() })?;
+                authorize(principal, Operation::ReadTokens { owner: filter.owner })?;
             }
             filter.owner = own;
         }
-        authorize(principal, Operation::ReadTokens { owner: filter.owner.as_ref() })?;
+        authorize(principal, Operation::ReadTokens { owner: filter.owner })?;
         Ok(self.store.list_tokens(&filter, page, self.clock.now()).await?)
     }
 
     /// Fetches a token for a change and checks the principal may manage it.
     async fn token_to_manage(&self, principal: &Principal, id: &TokenId) -> Result<TokenRecord> {
         let record = self.show(principal, id).await?;
-        authorize(principal, Operation::ManageToken { owner: &record.owner })?;
+        authorize(principal, Operation::ManageToken { owner: record.owner })?;
         Ok(record)
     }
 
-    /// Changes a token's name, description, allowed tools, IP allow-list or expiry.
+    /// Changes a token's name, description, allowed tools, IP allow-list or expiry. A constraint an
+    /// admin imposed can be changed by anyone else only to a tighter one.
     #[tracing::instrument(skip_all, fields(token_id = %id))]
     pub async fn update(&self, principal: &Principal, id: &TokenId, patch: &TokenPatch) -> Result<TokenRecord> {
         if patch.is_empty() {
@@ -217,9 +220,10 @@ impl TokenManager {
         {
             return Err(ValidationError::new("expires_at", "must be in the future").into());
         }
+        let patch = TokenPatch { impose: self.check_constraints(principal, &before, patch, now)?, ..patch.clone() };
         let mut event = AuditEvent::new(principal.actor(), "token.update", id, now);
         event.before = Some(snapshot(&before));
-        let record = self.store.update_token(id, patch, now, &event).await?;
+        let record = self.store.update_token(id, &patch, now, &event).await?;
         self.cache.evict(id);
         Ok(record)
     }
@@ -233,8 +237,8 @@ impl TokenManager {
         let mut event = AuditEvent::new(principal.actor(), "token.revoke", id, now);
         event.reason = reason.map(str::to_owned);
         event.before = Some(snapshot(&before));
-        // Evict before and after: a verify racing with the write cannot re-cache the old state for long,
-        // and the store refuses it from the moment the transaction commits.
+        // Evict before and after: the eviction after the write drops any lookup that read the old row
+        // (see the cache's epoch), and every lookup after it reads the committed revocation.
         self.cache.evict(id);
         let record = self.store.revoke_token(id, reason, &event).await;
         self.cache.evict(id);
@@ -328,8 +332,9 @@ fn creation_event(principal: &Principal, insert: &TokenInsert) -> AuditEvent {
     event.after = Some(serde_json::json!({
         "name": token.name,
         "owner": token.owner,
-        "user_id": token.user_id,
+        "owner_name": insert.owner_name,
         "project": token.project,
+        "imposed": insert.imposed,
         "permission": token.permission,
         "scopes": token.scopes,
         "allowed_tools": token.allowed_tools,

@@ -4,6 +4,7 @@ mod cache;
 mod import;
 mod last_used;
 mod manager;
+mod owners;
 mod verify;
 
 pub use cache::CacheStats;

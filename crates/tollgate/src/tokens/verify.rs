@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use tollgate_store::HashMatch;
-use tollgate_types::{Refusal, RefusalCode, Timestamp, TokenId, TokenRecord, TokenSecret, TokenStatus, VerifyRequest};
+use tollgate_types::{
+    Permission, Refusal, RefusalCode, Timestamp, TokenId, TokenRecord, TokenSecret, TokenStatus, VerifyRequest,
+};
 
 use super::manager::TokenManager;
 use crate::{Error, QuotaReservation, RateLimitStatus, Reservation, Result};
@@ -20,6 +22,8 @@ pub struct TokenContext {
     pub record: Arc<TokenRecord>,
     /// Whether the caller used the secret from before the last rotation (still in its grace period).
     pub via_previous_secret: bool,
+    /// What the token may do now: the lower of its own level and its owner's current role.
+    pub effective_permission: Permission,
     /// The tightest request limit governing the token after this request, for `RateLimit-*`
     /// headers; `None` when no request limit applies (or no metering is attached).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,6 +74,7 @@ impl TokenManager {
         self.last_used.record(record.id, now);
         let context = TokenContext {
             token_id: record.id,
+            effective_permission: record.effective_permission(),
             record,
             via_previous_secret: matched == HashMatch::Previous,
             rate_limit,
@@ -83,6 +88,7 @@ impl TokenManager {
         if let Some(cached) = self.cache.get(&hash, now) {
             return Ok((cached.record, cached.matched));
         }
+        let epoch = self.cache.epoch();
         let mut found = self.store.token_by_hash(&hash, now).await?;
         if found.is_none() {
             for (_, older) in self.hasher.previous_hashes(secret) {
@@ -95,7 +101,7 @@ impl TokenManager {
         let lookup = found.ok_or(Refusal::new(RefusalCode::NotFound))?;
         let record = Arc::new(lookup.record);
         if record.status(now) == TokenStatus::Active {
-            self.cache.insert(hash, Arc::clone(&record), lookup.matched, now);
+            self.cache.insert(hash, Arc::clone(&record), lookup.matched, now, epoch);
         }
         Ok((record, lookup.matched))
     }

@@ -1,9 +1,11 @@
 //! Users: the account lifecycle, passwords (bcrypt off the async runtime), login with lockout and a
 //! per-client failure limit.
 
+mod accounts;
 mod email;
 mod login;
 mod passwords;
+mod projects;
 mod service;
 mod throttle;
 

@@ -350,7 +350,11 @@ impl UserService {
         let mut event = self.event(caller, "user.set_role", *id);
         event.before = Some(json!({ "role": before.role }));
         event.after = Some(json!({ "role": role }));
-        Ok(self.inner.store.set_user_role(id, role, event.at, &event).await?)
+        // The store moves the user's tokens to the new role in the same transaction; cached verifies
+        // of them go, so the next request acts with the new role.
+        let changed = self.inner.store.set_user_role(id, role, event.at, &event).await;
+        self.inner.tokens.invalidate_cache();
+        Ok(changed?)
     }
 
     /// Sets a new password for a user (an admin reset), optionally forcing a change at the next login.

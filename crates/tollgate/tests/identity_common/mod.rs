@@ -2,17 +2,19 @@
 //! manager and a user service (bcrypt at the test-only cost 4), and a first admin.
 #![allow(dead_code)]
 
+#[path = "../owners/mod.rs"]
+pub(crate) mod owners;
+
+pub(crate) use owners::{PASSWORD, new_user, password};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tollgate::{
-    Caller, Email, KeyId, ManualClock, NewUser, Password, Principal, Role, SqliteOptions, SqliteStore, Store,
-    Timestamp, TokenHasher, TokenManager, UserRecord, UserService, UserServiceBuilder, Username,
+    Caller, KeyId, ManualClock, NewToken, OwnerId, Password, Principal, Role, SqliteOptions, SqliteStore, Store,
+    Timestamp, TokenHasher, TokenManager, TokenName, UserRecord, UserService, UserServiceBuilder,
 };
-
-/// A password that satisfies the policy.
-pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// 2026-01-01T00:00:00Z.
 pub(crate) const T0: Timestamp = Timestamp::from_unix_micros(1_767_225_600_000_000);
@@ -25,10 +27,6 @@ pub(crate) struct Fixture {
     pub(crate) tokens: TokenManager,
     pub(crate) users: UserService,
     pub(crate) admin: UserRecord,
-}
-
-pub(crate) fn password(text: &str) -> Password {
-    Password::new(text.to_owned()).expect("test password meets the policy")
 }
 
 pub(crate) fn presented(text: &str) -> Password {
@@ -52,13 +50,7 @@ impl Fixture {
         let clock = Arc::new(ManualClock::new(T0));
         let hasher = TokenHasher::new(KeyId(1), &[7; 32]).expect("valid key");
         let tokens = TokenManager::builder(Arc::clone(&store), hasher).clock(clock.clone()).build();
-        let builder = UserService::builder(
-            &tokens,
-            tollgate::JwtKeys::new("k1", &[9; 32]).expect("valid key"),
-            TokenHasher::new(KeyId(1), &[7; 32]).expect("valid key"),
-        )
-        .insecure_bcrypt_cost_for_tests(4);
-        let users = configure(builder).build().expect("valid settings");
+        let users = configure(owners::user_service_builder(&tokens)).build().expect("valid settings");
         let admin = users
             .create(&operator(), new_user("root", Role::Admin), password(PASSWORD))
             .await
@@ -67,7 +59,17 @@ impl Fixture {
     }
 
     pub(crate) async fn user(&self, name: &str, role: Role) -> UserRecord {
-        self.users.create(&operator(), new_user(name, role), password(PASSWORD)).await.expect("user created")
+        owners::user(&self.users, name, role).await
+    }
+
+    /// The service account `name` (created on first use).
+    pub(crate) async fn service_account(&self, name: &str) -> OwnerId {
+        owners::service_account(&self.users, name).await
+    }
+
+    /// A standard token request for `owner`.
+    pub(crate) fn new_token(&self, name: &str, owner: impl Into<OwnerId>) -> NewToken {
+        NewToken::new(TokenName::parse(name).expect("valid token name"), owner.into())
     }
 
     pub(crate) fn as_admin(&self) -> Caller {
@@ -101,14 +103,6 @@ impl Fixture {
         let chain = self.store.audit_chain(0, 1000).await.expect("audit chain reads");
         chain.into_iter().map(|entry| entry.event.action).collect()
     }
-}
-
-pub(crate) fn new_user(name: &str, role: Role) -> NewUser {
-    NewUser::new(
-        Username::parse(name).expect("valid username"),
-        Email::parse(&format!("{name}@example.com")).expect("valid email"),
-        role,
-    )
 }
 
 pub(crate) fn principal(user: &UserRecord) -> Principal {

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use tollgate::{
-    AuditFilter, Error, LimitKey, LimitSpec, LimitSubject, Metric, ModelName, ModelPrice, PageRequest, Permission,
-    PriceSource, Principal, ProviderName, RateLimitSpec, TokenId, UsageFilter, Window,
+    AuditFilter, Error, LimitKey, LimitSpec, LimitSubject, Metric, ModelName, ModelPrice, OwnerId, PageRequest,
+    Permission, PriceSource, Principal, ProviderName, RateLimitSpec, TokenId, UsageFilter, Window,
 };
 
 use crate::{Fixture, at, dollars, event};
@@ -13,13 +13,15 @@ fn spec(subject: LimitSubject, max: u64) -> LimitSpec {
     LimitSpec::new(LimitKey { subject, metric: Metric::Requests, window: Window::Day }, max, false).unwrap()
 }
 
+/// The audit log's actions, oldest first, without the fixture's setup (owners, projects, tokens).
 async fn actions(fixture: &Fixture) -> Vec<String> {
     let page = fixture.store.list_audit(&AuditFilter::default(), &PageRequest::first(100)).await.unwrap();
+    let setup = ["token.", "service_account.", "project."];
     page.items
         .into_iter()
         .rev()
         .map(|entry| entry.event.action)
-        .filter(|action| !action.starts_with("token."))
+        .filter(|action| !setup.iter().any(|prefix| action.starts_with(prefix)))
         .collect()
 }
 
@@ -27,10 +29,8 @@ async fn actions(fixture: &Fixture) -> Vec<String> {
 async fn only_admins_change_limits_and_prices_and_every_change_is_audited() {
     let fixture = Fixture::new().await;
     let (_, token) = fixture.token("alice", None).await;
-    let standard =
-        Principal::Token { id: token.id, owner: token.owner.clone(), user_id: None, permission: Permission::Standard };
-    let admin =
-        Principal::Token { id: token.id, owner: token.owner.clone(), user_id: None, permission: Permission::Admin };
+    let standard = Principal::Token { id: token.id, owner: token.owner, permission: Permission::Standard };
+    let admin = Principal::Token { id: token.id, owner: token.owner, permission: Permission::Admin };
     let subject = LimitSubject::Token(token.id);
     assert!(matches!(fixture.metering.set_limit(&standard, spec(subject.clone(), 5)).await, Err(Error::Forbidden(_))));
     fixture.metering.set_limit(&admin, spec(subject.clone(), 5)).await.unwrap();
@@ -44,6 +44,10 @@ async fn only_admins_change_limits_and_prices_and_every_change_is_audited() {
     assert!(matches!(fixture.metering.remove_limit(&admin, &key).await, Err(Error::NotFound { entity: "limit" })));
     let unknown = spec(LimitSubject::Token(TokenId::generate()), 1);
     assert!(matches!(fixture.metering.set_limit(&admin, unknown).await, Err(Error::NotFound { entity: "token" })));
+    let nobody = spec(LimitSubject::Owner(OwnerId::User(tollgate::UserId::generate())), 1);
+    assert!(matches!(fixture.metering.set_limit(&admin, nobody).await, Err(Error::NotFound { entity: "owner" })));
+    let nowhere = spec(LimitSubject::Project(tollgate::ProjectId::generate()), 1);
+    assert!(matches!(fixture.metering.set_limit(&admin, nowhere).await, Err(Error::NotFound { entity: "project" })));
 
     let page = fixture.store.list_audit(&AuditFilter::default(), &PageRequest::first(100)).await.unwrap();
     let second_set = page.items.iter().find(|entry| entry.event.action == "limit.set" && entry.event.before.is_some());

@@ -1,7 +1,11 @@
 //! Metering through the public facade, over a real SQLite file per test: quotas in the verify path,
-//! the write-behind recorder, prices, reports and administration.
+//! the write-behind recorder, prices, reports, administration, and limits and reports by owner id.
+
+#[path = "../owners/mod.rs"]
+mod owners;
 
 mod admin;
+mod ownership;
 mod quotas;
 mod rates;
 mod recorder;
@@ -12,16 +16,18 @@ use std::time::Duration;
 
 use tollgate::{
     KeyId, LimitKey, LimitSpec, LimitSubject, ManualClock, Metering, MeteringBuilder, Metric, Microdollars, ModelName,
-    NewToken, OwnerName, Principal, ProjectName, ProviderName, QuotaMode, SqliteOptions, SqliteStore, Store, Timestamp,
-    TokenHasher, TokenManager, TokenName, TokenRecord, UsageEvent, Window,
+    NewToken, OwnerId, Principal, ProjectId, ProjectRole, ProviderName, QuotaMode, SqliteOptions, SqliteStore, Store,
+    Timestamp, TokenHasher, TokenManager, TokenName, TokenRecord, UsageEvent, UserService, Window,
 };
 
-/// A database, a manual clock, metering and a token manager that enforces its quotas.
+/// A database, a manual clock, metering, a token manager that enforces its quotas, and the user
+/// service that creates the tokens' owners and projects.
 pub(crate) struct Fixture {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<ManualClock>,
     pub(crate) metering: Metering,
     pub(crate) tokens: TokenManager,
+    pub(crate) users: UserService,
     _directory: tempfile::TempDir,
 }
 
@@ -45,7 +51,8 @@ impl Fixture {
         let clock = Arc::new(ManualClock::new(at(START)));
         let metering = Self::metering_over(&store, &clock, mode, configure).await;
         let tokens = Self::tokens_over(&store, &clock, &metering);
-        Self { store, clock, metering, tokens, _directory: directory }
+        let users = owners::user_service(&tokens);
+        Self { store, clock, metering, tokens, users, _directory: directory }
     }
 
     /// Another metering over the same database (a second process, or a restart).
@@ -72,10 +79,26 @@ impl Fixture {
             .build()
     }
 
-    /// Creates a token of `owner` in `project`; returns its secret and record.
+    /// The service account `name` (created on first use).
+    pub(crate) async fn owner(&self, name: &str) -> OwnerId {
+        owners::service_account(&self.users, name).await
+    }
+
+    /// The project `name` (created on first use).
+    pub(crate) async fn project(&self, name: &str) -> ProjectId {
+        owners::project(&self.tokens, &self.users, name).await
+    }
+
+    /// Creates a token of the service account `owner` in `project` (each created on first use, the
+    /// owner made a member of the project); returns its secret and record.
     pub(crate) async fn token(&self, owner: &str, project: Option<&str>) -> (String, TokenRecord) {
-        let mut token = NewToken::new(TokenName::parse("metered").unwrap(), OwnerName::parse(owner).unwrap());
-        token.project = project.map(|project| ProjectName::parse(project).unwrap());
+        let owner = self.owner(owner).await;
+        let mut token = NewToken::new(TokenName::parse("metered").unwrap(), owner);
+        if let Some(project) = project {
+            let project = self.project(project).await;
+            owners::join(&self.users, project, owner, ProjectRole::Member).await;
+            token.project = Some(project);
+        }
         let created = self.tokens.create(&Principal::Operator, token).await.expect("create a token");
         (created.secret.expose().to_owned(), created.record)
     }

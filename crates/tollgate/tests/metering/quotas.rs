@@ -2,8 +2,8 @@
 //! reservations, unpriced models.
 
 use tollgate::{
-    Clock, CounterKey, Error, LimitKey, LimitSubject, Metric, OwnerName, ProjectName, QuotaMode, RefusalCode,
-    Reservation, UnpricedModels, VerifyRequest, Window,
+    Clock, CounterKey, Error, LimitKey, LimitSubject, Metric, QuotaMode, RefusalCode, Reservation, UnpricedModels,
+    VerifyRequest, Window,
 };
 
 use crate::{Fixture, at, dollars, event};
@@ -65,7 +65,7 @@ async fn concurrent_requests_admit_exactly_the_cap(mode: QuotaMode) {
 async fn concurrent_money_reservations_admit_exactly_the_cap(mode: QuotaMode) {
     let fixture = Fixture::with(mode, |builder| builder).await;
     let (secret, _) = fixture.token("alice", Some("search")).await;
-    let project = LimitSubject::Project(ProjectName::parse("search").unwrap());
+    let project = LimitSubject::Project(fixture.project("search").await);
     fixture.limit(project.clone(), Metric::Cost, Window::Month, dollars("50.00").micros() as u64, false).await;
     let reservation = Reservation { tokens: 0, cost: Some(dollars("1.25")) };
     assert_eq!(hammer(&fixture, &secret, 64, 1, Some(reservation)).await, 40, "$50.00 / $1.25 = 40");
@@ -98,7 +98,7 @@ async fn sixty_four_tasks_admit_exactly_the_money_cap_in_the_store() {
 async fn several_limits_together_never_overspend_any_of_them() {
     let fixture = Fixture::new().await;
     let (secret, token) = fixture.token("alice", Some("search")).await;
-    let owner = LimitSubject::Owner(OwnerName::parse("alice").unwrap());
+    let owner = LimitSubject::Owner(fixture.owner("alice").await);
     fixture.limit(LimitSubject::Token(token.id), Metric::Requests, Window::Hour, 1_000, false).await;
     fixture.limit(owner.clone(), Metric::Cost, Window::Day, 777, false).await;
     let reservation = Reservation { tokens: 0, cost: Some(tollgate::Microdollars::from_micros(1)) };
@@ -188,7 +188,7 @@ async fn shadow_limits_refuse_nobody_and_report_correctly() {
     let fixture = Fixture::new().await;
     let (secret, token) = fixture.token("alice", None).await;
     let (bob_secret, _) = fixture.token("bob", None).await;
-    let alice = LimitSubject::Owner(OwnerName::parse("alice").unwrap());
+    let alice = LimitSubject::Owner(fixture.owner("alice").await);
     fixture.limit(alice.clone(), Metric::Requests, Window::Day, 3, true).await;
     fixture.limit(LimitSubject::Token(token.id), Metric::Requests, Window::Day, 8, false).await;
     for call in 0..8 {

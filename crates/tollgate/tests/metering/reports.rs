@@ -1,11 +1,11 @@
 //! Usage reports and analytics, read from rollups, scoped to what the reader may see.
 
-use tollgate::{Error, Outcome, OwnerName, Permission, Principal, TokenRecord, UsageFilter, UsageGroupBy};
+use tollgate::{Error, Outcome, Permission, Principal, TokenRecord, UsageFilter, UsageGroupBy};
 
 use crate::{Fixture, at, event};
 
 fn as_token(record: &TokenRecord, permission: Permission) -> Principal {
-    Principal::Token { id: record.id, owner: record.owner.clone(), user_id: None, permission }
+    Principal::Token { id: record.id, owner: record.owner, permission }
 }
 
 async fn seed(fixture: &Fixture) -> (TokenRecord, TokenRecord) {
@@ -57,10 +57,10 @@ async fn usage_reports_group_by_every_attribute() {
     let tokens: Vec<_> = by_token.groups.iter().map(|group| group.key.clone().unwrap()).collect();
     assert_eq!(tokens, [alice.id.to_string(), bob.id.to_string()]);
     let by_project = usage(UsageGroupBy::Project).await.unwrap();
-    assert_eq!(by_project.groups[0].key.as_deref(), Some("search"));
+    assert_eq!(by_project.groups[0].key, Some(fixture.project("search").await.to_string()), "grouped by project id");
     let by_hour = usage(UsageGroupBy::Hour).await.unwrap();
     assert_eq!(by_hour.groups.len(), 2);
-    let only_bob = UsageFilter { owner: Some(OwnerName::parse("bob").unwrap()), ..day() };
+    let only_bob = UsageFilter { owner: Some(bob.owner), ..day() };
     let report = fixture.metering.usage(&Principal::Operator, &only_bob, None, 10).await.unwrap();
     assert_eq!((report.totals.events, report.totals.cost.micros()), (2, 11_000));
 }
@@ -72,8 +72,9 @@ async fn readers_who_are_not_admins_see_only_their_own_usage() {
     let alice_reads = as_token(&alice, Permission::ReadOnly);
     let report = fixture.metering.usage(&alice_reads, &day(), Some(UsageGroupBy::Owner), 10).await.unwrap();
     assert_eq!(report.totals.events, 5);
-    assert_eq!(report.groups.iter().map(|group| group.key.clone()).collect::<Vec<_>>(), [Some("alice".to_owned())]);
-    let bobs = UsageFilter { owner: Some(bob.owner.clone()), ..day() };
+    let keys: Vec<_> = report.groups.iter().map(|group| group.key.clone()).collect();
+    assert_eq!(keys, [Some(alice.owner.to_string())], "grouped by owner id");
+    let bobs = UsageFilter { owner: Some(bob.owner), ..day() };
     assert!(matches!(fixture.metering.usage(&alice_reads, &bobs, None, 10).await, Err(Error::Forbidden(_))));
     let analytics =
         fixture.metering.analytics(&alice_reads, at("2026-03-10T00:00:00Z"), at("2026-03-11T00:00:00Z"), 5).await;
@@ -99,7 +100,7 @@ async fn analytics_report_error_rate_latency_percentiles_and_top_spenders() {
     assert_eq!(report.top_tokens.len(), 1);
     assert_eq!(report.top_tokens[0].key, Some(alice.id.to_string()));
     assert_eq!(report.top_tokens[0].totals.cost.micros(), 16_000);
-    assert_eq!(report.by_owner[0].key.as_deref(), Some("alice"));
+    assert_eq!(report.by_owner[0].key, Some(alice.owner.to_string()));
     assert_eq!(report.by_provider[0].key.as_deref(), Some("openai"));
     let _ = bob;
     let backwards = fixture

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 use tollgate::{
-    Description, IpAllowList, NewToken, OwnerName, PageRequest, Permission, ProjectName, Scope, StatusFilter,
+    Description, Imposed, IpAllowList, NewToken, OwnerId, PageRequest, Permission, ProjectId, Scope, StatusFilter,
     Timestamp, TokenFilter, TokenName, TokenPatch, ToolList,
 };
 
@@ -24,9 +24,10 @@ const MAX_SCOPES: usize = 64;
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateTokenBody {
     name: TokenName,
-    owner: OwnerName,
     #[serde(default)]
-    project: Option<ProjectName>,
+    owner: Option<String>,
+    #[serde(default)]
+    project: Option<String>,
     #[serde(default)]
     permission: Option<Permission>,
     #[serde(default)]
@@ -43,11 +44,39 @@ pub(super) struct CreateTokenBody {
     description: Option<Description>,
 }
 
+/// The longest owner or project reference: a name (a username is at most 64 characters, a project
+/// name 128) or an id.
+const MAX_REFERENCE: usize = 128;
+
+fn reference<'a>(field: &'static str, text: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
+    match text {
+        Some(text) if text.is_empty() || text.chars().count() > MAX_REFERENCE => {
+            Err(ApiError::invalid_field(field, format!("must be 1 to {MAX_REFERENCE} characters")))
+        }
+        other => Ok(other),
+    }
+}
+
 impl CreateTokenBody {
-    /// The validated request, with relative expiry resolved against `now`.
-    pub(super) fn into_new_token(self, now: Timestamp) -> Result<NewToken, ApiError> {
-        let mut token = NewToken::new(self.name, self.owner);
-        token.project = self.project;
+    /// The owner named (an id or a name), `None` for the caller itself.
+    pub(super) fn owner(&self) -> Result<Option<&str>, ApiError> {
+        reference("owner", self.owner.as_deref())
+    }
+
+    /// The project named (an id or a name), if any.
+    pub(super) fn project(&self) -> Result<Option<&str>, ApiError> {
+        reference("project", self.project.as_deref())
+    }
+
+    /// The validated request for `owner` in `project`, with relative expiry resolved against `now`.
+    pub(super) fn into_new_token(
+        self,
+        owner: OwnerId,
+        project: Option<ProjectId>,
+        now: Timestamp,
+    ) -> Result<NewToken, ApiError> {
+        let mut token = NewToken::new(self.name, owner);
+        token.project = project;
         token.permission = self.permission.unwrap_or(Permission::Standard);
         let mut scopes = self.scopes.unwrap_or_default();
         if scopes.len() > MAX_SCOPES {
@@ -103,8 +132,14 @@ impl ApiSchema for CreateTokenBody {
             "required": ["name", "owner"],
             "properties": {
                 "name": { "type": "string", "minLength": 1, "maxLength": 128 },
-                "owner": { "type": "string", "minLength": 1, "maxLength": 128, "description": "A username or service name." },
-                "project": { "type": "string", "minLength": 1, "maxLength": 128 },
+                "owner": {
+                    "type": "string", "minLength": 1, "maxLength": MAX_REFERENCE,
+                    "description": "A user or service account, by id (usr_…, svc_…) or name; default: the caller. Non-admins may name only themselves.",
+                },
+                "project": {
+                    "type": "string", "minLength": 1, "maxLength": MAX_REFERENCE,
+                    "description": "A project by id (prj_…) or name; the owner must be a member of it.",
+                },
                 "permission": { "type": "string", "enum": ["read_only", "standard", "admin"], "default": "standard" },
                 "scopes": scopes(),
                 "allowed_tools": tools(),
@@ -177,6 +212,7 @@ impl PatchTokenBody {
             allowed_tools: self.allowed_tools,
             ip_allow: self.ip_allow,
             expires_at: expiry(self.expires_at, self.expires_in_seconds, now)?,
+            impose: Imposed::NONE,
         };
         if patch.is_empty() {
             return Err(ApiError::invalid_field("body", "names no field to change"));
@@ -272,9 +308,9 @@ enum StatusParam {
 #[serde(deny_unknown_fields)]
 pub(super) struct ListTokensQuery {
     #[serde(default)]
-    owner: Option<OwnerName>,
+    owner: Option<OwnerId>,
     #[serde(default)]
-    project: Option<ProjectName>,
+    project: Option<ProjectId>,
     #[serde(default)]
     status: Option<StatusParam>,
     #[serde(default)]
@@ -295,7 +331,6 @@ impl ListTokensQuery {
         let filter = TokenFilter {
             owner: self.owner,
             project: self.project,
-            user_id: None,
             status: match self.status.unwrap_or(StatusParam::Active) {
                 StatusParam::Active => StatusFilter::Active,
                 StatusParam::Revoked => StatusFilter::Revoked,
@@ -318,8 +353,11 @@ impl ApiSchema for ListTokensQuery {
             "type": "object",
             "additionalProperties": false,
             "properties": {
-                "owner": { "type": "string", "description": "Only this owner's tokens (non-admins see only their own)." },
-                "project": { "type": "string", "description": "Only this project's tokens." },
+                "owner": {
+                    "type": "string", "pattern": "^(usr|svc)_[0-9a-f]{32}$",
+                    "description": "Only this owner's tokens (non-admins see only their own).",
+                },
+                "project": { "type": "string", "pattern": "^prj_[0-9a-f]{32}$", "description": "Only this project's tokens." },
                 "status": {
                     "type": "string", "enum": ["active", "revoked", "expired", "all"], "default": "active",
                     "description": "Which tokens by status.",

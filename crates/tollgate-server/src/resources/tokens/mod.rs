@@ -26,12 +26,16 @@ pub(super) fn routes() -> Routes {
         .post(
             "/v1/tokens",
             Doc::new("createToken", "tokens", "Create a token; the secret is in `token`, shown once")
-                .describe("Non-admins may create tokens only for themselves and never above their own permission.")
+                .describe(
+                    "A token belongs to the caller unless an admin names another owner. Non-admins create tokens only \
+                     for themselves, never above their own permission, and bind them only to projects they are a \
+                     member of. Constraints an admin sets on someone else's token can only be tightened by its owner.",
+                )
                 .bearer()
                 .body::<CreateTokenBody>()
                 .response::<CreatedTokenView<'static>>(201, "Created")
                 .response_headers(&["Location"])
-                .problems(&[400, 403, 413, 415]),
+                .problems(&[400, 403, 404, 409, 413, 415]),
             create,
         )
         .get(
@@ -109,7 +113,16 @@ async fn create(
     Json(body): Json<CreateTokenBody>,
 ) -> Result<Response, ApiError> {
     let tokens = state.tokens();
-    let token = body.into_new_token(tokens.clock().now())?;
+    let own = caller.principal.owner_id().ok_or_else(|| ApiError::invalid_field("owner", "is required"))?;
+    let (owner, project) = (body.owner()?.map(str::to_owned), body.project()?.map(str::to_owned));
+    // Every field is checked before anything is looked up; the owner and project named are then resolved.
+    let mut token = body.into_new_token(own, None, tokens.clock().now())?;
+    if let Some(owner) = owner {
+        token.owner = tokens.resolve_owner(&caller.principal, &owner).await?;
+    }
+    if let Some(project) = project {
+        token.project = Some(tokens.resolve_project(&caller.principal, &project).await?);
+    }
     let created = tokens.create(&caller.principal, token).await?;
     Ok(created_response(&state, &created))
 }

@@ -3,21 +3,22 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use tollgate::{CreatedToken, Page, Timestamp, TokenRecord, TokenStatus};
+use tollgate::{CreatedToken, Page, Permission, Timestamp, TokenRecord, TokenStatus};
 
 use crate::openapi::{ApiSchema, Components, id, nullable, timestamp};
 
-/// A token's metadata (never its secret or hash) and its status now.
+/// A token's metadata (never its secret or hash), its status and what it may do now.
 #[derive(Debug, Serialize)]
 pub(crate) struct TokenView<'a> {
     #[serde(flatten)]
     record: &'a TokenRecord,
     status: TokenStatus,
+    effective_permission: Permission,
 }
 
 impl<'a> TokenView<'a> {
     pub(crate) fn new(record: &'a TokenRecord, now: Timestamp) -> Self {
-        Self { record, status: record.status(now) }
+        Self { record, status: record.status(now), effective_permission: record.effective_permission() }
     }
 }
 
@@ -28,10 +29,14 @@ fn token_properties() -> Map<String, Value> {
     let properties = json!({
         "id": id("tok_", "Public id, stable across rotation."),
         "name": text("Human name."),
-        "owner": text("A username or service name."),
-        "user_id": nullable(id("usr_", "The owning user, if any.")),
-        "project": { "type": ["string", "null"] },
-        "permission": { "type": "string", "enum": ["read_only", "standard", "admin"] },
+        "owner": { "type": "string", "pattern": "^(usr|svc)_[0-9a-f]{32}$", "description": "The owner: a user or a service account." },
+        "owner_name": text("The owner's name (display only)."),
+        "owner_role": { "type": ["string", "null"], "enum": ["admin", "user", "viewer", null], "description": "The owning user's current role; null for a service account." },
+        "project": nullable(id("prj_", "The project it is bound to.")),
+        "project_name": { "type": ["string", "null"], "description": "The project's name (display only)." },
+        "permission": { "type": "string", "enum": ["read_only", "standard", "admin"], "description": "The level it was issued with." },
+        "effective_permission": { "type": "string", "enum": ["read_only", "standard", "admin"], "description": "What it may do now: the lower of `permission` and the owner's current role." },
+        "imposed": { "type": "array", "items": { "type": "string", "enum": ["ip_allow", "allowed_tools", "scopes", "expires_at"] }, "description": "Constraints an admin set; its owner can only tighten them." },
         "scopes": { "type": "array", "items": { "type": "string" } },
         "allowed_tools": { "type": "array", "items": { "type": "string" }, "description": "Empty: any tool." },
         "ip_allow": { "type": "array", "items": { "type": "string" }, "description": "Empty: anywhere." },
@@ -53,13 +58,17 @@ fn token_properties() -> Map<String, Value> {
     }
 }
 
-const TOKEN_REQUIRED: [&str; 17] = [
+const TOKEN_REQUIRED: [&str; 21] = [
     "id",
     "name",
     "owner",
-    "user_id",
+    "owner_name",
+    "owner_role",
     "project",
+    "project_name",
     "permission",
+    "effective_permission",
+    "imposed",
     "scopes",
     "allowed_tools",
     "ip_allow",

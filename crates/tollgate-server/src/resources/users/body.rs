@@ -215,6 +215,29 @@ pub(crate) fn page_request(
     }
 }
 
+/// `?limit=&cursor=`: the query of a list without filters.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub(crate) fn into_page(self, default_limit: u32, max_limit: u32) -> Result<PageRequest, ApiError> {
+        page_request(self.limit, self.cursor, default_limit, max_limit)
+    }
+}
+
+impl ApiSchema for PageQuery {
+    const NAME: &'static str = "PageQuery";
+    fn schema(_: &mut Components) -> Value {
+        json!({ "type": "object", "additionalProperties": false, "properties": paging_properties() })
+    }
+}
+
 impl ListUsersQuery {
     pub(super) fn into_parts(self, default_limit: u32, max_limit: u32) -> Result<(UserFilter, PageRequest), ApiError> {
         let page = page_request(self.limit, self.cursor, default_limit, max_limit)?;

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use tollgate::{Email, UserId};
 
 use self::body::{CreateUserBody, DeleteQuery, ListUsersQuery, PatchUserBody, ResetPasswordBody, SuspendBody};
-pub(crate) use self::body::{PresentedPassword, page_request, paging_properties};
+pub(crate) use self::body::{PageQuery, PresentedPassword, page_request, paging_properties};
 use self::view::{UserPage, UserView};
 use crate::auth::Caller;
 use crate::error::ApiError;
