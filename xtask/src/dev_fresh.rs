@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::fixture::{Fixture, TokenState, UserStatus};
+use crate::fixture::{Fixture, OwnerKind, TokenState, UserStatus};
 use crate::tollgate::Tollgate;
 use crate::validate::{Validator, run_and_report};
 use crate::workspace::{canonical_db, cargo, shown};
@@ -57,14 +57,40 @@ fn credentials(fixture: &Fixture, db_flag: &str, serve: bool) -> String {
         .collect();
     text += &format!("  users:    {}\n", users.join(", "));
     text += &format!("  password: {} (every user)\n", fixture.password);
+    if !fixture.service_accounts.is_empty() {
+        let names: Vec<&str> = fixture.service_accounts.iter().map(|account| account.name.as_str()).collect();
+        text += &format!("  services: {} (service accounts: they own tokens, never log in)\n", names.join(", "));
+    }
+    let projects: Vec<String> = fixture
+        .projects
+        .iter()
+        .map(|project| {
+            let members: Vec<String> =
+                project.members.iter().map(|member| format!("{} {}", member.member, member.role)).collect();
+            format!(
+                "{} ({})",
+                project.name,
+                if members.is_empty() { "no members".to_owned() } else { members.join(", ") }
+            )
+        })
+        .collect();
+    if !projects.is_empty() {
+        text += &format!("  projects: {}\n", projects.join("; "));
+    }
     text += "  tokens:\n";
     let mut tokens: Vec<_> = fixture.tokens.iter().collect();
     tokens.sort_by_key(|token| token.state != TokenState::Active);
     let owners: Vec<String> = tokens
         .iter()
-        .map(|token| match &token.user {
-            Some(user) if user != &token.owner => format!("{} (user {user})", token.owner),
-            _ => token.owner.clone(),
+        .map(|token| {
+            let owner = match fixture.owner_kind(&token.owner) {
+                Some(OwnerKind::ServiceAccount) => format!("{} (service account)", token.owner),
+                _ => token.owner.clone(),
+            };
+            match &token.project {
+                Some(project) => format!("{owner}, project {project}"),
+                None => owner,
+            }
         })
         .collect();
     let name_width = tokens.iter().map(|token| token.name.len()).max().unwrap_or(0);
@@ -105,6 +131,9 @@ fn credentials(fixture: &Fixture, db_flag: &str, serve: bool) -> String {
     text += &format!("  echo {example} | {cli} token verify\n");
     text += &format!("  echo {} | {cli} login --username {login_user}\n", fixture.password);
     text += &format!("  {cli} token list --status all\n");
+    if let Some(project) = fixture.projects.first() {
+        text += &format!("  {cli} project show {}\n", project.name);
+    }
     text += &format!("  {cli} limit list\n");
     text += &format!("  {cli} usage show --since 7d --by model");
     text
@@ -126,6 +155,10 @@ mod tests {
             assert!(text.contains(&format!("{} ({}", user.username, user.role)), "{text}");
         }
         assert!(text.contains("viewer (viewer, suspended: left the team)"), "{text}");
+        assert!(text.contains("services: usage-dashboard (service accounts"), "{text}");
+        assert!(text.contains("projects: search (developer member, usage-dashboard viewer)"), "{text}");
+        assert!(text.contains("viewer-dashboard  usage-dashboard (service account)"), "{text}");
+        assert!(text.contains("search-backend    developer, project search"), "{text}");
         for token in &fixture.tokens {
             assert!(text.contains(&token.secret), "{text}");
         }

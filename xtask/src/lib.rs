@@ -5,6 +5,7 @@
 mod args;
 mod db;
 mod dev_fresh;
+mod directory;
 mod fixture;
 mod hooks;
 mod reset;
@@ -18,7 +19,8 @@ use std::process::ExitCode;
 pub use args::{Command, USAGE, parse_args};
 pub use db::{Marker, read_marker};
 pub use fixture::{
-    Fixture, FixtureLimit, FixtureToken, FixtureUsage, FixtureUser, LimitSubject, Offset, TokenState, UserStatus,
+    Fixture, FixtureLimit, FixtureMember, FixtureProject, FixtureServiceAccount, FixtureToken, FixtureUsage,
+    FixtureUser, LimitSubject, Offset, OwnerKind, TokenState, UserStatus,
 };
 pub use hooks::install_hooks;
 pub use reset::{ResetOutcome, check_reset_target, reset};

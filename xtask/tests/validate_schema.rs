@@ -1,11 +1,12 @@
 //! `validate schema` on fixture trees and databases with known violations: misnamed, missing and
 //! mismatched migration files across backends; a database whose tables, columns, indexes and
-//! triggers differ from what the migrations declare; edited and unknown applied migrations.
+//! triggers differ from what the migrations declare; edited and unknown applied migrations; table
+//! rebuilds (create, copy, drop, rename), whose rebuilt definition is still compared.
 
 use std::path::Path;
 
 use sqlx::{Connection, SqliteConnection};
-use xtask::{Violation, check_migrated_database, check_migration_folders};
+use xtask::{Tollgate, Violation, check_migrated_database, check_migration_folders, project_root};
 
 fn write(root: &Path, file: &str, text: &str) {
     let path = root.join(file);
@@ -157,4 +158,84 @@ fn a_database_built_from_the_migrations_matches_them() {
     );
     let violations = check_migrated_database(root, &db, "test.db").unwrap();
     assert!(violations.is_empty(), "{}", shown(&violations).join("\n"));
+}
+
+/// A table rebuild as 0004 and 0005 do it: the new table under a working name, a scratch table made
+/// and dropped on the way, the old table dropped (its index and trigger with it), the new one renamed,
+/// its index and trigger created again.
+const REBUILD: &str = "CREATE TABLE _upgrade_names (name TEXT PRIMARY KEY) STRICT, WITHOUT ROWID;\n\
+CREATE TABLE accounts_rebuilt (\n    id TEXT PRIMARY KEY,\n    name TEXT NOT NULL CHECK (length(name) <= 64)\n) STRICT;\n\
+INSERT INTO accounts_rebuilt (id, name) SELECT id, name FROM accounts;\n\
+DROP TABLE accounts;\n\
+ALTER TABLE accounts_rebuilt RENAME TO accounts;\n\
+CREATE INDEX accounts_name ON accounts (name);\n\
+DROP TABLE _upgrade_names;\n";
+
+const BOOKKEEPING: &str = "CREATE TABLE _tollgate_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, \
+                           checksum BLOB NOT NULL, applied_at INTEGER NOT NULL) STRICT;";
+
+#[test]
+fn a_rebuilt_table_matches_its_rebuild_and_is_still_compared_by_definition() {
+    let directory = tempfile::tempdir().unwrap();
+    let root = directory.path();
+    write(root, "migrations/sqlite/0001_init.sql", DECLARED);
+    write(root, "migrations/sqlite/0002_rebuild.sql", REBUILD);
+    let applied = [(1, "init", sha256(DECLARED)), (2, "rebuild", sha256(REBUILD))];
+    // SQLite itself runs the rebuild (and rewrites the renamed table's CREATE statement).
+    let db = root.join("rebuilt.db");
+    build_database(&db, &format!("{DECLARED}\n{REBUILD}\n{BOOKKEEPING}"), &applied);
+    let violations = check_migrated_database(root, &db, "rebuilt.db").unwrap();
+    assert!(violations.is_empty(), "{}", shown(&violations).join("\n"));
+
+    // The same rebuild with another CHECK: the columns agree, the definition does not.
+    let drifted = root.join("drifted.db");
+    let other = REBUILD.replace("length(name) <= 64", "length(name) <= 128");
+    build_database(&drifted, &format!("{DECLARED}\n{other}\n{BOOKKEEPING}"), &applied);
+    let violations = check_migrated_database(root, &drifted, "drifted.db").unwrap();
+    assert_reports(&violations, &[("migrations/sqlite/0002_rebuild.sql:2: ", "table accounts is defined differently")]);
+}
+
+#[test]
+fn the_rebuilt_tables_of_the_repository_migrations_are_compared_by_definition() {
+    // tollgate migrate applies the real migrations; the copy read as "declared" tightens a CHECK in each
+    // table that 0004 and 0005 rebuild, so each rebuilt table must be reported as defined differently.
+    let tollgate = Tollgate::build(&project_root()).expect("tollgate-cli builds");
+    let directory = tempfile::tempdir().unwrap();
+    let root = directory.path();
+    let source = project_root().join("migrations/sqlite");
+    let mut rebuilt = Vec::new();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        let mut search_from = 0;
+        while let Some(found) = text[search_from..].find("CREATE TABLE ") {
+            let at = search_from + found;
+            let name_start = at + "CREATE TABLE ".len();
+            let name_end = name_start + text[name_start..].find(' ').unwrap();
+            search_from = name_end;
+            let Some(table) = text[name_start..name_end].strip_suffix("_rebuilt").map(str::to_owned) else { continue };
+            let line = text[..at].lines().count() + 1;
+            let end = name_end + text[name_end..].find(") STRICT").unwrap();
+            let body = text[name_end..end].replacen("CHECK (", "CHECK (0 = 1 OR ", 1);
+            text.replace_range(name_end..end, &body);
+            rebuilt
+                .push((format!("migrations/sqlite/{file}:{line}: "), format!("table {table} is defined differently")));
+        }
+        write(root, &format!("migrations/sqlite/{file}"), &text);
+    }
+    assert!(
+        rebuilt.len() >= 5,
+        "0004 and 0005 rebuild audit_log, tokens, quota limits, counters, rollups: {rebuilt:?}"
+    );
+    let db = root.join("fresh.db");
+    tollgate.run(&db, &["migrate"], None).unwrap();
+    let lines = shown(&check_migrated_database(root, &db, "fresh.db").unwrap());
+    for (prefix, needle) in &rebuilt {
+        let found = lines.iter().filter(|line| line.starts_with(prefix.as_str()) && line.contains(needle.as_str()));
+        assert_eq!(found.count(), 1, "expected {prefix}{needle} in\n{}", lines.join("\n"));
+    }
+    let edited = lines.iter().filter(|line| line.contains("edited after it was applied")).count();
+    let definitions = lines.iter().filter(|line| line.contains("is defined differently")).count();
+    assert_eq!((definitions, edited + definitions), (rebuilt.len(), lines.len()), "{}", lines.join("\n"));
 }

@@ -158,6 +158,11 @@ fn seed_is_idempotent_and_its_result_passes_validate_seed() {
     reset(root.path(), tollgate(), &db).unwrap();
     let first = seed(root.path(), tollgate(), &db, &fixture).unwrap();
     assert_eq!((first.users_added, first.users_present, first.users_suspended), (3, 0, 1));
+    assert_eq!((first.service_accounts_added, first.service_accounts_present), (1, 0));
+    assert_eq!(
+        (first.projects_added, first.projects_present, first.members_added, first.members_present),
+        (1, 0, 2, 0)
+    );
     assert_eq!((first.tokens_added, first.tokens_present), (fixture.tokens.len(), 0));
     assert_eq!((first.limits_added, first.limits_present), (3, 0));
     assert_eq!((first.usage_added, first.usage_present), (fixture.usage.len(), 0));
@@ -166,10 +171,18 @@ fn seed_is_idempotent_and_its_result_passes_validate_seed() {
     assert!(violations.is_empty(), "{}", shown(&violations));
     let seeded = dump(&db);
     assert_eq!(seeded.iter().filter(|line| line.starts_with("users: ")).count(), 3);
+    assert_eq!(seeded.iter().filter(|line| line.starts_with("service_accounts: ")).count(), 1);
+    assert_eq!(seeded.iter().filter(|line| line.starts_with("projects: ")).count(), 1);
+    assert_eq!(seeded.iter().filter(|line| line.starts_with("project_members: ")).count(), 2);
     assert_eq!(seeded.iter().filter(|line| line.starts_with("quota_limits: ")).count(), 9, "3 tiers × 3 maxima");
 
     let second = seed(root.path(), tollgate(), &db, &fixture).unwrap();
     assert_eq!((second.users_added, second.users_present, second.users_suspended), (0, 3, 0));
+    assert_eq!((second.service_accounts_added, second.service_accounts_present), (0, 1));
+    assert_eq!(
+        (second.projects_added, second.projects_present, second.members_added, second.members_present),
+        (0, 1, 0, 2)
+    );
     assert_eq!((second.tokens_added, second.tokens_present, second.anchor), (0, fixture.tokens.len(), first.anchor));
     assert_eq!((second.limits_added, second.limits_present), (0, 3));
     assert_eq!((second.usage_added, second.usage_present), (0, fixture.usage.len()));
@@ -184,6 +197,27 @@ fn seed_is_idempotent_and_its_result_passes_validate_seed() {
     assert_eq!(report["totals"]["events"], fixture.usage.len(), "{report}");
     assert_eq!(report["totals"]["errors"], 2, "{report}");
     assert_eq!(report["totals"]["cost_micros"], cost, "{report}");
+
+    // Reports by project read the rollups by project id: the search project has its tokens' events.
+    let output =
+        tollgate().run(&db, &["--json", "usage", "show", "--since", "8d", "--project", "search"], None).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&output).unwrap();
+    let in_search = |event: &&xtask::FixtureUsage| {
+        fixture.token(&event.token).is_some_and(|token| token.project.as_deref() == Some("search"))
+    };
+    assert_eq!(report["totals"]["events"], fixture.usage.iter().filter(in_search).count(), "{report}");
+
+    // tollgate sees the project's members by name, in their roles.
+    let output = tollgate().run(&db, &["--json", "project", "show", "search"], None).unwrap();
+    let project: serde_json::Value = serde_json::from_str(&output).unwrap();
+    let mut members: Vec<(String, String)> = project["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|member| (member["member_name"].as_str().unwrap().to_owned(), member["role"].as_str().unwrap().to_owned()))
+        .collect();
+    members.sort();
+    assert_eq!(members, [("developer".into(), "member".into()), ("usage-dashboard".into(), "viewer".into())]);
 
     // The development password opens the active accounts; the suspended one is refused.
     for user in &fixture.users {
@@ -225,8 +259,25 @@ fn seed_finishes_what_an_interrupted_seed_left_and_leaves_users_it_finds_alone()
             Some(&fixture.password),
         )
         .unwrap();
+    // … and after creating the service account and the project with one member.
+    let (account, project) = (&fixture.service_accounts[0], &fixture.projects[0]);
+    let create_account = ["service-account", "create", "--name", &account.name, "--description", &account.description];
+    tollgate().run(&db, &create_account, None).unwrap();
+    let create_project = ["project", "create", "--name", &project.name, "--description", &project.description];
+    tollgate().run(&db, &create_project, None).unwrap();
+    // (the service account: the users who are members come later)
+    let first = project.members.iter().find(|member| member.member == account.name).expect("a member account");
+    tollgate()
+        .run(&db, &["project", "add-member", &project.name, "--member", &first.member, "--role", &first.role], None)
+        .unwrap();
     let outcome = seed(root.path(), tollgate(), &db, &fixture).unwrap();
     assert_eq!((outcome.users_added, outcome.users_present, outcome.users_suspended), (2, 1, 1));
+    assert_eq!((outcome.service_accounts_added, outcome.service_accounts_present), (0, 1));
+    assert_eq!(
+        (outcome.projects_added, outcome.projects_present, outcome.members_added, outcome.members_present),
+        (0, 1, project.members.len() - 1, 1)
+    );
+    assert_eq!(outcome.tokens_added, fixture.tokens.len());
     let violations = check_seed(root.path(), &db, &fixture).unwrap();
     assert!(violations.is_empty(), "{}", shown(&violations));
 }
@@ -238,74 +289,126 @@ fn validate_seed_reports_every_difference_from_the_fixture() {
     reset(root.path(), tollgate(), &db).unwrap();
     seed(root.path(), tollgate(), &db, &fixture).unwrap();
     let other_hash = bcrypt::hash("not-the-development-password", 4).unwrap();
+    let dashboard = "(SELECT id FROM service_accounts WHERE name = 'usage-dashboard')";
+    let user_id = |name: &str| format!("(SELECT id FROM users WHERE username = '{name}')");
+    let (admin, developer) = (user_id("admin"), user_id("developer"));
     execute(
         &db,
         &format!(
-            "UPDATE tokens SET name = 'renamed', project = NULL WHERE id = 'tok_00000000000070008000000000000001';
+            "DROP TRIGGER tokens_owner_is_fixed;
+             DROP TRIGGER tokens_owner_role_is_the_owners;
+             UPDATE tokens SET name = 'renamed', project_id = NULL, project_name = NULL
+             WHERE id = 'tok_00000000000070008000000000000001';
+             UPDATE tokens SET owner_name = 'administrator' WHERE id = 'tok_00000000000070008000000000000002';
              UPDATE tokens SET hash = zeroblob(32) WHERE id = 'tok_00000000000070008000000000000003';
              DELETE FROM tokens WHERE id = 'tok_00000000000070008000000000000005';
-             INSERT INTO tokens (id, name, owner, permission, hash, key_id, display_hint, created_at, updated_at)
-             VALUES ('tok_00000000000070008000000000000099', 'stray', 'nobody', 'admin', randomblob(32), 1, 'tg_x', 1, 1);
-             DROP TRIGGER tokens_user_is_fixed;
-             UPDATE tokens SET user_id = (SELECT id FROM users WHERE username = 'admin'), expires_at = created_at + 1000000
+             INSERT INTO tokens (id, name, owner_id, owner_name, permission, hash, key_id, display_hint, created_at, updated_at)
+             VALUES ('tok_00000000000070008000000000000099', 'stray', {dashboard}, 'usage-dashboard', 'admin',
+                     randomblob(32), 1, 'tg_x', 1, 1);
+             UPDATE tokens SET owner_id = {admin}, owner_role = 'admin', expires_at = created_at + 1000000
              WHERE id = 'tok_00000000000070008000000000000004';
              UPDATE users SET role = 'viewer', email = 'dev@example.org' WHERE username = 'developer';
+             UPDATE tokens SET owner_role = 'admin' WHERE id = 'tok_00000000000070008000000000000003';
              UPDATE users SET status = 'active', status_reason = NULL WHERE username = 'viewer';
              UPDATE users SET password_hash = '{other_hash}' WHERE username = 'admin';
              INSERT INTO users (id, username, email, password_hash, role, created_at, updated_at, password_changed_at)
              VALUES ('usr_00000000000070008000000000000099', 'mallory', 'm@example.com', '{other_hash}', 'admin', 1, 1, 1);
+             UPDATE service_accounts SET description = 'tampered' WHERE name = 'usage-dashboard';
+             INSERT INTO service_accounts (id, name, created_at, updated_at)
+             VALUES ('svc_00000000000070008000000000000099', 'stray-bot', 1, 1);
+             UPDATE projects SET description = '' WHERE name = 'search';
+             UPDATE project_members SET role = 'member' WHERE member_id = {dashboard};
+             DELETE FROM project_members WHERE member_id = {developer};
+             INSERT INTO project_members (project_id, member_id, role, updated_at)
+             SELECT id, {admin}, 'viewer', 1 FROM projects WHERE name = 'search';
+             INSERT INTO projects (id, name, created_at, updated_at)
+             VALUES ('prj_00000000000070008000000000000099', 'stray-project', 1, 1);
              UPDATE quota_limits SET maximum = 7 WHERE subject_kind = 'project' AND metric = 'requests';
              DELETE FROM quota_limits WHERE subject_kind = 'token' AND metric = 'cost';
+             UPDATE quota_limits SET subject = {developer} WHERE subject_kind = 'user' AND metric = 'tokens';
              INSERT INTO quota_limits (subject_kind, subject, metric, period, maximum, shadow, created_at, updated_at)
-             VALUES ('owner', 'nobody', 'requests', 'hour', 5, 0, 1, 1);
+             VALUES ('service_account', {dashboard}, 'requests', 'hour', 5, 0, 1, 1);
              DELETE FROM usage_event_blocks WHERE id = (SELECT min(id) FROM usage_event_blocks);
              UPDATE usage_rollups SET cost_micros = cost_micros + 1
              WHERE token_id = 'tok_00000000000070008000000000000002'
-               AND hour = (SELECT min(hour) FROM usage_rollups WHERE token_id = 'tok_00000000000070008000000000000002');"
+               AND hour = (SELECT min(hour) FROM usage_rollups WHERE token_id = 'tok_00000000000070008000000000000002');
+             UPDATE usage_rollups SET project_id = NULL
+             WHERE token_id = 'tok_00000000000070008000000000000004'
+               AND hour = (SELECT max(hour) FROM usage_rollups WHERE token_id = 'tok_00000000000070008000000000000004');"
         ),
     );
-    let token = |index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of("tokens", index));
-    let user = |index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of("users", index));
-    let limit = |index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of("limits", index));
-    let usage = |index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of("usage", index));
+    let at = |section, index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of(section, index));
+    let db_file = || "./tollgate.db: ".to_owned();
     let violations = check_seed(root.path(), &db, &fixture).unwrap();
     let expected = [
+        (db_file(), "token tok_00000000000070008000000000000099 (stray) is not in tests/fixtures/seed.json"),
+        (db_file(), "user mallory (usr_00000000000070008000000000000099) is not in"),
+        (at("users", 0), "user admin: the development password does not verify against the stored hash"),
         (
-            "./tollgate.db: ".to_owned(),
-            "token tok_00000000000070008000000000000099 (stray) is not in tests/fixtures/seed.json",
+            at("users", 1),
+            "user developer: email is dev@example.org in the database, developer@example.com in the fixture",
         ),
-        ("./tollgate.db: ".to_owned(), "user mallory (usr_00000000000070008000000000000099) is not in"),
-        (user(0), "user admin: the development password does not verify against the stored hash"),
-        (user(1), "user developer: email is dev@example.org in the database, developer@example.com in the fixture"),
-        (user(1), "user developer: role is viewer in the database, user in the fixture"),
-        (user(2), "user viewer: status is active in the database, suspended in the fixture"),
-        (user(2), "user viewer: status_reason is none in the database, \"left the team\" in the fixture"),
+        (at("users", 1), "user developer: role is viewer in the database, user in the fixture"),
+        (at("users", 2), "user viewer: status is active in the database, suspended in the fixture"),
+        (at("users", 2), "user viewer: status_reason is none in the database, \"left the team\" in the fixture"),
+        (at("service_accounts", 0), "service account usage-dashboard: description is \"tampered\" in the database"),
         (
-            token(0),
+            db_file(),
+            "service account stray-bot (svc_00000000000070008000000000000099) is not in tests/fixtures/seed.json",
+        ),
+        (at("projects", 0), "project search: description is \"\" in the database, \"The search team's project"),
+        (at("projects", 0), "project search: member developer is missing from ./tollgate.db"),
+        (
+            at("projects", 0),
+            "project search: member usage-dashboard has role member in the database, viewer in the fixture",
+        ),
+        (at("projects", 0), "project search: user admin (usr_"),
+        (db_file(), "project stray-project (prj_00000000000070008000000000000099) is not in tests/fixtures/seed.json"),
+        (
+            at("tokens", 0),
             "token tok_00000000000070008000000000000001: name is \"renamed\" in the database, \"ci-expired\" in the fixture",
         ),
         (
-            token(0),
+            at("tokens", 0),
             "token tok_00000000000070008000000000000001: project is none in the database, \"search\" in the fixture",
         ),
         (
-            token(2),
+            at("tokens", 0),
+            "token tok_00000000000070008000000000000001: project_name is none in the database, \"search\" in the fixture",
+        ),
+        (
+            at("tokens", 1),
+            "token tok_00000000000070008000000000000002: owner_name is \"administrator\" in the database, \"admin\" in the fixture",
+        ),
+        (
+            at("tokens", 2),
             "token tok_00000000000070008000000000000003: its stored hash is not the HMAC of the fixture's secret",
         ),
         (
-            token(3),
-            "token tok_00000000000070008000000000000004: user is \"admin\" in the database, \"developer\" in the fixture",
+            at("tokens", 2),
+            "token tok_00000000000070008000000000000003: owner_role is \"admin\" in the database but its owner's role is \"viewer\"",
         ),
-        (token(3), "token tok_00000000000070008000000000000004: expires_at is "),
-        (token(3), "token tok_00000000000070008000000000000004: it is expired now but the fixture says active"),
-        (token(4), "token tok_00000000000070008000000000000005 is missing from ./tollgate.db"),
-        ("./tollgate.db: ".to_owned(), "limit requests per hour of owner nobody is not in tests/fixtures/seed.json"),
-        (limit(0), "limit free (cost per day) is missing from ./tollgate.db"),
-        (limit(1), "limit team (requests per month): maximum is 7 in the database, 100000 in the fixture"),
-        (usage(0), "(tok_00000000000070008000000000000004 openai/gpt-4o-mini) is missing from ./tollgate.db"),
         (
-            "./tollgate.db: ".to_owned(),
+            at("tokens", 3),
+            "token tok_00000000000070008000000000000004: owner is user admin in the database, user developer in the fixture",
+        ),
+        (at("tokens", 3), "token tok_00000000000070008000000000000004: expires_at is "),
+        (at("tokens", 3), "token tok_00000000000070008000000000000004: it is expired now but the fixture says active"),
+        (at("tokens", 4), "token tok_00000000000070008000000000000005 is missing from ./tollgate.db"),
+        (db_file(), "limit requests per hour of service account usage-dashboard (svc_"),
+        (db_file(), "limit tokens per month of user developer (usr_"),
+        (at("limits", 0), "limit free (cost per day) is missing from ./tollgate.db"),
+        (at("limits", 1), "limit team (requests per month): maximum is 7 in the database, 100000 in the fixture"),
+        (at("limits", 2), "limit enterprise (tokens per month) is missing from ./tollgate.db"),
+        (at("usage", 0), "(tok_00000000000070008000000000000004 openai/gpt-4o-mini) is missing from ./tollgate.db"),
+        (
+            db_file(),
             "usage totals of tok_00000000000070008000000000000002: cost (microdollars) is 41643 in the rollups, 41642 in the fixture",
+        ),
+        (
+            db_file(),
+            "usage rollups of tok_00000000000070008000000000000004: 1 hourly row is attributed to user developer and no \
+             project, but the token belongs to user developer and project search",
         ),
     ];
     let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
@@ -331,6 +434,19 @@ fn the_fixture_is_consistent_and_its_secrets_pass_the_real_parser() {
         fixture.users.iter().map(|user| (user.username.as_str(), user.role.as_str())).collect();
     assert_eq!(users, [("admin", "admin"), ("developer", "user"), ("viewer", "viewer")]);
     assert_eq!(fixture.users[2].status, xtask::UserStatus::Suspended);
+    let accounts: Vec<&str> = fixture.service_accounts.iter().map(|account| account.name.as_str()).collect();
+    assert_eq!(accounts, ["usage-dashboard"]);
+    let owners: Vec<(&str, Option<xtask::OwnerKind>)> =
+        fixture.tokens.iter().map(|token| (token.owner.as_str(), fixture.owner_kind(&token.owner))).collect();
+    let (user, service) = (Some(xtask::OwnerKind::User), Some(xtask::OwnerKind::ServiceAccount));
+    assert_eq!(
+        owners,
+        [("developer", user), ("admin", user), ("developer", user), ("developer", user), ("usage-dashboard", service)]
+    );
+    let search = fixture.project("search").expect("the search project");
+    let members: Vec<(&str, &str)> =
+        search.members.iter().map(|member| (member.member.as_str(), member.role.as_str())).collect();
+    assert_eq!(members, [("developer", "member"), ("usage-dashboard", "viewer")]);
     let tiers: Vec<&str> = fixture.limits.iter().map(|limit| limit.tier.as_str()).collect();
     assert_eq!(tiers, ["free", "team", "enterprise"]);
     let mut providers: Vec<&str> = fixture.usage.iter().map(|event| event.provider.as_str()).collect();
@@ -346,11 +462,25 @@ fn a_broken_fixture_is_reported_entry_by_entry() {
         .replace("01KeWaK\"", "01KeWaL\"")
         .replace("\"state\": \"revoked\"", "\"state\": \"active\"")
         .replace(", \"status_reason\": \"left the team\"", "")
-        .replace("\"state\": \"expired\", \"name\": \"ci-expired\", \"owner\": \"developer\", \"user\": \"developer\", \"project\": \"search\", \"permission\": \"standard\"",
-                 "\"state\": \"expired\", \"name\": \"ci-expired\", \"owner\": \"developer\", \"user\": \"developer\", \"project\": \"search\", \"permission\": \"admin\"")
-        .replace("\"name\": \"search-backend\", \"owner\": \"developer\", \"user\": \"developer\"", "\"name\": \"search-backend\", \"owner\": \"developer\", \"user\": \"ghost\"")
-        .replace("\"owner\": \"usage-dashboard\",", "\"owner\": \"viewer\", \"user\": \"viewer\",")
+        .replace(
+            "\"service_accounts\": [\n",
+            "\"service_accounts\": [\n    {\"name\": \"admin\", \"description\": \"named like a user\"},\n",
+        )
+        .replace(
+            "{\"member\": \"developer\", \"role\": \"member\"}",
+            "{\"member\": \"developer\", \"role\": \"member\"}, {\"member\": \"developer\", \"role\": \"owner\"}",
+        )
+        .replace(
+            "\"name\": \"ci-expired\", \"owner\": \"developer\", \"project\": \"search\", \"permission\": \"standard\"",
+            "\"name\": \"ci-expired\", \"owner\": \"developer\", \"project\": \"search\", \"permission\": \"admin\"",
+        )
+        .replace(
+            "\"name\": \"search-backend\", \"owner\": \"developer\"",
+            "\"name\": \"search-backend\", \"owner\": \"viewer\"",
+        )
+        .replace("\"owner\": \"usage-dashboard\",", "\"owner\": \"usage-dashboard\", \"project\": \"search\",")
         .replace("\"window\": \"day\"", "\"window\": \"week\"")
+        .replace("{\"user\": \"admin\"}", "{\"service_account\": \"ghost\"}")
         .replace(
             "\"at\": \"-4d15h5m\", \"provider\": \"anthropic\", \"model\": \"claude-3-5-haiku\"",
             "\"at\": \"-5d12h15m\", \"provider\": \"openai\", \"model\": \"gpt-4o-mini\"",
@@ -364,12 +494,18 @@ fn a_broken_fixture_is_reported_entry_by_entry() {
     let at = |section, index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of(section, index));
     let expected = [
         (at("users", 2), "user viewer: a suspended user needs a status_reason"),
+        (at("service_accounts", 0), "service account admin: the name is taken by a user (one namespace for both)"),
+        (at("projects", 0), "project search: member developer appears twice"),
+        (at("projects", 0), "project search: member developer: role: must be one of member, viewer"),
         (at("tokens", 0), "permission admin exceeds what role user of user developer allows (standard)"),
         (at("tokens", 1), "the secret is refused by the token parser: token checksum does not match"),
         (at("tokens", 2), "state says active but its times make it revoked"),
-        (at("tokens", 3), "user ghost is not in the users section"),
-        (at("tokens", 4), "user viewer is suspended: a token can only be linked to an active user"),
+        (at("tokens", 3), "owner viewer is a suspended user: tollgate issues tokens only to active users"),
+        (at("tokens", 3), "permission standard exceeds what role viewer of user viewer allows (read_only)"),
+        (at("tokens", 3), "owner viewer is not a member of project search"),
+        (at("tokens", 4), "owner usage-dashboard is a viewer of project search: a token's owner must be a member"),
         (at("limits", 0), "limit free: window must be one of minute, hour, day, month"),
+        (at("limits", 2), "limit enterprise: its subject ServiceAccount(\"ghost\") is not in the fixture"),
         (at("usage", 0), "token tok_00000000000070008000000000000077 is not in the tokens section"),
         (at("usage", 6), "another event has the same token, time, provider and model"),
     ];

@@ -8,36 +8,37 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::SeedOutcome;
-use super::users::UserRow;
 use crate::db::with_connection;
+use crate::directory::Directory;
 use crate::fixture::{Fixture, FixtureLimit, FixtureUsage, LimitSubject, dollars};
 use crate::tollgate::Tollgate;
 
 /// How a limit's subject is stored (`quota_limits.subject_kind`, `subject`) and named on the command line.
 pub(crate) struct StoredSubject {
-    /// `token`, `user` or `project`.
+    /// `token`, `user`, `service_account` or `project`.
     pub(crate) kind: &'static str,
-    /// The token id, the user id or the project name.
+    /// The id of the token, user, service account or project.
     pub(crate) id: String,
     /// The `tollgate limit set` flag that names it.
     flag: &'static str,
 }
 
-/// The stored form of a fixture limit's subject; a user is stored by id, so it must exist.
-pub(crate) fn stored_subject(
-    limit: &FixtureLimit,
-    user_id: impl Fn(&str) -> Option<String>,
-) -> anyhow::Result<StoredSubject> {
-    Ok(match &limit.subject {
-        LimitSubject::Token(id) => StoredSubject { kind: "token", id: id.clone(), flag: "--token-id" },
-        LimitSubject::User(name) => StoredSubject {
-            kind: "user",
-            id: user_id(name)
-                .with_context(|| format!("limit {} names user {name}, who is not in the database", limit.tier))?,
-            flag: "--user",
-        },
-        LimitSubject::Project(name) => StoredSubject { kind: "project", id: name.clone(), flag: "--project" },
-    })
+/// The stored form of a fixture limit's subject: every subject is stored by id, so a named one must
+/// exist in `directory`.
+pub(crate) fn stored_subject(limit: &FixtureLimit, directory: &Directory) -> anyhow::Result<StoredSubject> {
+    let (kind, flag, found, what, name) = match &limit.subject {
+        LimitSubject::Token(id) => {
+            return Ok(StoredSubject { kind: "token", id: id.clone(), flag: "--token-id" });
+        }
+        LimitSubject::User(name) => ("user", "--user", directory.user_id(name), "user", name),
+        LimitSubject::ServiceAccount(name) => {
+            ("service_account", "--service-account", directory.service_account_id(name), "service account", name)
+        }
+        LimitSubject::Project(name) => ("project", "--project", directory.project_id(name), "project", name),
+    };
+    let id =
+        found.with_context(|| format!("limit {} names {what} {name}, which is not in the database", limit.tier))?;
+    Ok(StoredSubject { kind, id: id.to_owned(), flag })
 }
 
 /// Sets the fixture's limits that are missing; a limit whose maxima are all there is left alone.
@@ -45,7 +46,7 @@ pub(super) fn seed_limits(
     tollgate: &Tollgate,
     db: &Path,
     fixture: &Fixture,
-    users: &[UserRow],
+    directory: &Directory,
     outcome: &mut SeedOutcome,
 ) -> anyhow::Result<()> {
     let present: BTreeSet<(String, String, String, String)> = with_connection(db, async |connection| {
@@ -56,9 +57,8 @@ pub(super) fn seed_limits(
     })?
     .into_iter()
     .collect();
-    let user_id = |name: &str| users.iter().find(|user| user.username == name).map(|user| user.id.clone());
     for limit in &fixture.limits {
-        let subject = stored_subject(limit, user_id)?;
+        let subject = stored_subject(limit, directory)?;
         let mut arguments: Vec<String> = vec!["limit".into(), "set".into(), subject.flag.into(), subject.id.clone()];
         for (metric, maximum) in limit.maxima() {
             let key = (subject.kind.to_owned(), subject.id.clone(), metric.to_owned(), limit.window.clone());

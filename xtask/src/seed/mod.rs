@@ -7,10 +7,12 @@ use std::path::Path;
 use anyhow::{Context, bail};
 
 use crate::db::{self, marker, with_connection};
+use crate::directory::Directory;
 use crate::fixture::{Fixture, FixtureToken};
 use crate::tollgate::Tollgate;
 use crate::workspace::shown;
 
+mod accounts;
 mod metering;
 mod users;
 
@@ -29,6 +31,18 @@ pub struct SeedOutcome {
     pub users_present: usize,
     /// Users suspended now (the fixture says suspended, the database said active).
     pub users_suspended: usize,
+    /// Service accounts created now.
+    pub service_accounts_added: usize,
+    /// Service accounts that were already there.
+    pub service_accounts_present: usize,
+    /// Projects created now.
+    pub projects_added: usize,
+    /// Projects that were already there.
+    pub projects_present: usize,
+    /// Project members added now.
+    pub members_added: usize,
+    /// Project members that were already there.
+    pub members_present: usize,
     /// Tokens imported now.
     pub tokens_added: usize,
     /// Tokens that were already there.
@@ -53,6 +67,16 @@ impl fmt::Display for SeedOutcome {
             f,
             "  users: {} added, {} already present, {} suspended",
             self.users_added, self.users_present, self.users_suspended
+        )?;
+        writeln!(
+            f,
+            "  service accounts: {} added, {} already present",
+            self.service_accounts_added, self.service_accounts_present
+        )?;
+        writeln!(
+            f,
+            "  projects: {} added, {} already present; members: {} added, {} already present",
+            self.projects_added, self.projects_present, self.members_added, self.members_present
         )?;
         write!(f, "  tokens: {} added, {} already present", self.tokens_added, self.tokens_present)?;
         if !self.skipped.iter().any(|skipped| skipped.starts_with("limits")) {
@@ -100,27 +124,22 @@ pub fn seed(root: &Path, tollgate: &Tollgate, db: &Path, fixture: &Fixture) -> a
     // The first seed fixes the anchor: whole minutes, so times read well; later seeds reuse it.
     let anchor = db::set_seed_anchor(db, db::now_micros() / 60_000_000 * 60_000_000)?;
     let mut outcome = SeedOutcome { db: shown_db, anchor, ..SeedOutcome::default() };
-    let users = users::seed_users(tollgate, db, fixture, &mut outcome)?;
+    // Owners before the tokens they own, members before the tokens bound to their projects.
+    users::seed_users(tollgate, db, fixture, &mut outcome)?;
+    accounts::seed_service_accounts(tollgate, db, fixture, &mut outcome)?;
+    accounts::seed_projects(tollgate, db, fixture, &mut outcome)?;
+    let directory = with_connection(db, async |connection| Directory::read(connection).await)?;
     for token in &fixture.tokens {
         if present.contains(&token.id) {
             outcome.tokens_present += 1;
             continue;
         }
-        let user_id =
-            match &token.user {
-                Some(username) => Some(
-                    users.iter().find(|user| &user.username == username).map(|user| user.id.as_str()).with_context(
-                        || format!("token {} names user {username}, who is not in the database", token.id),
-                    )?,
-                ),
-                None => None,
-            };
-        import_token(tollgate, db, token, user_id, anchor)?;
+        import_token(tollgate, db, token, &directory, anchor)?;
         outcome.tokens_added += 1;
     }
     // Limits before usage: recording counts the events against the limits in force.
     if tollgate.has_command("limit") {
-        metering::seed_limits(tollgate, db, fixture, &users, &mut outcome)?;
+        metering::seed_limits(tollgate, db, fixture, &directory, &mut outcome)?;
     } else {
         outcome.skipped.push(format!(
             "limits ({} in the fixture): this tollgate has no `limit` command yet",
@@ -137,13 +156,29 @@ pub fn seed(root: &Path, tollgate: &Tollgate, db: &Path, fixture: &Fixture) -> a
     Ok(outcome)
 }
 
+/// Imports one token with its known secret, naming its owner and project by the ids the database gave
+/// them (a name would do as well; an id cannot be mistaken for anything else).
 fn import_token(
     tollgate: &Tollgate,
     db: &Path,
     token: &FixtureToken,
-    user_id: Option<&str>,
+    directory: &Directory,
     anchor: i64,
 ) -> anyhow::Result<()> {
+    let owner_id = directory.owner_id(&token.owner).with_context(|| {
+        format!(
+            "token {} is owned by {}, who is neither a user nor a service account in the database",
+            token.id, token.owner
+        )
+    })?;
+    let project_id = match &token.project {
+        Some(name) => Some(
+            directory
+                .project_id(name)
+                .with_context(|| format!("token {} names project {name}, which is not in the database", token.id))?,
+        ),
+        None => None,
+    };
     let created_at = token.created_at.rfc3339(anchor);
     let mut arguments: Vec<String> = vec![
         "dev".into(),
@@ -153,7 +188,7 @@ fn import_token(
         "--name".into(),
         token.name.clone(),
         "--owner".into(),
-        token.owner.clone(),
+        owner_id.to_owned(),
         "--permission".into(),
         token.permission.clone(),
         "--created-at".into(),
@@ -165,8 +200,7 @@ fn import_token(
             arguments.push(value);
         }
     };
-    flag("--user-id", user_id.map(str::to_owned));
-    flag("--project", token.project.clone());
+    flag("--project", project_id.map(str::to_owned));
     flag("--description", Some(token.description.clone()).filter(|text| !text.is_empty()));
     flag("--expires-at", token.expires_at.map(|offset| offset.rfc3339(anchor)));
     flag("--revoked-at", token.revoked_at.map(|offset| offset.rfc3339(anchor)));

@@ -17,29 +17,28 @@ const DEV_BCRYPT_COST: &str = "10";
 
 /// A user row, as far as seeding cares.
 #[derive(Debug)]
-pub(super) struct UserRow {
-    pub(super) id: String,
-    pub(super) username: String,
+struct UserRow {
+    username: String,
     status: String,
 }
 
 async fn read_users(connection: &mut sqlx::SqliteConnection) -> anyhow::Result<Vec<UserRow>> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as("SELECT id, username, status FROM users")
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT username, status FROM users")
         .fetch_all(connection)
         .await
         .context("while reading users")?;
-    Ok(rows.into_iter().map(|(id, username, status)| UserRow { id, username, status }).collect())
+    Ok(rows.into_iter().map(|(username, status)| UserRow { username, status }).collect())
 }
 
-/// Creates the fixture's missing users and suspends those the fixture wants suspended; returns every
-/// user in the database. A user who is present is left as it is (validate reports any drift), except
-/// that one still active is suspended, so an interrupted seed converges.
+/// Creates the fixture's missing users and suspends those the fixture wants suspended. A user who is
+/// present is left as it is (validate reports any drift), except that one still active is suspended,
+/// so an interrupted seed converges.
 pub(super) fn seed_users(
     tollgate: &Tollgate,
     db: &Path,
     fixture: &Fixture,
     outcome: &mut SeedOutcome,
-) -> anyhow::Result<Vec<UserRow>> {
+) -> anyhow::Result<()> {
     let before = with_connection(db, async |connection| read_users(connection).await)?;
     for user in &fixture.users {
         let present = before.iter().find(|row| row.username == user.username);
@@ -73,5 +72,5 @@ pub(super) fn seed_users(
             outcome.users_suspended += 1;
         }
     }
-    with_connection(db, async |connection| read_users(connection).await)
+    Ok(())
 }

@@ -188,27 +188,19 @@ fn alter(schema: &mut Schema, tokens: &[Token]) {
     let Some((table, index)) = name_at(tokens, 2) else { return };
     let word = |offset: usize| tokens.get(index + offset).and_then(Token::name).map(|word| word.to_lowercase());
     let action = word(0).unwrap_or_default();
-    // SQLite rewrites the table's stored CREATE statement, and on a rename also those of the indexes
-    // and triggers that refer to it: compare those by shape only from now on.
-    let rewrites_dependents = action == "rename";
+    let column_word = usize::from(word(1).as_deref() == Some("column"));
+    if action == "rename" && word(1).as_deref() == Some("to") {
+        rename_table(schema, &table, tokens, index + 2);
+        return;
+    }
+    // SQLite rewrites the table's stored CREATE statement, and on a column rename also those of the
+    // indexes and triggers that refer to it: compare those by shape only from now on.
     for object in schema.values_mut().filter(|object| object.table == table) {
-        if object.kind == Kind::Table || rewrites_dependents {
+        if object.kind == Kind::Table || action == "rename" {
             object.definition = None;
         }
     }
-    let column_word = usize::from(word(1).as_deref() == Some("column"));
     match action.as_str() {
-        "rename" if word(1).as_deref() == Some("to") => {
-            let Some((new_name, _)) = name_at(tokens, index + 2) else { return };
-            if let Some(mut object) = schema.remove(&table) {
-                object.name = new_name.clone();
-                object.table = new_name.clone();
-                schema.insert(new_name.clone(), object);
-            }
-            for object in schema.values_mut().filter(|object| object.table == table) {
-                object.table = new_name.clone();
-            }
-        }
         "rename" => {
             let (Some(old), Some(new)) = (word(1 + column_word), word(3 + column_word)) else { return };
             if let Some(columns) = schema.get_mut(&table).and_then(|object| object.columns.as_mut()) {
@@ -229,6 +221,39 @@ fn alter(schema: &mut Schema, tokens: &[Token]) {
         }
         _ => {}
     }
+}
+
+/// `ALTER TABLE old RENAME TO new`, as in a table rebuild (create `x_rebuilt`, copy, drop `x`, rename).
+/// SQLite rewrites the name in the table's stored CREATE statement to `"new"` and leaves the rest as it
+/// was, so the definition stays comparable when the old name occurs only there; the indexes and
+/// triggers on the table are rewritten too and are compared by shape only from then on.
+fn rename_table(schema: &mut Schema, table: &str, tokens: &[Token], new_name_at: usize) {
+    // The new name as written: SQLite keeps its case inside the quotes (`RENAME TO` takes no schema).
+    let Some(Token::Word { text: written, .. }) = tokens.get(new_name_at) else { return };
+    let new_name = written.to_lowercase();
+    for object in schema.values_mut().filter(|object| object.table == table && object.kind != Kind::Table) {
+        object.definition = None;
+    }
+    let Some(mut object) = schema.remove(table) else { return };
+    object.definition = object.definition.take().and_then(|mut keys| {
+        let denotes_old = |key: &String| {
+            let unquoted = key.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')).unwrap_or(key);
+            unquoted.to_lowercase() == table
+        };
+        let mut positions = keys.iter().enumerate().filter(|(_, key)| denotes_old(key)).map(|(position, _)| position);
+        let first = positions.next()?;
+        let open = keys.iter().position(|key| key == "(")?;
+        (positions.next().is_none() && first < open).then(|| {
+            keys[first] = format!("\"{written}\"");
+            keys
+        })
+    });
+    object.name = new_name.clone();
+    object.table = new_name.clone();
+    for dependent in schema.values_mut().filter(|dependent| dependent.table == table) {
+        dependent.table = new_name.clone();
+    }
+    schema.insert(new_name, object);
 }
 
 #[cfg(test)]
@@ -261,6 +286,42 @@ mod tests {
         assert_eq!(people.definition, None, "altered tables are compared by columns only");
         assert_eq!(schema["users_name"].table, "people");
         assert_eq!(people.origin.as_ref().map(|origin| origin.line), Some(1));
+    }
+
+    #[test]
+    fn a_table_rebuild_keeps_the_new_definition_under_the_old_name_and_scratch_tables_leave_no_trace() {
+        let schema = replay(
+            "CREATE TABLE log (a INTEGER, h BLOB UNIQUE);\n\
+             CREATE INDEX log_a ON log (a);\n\
+             CREATE TRIGGER log_keep BEFORE DELETE ON log BEGIN SELECT RAISE(ABORT, 'kept'); END;\n\
+             CREATE TABLE _upgrade_names (name TEXT PRIMARY KEY) STRICT, WITHOUT ROWID;\n\
+             CREATE TABLE log_rebuilt (a INTEGER CHECK (a > 0), h BLOB);\n\
+             INSERT INTO log_rebuilt SELECT a, h FROM log;\n\
+             DROP TABLE log;\n\
+             ALTER TABLE log_rebuilt RENAME TO Log;\n\
+             CREATE INDEX log_a ON log (a);\n\
+             DROP TABLE _upgrade_names;",
+        );
+        let names: Vec<&str> = schema.keys().map(String::as_str).collect();
+        assert_eq!(names, ["log", "log_a"], "the old index and trigger went with the old table");
+        let log = &schema["log"];
+        // SQLite stores the renamed table as `CREATE TABLE "Log" (…)`, the rest as written.
+        let stored = &statements("CREATE TABLE \"Log\" (a INTEGER CHECK (a > 0), h BLOB)")[0].tokens;
+        assert_eq!(log.definition, Some(definition(stored)));
+        assert_eq!(log.columns.as_deref(), Some(&["a".to_owned(), "h".to_owned()][..]));
+        assert_eq!(log.origin.as_ref().map(|origin| origin.line), Some(5), "declared where it was rebuilt");
+        assert_eq!(schema["log_a"].origin.as_ref().map(|origin| origin.line), Some(9));
+    }
+
+    #[test]
+    fn a_rename_whose_old_name_recurs_in_the_definition_compares_by_columns_only() {
+        let schema = replay(
+            "CREATE TABLE node_rebuilt (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES node_rebuilt (id));\n\
+             CREATE INDEX node_parent ON node_rebuilt (parent);\n\
+             ALTER TABLE node_rebuilt RENAME TO node;",
+        );
+        assert_eq!(schema["node"].definition, None, "SQLite rewrote the reference as well");
+        assert_eq!((schema["node_parent"].table.as_str(), schema["node_parent"].definition.as_ref()), ("node", None));
     }
 
     #[test]

@@ -1,14 +1,15 @@
-//! `validate seed`, limits and usage: every fixture limit is set with its maxima (and nothing else is),
-//! every usage event is stored as the fixture has it (and no other), and the hourly rollups add up to
-//! the fixture's totals per token.
+//! `validate seed`, limits and usage: every fixture limit is set on its subject's id with its maxima (and
+//! nothing else is), every usage event is stored as the fixture has it (and no other), and the hourly
+//! rollups add up to the fixture's totals per token and are attributed to the token's owner and project
+//! by id (what reports by user, service account and project read).
 
 use std::collections::BTreeMap;
 
 use anyhow::Context;
 use sqlx::SqliteConnection;
 
-use super::users::UserRow;
 use crate::db::has_table;
+use crate::directory::Directory;
 use crate::fixture::{FIXTURE_PATH, Fixture};
 use crate::seed::stored_subject;
 use crate::validate::Violation;
@@ -34,12 +35,16 @@ type Events = BTreeMap<(String, i64, String, String), EventFields>;
 /// Sums per token: events, requests, input tokens, output tokens, cost, errors.
 type Totals = BTreeMap<String, [i64; 6]>;
 
+/// Hourly rollup rows per `(token, owner id, project id)`.
+type Attributions = BTreeMap<(String, Option<String>, Option<String>), i64>;
+
 /// What the metering tables hold; `None` when the schema has no metering yet.
 #[derive(Debug)]
 pub(super) struct Metering {
     limits: Limits,
     events: Events,
     totals: Totals,
+    attributions: Attributions,
 }
 
 pub(super) async fn read_metering(connection: &mut SqliteConnection) -> anyhow::Result<Option<Metering>> {
@@ -65,6 +70,12 @@ pub(super) async fn read_metering(connection: &mut SqliteConnection) -> anyhow::
         "SELECT token_id, sum(events), sum(requests), sum(input_tokens), sum(output_tokens), sum(cost_micros),
                 sum(errors)
          FROM usage_rollups GROUP BY token_id",
+    )
+    .fetch_all(&mut *connection)
+    .await
+    .context("while reading usage_rollups")?;
+    let attributions: Vec<(String, Option<String>, Option<String>, i64)> = sqlx::query_as(
+        "SELECT token_id, owner_id, project_id, count(*) FROM usage_rollups GROUP BY token_id, owner_id, project_id",
     )
     .fetch_all(&mut *connection)
     .await
@@ -97,6 +108,10 @@ pub(super) async fn read_metering(connection: &mut SqliteConnection) -> anyhow::
                 (token, [events, requests, input, output, cost, errors])
             })
             .collect(),
+        attributions: attributions
+            .into_iter()
+            .map(|(token, owner, project, rows)| ((token, owner, project), rows))
+            .collect(),
     }))
 }
 
@@ -105,13 +120,17 @@ fn signed(value: u64) -> i64 {
 }
 
 /// Every difference between the fixture's limits and the stored ones.
-pub(super) fn check_limits(fixture: &Fixture, stored: &Limits, users: &[UserRow], shown_db: &str) -> Vec<Violation> {
+pub(super) fn check_limits(
+    fixture: &Fixture,
+    stored: &Limits,
+    directory: &Directory,
+    shown_db: &str,
+) -> Vec<Violation> {
     let mut violations = Vec::new();
     let mut expected = BTreeMap::new();
-    let user_id = |name: &str| users.iter().find(|user| user.username == name).map(|user| user.id.clone());
     for (index, limit) in fixture.limits.iter().enumerate() {
         let line = fixture.line_of("limits", index);
-        let subject = match stored_subject(limit, user_id) {
+        let subject = match stored_subject(limit, directory) {
             Ok(subject) => subject,
             Err(error) => {
                 violations.push(Violation::at(FIXTURE_PATH, line, format!("{error:#}")));
@@ -141,7 +160,11 @@ pub(super) fn check_limits(fixture: &Fixture, stored: &Limits, users: &[UserRow]
         }
     }
     for (kind, subject, metric, period) in stored.keys().filter(|key| !expected.contains_key(*key)) {
-        let message = format!("limit {metric} per {period} of {kind} {subject} is not in {FIXTURE_PATH}");
+        let subject = match kind.as_str() {
+            "token" => format!("token {subject}"),
+            _ => format!("{} ({subject})", directory.describe(subject)),
+        };
+        let message = format!("limit {metric} per {period} of {subject} is not in {FIXTURE_PATH}");
         violations.push(Violation::in_file(shown_db, message));
     }
     violations
@@ -209,15 +232,48 @@ pub(super) fn check_usage(fixture: &Fixture, metering: &Metering, anchor: i64, s
     violations
 }
 
+/// Every rollup row of a fixture token that is not attributed to the token's owner and project (by id):
+/// reports by user, service account and project would count it for someone else, or for nobody.
+fn check_attributions(fixture: &Fixture, metering: &Metering, directory: &Directory, shown_db: &str) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for ((token_id, owner_id, project_id), rows) in &metering.attributions {
+        let Some(token) = fixture.token(token_id) else { continue };
+        let owner_ok = owner_id.as_deref().is_some_and(|id| directory.owner_id(&token.owner) == Some(id));
+        let project_ok = match (project_id.as_deref(), &token.project) {
+            (None, None) => true,
+            (Some(id), Some(name)) => directory.project_id(name) == Some(id),
+            _ => false,
+        };
+        if owner_ok && project_ok {
+            continue;
+        }
+        let owner = owner_id.as_deref().map_or_else(|| "no owner".to_owned(), |id| directory.describe(id));
+        let project = project_id.as_deref().map_or_else(|| "no project".to_owned(), |id| directory.describe(id));
+        let wanted_owner = fixture
+            .owner_kind(&token.owner)
+            .map_or_else(|| token.owner.clone(), |kind| format!("{} {}", kind.as_str(), token.owner));
+        let wanted_project =
+            token.project.as_ref().map_or_else(|| "no project".to_owned(), |name| format!("project {name}"));
+        let message = format!(
+            "usage rollups of {token_id}: {rows} hourly row{} attributed to {owner} and {project}, but the token \
+             belongs to {wanted_owner} and {wanted_project}",
+            if *rows == 1 { " is" } else { "s are" },
+        );
+        violations.push(Violation::in_file(shown_db, message));
+    }
+    violations
+}
+
 /// The limits, events and rollups checks together.
 pub(super) fn check_metering(
     fixture: &Fixture,
     metering: &Metering,
-    users: &[UserRow],
+    directory: &Directory,
     anchor: i64,
     shown_db: &str,
 ) -> Vec<Violation> {
-    let mut violations = check_limits(fixture, &metering.limits, users, shown_db);
+    let mut violations = check_limits(fixture, &metering.limits, directory, shown_db);
     violations.extend(check_usage(fixture, metering, anchor, shown_db));
+    violations.extend(check_attributions(fixture, metering, directory, shown_db));
     violations
 }

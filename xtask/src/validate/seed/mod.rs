@@ -1,7 +1,9 @@
-//! `validate seed`: the development database holds exactly the fixture — every user (users.rs), every
-//! token with its metadata, owning user, times (from the seed anchor), state, display hint and the HMAC
-//! of its development secret under the database's key — and nothing else.
+//! `validate seed`: the development database holds exactly the fixture — every user (users.rs), service
+//! account and project with its members (accounts.rs), every token with its metadata, owner and project
+//! (by id, and their display names), times (from the seed anchor), state, display hint and the HMAC of
+//! its development secret under the database's key, the limits and usage (metering.rs) — and nothing else.
 
+mod accounts;
 mod metering;
 mod users;
 
@@ -12,10 +14,12 @@ use sqlx::Row;
 use tollgate_types::{KeyId, TokenHasher, TokenPrefix, TokenSecret};
 use zeroize::Zeroizing;
 
+use self::accounts::{check_accounts, read_accounts};
 use self::metering::{check_metering, read_metering};
 use self::users::{UserRow, check_users, read_users};
 use super::Violation;
 use crate::db::{marker, now_micros, with_connection};
+use crate::directory::Directory;
 use crate::fixture::{FIXTURE_PATH, Fixture, FixtureToken, TokenState};
 use crate::workspace::{shown, with_suffix};
 
@@ -24,9 +28,11 @@ use crate::workspace::{shown, with_suffix};
 struct TokenRow {
     id: String,
     name: String,
-    owner: String,
-    user_id: Option<String>,
-    project: Option<String>,
+    owner_id: String,
+    owner_name: String,
+    owner_role: Option<String>,
+    project_id: Option<String>,
+    project_name: Option<String>,
     permission: String,
     scopes: String,
     description: String,
@@ -47,13 +53,15 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
         violations.push(Violation::in_file(shown_db, "does not exist: run cargo xtask dev-fresh".to_owned()));
         return Ok(violations);
     }
-    let (marker, rows, users, metering) = with_connection(db, async |connection| {
+    let (marker, rows, users, accounts, directory, metering) = with_connection(db, async |connection| {
         let marker = marker(connection).await?;
         let users = read_users(connection).await?;
+        let accounts = read_accounts(connection).await?;
+        let directory = Directory::read(connection).await?;
         let metering = read_metering(connection).await?;
         let rows = sqlx::query(
-            "SELECT id, name, owner, user_id, project, permission, scopes, description, created_at, expires_at, revoked_at,
-                    revoke_reason, display_hint, hash, key_id
+            "SELECT id, name, owner_id, owner_name, owner_role, project_id, project_name, permission, scopes,
+                    description, created_at, expires_at, revoked_at, revoke_reason, display_hint, hash, key_id
              FROM tokens ORDER BY id",
         )
         .fetch_all(&mut *connection)
@@ -64,9 +72,11 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
             .map(|row| TokenRow {
                 id: row.get("id"),
                 name: row.get("name"),
-                owner: row.get("owner"),
-                user_id: row.get("user_id"),
-                project: row.get("project"),
+                owner_id: row.get("owner_id"),
+                owner_name: row.get("owner_name"),
+                owner_role: row.get("owner_role"),
+                project_id: row.get("project_id"),
+                project_name: row.get("project_name"),
                 permission: row.get("permission"),
                 scopes: row.get("scopes"),
                 description: row.get("description"),
@@ -79,7 +89,7 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
                 key_id: row.get("key_id"),
             })
             .collect();
-        Ok((marker, rows, users, metering))
+        Ok((marker, rows, users, accounts, directory, metering))
     })?;
     let Some(marker) = marker else {
         violations.push(Violation::in_file(
@@ -100,8 +110,9 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
         }
     };
     violations.extend(check_users(fixture, &users, &shown_db));
+    violations.extend(check_accounts(fixture, &accounts, &directory, &shown_db));
     if let Some(metering) = &metering {
-        violations.extend(check_metering(fixture, metering, &users, anchor, &shown_db));
+        violations.extend(check_metering(fixture, metering, &directory, anchor, &shown_db));
     }
     let now = now_micros();
     for (index, token) in fixture.tokens.iter().enumerate() {
@@ -113,7 +124,8 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
                 format!("token {} is missing from {shown_db}", token.id),
             )),
             Some(row) => {
-                let context = Comparison { anchor, now, hasher: hasher.as_ref(), users: &users };
+                let context =
+                    Comparison { anchor, now, hasher: hasher.as_ref(), users: &users, directory: &directory, fixture };
                 for difference in token_differences(token, row, &context) {
                     violations.push(Violation::at(FIXTURE_PATH, line, format!("token {}: {difference}", token.id)));
                 }
@@ -137,8 +149,12 @@ struct Comparison<'a> {
     now: i64,
     /// The database's key, when its key file could be read.
     hasher: Option<&'a TokenHasher>,
-    /// The database's users, to name the user a token is linked to.
+    /// The database's users: a user-owned token's `owner_role` is its owner's role.
     users: &'a [UserRow],
+    /// The database's names and ids, to name a token's owner and project.
+    directory: &'a Directory,
+    /// The fixture, to tell a user owner from a service account.
+    fixture: &'a Fixture,
 }
 
 /// The state a stored token is in at `now`.
@@ -167,10 +183,20 @@ fn token_differences(token: &FixtureToken, row: &TokenRow, context: &Comparison<
     };
     let text = |value: Option<&String>| value.map_or_else(|| "none".to_owned(), |value| format!("{value:?}"));
     compare("name", format!("{:?}", row.name), format!("{:?}", token.name));
-    compare("owner", format!("{:?}", row.owner), format!("{:?}", token.owner));
-    let linked = row.user_id.as_deref().map(|id| UserRow::username_of(context.users, id));
-    compare("user", text(linked.as_ref()), text(token.user.as_ref()));
-    compare("project", text(row.project.as_ref()), text(token.project.as_ref()));
+    // The owner and project by id (what every decision uses), then the names kept for display.
+    let directory = context.directory;
+    let wanted_owner = match context.fixture.owner_kind(&token.owner) {
+        Some(kind) => format!("{} {}", kind.as_str(), token.owner),
+        None => format!("unknown {}", token.owner),
+    };
+    compare("owner", directory.describe(&row.owner_id), wanted_owner);
+    compare("owner_name", format!("{:?}", row.owner_name), format!("{:?}", token.owner));
+    let project = row
+        .project_id
+        .as_deref()
+        .map(|id| directory.name_of(id).map_or_else(|| format!("unknown project {id}"), |name| format!("{name:?}")));
+    compare("project", project.unwrap_or_else(|| "none".to_owned()), text(token.project.as_ref()));
+    compare("project_name", text(row.project_name.as_ref()), text(token.project.as_ref()));
     compare("permission", row.permission.clone(), token.permission.clone());
     let mut scopes = token.scopes.clone();
     scopes.sort();
@@ -197,6 +223,15 @@ fn token_differences(token: &FixtureToken, row: &TokenRow, context: &Comparison<
                 );
             }
         }
+    }
+    // owner_role is kept equal to the owning user's role (none for a service account): it bounds the token.
+    let owner_role = UserRow::role_of(context.users, &row.owner_id);
+    if row.owner_role.as_deref() != owner_role {
+        let stored = text(row.owner_role.as_ref());
+        differences.push(match owner_role {
+            Some(role) => format!("owner_role is {stored} in the database but its owner's role is {role:?}"),
+            None => format!("owner_role is {stored} in the database but a token not owned by a user has none"),
+        });
     }
     let state = state_at(row, context.now);
     if state != token.state {

@@ -10,8 +10,8 @@ use crate::validate::Violation;
 /// A user row as stored.
 #[derive(Debug)]
 pub(super) struct UserRow {
-    pub(super) id: String,
-    pub(super) username: String,
+    id: String,
+    username: String,
     email: String,
     role: String,
     status: String,
@@ -20,9 +20,9 @@ pub(super) struct UserRow {
 }
 
 impl UserRow {
-    /// The username of the user with `id`, for messages about links to users.
-    pub(super) fn username_of(rows: &[UserRow], id: &str) -> String {
-        rows.iter().find(|row| row.id == id).map_or_else(|| format!("unknown user {id}"), |row| row.username.clone())
+    /// The role of the user with `id`, when there is one.
+    pub(super) fn role_of<'a>(rows: &'a [UserRow], id: &str) -> Option<&'a str> {
+        rows.iter().find(|row| row.id == id).map(|row| row.role.as_str())
     }
 }
 
