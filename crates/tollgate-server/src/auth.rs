@@ -106,6 +106,19 @@ pub(crate) async fn verify_bearer(
     Ok(outcome?)
 }
 
+/// [`verify_bearer`] that also holds `reservation` against the token's tokens and cost limits.
+pub(crate) async fn verify_bearer_reserving(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &VerifyRequest,
+    reservation: &tollgate::Reservation,
+) -> Result<(TokenContext, tollgate::QuotaReservation), ApiError> {
+    let credential = bearer(headers)?;
+    let outcome = state.tokens().verify_and_reserve(credential, request, reservation).await;
+    observe_outcome(state, outcome.as_ref().map(|_| ()));
+    Ok(outcome?)
+}
+
 /// The credential of an `Authorization: Bearer …` header.
 pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();

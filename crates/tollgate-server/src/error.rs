@@ -209,6 +209,8 @@ impl From<tollgate::Error> for ApiError {
             tollgate::Error::Forbidden(detail) => Self::forbidden(detail),
             tollgate::Error::NotFound { entity } => Self::not_found(entity),
             tollgate::Error::Conflict(detail) => Self::conflict(detail),
+            tollgate::Error::Storage(cause @ tollgate::StoreError::Unavailable(_)) => Self::unavailable(cause),
+            unavailable @ tollgate::Error::Unavailable(_) => Self::unavailable(unavailable),
             other => Self::internal(other),
         }
     }

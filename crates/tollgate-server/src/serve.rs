@@ -1,5 +1,6 @@
 //! Running the control API on a socket: connection info for IP checks, a background flush of
-//! batched writes, and a graceful shutdown that drains in-flight requests and flushes last.
+//! batched writes, and a graceful shutdown that drains in-flight requests, then writes what is
+//! queued, all within one timeout.
 
 use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::state::AppState;
 
@@ -16,30 +18,32 @@ use crate::state::AppState;
 pub struct ServeOptions {
     /// How often batched writes (`last_used_at`) are flushed (default 5 s).
     pub flush_interval: Duration,
-    /// After the shutdown signal, how long in-flight requests may take to finish (default 30 s).
-    pub drain_timeout: Duration,
+    /// After the shutdown signal, how long everything may take (default 30 s): in-flight requests
+    /// get most of it, and the final writes the rest (at least a fifth).
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self { flush_interval: Duration::from_secs(5), drain_timeout: Duration::from_secs(30) }
+        Self { flush_interval: Duration::from_secs(5), shutdown_timeout: Duration::from_secs(30) }
     }
 }
 
 /// Serves [`app`](crate::app) on `listener` until `shutdown` completes. Then it stops accepting,
-/// lets in-flight requests finish (up to `drain_timeout`), and flushes pending writes, so work
-/// acknowledged to a client (tokens' last use, usage events answered 202) is not lost. Returns an error only when the final flush fails.
+/// lets in-flight requests finish, and writes what is queued (tokens' last use, usage recorded in
+/// the background, shadow counts, unused leased quota), all within `shutdown_timeout`. Every final
+/// write is tried even when another fails; the error (and the last log line) says which failed.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (stopping, stop) = watch::channel(false);
+    let (stopping, stop) = watch::channel(None::<Instant>);
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
-        let _ = stopping.send(true);
+        let _ = stopping.send(Some(Instant::now()));
     });
 
     let flusher = tokio::spawn(flush_periodically(state.clone(), options.flush_interval, stop.clone()));
@@ -48,34 +52,51 @@ pub async fn serve(
     let router = crate::app(state.clone());
     let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
-            let _ = stop_accepting.wait_for(|stopping| *stopping).await;
+            let _ = stop_accepting.wait_for(Option::is_some).await;
         });
+    // The final writes keep at least a fifth of the timeout.
+    let drain_share = options.shutdown_timeout.mul_f64(0.8);
     let mut drain_started = stop.clone();
     let drain_deadline = async move {
-        let _ = drain_started.wait_for(|stopping| *stopping).await;
-        tokio::time::sleep(options.drain_timeout).await;
+        let _ = drain_started.wait_for(Option::is_some).await;
+        tokio::time::sleep(drain_share).await;
     };
     tokio::select! {
         served = server.into_future() => served?,
-        () = drain_deadline => tracing::warn!(timeout = ?options.drain_timeout, "drain timed out; closing open connections"),
+        () = drain_deadline => tracing::warn!(timeout = ?drain_share, "drain timed out; closing open connections"),
     }
-
     flusher.abort();
     let _ = flusher.await;
-    state.tokens().flush().await.map_err(|error| {
-        tracing::error!(%error, "final flush failed");
-        std::io::Error::other("the final flush failed")
-    })?;
-    // Every usage event answered 202 is in the queue by now (requests have drained): write them all.
-    state.metering().shutdown().await.map_err(|error| {
-        tracing::error!(%error, "final usage write failed");
-        std::io::Error::other("the final usage write failed")
-    })?;
-    tracing::info!("stopped");
-    Ok(())
+
+    let started = (*stop.borrow()).unwrap_or_else(Instant::now);
+    let left = options.shutdown_timeout.saturating_sub(started.elapsed()).max(options.shutdown_timeout / 5);
+    let failures = match tokio::time::timeout(left, final_writes(&state)).await {
+        Ok(failures) => failures,
+        Err(_) => vec![format!("the final writes did not finish within {}s", left.as_secs_f64())],
+    };
+    if failures.is_empty() {
+        tracing::info!("stopped; everything acknowledged is written");
+        return Ok(());
+    }
+    let summary = failures.join("; ");
+    tracing::error!(failed = %summary, "stopped with writes that could not be made");
+    Err(std::io::Error::other(format!("stopped with writes that could not be made: {summary}")))
 }
 
-async fn flush_periodically(state: AppState, interval: Duration, mut stop: watch::Receiver<bool>) {
+/// Writes last-used times and everything metering holds; each step runs whatever the other did.
+async fn final_writes(state: &AppState) -> Vec<String> {
+    let mut failures = Vec::new();
+    if let Err(error) = state.tokens().flush().await {
+        failures.push(format!("tokens' last-used times: {error}"));
+    }
+    // Requests have drained: every usage event accepted is in the queue by now.
+    if let Err(error) = state.metering().shutdown().await {
+        failures.push(format!("usage: {error}"));
+    }
+    failures
+}
+
+async fn flush_periodically(state: AppState, interval: Duration, mut stop: watch::Receiver<Option<Instant>>) {
     let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
@@ -86,7 +107,7 @@ async fn flush_periodically(state: AppState, interval: Duration, mut stop: watch
                     tracing::warn!(%error, "flush failed; will retry");
                 }
             }
-            // The only change is to `true` (or the sender is gone): either way, stop.
+            // The only change is to `Some` (or the sender is gone): either way, stop.
             _ = stop.changed() => return,
         }
     }

@@ -1,4 +1,4 @@
-//! Metering over HTTP: usage reported (one event or a batch, 202) and read back, analytics,
+//! Metering over HTTP: usage reported (one event or a batch, answered once durable) and read back, analytics,
 //! quotas set and enforced on verify (429 with Retry-After), rate-limit headers, prices, metrics.
 
 mod support;
@@ -12,16 +12,17 @@ fn event(token: &str, model: &str, input: u64) -> serde_json::Value {
 }
 
 #[tokio::test]
-async fn usage_is_accepted_queued_and_reported() {
+async fn usage_is_recorded_durably_and_reported() {
     let fixture = Fixture::new().await;
     let (admin, _) = fixture.token("root", Permission::Admin).await;
     let (alice, alice_id) = fixture.token("alice", Permission::Standard).await;
     let id = alice_id.to_string();
     let one = fixture.post("/v1/usage", Some(&alice), event(&id, "gpt-4o-mini", 1000)).await;
-    assert_eq!(one.ok(202)["accepted"], 1);
+    assert_eq!(one.ok(200)["recorded"], 1);
+    assert_eq!(one.ok(200)["events"][0]["outcome"], "recorded");
     let batch = json!({ "events": [event(&id, "gpt-4o", 500), event(&id, "gpt-4o-mini", 250)] });
-    assert_eq!(fixture.post("/v1/usage", Some(&admin), batch).await.ok(202)["accepted"], 2);
-    fixture.metering.flush().await.unwrap();
+    assert_eq!(fixture.post("/v1/usage", Some(&admin), batch).await.ok(200)["recorded"], 2);
+    // Answered means written: the report sees it without a flush.
 
     let report = fixture.get(&format!("/v1/usage?token_id={id}&group_by=model&hours=2"), Some(&alice)).await;
     let report = report.ok(200).clone();
@@ -51,7 +52,6 @@ async fn usage_is_accepted_queued_and_reported() {
     let reply = fixture.post("/v1/usage", Some(&alice), json!({ "token_id": id, "provider": "openai" })).await;
     assert_eq!(reply.problem(400, "invalid_field")["field"], "model");
     fixture.get("/v1/usage?group_by=colour", Some(&alice)).await.problem(400, "invalid_field");
-    fixture.metering.flush().await.unwrap();
     let after = fixture.get(&format!("/v1/usage?token_id={id}"), Some(&alice)).await.ok(200).clone();
     assert_eq!(after["totals"]["events"], 3, "{after}");
 

@@ -24,6 +24,19 @@ pub(crate) fn map_error(error: rusqlite::Error) -> StoreError {
             }
             _ => {}
         }
+        // The database's state, not the statement: busy, locked, I/O, full, read-only, gone.
+        if matches!(
+            failure.code,
+            rusqlite::ErrorCode::DatabaseBusy
+                | rusqlite::ErrorCode::DatabaseLocked
+                | rusqlite::ErrorCode::SystemIoFailure
+                | rusqlite::ErrorCode::DiskFull
+                | rusqlite::ErrorCode::CannotOpen
+                | rusqlite::ErrorCode::ReadOnly
+                | rusqlite::ErrorCode::OutOfMemory
+        ) {
+            return StoreError::unavailable(error);
+        }
     }
     StoreError::backend(error)
 }

@@ -108,7 +108,7 @@ impl Block {
 }
 
 /// Groups `events` into blocks per token and series, in the order each group first appears.
-pub(crate) fn encode_blocks(events: &[UsageEvent]) -> Vec<Block> {
+pub(crate) fn encode_blocks<'a>(events: impl IntoIterator<Item = &'a UsageEvent>) -> Vec<Block> {
     let mut order: Vec<(TokenId, SeriesKey)> = Vec::new();
     let mut groups: HashMap<(TokenId, SeriesKey), Vec<&UsageEvent>> = HashMap::new();
     for event in events {

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use rusqlite::{Connection, Row, params};
-use tollgate_store::{ConsumeOutcome, CounterIncrement, LimitStore, RateLimitRecord, Result, ShadowHit, StoreError};
+use tollgate_store::{LimitStore, RateLimitRecord, Result, ShadowHit, StoreError};
 use tollgate_types::{
     AuditEvent, CounterKey, LimitKey, LimitRecord, LimitSpec, LimitSubject, Metric, RateLimitSpec, Timestamp, TokenId,
     Window,
@@ -107,6 +107,14 @@ fn stored_counter(connection: &Connection, key: &CounterKey) -> Result<Option<i6
     )
 }
 
+/// The counter's value, read only: what [`ensure_counter`] would find or create.
+pub(crate) fn counter_value(connection: &Connection, key: &CounterKey) -> Result<i64> {
+    match stored_counter(connection, key)? {
+        Some(used) => Ok(used),
+        None => seed(connection, key),
+    }
+}
+
 /// The counter's value, creating (and seeding) it when missing. Call inside a write job.
 pub(crate) fn ensure_counter(connection: &Connection, key: &CounterKey) -> Result<i64> {
     if let Some(used) = stored_counter(connection, key)? {
@@ -136,9 +144,13 @@ pub(crate) fn add_to_counter(connection: &Connection, key: &CounterKey, delta: i
     if delta == 0 {
         return Ok(used);
     }
+    // Saturating at both ends: a counter neither overflows into a REAL nor goes below zero.
     scalar(
         connection,
-        "UPDATE quota_counters SET used = used + ?6
+        "UPDATE quota_counters SET used = CASE
+            WHEN ?6 > 0 AND used > 9223372036854775807 - ?6 THEN 9223372036854775807
+            WHEN ?6 < 0 AND used + ?6 < 0 THEN 0
+            ELSE used + ?6 END
          WHERE subject_kind = ?1 AND subject = ?2 AND metric = ?3 AND period = ?4 AND window_start = ?5
          RETURNING used",
         params![
@@ -174,7 +186,7 @@ pub(crate) fn record_shadow_hits(connection: &Connection, hits: &[ShadowHit]) ->
 }
 
 /// Whether adding `amount` to `used` stays within `max`. A zero amount asks whether anything is left.
-fn fits(used: i64, amount: i64, max: u64) -> bool {
+pub(crate) fn fits(used: i64, amount: i64, max: u64) -> bool {
     let max = i64::try_from(max).unwrap_or(i64::MAX);
     if amount == 0 { used < max } else { used.checked_add(amount).is_some_and(|total| total <= max) }
 }
@@ -228,15 +240,12 @@ impl LimitStore for SqliteStore {
         let (key, audit) = (key.clone(), audit.clone());
         self.write(move |tx| {
             let record = fetch_limit(tx.connection, &key)?.ok_or(StoreError::NotFound { entity: "limit" })?;
-            for table in ["quota_limits", "quota_counters"] {
-                execute(
-                    tx.connection,
-                    &format!(
-                        "DELETE FROM {table} WHERE subject_kind = ? AND subject = ? AND metric = ? AND period = ?"
-                    ),
-                    params![key.subject.kind(), key.subject.id(), key.metric.as_str(), key.window.as_str()],
-                )?;
-            }
+            // Counters stay: setting the limit again mid-window continues from what was used.
+            execute(
+                tx.connection,
+                "DELETE FROM quota_limits WHERE subject_kind = ? AND subject = ? AND metric = ? AND period = ?",
+                params![key.subject.kind(), key.subject.id(), key.metric.as_str(), key.window.as_str()],
+            )?;
             append(tx, &audit)?;
             Ok(record)
         })
@@ -258,32 +267,6 @@ impl LimitStore for SqliteStore {
                 params![subject.as_ref().map(LimitSubject::kind), subject.as_ref().map(LimitSubject::id)],
                 limit_from_row,
             )
-        })
-        .await
-    }
-
-    async fn load_counter(&self, key: &CounterKey) -> Result<i64> {
-        let key = key.clone();
-        self.write(move |tx| ensure_counter(tx.connection, &key)).await
-    }
-
-    async fn try_consume(&self, increments: &[CounterIncrement]) -> Result<ConsumeOutcome> {
-        let increments = increments.to_vec();
-        self.write(move |tx| {
-            // Every counter is checked before any is changed, inside one write job: all or nothing.
-            for (index, increment) in increments.iter().enumerate() {
-                let used = ensure_counter(tx.connection, &increment.key)?;
-                if let Some(max) = increment.max
-                    && !fits(used, increment.amount, max)
-                {
-                    return Ok(ConsumeOutcome::Refused { index, used });
-                }
-            }
-            let mut totals = Vec::with_capacity(increments.len());
-            for increment in &increments {
-                totals.push(add_to_counter(tx.connection, &increment.key, increment.amount)?);
-            }
-            Ok(ConsumeOutcome::Applied(totals))
         })
         .await
     }

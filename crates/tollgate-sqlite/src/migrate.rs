@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003", "metering"),
     migration!(4, "0004", "audit_hash_unindexed"),
     migration!(5, "0005", "ownership"),
+    migration!(6, "0006", "durable_metering"),
 ];
 
 /// A migration recorded in the database.

@@ -72,7 +72,7 @@ impl ReaderPool {
         let connection = self.take()?;
         let outcome = read(&connection);
         // A connection that failed for a backend reason is dropped rather than reused.
-        if !matches!(outcome, Err(StoreError::Backend(_))) {
+        if !matches!(outcome, Err(StoreError::Backend(_) | StoreError::Unavailable(_))) {
             self.give_back(connection);
         }
         outcome

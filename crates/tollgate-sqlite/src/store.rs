@@ -209,7 +209,7 @@ impl SqliteStore {
 
     fn check_open(&self) -> Result<(), StoreError> {
         if self.inner.closed.load(Ordering::Acquire) {
-            return Err(StoreError::backend(std::io::Error::other("the store is closed")));
+            return Err(StoreError::unavailable(std::io::Error::other("the store is closed")));
         }
         Ok(())
     }

@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params};
 use tollgate_store::{
-    Result, UsageBatch, UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UsageTotals, hourly_rollups,
+    BatchWritten, DeadLetter, DeadLetterRecord, Page, PageRequest, Result, UsageBatch, UsageFilter, UsageGroup,
+    UsageGroupBy, UsageStore, UsageTotals, hourly_rollups,
 };
 use tollgate_types::{
     LATENCY_BUCKETS, LatencyHistogram, Microdollars, ModelName, ProviderName, Timestamp, UsageEvent, Window,
@@ -15,8 +16,8 @@ use crate::SqliteStore;
 use crate::batch::{Statements, chunk_sizes, placeholders};
 use crate::columns::{Column, Columns, collect};
 use crate::error::SqliteResultExt;
-use crate::events::{self, encode_blocks, insert_blocks};
-use crate::limits::{add_to_counter, record_shadow_hits};
+use crate::events;
+use crate::record::{Encoded, record_in};
 
 fn latency_columns(prefix: &str) -> String {
     (0..LATENCY_BUCKETS).map(|bucket| format!("{prefix}lat_{bucket}")).collect::<Vec<_>>().join(", ")
@@ -32,7 +33,14 @@ fn rollup_statement(rows: usize) -> String {
         .into_iter()
         .map(str::to_owned)
         .chain((0..LATENCY_BUCKETS).map(|bucket| format!("lat_{bucket}")))
-        .map(|column| format!("{column} = {column} + excluded.{column}"))
+        // Saturating: a sum that would pass i64::MAX stays there instead of turning into a REAL
+        // that the STRICT table refuses (which would fail the batch for every tenant in it).
+        .map(|column| {
+            format!(
+                "{column} = CASE WHEN {column} > 9223372036854775807 - excluded.{column} \
+                 THEN 9223372036854775807 ELSE {column} + excluded.{column} END"
+            )
+        })
         .collect();
     // `WHERE true` keeps SQLite from reading ON CONFLICT as part of the join.
     format!(
@@ -61,7 +69,7 @@ fn int(value: u64) -> i64 {
 
 /// One rollup row's key and sums, owned so it can travel to the writer thread.
 #[derive(Debug)]
-struct RollupRow {
+pub(crate) struct RollupRow {
     hour: i64,
     token_id: String,
     provider: String,
@@ -69,7 +77,7 @@ struct RollupRow {
     totals: UsageTotals,
 }
 
-fn rollup_rows(events: &[UsageEvent]) -> Vec<RollupRow> {
+pub(crate) fn rollup_rows<'a>(events: impl IntoIterator<Item = &'a UsageEvent>) -> Vec<RollupRow> {
     hourly_rollups(events)
         .into_iter()
         .map(|(key, totals)| RollupRow {
@@ -82,7 +90,7 @@ fn rollup_rows(events: &[UsageEvent]) -> Vec<RollupRow> {
         .collect()
 }
 
-fn upsert_rollups(connection: &Connection, rollups: Vec<RollupRow>) -> Result<()> {
+pub(crate) fn upsert_rollups(connection: &Connection, rollups: Vec<RollupRow>) -> Result<()> {
     let total = rollups.len();
     let mut rollups = rollups.into_iter();
     for rows in chunk_sizes(total, ROLLUP_STATEMENTS.max()) {
@@ -111,22 +119,43 @@ fn upsert_rollups(connection: &Connection, rollups: Vec<RollupRow>) -> Result<()
 
 const TOTAL_COLUMNS: [&str; 6] = ["events", "requests", "input_tokens", "output_tokens", "cost_micros", "errors"];
 
-/// Reads the sums of a summary row: the six totals then the latency buckets, from position 1.
+/// Every summed column: the totals, then the latency buckets.
+fn summed_columns() -> impl Iterator<Item = String> {
+    TOTAL_COLUMNS.into_iter().map(str::to_owned).chain((0..LATENCY_BUCKETS).map(|bucket| format!("lat_{bucket}")))
+}
+
+/// The sum of `column` over a group as two sums, of its high and of its low 32 bits: SQLite's
+/// `sum()` fails the whole query on an overflow, and rows that each saturated at `i64::MAX` (or
+/// many large ones) sum past it. Neither half can overflow before 2^31 rows.
+fn split_sum(column: &str) -> String {
+    format!("coalesce(sum({column} >> 32), 0) AS {column}_hi, coalesce(sum({column} & 4294967295), 0) AS {column}_lo")
+}
+
+/// A sum read back from its two halves at `index`, saturating at `i64::MAX` (and at zero).
+fn joined_sum(row: &Row<'_>, index: usize, name: &'static str) -> Result<i64> {
+    let high = i128::from(row.integer(Column { index, name })?);
+    let low = i128::from(row.integer(Column { index: index + 1, name })?);
+    let sum = (high << 32) + low;
+    Ok(i64::try_from(sum.clamp(0, i128::from(i64::MAX))).unwrap_or(i64::MAX))
+}
+
+/// Reads the sums of a summary row: the six totals then the latency buckets, from position 1,
+/// each as the two halves of [`split_sum`].
 fn totals_from_row(row: &Row<'_>) -> Result<UsageTotals> {
-    let count = |index: usize, name: &'static str| -> Result<u64> {
-        Ok(u64::try_from(row.integer(Column { index, name })?).unwrap_or(0))
-    };
+    let sum = |column: usize, name: &'static str| joined_sum(row, 1 + 2 * column, name);
+    let count =
+        |column: usize, name: &'static str| -> Result<u64> { Ok(u64::try_from(sum(column, name)?).unwrap_or(0)) };
     let mut buckets = [0u64; LATENCY_BUCKETS];
     for (bucket, slot) in buckets.iter_mut().enumerate() {
-        *slot = count(1 + TOTAL_COLUMNS.len() + bucket, "lat")?;
+        *slot = count(TOTAL_COLUMNS.len() + bucket, "lat")?;
     }
     Ok(UsageTotals {
-        events: count(1, "events")?,
-        requests: count(2, "requests")?,
-        input_tokens: count(3, "input_tokens")?,
-        output_tokens: count(4, "output_tokens")?,
-        cost: Microdollars::from_micros(row.integer(Column { index: 5, name: "cost_micros" })?),
-        errors: count(6, "errors")?,
+        events: count(0, "events")?,
+        requests: count(1, "requests")?,
+        input_tokens: count(2, "input_tokens")?,
+        output_tokens: count(3, "output_tokens")?,
+        cost: Microdollars::from_micros(sum(4, "cost_micros")?),
+        errors: count(5, "errors")?,
         latency: LatencyHistogram::from_counts(buckets),
     })
 }
@@ -141,26 +170,29 @@ fn hour_range(filter: &UsageFilter) -> (i64, i64) {
 
 #[async_trait]
 impl UsageStore for SqliteStore {
-    async fn record_usage(&self, batch: UsageBatch<'_>) -> Result<Vec<i64>> {
+    async fn record_usage(&self, batch: UsageBatch<'_>) -> Result<BatchWritten> {
         if batch.events.is_empty() && batch.counters.is_empty() && batch.shadow_hits.is_empty() {
-            return Ok(Vec::new());
+            return Ok(BatchWritten::default());
         }
         // Encoded here, on the caller's task: the writer thread only writes.
-        let blocks = encode_blocks(batch.events);
-        let rollups = rollup_rows(batch.events);
-        let counters = batch.counters.to_vec();
-        let shadow_hits = batch.shadow_hits.to_vec();
-        self.write(move |tx| {
-            // Counters first: a counter created here is seeded from the rollups as they were before
-            // this batch, and the batch's own contribution arrives as the delta.
-            let mut totals = Vec::with_capacity(counters.len());
-            for delta in &counters {
-                totals.push(add_to_counter(tx.connection, &delta.key, delta.delta)?);
-            }
-            record_shadow_hits(tx.connection, &shadow_hits)?;
-            insert_blocks(tx.connection, blocks)?;
-            upsert_rollups(tx.connection, rollups)?;
-            Ok(totals)
+        let encoded = Encoded::of(batch.events);
+        let (items, counters, shadow_hits) =
+            (batch.events.to_vec(), batch.counters.to_vec(), batch.shadow_hits.to_vec());
+        self.write(move |tx| record_in(tx, &items, encoded, &counters, &shadow_hits)).await
+    }
+
+    async fn add_dead_letters(&self, letters: &[DeadLetter]) -> Result<()> {
+        crate::dead_letters::add(self, letters).await
+    }
+
+    async fn dead_letters(&self, page: &PageRequest) -> Result<Page<DeadLetterRecord>> {
+        crate::dead_letters::list(self, page).await
+    }
+
+    async fn count_dead_letters(&self) -> Result<u64> {
+        self.scan(|connection| {
+            let count: i64 = crate::columns::scalar(connection, "SELECT count(*) FROM usage_dead_letters", [])?;
+            Ok(u64::try_from(count).unwrap_or(0))
         })
         .await
     }
@@ -181,17 +213,17 @@ impl UsageStore for SqliteStore {
             Some(UsageGroupBy::Hour) => "CAST(hour AS TEXT)",
         };
         let group = if group_by.is_some() { "GROUP BY group_key" } else { "" };
-        let sums: Vec<String> = TOTAL_COLUMNS
-            .into_iter()
-            .map(str::to_owned)
-            .chain((0..LATENCY_BUCKETS).map(|bucket| format!("lat_{bucket}")))
-            .map(|column| format!("coalesce(sum({column}), 0) AS {column}"))
-            .collect();
+        let sums: Vec<String> = summed_columns().map(|column| split_sum(&column)).collect();
+        // Highest cost first, compared exactly as read back (saturated at i64::MAX), then by key.
+        let cost = "CASE WHEN cost_micros_hi + (cost_micros_lo >> 32) >= 2147483648 THEN 9223372036854775807 \
+                    ELSE (cost_micros_hi << 32) + cost_micros_lo END";
         let sql = format!(
             "SELECT {key} AS group_key, {sums} FROM usage_rollups
              WHERE hour >= ?1 AND hour < ?2 AND (?3 IS NULL OR token_id = ?3) AND (?4 IS NULL OR owner_id = ?4)
                AND (?5 IS NULL OR project_id = ?5) AND (?6 IS NULL OR provider = ?6) AND (?7 IS NULL OR model = ?7)
-             {group} ORDER BY cost_micros DESC, group_key LIMIT ?8",
+             {group}
+             ORDER BY {cost} DESC, group_key
+             LIMIT ?8",
             sums = sums.join(", "),
         );
         let (since, until) = hour_range(filter);
@@ -240,6 +272,10 @@ impl UsageStore for SqliteStore {
             }
         }
         purged += self.write(move |tx| events::purge_straddling_blocks(tx.connection, before)).await?;
+        self.write(move |tx| {
+            crate::columns::execute(tx.connection, "DELETE FROM usage_event_ids WHERE at < ?", [before.unix_micros()])
+        })
+        .await?;
         Ok(purged)
     }
 }

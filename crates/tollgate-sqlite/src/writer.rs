@@ -79,11 +79,11 @@ where
 }
 
 fn commit_failed(reason: &str) -> StoreError {
-    StoreError::backend(std::io::Error::other(format!("commit failed: {reason}")))
+    StoreError::unavailable(std::io::Error::other(format!("commit failed: {reason}")))
 }
 
 fn writer_gone() -> StoreError {
-    StoreError::backend(std::io::Error::other("the database writer has stopped"))
+    StoreError::unavailable(std::io::Error::other("the database writer has stopped"))
 }
 
 /// Counts for metrics.

@@ -1,8 +1,11 @@
-//! Raw usage on SQLite keeps every field of an event: read back one row per event through the `usage_events` view.
+//! Raw usage on SQLite keeps every field of an event: read back one row per event through the
+//! `usage_events` view, and the idempotency key beside it.
 
 use tollgate_sqlite::{SqliteOptions, SqliteStore};
-use tollgate_store::{UsageBatch, UsageStore};
-use tollgate_types::{Endpoint, Microdollars, ModelName, Outcome, ProviderName, Timestamp, TokenId, UsageEvent};
+use tollgate_store::{EventToRecord, RecordOutcome, UsageBatch, UsageStore};
+use tollgate_types::{
+    Endpoint, EventId, Microdollars, ModelName, Outcome, ProviderName, Timestamp, TokenId, UsageEvent,
+};
 
 #[tokio::test]
 async fn every_event_field_is_stored() {
@@ -25,11 +28,15 @@ async fn every_event_field_is_stored() {
     full.outcome = Outcome::Error;
     full.latency_ms = Some(812);
     full.ip = Some("2001:db8::7".parse().unwrap());
+    full.event_id = Some(EventId::parse("req_01HV6Z8X2W").unwrap());
     let mut bare =
         UsageEvent::new(token_id, Timestamp::from_unix_micros(5), provider, ModelName::parse("gpt-4o").unwrap());
     bare.ip = Some("192.0.2.9".parse().unwrap());
     let same_series = UsageEvent { at: Timestamp::from_unix_micros(6), ip: None, ..bare.clone() };
-    store.record_usage(UsageBatch { events: &[full, bare, same_series], ..UsageBatch::default() }).await.unwrap();
+    let events: Vec<EventToRecord> =
+        [full, bare, same_series].into_iter().map(|event| EventToRecord { event, counters: Vec::new() }).collect();
+    let written = store.record_usage(UsageBatch { events: &events, ..UsageBatch::default() }).await.unwrap();
+    assert_eq!(written.outcomes, [RecordOutcome::Recorded; 3]);
 
     let reader = rusqlite::Connection::open(&path).unwrap();
     let mut statement = reader
@@ -74,4 +81,16 @@ async fn every_event_field_is_stored() {
     assert_eq!(blocks, 2, "one block per token and series in a batch");
     let series: i64 = reader.query_row("SELECT count(*) FROM usage_series", [], |row| row.get(0)).unwrap();
     assert_eq!(series, 2, "events with the same provider, model and endpoint share one series row");
+    let keys: Vec<(Vec<u8>, String, i64)> = reader
+        .prepare("SELECT token_id, event_id, at FROM usage_event_ids")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        keys,
+        [(token_id.as_bytes().to_vec(), "req_01HV6Z8X2W".to_owned(), 1_767_225_600_000_001)],
+        "only events with a key store one, at the event's time (purged with it)"
+    );
 }

@@ -19,9 +19,14 @@ pub enum StoreError {
     /// The stored data breaks an invariant (for example an edited row). Never shown to clients verbatim.
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
-    /// The backend failed (I/O, connection, driver). The source is for logs, not for clients.
+    /// The backend failed (a driver error, a statement it refused). The source is for logs, not
+    /// for clients.
     #[error("storage backend error")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The backend cannot take the operation now, whatever it is (I/O error, disk full, busy,
+    /// closed, a connection lost): retrying later may succeed. The source is for logs.
+    #[error("storage is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Results of storage calls.
@@ -31,5 +36,16 @@ impl StoreError {
     /// A backend failure wrapping any error.
     pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Backend(Box::new(error))
+    }
+
+    /// An unavailable backend wrapping any error.
+    pub fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Box::new(error))
+    }
+
+    /// Whether the failure is the backend's state rather than the operation's content (retry later
+    /// instead of setting the operation aside).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
     }
 }

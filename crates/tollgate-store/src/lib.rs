@@ -11,6 +11,7 @@ mod error;
 mod limits;
 mod page;
 mod projects;
+mod quota;
 mod sessions;
 mod tokens;
 mod usage;
@@ -23,16 +24,20 @@ pub use accounts::{AccountStatusChanged, AccountStore, ServiceAccountInsert};
 pub use admin::StoreAdmin;
 pub use audit::{AuditFilter, AuditStore};
 pub use error::{Result, StoreError};
-pub use limits::{ConsumeOutcome, CounterIncrement, LimitStore, PriceRecord, PriceStore, RateLimitRecord};
+pub use limits::{LimitStore, PriceRecord, PriceStore, RateLimitRecord};
 pub use page::{Page, PageRequest};
 pub use projects::{MemberRemoved, ProjectInsert, ProjectStore};
+pub use quota::{
+    Hold, LeaseGrant, LeaseRequest, LeaseReturn, LeaseSummary, LeaseUse, QuotaStore, ReservationInsert,
+    ReservationRecord, ReservationState, ReserveOutcome, Settled,
+};
 pub use sessions::{
     RefreshLookup, RefreshOutcome, RefreshRotation, RefreshTokenInsert, SessionStart, SessionStore, SessionWithUser,
 };
 pub use tokens::{HashMatch, SecretRotation, StatusFilter, TokenFilter, TokenInsert, TokenLookup, TokenStore};
 pub use usage::{
-    CounterDelta, RollupKey, ShadowHit, UsageBatch, UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UsageTotals,
-    hourly_rollups,
+    BatchWritten, CounterDelta, DeadLetter, DeadLetterRecord, EventToRecord, RecordOutcome, RollupKey, ShadowHit,
+    UsageBatch, UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UsageTotals, hourly_rollups,
 };
 pub use users::{
     LoginFailure, PasswordChange, StatusChange, StatusChanged, UserCredentials, UserFilter, UserInsert, UserStore,
@@ -50,6 +55,7 @@ pub trait Store:
     + SessionStore
     + UsageStore
     + LimitStore
+    + QuotaStore
     + PriceStore
     + std::fmt::Debug
 {
@@ -65,6 +71,7 @@ impl<
         + SessionStore
         + UsageStore
         + LimitStore
+        + QuotaStore
         + PriceStore
         + std::fmt::Debug,
 > Store for T

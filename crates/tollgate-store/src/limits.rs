@@ -3,36 +3,11 @@
 use async_trait::async_trait;
 use serde::Serialize;
 use tollgate_types::{
-    AuditEvent, CounterKey, LimitKey, LimitRecord, LimitSpec, LimitSubject, ModelName, ModelPrice, ProviderName,
-    RateLimitSpec, Timestamp, TokenId,
+    AuditEvent, LimitKey, LimitRecord, LimitSpec, LimitSubject, ModelName, ModelPrice, ProviderName, RateLimitSpec,
+    Timestamp, TokenId,
 };
 
 use crate::Result;
-
-/// One conditional (or, without `max`, unconditional) addition to a counter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CounterIncrement {
-    /// Which counter.
-    pub key: CounterKey,
-    /// How much to add.
-    pub amount: i64,
-    /// Refuse when the counter would pass this; `None` always adds (shadow limits).
-    pub max: Option<u64>,
-}
-
-/// The result of [`LimitStore::try_consume`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConsumeOutcome {
-    /// Every increment was applied; the counters' totals afterwards, in order.
-    Applied(Vec<i64>),
-    /// Nothing was applied: the increment at `index` would have passed its maximum.
-    Refused {
-        /// Which increment.
-        index: usize,
-        /// The counter's value, unchanged.
-        used: i64,
-    },
-}
 
 /// A token's stored rate limit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,20 +37,12 @@ pub trait LimitStore: Send + Sync {
     /// Creates or replaces the limit with `spec`'s key; shadow tallies survive a change.
     async fn put_limit(&self, spec: &LimitSpec, at: Timestamp, audit: &AuditEvent) -> Result<LimitRecord>;
 
-    /// Deletes a limit (its counters go with it); `NotFound` when there is none.
+    /// Deletes a limit; `NotFound` when there is none. Its counters stay until their windows end,
+    /// so removing a limit and setting it again mid-window does not reset what was used.
     async fn delete_limit(&self, key: &LimitKey, audit: &AuditEvent) -> Result<LimitRecord>;
 
     /// The limits of `subject`, or all limits; ordered by subject, metric and window.
     async fn limits(&self, subject: Option<&LimitSubject>) -> Result<Vec<LimitRecord>>;
-
-    /// The counter's value, creating it when missing. A new counter of tokens or cost over an hour,
-    /// a day or a month starts from the usage already rolled up in its window, so a limit set
-    /// mid-month counts the month's spend so far; other new counters start at zero.
-    async fn load_counter(&self, key: &CounterKey) -> Result<i64>;
-
-    /// Applies all increments or none, in one transaction: refused when any counter with a
-    /// maximum would pass it. The durable path that several processes can share.
-    async fn try_consume(&self, increments: &[CounterIncrement]) -> Result<ConsumeOutcome>;
 
     /// Deletes counters whose window ended before `before`; returns how many.
     async fn purge_counters(&self, before: Timestamp) -> Result<u64>;

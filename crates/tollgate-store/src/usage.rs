@@ -31,16 +31,71 @@ pub struct ShadowHit {
     pub last_at: Timestamp,
 }
 
-/// What the write-behind queue writes in one transaction.
+/// An event to record, with what it adds to the quota counters that govern its token. The
+/// counters change only when the event is new: a repeat of an `event_id` adds nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventToRecord {
+    /// The event, already priced (an event without a cost is stored as costing nothing).
+    pub event: UsageEvent,
+    /// The tokens and cost it adds to each counter (a counter row that does not exist yet is
+    /// created, seeded as [`QuotaStore::counter_values`](crate::QuotaStore::counter_values) reads it).
+    pub counters: Vec<CounterDelta>,
+}
+
+/// What became of one event of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordOutcome {
+    /// Stored and counted.
+    Recorded,
+    /// Its `event_id` was already stored for its token: nothing was stored or counted again.
+    Duplicate,
+}
+
+/// What one batch write does in one transaction.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UsageBatch<'a> {
-    /// Raw events, already priced (an event without a cost is stored as costing nothing).
-    pub events: &'a [UsageEvent],
-    /// Counter changes; a counter row that does not exist yet is created (seeded as
-    /// [`LimitStore::load_counter`](crate::LimitStore::load_counter) would) before the change.
+    /// Events with their counter changes.
+    pub events: &'a [EventToRecord],
+    /// Counter changes that apply whatever the events (shadow-mode request counts).
     pub counters: &'a [CounterDelta],
     /// Shadow-mode refusals to add to their limits' tallies (unknown limits are ignored).
     pub shadow_hits: &'a [ShadowHit],
+}
+
+/// What a batch write did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchWritten {
+    /// One outcome per event, in order.
+    pub outcomes: Vec<RecordOutcome>,
+    /// Every counter the batch changed, with its total afterwards.
+    pub totals: Vec<(CounterKey, i64)>,
+}
+
+/// An event that could not be stored with its batch, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The event.
+    pub event: UsageEvent,
+    /// Why it could not be stored (for operators; never shown to the client that sent it).
+    pub reason: String,
+    /// When it failed.
+    pub failed_at: Timestamp,
+}
+
+/// A stored dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetterRecord {
+    /// Its number.
+    pub id: i64,
+    /// The event's token, as sent.
+    pub token_id: String,
+    /// The event as it was to be stored.
+    pub event: serde_json::Value,
+    /// Why it failed.
+    pub reason: String,
+    /// When.
+    pub failed_at: Timestamp,
 }
 
 /// Sums over usage. Latencies are kept as a histogram so percentiles can be read from rollups.
@@ -64,35 +119,35 @@ pub struct UsageTotals {
 }
 
 impl UsageTotals {
-    /// Adds one event (its cost as given; `None` counts as zero).
+    /// Adds one event (its cost as given; `None` counts as zero). Every sum saturates.
     pub fn add_event(&mut self, event: &UsageEvent) {
-        self.events += 1;
-        self.requests += u64::from(event.requests);
-        self.input_tokens += u64::from(event.input_tokens);
-        self.output_tokens += u64::from(event.output_tokens);
+        self.events = self.events.saturating_add(1);
+        self.requests = self.requests.saturating_add(u64::from(event.requests));
+        self.input_tokens = self.input_tokens.saturating_add(u64::from(event.input_tokens));
+        self.output_tokens = self.output_tokens.saturating_add(u64::from(event.output_tokens));
         self.cost = self.cost.saturating_add(event.cost.unwrap_or(Microdollars::ZERO));
         if event.outcome == Outcome::Error {
-            self.errors += 1;
+            self.errors = self.errors.saturating_add(1);
         }
         if let Some(latency) = event.latency_ms {
             self.latency.record(latency);
         }
     }
 
-    /// Adds other totals.
+    /// Adds other totals. Every sum saturates.
     pub fn merge(&mut self, other: &Self) {
-        self.events += other.events;
-        self.requests += other.requests;
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
+        self.events = self.events.saturating_add(other.events);
+        self.requests = self.requests.saturating_add(other.requests);
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
         self.cost = self.cost.saturating_add(other.cost);
-        self.errors += other.errors;
+        self.errors = self.errors.saturating_add(other.errors);
         self.latency.merge(&other.latency);
     }
 
     /// Input plus output tokens.
     pub fn total_tokens(&self) -> u64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens.saturating_add(self.output_tokens)
     }
 }
 
@@ -110,8 +165,8 @@ pub struct RollupKey<'a> {
 }
 
 /// Folds events into per-hour × token × provider × model totals: what a backend adds to its rollups.
-pub fn hourly_rollups(events: &[UsageEvent]) -> Vec<(RollupKey<'_>, UsageTotals)> {
-    let mut rollups: HashMap<RollupKey<'_>, UsageTotals> = HashMap::new();
+pub fn hourly_rollups<'a>(events: impl IntoIterator<Item = &'a UsageEvent>) -> Vec<(RollupKey<'a>, UsageTotals)> {
+    let mut rollups: HashMap<RollupKey<'a>, UsageTotals> = HashMap::new();
     for event in events {
         let key = RollupKey {
             hour: Window::Hour.start_of(event.at),
@@ -182,10 +237,21 @@ pub struct UsageGroup {
 /// Usage storage. Writes come in batches from the facade's write-behind queue.
 #[async_trait]
 pub trait UsageStore: Send + Sync {
-    /// In one transaction: appends the events, adds them to the hourly rollups (attributing each
-    /// rollup row to the token's owner and project as stored now), applies the counter
-    /// deltas and the shadow hits. Returns each counter's total after the batch, in order.
-    async fn record_usage(&self, batch: UsageBatch<'_>) -> Result<Vec<i64>>;
+    /// In one transaction: skips every event whose `event_id` is already stored for its token (and
+    /// repeats within the batch), appends the others, adds them to the hourly rollups (attributing
+    /// each rollup row to the token's owner and project as stored now) and their counter deltas to
+    /// the counters, then applies the unconditional counter deltas and the shadow hits. Every sum
+    /// saturates at `i64::MAX` instead of overflowing.
+    async fn record_usage(&self, batch: UsageBatch<'_>) -> Result<BatchWritten>;
+
+    /// Stores events that could not be stored with their batch.
+    async fn add_dead_letters(&self, letters: &[DeadLetter]) -> Result<()>;
+
+    /// Dead letters, newest first. The cursor is an id.
+    async fn dead_letters(&self, page: &crate::PageRequest) -> Result<crate::Page<DeadLetterRecord>>;
+
+    /// How many dead letters are stored.
+    async fn count_dead_letters(&self) -> Result<u64>;
 
     /// Sums of the rollups matching `filter`: one row without a key when `group_by` is `None`,
     /// else one row per group, highest cost first (then by key), at most `limit` rows.
@@ -199,6 +265,7 @@ pub trait UsageStore: Send + Sync {
     /// How many raw events are stored.
     async fn count_usage_events(&self) -> Result<u64>;
 
-    /// Deletes raw events older than `before` (rollups stay); returns how many.
+    /// Deletes raw events older than `before` (rollups stay), and the idempotency keys of events
+    /// that old; returns how many events.
     async fn purge_usage_events(&self, before: Timestamp) -> Result<u64>;
 }

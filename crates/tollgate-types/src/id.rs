@@ -93,6 +93,14 @@ define_id!(
     ProjectId, "prj_", "project_id"
 );
 define_id!(
+    /// A reservation against tokens and cost limits (`rsv_…`), settled with a call's actual usage.
+    ReservationId, "rsv_", "reservation_id"
+);
+define_id!(
+    /// A process that leases blocks of request quotas (`hld_…`), new at every start.
+    HolderId, "hld_", "holder_id"
+);
+define_id!(
     /// The id of a login session (`ses_…`): one refresh-token family.
     SessionId, "ses_", "session_id"
 );

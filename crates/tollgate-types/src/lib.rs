@@ -8,6 +8,7 @@ mod base62;
 mod clock;
 mod duration;
 mod error;
+mod estimate;
 mod id;
 mod limits;
 mod money;
@@ -30,7 +31,8 @@ pub use audit::{AUDIT_GENESIS_HASH, Actor, AuditEntry, AuditEvent};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use duration::parse_duration;
 pub use error::ValidationError;
-pub use id::{AuditId, ProjectId, ServiceAccountId, SessionId, TokenId, UserId};
+pub use estimate::{Estimate, EstimateInput};
+pub use id::{AuditId, HolderId, ProjectId, ReservationId, ServiceAccountId, SessionId, TokenId, UserId};
 pub use limits::{IpAllowList, ToolList};
 pub use money::Microdollars;
 pub use owner::{
@@ -48,7 +50,7 @@ pub use token::{TokenFormatError, TokenPrefix, TokenSecret};
 pub use token_hash::{KeyId, TokenHash, TokenHasher};
 pub use token_record::{Imposed, NewToken, TokenPatch, TokenRecord, TokenStatus};
 pub use usage::{
-    Endpoint, LATENCY_BUCKET_BOUNDS_MS, LATENCY_BUCKETS, LatencyHistogram, MAX_CLOCK_SKEW, MAX_COST_PER_EVENT,
+    Endpoint, EventId, LATENCY_BUCKET_BOUNDS_MS, LATENCY_BUCKETS, LatencyHistogram, MAX_CLOCK_SKEW, MAX_COST_PER_EVENT,
     MAX_LATENCY_MS, MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, ModelName, Outcome, ProviderName, UsageEvent,
     UsageInput, parse_count,
 };

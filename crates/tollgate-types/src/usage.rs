@@ -111,9 +111,52 @@ pub const MAX_COST_PER_EVENT: Microdollars = Microdollars::from_micros(1_000_000
 /// How far in the future an event's time may lie (clock skew between a gateway and tollgate).
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 
+/// A client's idempotency key for one usage event (a gateway's request id): 1–128 characters of
+/// `A-Z a-z 0-9 . _ : / -`. The same key sent twice for one token is stored and counted once.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct EventId(String);
+
+impl EventId {
+    /// The longest accepted key, in characters.
+    pub const MAX_CHARS: usize = 128;
+
+    /// Validates a key, naming `event_id` on failure.
+    ///
+    /// ```
+    /// # use tollgate_types::EventId;
+    /// assert!(EventId::parse("req_01HV6Z8X2W").is_ok());
+    /// assert_eq!(EventId::parse("").unwrap_err().field, "event_id");
+    /// ```
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        if text.is_empty() || text.len() > Self::MAX_CHARS {
+            return Err(ValidationError::new("event_id", "must be 1 to 128 characters"));
+        }
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-');
+        if !text.bytes().all(allowed) {
+            return Err(ValidationError::new("event_id", "may contain only A-Z, a-z, 0-9, '.', '_', ':', '/', '-'"));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One metered call through a token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UsageEvent {
+    /// The client's idempotency key: a repeat for the same token is counted once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
     /// The token that made the call.
     pub token_id: TokenId,
     /// When the call happened.
@@ -145,6 +188,7 @@ impl UsageEvent {
     /// One successful request of `model` at `at` with no tokens, cost to be priced, no details.
     pub fn new(token_id: TokenId, at: Timestamp, provider: ProviderName, model: ModelName) -> Self {
         Self {
+            event_id: None,
             token_id,
             at,
             provider,
@@ -217,7 +261,7 @@ pub fn parse_count(field: &'static str, text: &str, max: u64) -> Result<u64, Val
     if value > max { Err(too_large()) } else { Ok(value) }
 }
 
-fn count_in_range(field: &'static str, value: i64, max: u32) -> Result<u32, ValidationError> {
+pub(crate) fn count_in_range(field: &'static str, value: i64, max: u32) -> Result<u32, ValidationError> {
     if value < 0 {
         return Err(ValidationError::new(field, "must not be negative"));
     }
@@ -232,7 +276,11 @@ fn count_in_range(field: &'static str, value: i64, max: u32) -> Result<u32, Vali
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsageInput {
-    /// `tok_…`.
+    /// The client's idempotency key (recommended: a gateway's request id).
+    #[serde(default)]
+    pub event_id: Option<String>,
+    /// `tok_…` (when settling a reservation it may be left out: it is the reservation's token).
+    #[serde(default)]
     pub token_id: String,
     /// When; defaults to now.
     #[serde(default)]
@@ -275,6 +323,7 @@ impl UsageInput {
             return Err(ValidationError::new("at", "must not be in the future"));
         }
         let event = UsageEvent {
+            event_id: self.event_id.as_deref().map(EventId::parse).transpose()?,
             token_id: TokenId::parse(self.token_id.trim())?,
             at,
             provider: ProviderName::parse(self.provider.trim())?,

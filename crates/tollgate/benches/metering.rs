@@ -12,7 +12,7 @@ use tollgate::{
     NewToken, Principal, ProjectId, ProjectName, ProjectRole, ProjectStore, ProviderName, RateLimitSpec, SystemClock,
     TokenManager, TokenName, UsageEvent, VerifyRequest, Window,
 };
-use tollgate_store::{ProjectInsert, UsageBatch, UsageStore};
+use tollgate_store::{EventToRecord, ProjectInsert, UsageBatch, UsageStore};
 
 /// Events per measured iteration of the recording benchmarks.
 const EVENTS_PER_ITERATION: u64 = 100_000;
@@ -155,12 +155,12 @@ fn record(c: &mut Criterion) {
     let stored = bench.runtime.block_on(bench.store.count_usage_events()).unwrap();
     assert_eq!(written, stored, "every recorded event was written");
     // The store alone: one batch of 8,192 priced events, events and rollups in one transaction.
-    let batch: Vec<UsageEvent> = (0..8_192)
+    let batch: Vec<EventToRecord> = (0..8_192)
         .map(|index| {
             let mut event = events[index % events.len()].clone();
             event.cost =
                 metering.cost_of(&event.provider, &event.model, event.input_tokens.into(), event.output_tokens.into());
-            event
+            EventToRecord { event, counters: Vec::new() }
         })
         .collect();
     group.throughput(Throughput::Elements(batch.len() as u64));

@@ -31,7 +31,8 @@ pub enum Error {
     /// Configuration is unusable (a key file, a database URL).
     #[error("configuration: {0}")]
     Config(String),
-    /// The service cannot take this now: a full usage queue (`try_record`) or metering shut down.
+    /// The service cannot take this now (a full usage queue, metering shut down, storage that
+    /// cannot write): retrying later may succeed.
     #[error("unavailable: {0}")]
     Unavailable(String),
 }

@@ -36,10 +36,26 @@ pub use caller::Caller;
 pub use error::{Error, Result};
 pub use keys::{KeyFile, load_or_create_key_file};
 pub use metering::{
-    AnalyticsReport, LimitStatus, Metering, MeteringBuilder, MeteringStats, PriceEntry, PriceSource, QuotaMode,
-    QuotaReservation, RateLimitStatus, Reservation, UnpricedModels, UsageReport, parse_price_toml,
+    AnalyticsReport, LimitStatus, Metering, MeteringBuilder, MeteringStats, PriceEntry, PriceSource, QuotaReservation,
+    RateLimitStatus, RecordedUsage, Reservation, Settlement, UnpricedModels, UsageOutcome, UsageReport,
+    parse_price_toml,
 };
-pub use open::open;
+pub use open::{StoreOptions, open, open_with};
+
+/// The youngest age an irreversible bulk delete (token cleanup, usage purge) accepts without `force`.
+pub const MIN_DELETE_AGE: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// Refuses a bulk delete of things younger than [`MIN_DELETE_AGE`] unless forced.
+fn check_delete_age(older_than: std::time::Duration, force: bool) -> Result<()> {
+    if older_than < MIN_DELETE_AGE && !force {
+        return Err(ValidationError::new(
+            "older_than",
+            "must be at least 1h: the delete cannot be undone (force it to delete younger ones)",
+        )
+        .into());
+    }
+    Ok(())
+}
 pub use sessions::{AccessClaims, AccessContext, AccessToken, JwtCodec, JwtKeys, SessionTokens};
 pub use tokens::{CacheStats, CreatedToken, TokenContext, TokenManager, TokenManagerBuilder};
 pub use users::{IpThrottlePolicy, LockoutPolicy, UserService, UserServiceBuilder};
@@ -48,6 +64,7 @@ pub use tollgate_store::{AccountStore, ProjectStore, ServiceAccountInsert, Sessi
 pub use tollgate_store::{
     AuditFilter, AuditStore, Page, PageRequest, StatusFilter, Store, StoreAdmin, StoreError, TokenFilter, TokenStore,
 };
+pub use tollgate_store::{DeadLetterRecord, QuotaStore, ReservationRecord, ReservationState};
 pub use tollgate_store::{
     LimitStore, PriceRecord, PriceStore, RateLimitRecord, UsageFilter, UsageGroup, UsageGroupBy, UsageStore,
     UsageTotals,
@@ -63,9 +80,10 @@ pub use tollgate_types::{
     ValidationError, VerifyRequest, parse_duration,
 };
 pub use tollgate_types::{
-    CounterKey, Endpoint, LatencyHistogram, LimitKey, LimitRecord, LimitSpec, LimitSubject, MAX_LATENCY_MS,
-    MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, Metric, Microdollars, ModelName, ModelPrice, Outcome, ProviderName,
-    RateLimitSpec, UsageEvent, UsageInput, Window, parse_count,
+    CounterKey, Endpoint, Estimate, EstimateInput, EventId, HolderId, LatencyHistogram, LimitKey, LimitRecord,
+    LimitSpec, LimitSubject, MAX_LATENCY_MS, MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, Metric, Microdollars,
+    ModelName, ModelPrice, Outcome, ProviderName, RateLimitSpec, ReservationId, UsageEvent, UsageInput, Window,
+    parse_count,
 };
 pub use tollgate_types::{
     Email, NewUser, Password, PasswordHash, SessionId, SessionRecord, UserRecord, UserStatus, Username,

@@ -249,6 +249,6 @@ async fn principals_see_and_manage_only_what_the_matrix_allows() {
     let other_viewer = fixture.user("carol", Role::Viewer).await.principal();
     let hidden = fixture.manager.show(&other_viewer, &alice_token.record.id).await;
     assert!(matches!(hidden, Err(Error::NotFound { entity: "token" })), "{hidden:?}");
-    assert!(matches!(fixture.manager.cleanup(&alice, Duration::ZERO).await, Err(Error::Forbidden(_))));
+    assert!(matches!(fixture.manager.cleanup(&alice, Duration::ZERO, true).await, Err(Error::Forbidden(_))));
     assert!(fixture.manager.revoke(&alice, &alice_token.record.id, None).await.is_ok());
 }

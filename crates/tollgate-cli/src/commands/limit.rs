@@ -272,6 +272,8 @@ fn print_limits(global: &GlobalArgs, statuses: &[LimitStatus], rates: &[RateLimi
                 key.name(),
                 max,
                 used,
+                held(key.metric, status.leased),
+                held(key.metric, status.stranded),
                 status.resets_at.to_string(),
                 if status.limit.spec.shadow() { "shadow".to_owned() } else { "enforced".to_owned() },
                 status.limit.shadow_hits.to_string(),
@@ -285,11 +287,18 @@ fn print_limits(global: &GlobalArgs, statuses: &[LimitStatus], rates: &[RateLimi
             format!("{} (burst {})", rate.spec.requests_per_minute(), rate.spec.burst()),
             "-".to_owned(),
             "-".to_owned(),
+            "-".to_owned(),
+            "-".to_owned(),
             "enforced".to_owned(),
             "-".to_owned(),
         ]
     }));
-    print_table(&["SUBJECT", "LIMIT", "MAX", "USED", "RESETS", "MODE", "SHADOW HITS"], &rows);
+    print_table(&["SUBJECT", "LIMIT", "MAX", "USED", "LEASED", "STRANDED", "RESETS", "MODE", "SHADOW HITS"], &rows);
+}
+
+/// Leased or stranded units: request limits only (a process's unused blocks, or a crashed one's).
+fn held(metric: tollgate::Metric, units: u64) -> String {
+    if metric == tollgate::Metric::Requests { units.to_string() } else { "-".to_owned() }
 }
 
 /// Runs one limit command as the operator.

@@ -11,7 +11,9 @@ pub(crate) mod project;
 pub(crate) mod serve;
 pub(crate) mod service_account;
 pub(crate) mod token;
+mod token_verify;
 pub(crate) mod usage;
+mod usage_event;
 pub(crate) mod user;
 
 use std::process::ExitCode;

@@ -27,11 +27,15 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
     let settings = config::resolve(&args, global, file)?;
     install_logging(&settings)?;
 
-    let store = tollgate::open(&settings.database_url)
+    let store = tollgate::open_with(&settings.database_url, &settings.store)
         .await
         .with_context(|| format!("while opening the database {}", settings.database_url))?;
     let key_file = tollgate::load_or_create_key_file(&settings.key_file)?;
-    let metering = Metering::builder(std::sync::Arc::clone(&store)).start().await?;
+    let metering = Metering::builder(std::sync::Arc::clone(&store))
+        .flush_interval(settings.usage_flush_interval)
+        .reservation_ttl(settings.reservation_ttl)
+        .start()
+        .await?;
     let tokens = TokenManager::builder(store, key_file.hasher()?).metering(metering.clone()).build();
     let users = identity::user_service(&tokens, &key_file, &settings.jwt_key_file, global.bcrypt_cost)?;
     let state = AppState::with_settings(tokens, users, metering, settings.server);

@@ -1,20 +1,17 @@
 //! `tollgate token …`: the token lifecycle from the shell. Secrets are printed once and read
 //! from standard input, never from argv.
 
-use std::io::Read;
-use std::net::IpAddr;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use tollgate::{
-    Description, Error, IpAllowList, NewToken, OwnerId, PageRequest, Permission, Principal, ProjectId, Scope,
-    StatusFilter, TokenFilter, TokenId, TokenManager, TokenName, TokenRecord, ToolList, ValidationError, VerifyRequest,
-    parse_duration,
+    Description, IpAllowList, NewToken, OwnerId, PageRequest, Permission, Principal, ProjectId, Scope, StatusFilter,
+    TokenFilter, TokenId, TokenManager, TokenName, TokenRecord, ToolList, ValidationError, parse_duration,
 };
 
 use crate::cli::GlobalArgs;
 use crate::context;
-use crate::exit::{CliError, CliResult};
+use crate::exit::CliResult;
 use crate::output::{or_dash, print_fields, print_json, print_table};
 
 #[derive(Debug, Subcommand)]
@@ -28,15 +25,10 @@ pub(crate) enum TokenCommand {
         /// The token id (tok_…).
         id: String,
     },
-    /// Verify a token read from standard input; exit 0 when valid, 1 when refused.
-    Verify {
-        /// The client IP to check against the token's allow-list.
-        #[arg(long)]
-        ip: Option<String>,
-        /// The tool being called, checked against the token's allowed tools.
-        #[arg(long)]
-        tool: Option<String>,
-    },
+    /// Verify a token read from standard input; exit 0 when valid, 1 when refused. With an
+    /// estimate (--max-output-tokens, --model, --reserve-cost …) it also holds it and prints the
+    /// reservation to settle (`usage settle`) or release.
+    Verify(Box<super::token_verify::VerifyArgs>),
     /// Revoke a token (idempotent).
     Revoke {
         /// The token id.
@@ -55,9 +47,12 @@ pub(crate) enum TokenCommand {
     },
     /// Delete tokens revoked or expired longer ago than --older-than.
     Cleanup {
-        /// Age of revocation or expiry (default 30d).
+        /// Age of revocation or expiry (default 30d; at least 1h unless --force).
         #[arg(long, default_value = "30d")]
         older_than: String,
+        /// Allow an age under 1h (the delete cannot be undone).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -179,7 +174,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: TokenCommand) -> CliResult
             let record = tokens.show(&operator, &TokenId::parse(&id)?).await?;
             print_record(global, &record, tokens.clock().now());
         }
-        TokenCommand::Verify { ip, tool } => return verify(global, tokens, ip, tool).await,
+        TokenCommand::Verify(args) => return super::token_verify::run(global, &context, *args).await,
         TokenCommand::Revoke { id, reason } => {
             let record = tokens.revoke(&operator, &TokenId::parse(&id)?, reason.as_deref()).await?;
             print_record(global, &record, tokens.clock().now());
@@ -200,9 +195,9 @@ pub(crate) async fn run(global: &GlobalArgs, command: TokenCommand) -> CliResult
                 );
             }
         }
-        TokenCommand::Cleanup { older_than } => {
+        TokenCommand::Cleanup { older_than, force } => {
             let older_than = parse_duration("older_than", &older_than)?;
-            let deleted = tokens.cleanup(&operator, older_than).await?;
+            let deleted = tokens.cleanup(&operator, older_than, force).await?;
             if global.json {
                 print_json(&serde_json::json!({ "deleted": deleted }));
             } else {
@@ -255,68 +250,6 @@ fn new_token(
     }
     token.description = args.description.as_deref().map(Description::parse).transpose()?.unwrap_or_default();
     Ok(move |owner, project| NewToken { owner, project, ..token })
-}
-
-async fn verify(
-    global: &GlobalArgs,
-    tokens: &tollgate::TokenManager,
-    ip: Option<String>,
-    tool: Option<String>,
-) -> CliResult {
-    let ip = ip
-        .map(|ip| ip.trim().parse::<IpAddr>().map_err(|_| ValidationError::new("ip", "is not an IP address")))
-        .transpose()?;
-    let mut input = String::new();
-    std::io::stdin()
-        .take(4096)
-        .read_to_string(&mut input)
-        .map_err(|error| CliError::Failed(anyhow::anyhow!("cannot read the token from standard input: {error}")))?;
-    let presented = zeroize::Zeroizing::new(input);
-    let request = VerifyRequest { ip, tool };
-    match tokens.verify(presented.trim(), &request).await {
-        Ok(context) => {
-            tokens.flush().await?;
-            if global.json {
-                print_json(&serde_json::json!({ "valid": true, "code": "valid", "context": context }));
-            } else {
-                say!(
-                    "valid: {} ({}, owner {}, permission {})",
-                    context.token_id,
-                    context.record.name,
-                    context.record.owner_name,
-                    context.effective_permission
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(Error::Refused(refusal)) => {
-            // For rate_limited: when to retry; for quota_exceeded: which limit and when it resets.
-            let retry_after_seconds = refusal.retry_after.map(|wait| wait.as_micros().div_ceil(1_000_000));
-            if global.json {
-                print_json(&serde_json::json!({
-                    "valid": false,
-                    "code": refusal.code,
-                    "limit": refusal.limit,
-                    "resets_at": refusal.resets_at,
-                    "retry_after_seconds": retry_after_seconds,
-                }));
-            } else {
-                let mut line = format!("refused: {}", refusal.code);
-                if let Some(limit) = &refusal.limit {
-                    line.push_str(&format!(" ({limit})"));
-                }
-                if let Some(resets_at) = refusal.resets_at {
-                    line.push_str(&format!(", resets at {resets_at}"));
-                }
-                if let Some(seconds) = retry_after_seconds {
-                    line.push_str(&format!(", retry after {seconds}s"));
-                }
-                say!("{line}");
-            }
-            Ok(ExitCode::from(1))
-        }
-        Err(other) => Err(other.into()),
-    }
 }
 
 fn summary_row(record: &TokenRecord, now: tollgate::Timestamp) -> Vec<String> {

@@ -1,13 +1,15 @@
-//! `tollgate usage …`: record usage by hand, show usage from the hourly rollups, purge raw events.
+//! `tollgate usage …`: record usage by hand (durably), settle or release reservations, show usage
+//! from the hourly rollups, list dead letters, purge raw events.
 
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use tollgate::{
-    MAX_LATENCY_MS, MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, Microdollars, ModelName, Principal, ProviderName,
-    Timestamp, TokenId, UsageFilter, UsageGroup, UsageGroupBy, UsageInput, UsageTotals, parse_count, parse_duration,
+    Microdollars, ModelName, PageRequest, Principal, ProviderName, ReservationId, ReservationRecord, Timestamp,
+    TokenId, UsageFilter, UsageGroup, UsageGroupBy, UsageOutcome, UsageTotals, parse_duration,
 };
 
+use super::usage_event::EventArgs;
 use crate::cli::GlobalArgs;
 use crate::context;
 use crate::exit::CliResult;
@@ -15,56 +17,51 @@ use crate::output::{print_fields, print_json, print_table};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum UsageCommand {
-    /// Record one usage event (priced from the price table unless --cost is given).
-    Record(RecordArgs),
+    /// Record one usage event, durably (priced from the price table unless --cost is given).
+    Record {
+        /// The token that made the call (tok_…).
+        #[arg(long)]
+        token_id: String,
+        #[command(flatten)]
+        event: Box<EventArgs>,
+    },
+    /// Settle a reservation (made by `token verify --max-output-tokens …`) with the call's actual usage.
+    Settle {
+        /// The reservation (rsv_…).
+        id: String,
+        #[command(flatten)]
+        event: Box<EventArgs>,
+    },
+    /// Release a reservation unused (the call did not happen).
+    Release {
+        /// The reservation (rsv_…).
+        id: String,
+    },
+    /// Show a reservation.
+    Reservation {
+        /// The reservation (rsv_…).
+        id: String,
+    },
     /// Show usage totals and a breakdown over a time range, from the hourly rollups.
     Show(ShowArgs),
+    /// List usage events the store refused (kept with the reason), newest first.
+    DeadLetters {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// `next_cursor` of the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
     /// Delete raw usage events older than --older-than (reports keep them: they read rollups).
     Purge {
-        /// Age, e.g. 90d.
+        /// Age, e.g. 90d (at least 1h unless --force).
         #[arg(long)]
         older_than: String,
+        /// Allow an age under 1h (the delete cannot be undone).
+        #[arg(long)]
+        force: bool,
     },
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct RecordArgs {
-    /// The token that made the call (tok_…).
-    #[arg(long)]
-    token_id: String,
-    /// LLM provider, e.g. openai.
-    #[arg(long)]
-    provider: String,
-    /// Model, e.g. gpt-4o-mini.
-    #[arg(long)]
-    model: String,
-    /// Prompt tokens.
-    #[arg(long, default_value = "0", allow_hyphen_values = true)]
-    input_tokens: String,
-    /// Completion tokens.
-    #[arg(long, default_value = "0", allow_hyphen_values = true)]
-    output_tokens: String,
-    /// Requests this event stands for.
-    #[arg(long, default_value = "1", allow_hyphen_values = true)]
-    requests: String,
-    /// Cost in dollars (e.g. 0.0125); default: from the price table.
-    #[arg(long, allow_hyphen_values = true)]
-    cost: Option<String>,
-    /// Endpoint or tool called.
-    #[arg(long)]
-    endpoint: Option<String>,
-    /// success or error.
-    #[arg(long)]
-    outcome: Option<String>,
-    /// Latency in milliseconds.
-    #[arg(long, allow_hyphen_values = true)]
-    latency_ms: Option<String>,
-    /// Client IP.
-    #[arg(long)]
-    ip: Option<String>,
-    /// When (RFC 3339); default now.
-    #[arg(long)]
-    at: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -103,35 +100,6 @@ pub(crate) struct ShowArgs {
     /// Rows in the breakdown.
     #[arg(long, default_value_t = 20)]
     limit: u32,
-}
-
-fn count(field: &'static str, text: &str, max: u32) -> Result<i64, tollgate::ValidationError> {
-    parse_count(field, text, u64::from(max)).map(|value| value.try_into().unwrap_or(i64::MAX))
-}
-
-fn input(args: &RecordArgs) -> Result<UsageInput, tollgate::ValidationError> {
-    Ok(UsageInput {
-        token_id: args.token_id.clone(),
-        at: args.at.as_deref().map(|at| Timestamp::parse_rfc3339("at", at)).transpose()?,
-        provider: args.provider.clone(),
-        model: args.model.clone(),
-        input_tokens: count("input_tokens", &args.input_tokens, MAX_TOKENS_PER_EVENT)?,
-        output_tokens: count("output_tokens", &args.output_tokens, MAX_TOKENS_PER_EVENT)?,
-        requests: Some(count("requests", &args.requests, MAX_REQUESTS_PER_EVENT)?),
-        cost_micros: args
-            .cost
-            .as_deref()
-            .map(|cost| Microdollars::parse_dollars("cost", cost).map(Microdollars::micros))
-            .transpose()?,
-        endpoint: args.endpoint.clone(),
-        outcome: args.outcome.clone(),
-        latency_ms: args
-            .latency_ms
-            .as_deref()
-            .map(|latency| count("latency_ms", latency, MAX_LATENCY_MS))
-            .transpose()?,
-        ip: args.ip.clone(),
-    })
 }
 
 async fn filter(args: &ShowArgs, tokens: &tollgate::TokenManager, now: Timestamp) -> CliResult<UsageFilter> {
@@ -189,28 +157,115 @@ pub(crate) fn print_groups(groups: &[UsageGroup]) {
     print_table(&TOTALS_HEADERS, &rows);
 }
 
+fn outcome_word(outcome: UsageOutcome) -> &'static str {
+    match outcome {
+        UsageOutcome::Recorded => "recorded",
+        UsageOutcome::Duplicate => "duplicate (already recorded, counted once)",
+        UsageOutcome::DeadLettered => "dead-lettered (the store refused it; see usage dead-letters)",
+    }
+}
+
+fn print_reservation(global: &GlobalArgs, reservation: &ReservationRecord) {
+    if global.json {
+        print_json(reservation);
+        return;
+    }
+    print_fields(&[
+        ("id", reservation.id.to_string()),
+        ("token", reservation.token_id.to_string()),
+        ("state", reservation.state.as_str().to_owned()),
+        ("expires", reservation.expires_at.to_string()),
+        ("closed", reservation.closed_at.map_or_else(|| "-".to_owned(), |at| at.to_string())),
+    ]);
+    let rows: Vec<Vec<String>> = reservation
+        .holds
+        .iter()
+        .map(|(key, amount)| vec![key.limit.subject.to_string(), key.limit.name(), amount.to_string()])
+        .collect();
+    print_table(&["SUBJECT", "LIMIT", "HELD"], &rows);
+}
+
 /// Runs one usage command as the operator.
 pub(crate) async fn run(global: &GlobalArgs, command: UsageCommand) -> CliResult {
     let context = context::open(global).await?;
     let metering = &context.metering;
     let operator = Principal::Operator;
     match command {
-        UsageCommand::Record(args) => {
-            let recorded = metering.record_inputs(&operator, &[input(&args)?]).await?;
+        UsageCommand::Record { token_id, event } => {
+            let recorded = metering.record_inputs(&operator, &[event.input(token_id)?]).await;
             metering.shutdown().await?;
-            let event = &recorded[0];
+            let recorded = recorded?;
+            let item = &recorded[0];
             if global.json {
-                print_json(event);
+                print_json(item);
             } else {
-                let cost = event.cost.unwrap_or(Microdollars::ZERO);
+                let event = &item.event;
                 say!(
-                    "recorded {} {}/{}: {} input + {} output tokens, {cost}",
+                    "{} {} {}/{}: {} input + {} output tokens, {}",
+                    outcome_word(item.outcome),
                     event.token_id,
                     event.provider,
                     event.model,
                     event.input_tokens,
-                    event.output_tokens
+                    event.output_tokens,
+                    event.cost.unwrap_or(Microdollars::ZERO)
                 );
+            }
+        }
+        UsageCommand::Settle { id, event } => {
+            let id = ReservationId::parse(&id)?;
+            let settled = metering.settle_reservation(&operator, &id, &event.input(String::new())?).await;
+            metering.shutdown().await?;
+            let settled = settled?;
+            if global.json {
+                print_json(&settled);
+            } else {
+                say!(
+                    "settled {id} ({}): {} input + {} output tokens, {}",
+                    outcome_word(settled.outcome),
+                    settled.event.input_tokens,
+                    settled.event.output_tokens,
+                    settled.event.cost.unwrap_or(Microdollars::ZERO)
+                );
+            }
+        }
+        UsageCommand::Release { id } => {
+            let released = metering.release_reservation(&operator, &ReservationId::parse(&id)?).await;
+            metering.shutdown().await?;
+            print_reservation(global, &released?);
+        }
+        UsageCommand::Reservation { id } => {
+            let found = metering.reservation(&operator, &ReservationId::parse(&id)?).await;
+            metering.shutdown().await?;
+            print_reservation(global, &found?);
+        }
+        UsageCommand::DeadLetters { limit, cursor } => {
+            let page = match cursor {
+                Some(cursor) => PageRequest::after(limit.clamp(1, PageRequest::MAX_LIMIT), cursor),
+                None => PageRequest::first(limit.clamp(1, PageRequest::MAX_LIMIT)),
+            };
+            let found = metering.dead_letters(&operator, &page).await;
+            metering.shutdown().await?;
+            let found = found?;
+            if global.json {
+                print_json(&serde_json::json!({ "items": found.items, "next_cursor": found.next_cursor }));
+            } else {
+                let rows: Vec<Vec<String>> = found
+                    .items
+                    .iter()
+                    .map(|letter| {
+                        vec![
+                            letter.id.to_string(),
+                            letter.failed_at.to_string(),
+                            letter.token_id.clone(),
+                            letter.reason.clone(),
+                        ]
+                    })
+                    .collect();
+                print_table(&["ID", "FAILED_AT", "TOKEN", "REASON"], &rows);
+                if let Some(cursor) = found.next_cursor {
+                    say!("more: --cursor {cursor}");
+                }
             }
         }
         UsageCommand::Show(args) => {
@@ -233,10 +288,11 @@ pub(crate) async fn run(global: &GlobalArgs, command: UsageCommand) -> CliResult
                 print_groups(&report.groups);
             }
         }
-        UsageCommand::Purge { older_than } => {
+        UsageCommand::Purge { older_than, force } => {
             let older_than = parse_duration("older_than", &older_than)?;
-            let purged = metering.purge_usage_events(&operator, older_than).await?;
+            let purged = metering.purge_usage_events(&operator, older_than, force).await;
             metering.shutdown().await?;
+            let purged = purged?;
             if global.json {
                 print_json(&serde_json::json!({ "purged": purged }));
             } else {

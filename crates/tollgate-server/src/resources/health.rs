@@ -1,4 +1,5 @@
-//! `GET /health`: 200 when the database answers, 503 when it does not.
+//! `GET /health`: 200 when the database answers (`status: degraded`, with the reason, while usage
+//! writes are failing), 503 when it does not answer.
 
 use axum::Json;
 use axum::extract::State;
@@ -14,6 +15,10 @@ pub(super) fn routes() -> Routes {
     Routes::new().get(
         "/health",
         Doc::new("health", "operations", "Check that the server and its database answer")
+            .describe(
+                "`status` is `degraded` while usage writes fail (the writer retries with backoff; `reason` \
+                 says why): verifies still work, reports may lag, and durable usage calls may answer 503.",
+            )
             .response::<Health>(200, "Healthy")
             .problems(&[503]),
         health,
@@ -25,6 +30,8 @@ pub(super) fn routes() -> Routes {
 pub(super) struct Health {
     status: &'static str,
     database: &'static str,
+    usage_writer: &'static str,
+    reason: Option<String>,
     version: &'static str,
 }
 
@@ -33,10 +40,12 @@ impl ApiSchema for Health {
     fn schema(_: &mut Components) -> Value {
         json!({
             "type": "object",
-            "required": ["status", "database", "version"],
+            "required": ["status", "database", "usage_writer", "reason", "version"],
             "properties": {
-                "status": { "const": "ok" },
+                "status": { "type": "string", "enum": ["ok", "degraded"] },
                 "database": { "const": "ok" },
+                "usage_writer": { "type": "string", "enum": ["ok", "failing"] },
+                "reason": { "type": ["string", "null"], "description": "Why usage writes fail, while they do." },
                 "version": { "type": "string" },
             }
         })
@@ -45,7 +54,9 @@ impl ApiSchema for Health {
 
 async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state.tokens().store().ping().await.map_err(ApiError::unavailable)?;
-    Ok(Json(Health { status: "ok", database: "ok", version: env!("CARGO_PKG_VERSION") }))
+    let reason = state.metering().degraded();
+    let (status, usage_writer) = if reason.is_some() { ("degraded", "failing") } else { ("ok", "ok") };
+    Ok(Json(Health { status, database: "ok", usage_writer, reason, version: env!("CARGO_PKG_VERSION") }))
 }
 
 #[cfg(test)]
@@ -55,6 +66,8 @@ mod tests {
 
     #[test]
     fn schema_matches_the_type() {
-        check_response(&Health { status: "ok", database: "ok", version: "0.0.0" });
+        check_response(&Health { status: "ok", database: "ok", usage_writer: "ok", reason: None, version: "0.0.0" });
+        let reason = Some("usage writes are failing".to_owned());
+        check_response(&Health { status: "degraded", database: "ok", usage_writer: "failing", reason, version: "0" });
     }
 }

@@ -17,7 +17,7 @@ pub(super) fn routes() -> Routes {
         Doc::new("metrics", "operations", "Prometheus metrics")
             .describe(
                 "Requests by route and status, latency histograms, verify outcomes by code and the verify \
-             cache's hit ratio, and the usage queue (depth, accepted, written, failed writes). Unauthenticated: expose it only where your scraper can reach it.",
+             cache's hit ratio, the usage queue (depth, accepted, written, duplicates, dead letters, failed writes, degraded), and request quotas lost with crashed processes (stranded). Unauthenticated: expose it only where your scraper can reach it.",
             )
             .response_text(200, "Prometheus text format 0.0.4", "text/plain"),
         metrics,
@@ -32,6 +32,30 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         ("tollgate_usage_events_accepted_total", "counter", "Usage events accepted.", usage.accepted_events),
         ("tollgate_usage_events_written_total", "counter", "Usage events written.", usage.written_events),
         ("tollgate_usage_write_failures_total", "counter", "Usage batch writes that failed.", usage.failed_writes),
+        (
+            "tollgate_usage_events_duplicate_total",
+            "counter",
+            "Usage events that repeated an event_id.",
+            usage.duplicate_events,
+        ),
+        (
+            "tollgate_usage_dead_letters_total",
+            "counter",
+            "Usage events the store refused (kept as dead letters).",
+            usage.dead_lettered_events,
+        ),
+        (
+            "tollgate_usage_events_refused_total",
+            "counter",
+            "Durable usage events answered 503 (store unavailable).",
+            usage.refused_events,
+        ),
+        (
+            "tollgate_usage_writer_degraded",
+            "gauge",
+            "1 while usage writes are failing.",
+            u64::from(usage.degraded.is_some()),
+        ),
     ] {
         let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
     }

@@ -10,11 +10,13 @@ mod openapi;
 mod prices;
 mod projects;
 mod rate_limits;
+mod reservations;
 mod service_accounts;
 mod sessions;
 mod token_verify;
 mod tokens;
 mod usage;
+mod usage_record;
 mod users;
 mod verify_view;
 
@@ -35,7 +37,9 @@ pub(crate) fn routes() -> Routes {
         .merge(sessions::routes())
         .merge(me::routes())
         .merge(audit::routes())
+        .merge(usage_record::routes())
         .merge(usage::routes())
+        .merge(reservations::routes())
         .merge(limits::routes())
         .merge(prices::routes())
         .merge(rate_limits::routes())

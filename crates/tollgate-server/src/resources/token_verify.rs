@@ -7,10 +7,10 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tollgate::VerifyRequest;
+use tollgate::{EstimateInput, VerifyRequest};
 use zeroize::Zeroizing;
 
-use super::verify_view::VerifyResult;
+use super::verify_view::{ReservationView, VerifyResult};
 use crate::auth::{Caller, VERIFY_SCOPE, check_tool};
 use crate::error::ApiError;
 use crate::extract::Json;
@@ -24,7 +24,11 @@ pub(super) fn routes() -> Routes {
         Doc::new("verifyToken", "verify", "Verify a caller's token on behalf of a gateway")
             .describe(
                 "Answers 200 whether or not the token is valid: branch on `valid` and `code`. Needs a \
-                 credential with the `tokens:verify` scope or permission admin.",
+                 credential with the `tokens:verify` scope or permission admin. With `reserve` (the most \
+                 tokens and money the call may use), the estimate is held against the token's tokens and \
+                 cost limits (`quota_exceeded` when it does not fit, so concurrent calls cannot overspend) \
+                 and `reservation.id` is returned: settle it with the actual usage \
+                 (`POST /v1/reservations/{id}/settle`) or release it; unsettled, it expires by itself.",
             )
             .bearer()
             .body::<VerifyTokenBody>()
@@ -45,6 +49,8 @@ pub(super) struct VerifyTokenBody {
     tool: Option<String>,
     #[serde(default)]
     cost: Option<u32>,
+    #[serde(default)]
+    reserve: Option<EstimateInput>,
 }
 
 /// A presented token: zeroized on drop, never shown by `Debug`.
@@ -77,9 +83,32 @@ impl ApiSchema for VerifyTokenBody {
                     "type": "integer", "minimum": 1, "maximum": 1_000_000,
                     "description": "Units this request spends against rate limits (default 1).",
                 },
+                "reserve": estimate_schema(),
             }
         })
     }
+}
+
+/// The `reserve` object (also documented for the `X-Tollgate-Reserve` header).
+pub(super) fn estimate_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "description": "The most the call may use: held until settled, released or expired.",
+        "properties": {
+            "provider": { "type": "string", "description": "With model: price the estimate from the table." },
+            "model": { "type": "string" },
+            "max_input_tokens": { "type": "integer", "minimum": 0 },
+            "max_output_tokens": { "type": "integer", "minimum": 0, "description": "The call's max_tokens." },
+            "cost_micros": { "type": "integer", "minimum": 0, "description": "Hold this much money instead of pricing." },
+        }
+    })
+}
+
+/// Names an estimate's fields under `reserve.` in errors.
+pub(super) fn estimate_error(error: tollgate::ValidationError) -> ApiError {
+    let field = if error.field == "reserve" { error.field.to_owned() } else { format!("reserve.{}", error.field) };
+    ApiError::invalid_field(field, error.reason)
 }
 
 async fn verify(
@@ -98,13 +127,27 @@ async fn verify(
     if body.cost.is_some_and(|cost| !(1..=1_000_000).contains(&cost)) {
         return Err(ApiError::invalid_field("cost", "must be between 1 and 1000000"));
     }
+    let estimate = body.reserve.as_ref().map(EstimateInput::parse).transpose().map_err(estimate_error)?;
     let request = VerifyRequest { ip: body.ip, tool: body.tool };
-    let outcome = state.tokens().verify(&body.token.0, &request).await;
+    let outcome = match &estimate {
+        None => state.tokens().verify(&body.token.0, &request).await.map(|context| (context, None)),
+        Some(estimate) => {
+            let reservation = state.metering().reservation_for(estimate);
+            state
+                .tokens()
+                .verify_and_reserve(&body.token.0, &request, &reservation)
+                .await
+                .map(|(context, held)| (context, Some(ReservationView::of(&held))))
+        }
+    };
     let metrics = state.metrics();
     let response = match outcome {
-        Ok(context) => {
+        Ok((context, reservation)) => {
             metrics.observe_verify(Ok(()));
-            axum::Json(VerifyResult::valid(&context)).into_response()
+            match reservation {
+                Some(reservation) => axum::Json(VerifyResult::reserved(&context, reservation)).into_response(),
+                None => axum::Json(VerifyResult::valid(&context)).into_response(),
+            }
         }
         Err(tollgate::Error::Refused(refusal)) => {
             metrics.observe_verify(Err(refusal.code));

@@ -1,47 +1,29 @@
-//! `/v1/usage` and `/v1/analytics`: report usage (one event or a batch, queued through the
-//! facade's write-behind recorder and answered 202), read it back by filters and groups, and the
-//! operator's overview of a time range.
+//! `GET /v1/usage` and `/v1/analytics`: usage read back by filters and groups, and the operator's
+//! overview of a time range (reporting usage is `usage_record`).
 
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tollgate::{
     AnalyticsReport, ModelName, OwnerId, ProjectId, ProviderName, Timestamp, TokenId, UsageFilter, UsageGroupBy,
-    UsageInput, UsageReport, Window,
+    UsageReport, Window,
 };
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{Json, Query, from_value};
+use crate::extract::Query;
 use crate::openapi::{ApiSchema, Components, timestamp};
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 
-/// At most this many events in one `POST /v1/usage`.
-const MAX_BATCH: usize = 1000;
 /// The longest range a report covers when asked by `hours` (a year).
 const MAX_HOURS: u64 = 366 * 24;
 
 pub(super) fn routes() -> Routes {
     Routes::new()
-        .post(
-            "/v1/usage",
-            Doc::new("recordUsage", "usage", "Report usage: one event, or `{\"events\": [...]}` (at most 1000)")
-                .describe(
-                    "Validated and authorized in full before anything is counted (one bad event: nothing is \
-                     stored, and `field` names it, e.g. `events[3].model`). Accepted events are counted against \
-                     quotas at once and written in batches; a graceful shutdown writes every event answered 202.",
-                )
-                .bearer()
-                .body::<UsageBody>()
-                .response::<Accepted>(202, "Queued")
-                .problems(&[400, 403, 404, 413, 415, 503]),
-            record,
-        )
         .get(
             "/v1/usage",
             Doc::new("getUsage", "usage", "Usage totals over a range, optionally grouped")
@@ -61,88 +43,6 @@ pub(super) fn routes() -> Routes {
                 .problems(&[400, 403]),
             analytics,
         )
-}
-
-/// `POST /v1/usage`: one event, or `{"events": [...]}`.
-#[derive(Debug)]
-struct UsageBody;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Batch {
-    events: Vec<UsageInput>,
-}
-
-fn event_schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["token_id", "provider", "model"],
-        "properties": {
-            "token_id": { "type": "string", "description": "tok_…" },
-            "at": timestamp("When; default now; at most 5 minutes ahead."),
-            "provider": { "type": "string", "pattern": "^[a-z0-9._:/-]{1,64}$" },
-            "model": { "type": "string", "pattern": "^[a-z0-9._:/-]{1,128}$" },
-            "input_tokens": { "type": "integer", "minimum": 0 },
-            "output_tokens": { "type": "integer", "minimum": 0 },
-            "requests": { "type": "integer", "minimum": 0, "default": 1 },
-            "cost_micros": { "type": "integer", "minimum": 0, "description": "Omit to price from the table." },
-            "endpoint": { "type": "string" },
-            "outcome": { "type": "string", "enum": ["success", "error"] },
-            "latency_ms": { "type": "integer", "minimum": 0 },
-            "ip": { "type": "string" },
-        }
-    })
-}
-
-impl ApiSchema for UsageBody {
-    const NAME: &'static str = "RecordUsage";
-    fn schema(_: &mut Components) -> Value {
-        json!({
-            "oneOf": [
-                event_schema(),
-                {
-                    "type": "object",
-                    "additionalProperties": false,
-                    "required": ["events"],
-                    "properties": { "events": { "type": "array", "maxItems": MAX_BATCH, "items": event_schema() } },
-                },
-            ]
-        })
-    }
-}
-
-/// 202's body.
-#[derive(Debug, Serialize)]
-struct Accepted {
-    accepted: usize,
-}
-
-impl ApiSchema for Accepted {
-    const NAME: &'static str = "UsageAccepted";
-    fn schema(_: &mut Components) -> Value {
-        json!({
-            "type": "object",
-            "required": ["accepted"],
-            "properties": { "accepted": { "type": "integer", "description": "Events queued." } }
-        })
-    }
-}
-
-async fn record(State(state): State<AppState>, caller: Caller, Json(body): Json<Value>) -> Result<Response, ApiError> {
-    let is_batch = body.as_object().is_some_and(|object| object.contains_key("events"));
-    let inputs = if is_batch { from_value::<Batch>(body)?.events } else { vec![from_value::<UsageInput>(body)?] };
-    if inputs.is_empty() || inputs.len() > MAX_BATCH {
-        return Err(ApiError::invalid_field("events", format!("must hold 1 to {MAX_BATCH} events")));
-    }
-    let recorded = state.metering().record_inputs(&caller.principal, &inputs).await.map_err(|error| match error {
-        // Record-time validation names the field of the event; say which event.
-        tollgate::Error::Validation(invalid) if is_batch => {
-            ApiError::invalid_field(format!("events[].{}", invalid.field), invalid.reason)
-        }
-        other => other.into(),
-    })?;
-    Ok((StatusCode::ACCEPTED, axum::Json(Accepted { accepted: recorded.len() })).into_response())
 }
 
 /// The range of a report: `since` and `until`, or the last `hours`, or the last 24 hours.

@@ -3,7 +3,8 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 use tollgate::{
-    OwnerId, OwnerName, Permission, ProjectId, Refusal, Scope, Timestamp, TokenContext, TokenId, TokenName, ToolList,
+    Metric, OwnerId, OwnerName, Permission, ProjectId, QuotaReservation, Refusal, ReservationId, Scope, Timestamp,
+    TokenContext, TokenId, TokenName, ToolList,
 };
 
 use crate::openapi::{ApiSchema, Components, id, nullable, timestamp};
@@ -45,6 +46,36 @@ pub(crate) struct VerifyResult<'a> {
     limit: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     resets_at: Option<Timestamp>,
+    /// Present when an estimate was sent with the verify: what is held until settled or released.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reservation: Option<ReservationView>,
+}
+
+/// A reservation made by a verify.
+#[derive(Debug, Serialize)]
+pub(crate) struct ReservationView {
+    /// `None` when the estimate held nothing (then report usage with `POST /v1/usage`).
+    id: Option<ReservationId>,
+    expires_at: Option<Timestamp>,
+    /// Tokens held against the tightest tokens limit (0 when none governs the token).
+    held_tokens: i64,
+    /// Microdollars held against the tightest cost limit (0 when none governs the token).
+    held_cost_micros: i64,
+}
+
+impl ReservationView {
+    pub(crate) fn of(reservation: &QuotaReservation) -> Self {
+        Self {
+            id: reservation.id(),
+            expires_at: reservation.expires_at(),
+            held_tokens: reservation.held(Metric::Tokens),
+            held_cost_micros: reservation.held(Metric::Cost),
+        }
+    }
+
+    pub(crate) fn id(&self) -> Option<ReservationId> {
+        self.id
+    }
 }
 
 impl<'a> VerifyResult<'a> {
@@ -67,7 +98,13 @@ impl<'a> VerifyResult<'a> {
             retry_after_seconds: None,
             limit: None,
             resets_at: None,
+            reservation: None,
         }
+    }
+
+    /// A valid token with the reservation its verify made.
+    pub(crate) fn reserved(context: &'a TokenContext, reservation: ReservationView) -> Self {
+        Self { reservation: Some(reservation), ..Self::valid(context) }
     }
 
     /// A refused token.
@@ -88,6 +125,7 @@ impl<'a> VerifyResult<'a> {
             retry_after_seconds: refusal.retry_after.map(|delay| delay.as_secs_f64().ceil() as u64),
             limit: refusal.limit.as_deref(),
             resets_at: refusal.resets_at,
+            reservation: None,
         }
     }
 }
@@ -125,6 +163,17 @@ impl ApiSchema for VerifyResult<'_> {
                 "retry_after_seconds": { "type": "integer", "minimum": 0 },
                 "limit": { "type": "string" },
                 "resets_at": timestamp("For quota_exceeded: when the window resets."),
+                "reservation": {
+                    "type": "object",
+                    "description": "When an estimate was sent: what is held until settled, released or expired.",
+                    "required": ["id", "expires_at", "held_tokens", "held_cost_micros"],
+                    "properties": {
+                        "id": nullable(id("rsv_", "Settle or release by this id; null when the estimate held nothing.")),
+                        "expires_at": nullable(timestamp("When the holds return by themselves.")),
+                        "held_tokens": { "type": "integer", "minimum": 0 },
+                        "held_cost_micros": { "type": "integer", "minimum": 0 },
+                    }
+                },
             }
         })
     }

@@ -1,4 +1,5 @@
-//! Builders shared by the conformance cases: times, hashes, owners, projects, tokens, users, sessions.
+//! Builders shared by the conformance cases: times, hashes, owners, projects, tokens, users, sessions,
+//! counters and reservations.
 
 use tollgate_types::{
     Actor, AuditEvent, Description, Imposed, KeyId, NewProject, NewServiceAccount, NewToken, OwnerRecord,
@@ -43,7 +44,17 @@ pub fn insert(name: &str, owner: &OwnerRecord, project: Option<&ProjectRecord>, 
     }
 }
 
-/// Stores a token named `name` of `owner` (in `project`) at `at(seconds)`.
+/// Makes `owner` a member of `project` with the member role (what a token bound to the project
+/// needs), at `at(seconds)`; nothing changes when it already is one.
+pub async fn join(store: &dyn Store, owner: &OwnerRecord, project: &ProjectRecord, seconds: i64) {
+    let event = audit("project.put_member", project.id, at(seconds));
+    store
+        .put_project_member(&project.id, &owner.id, tollgate_types::ProjectRole::Member, at(seconds), &event)
+        .await
+        .expect("put project member succeeds");
+}
+
+/// Stores a token named `name` of `owner` (in `project`, joining it first) at `at(seconds)`.
 pub async fn create_token(
     store: &dyn Store,
     name: &str,
@@ -51,6 +62,9 @@ pub async fn create_token(
     project: Option<&ProjectRecord>,
     seconds: i64,
 ) -> TokenRecord {
+    if let Some(project) = project {
+        join(store, owner, project, seconds).await;
+    }
     let insert = insert(name, owner, project, at(seconds));
     store.insert_token(&insert, &audit("token.create", insert.id, at(seconds))).await.expect("insert token succeeds")
 }
@@ -223,5 +237,38 @@ pub fn refuses_missing(error: &crate::StoreError, entity: &str) -> bool {
         crate::StoreError::NotFound { entity: named } => *named == entity,
         crate::StoreError::Conflict(_) => true,
         _ => false,
+    }
+}
+
+/// A limit subject for a service account no case stores: limits, counters, leases and reservations
+/// name their subjects by id and need no stored owner.
+pub fn some_owner() -> tollgate_types::LimitSubject {
+    tollgate_types::LimitSubject::Owner(tollgate_types::OwnerId::ServiceAccount(ServiceAccountId::generate()))
+}
+
+/// The counter of `subject`'s `metric` over `window` for the window containing `at(seconds)`.
+pub fn counter(
+    subject: &tollgate_types::LimitSubject,
+    metric: tollgate_types::Metric,
+    window: tollgate_types::Window,
+    seconds: i64,
+) -> tollgate_types::CounterKey {
+    let limit = tollgate_types::LimitKey { subject: subject.clone(), metric, window };
+    tollgate_types::CounterKey::at(limit, at(seconds))
+}
+
+/// A hold of `amount` on `key`, refused past `max` (held unconditionally without one).
+pub fn hold(key: &tollgate_types::CounterKey, amount: i64, max: Option<u64>) -> crate::Hold {
+    crate::Hold { key: key.clone(), amount, max }
+}
+
+/// A new reservation of `holds` for `token_id`, made at `at(seconds)` and expiring a minute later.
+pub fn reservation(token_id: TokenId, holds: Vec<crate::Hold>, seconds: i64) -> crate::ReservationInsert {
+    crate::ReservationInsert {
+        id: tollgate_types::ReservationId::generate(),
+        token_id,
+        holds,
+        created_at: at(seconds),
+        expires_at: at(seconds + 60),
     }
 }

@@ -2,23 +2,15 @@
 
 use tollgate_types::{
     CounterKey, LimitKey, LimitSpec, LimitSubject, Metric, Microdollars, ModelName, ModelPrice, OwnerId, ProjectId,
-    ProviderName, RateLimitSpec, ServiceAccountId, TokenId, UserId, Window,
+    ProviderName, RateLimitSpec, TokenId, UserId, Window,
 };
 
-use super::fixtures::{T0, at, audit, join_all, owner, project};
-use super::usage::{event, token};
-use crate::{
-    AuditFilter, ConsumeOutcome, CounterDelta, CounterIncrement, PageRequest, ShadowHit, Store, StoreError, UsageBatch,
-};
+use super::fixtures::{T0, at, audit, counter, hold, owner, project, reservation, some_owner};
+use super::usage::{event, item, record, token};
+use crate::{AuditFilter, CounterDelta, PageRequest, ReserveOutcome, ShadowHit, Store, StoreError, UsageBatch};
 
 fn key(subject: LimitSubject, metric: Metric, window: Window) -> LimitKey {
     LimitKey { subject, metric, window }
-}
-
-/// An owner subject for a service account no other case knows: limits and counters name their
-/// subjects by id and need no stored owner.
-fn some_owner() -> LimitSubject {
-    LimitSubject::Owner(OwnerId::ServiceAccount(ServiceAccountId::generate()))
 }
 
 async fn actions(store: &dyn Store) -> Vec<String> {
@@ -42,23 +34,29 @@ pub async fn limits_are_created_replaced_and_audited(store: &dyn Store) {
     assert_eq!(actions(store).await, ["limit.set", "limit.set"]);
 }
 
-/// Deleting a limit removes it and its counters; deleting a missing one is `NotFound` and writes nothing.
-pub async fn deleting_a_limit_removes_its_counters(store: &dyn Store) {
+/// Deleting a limit removes it but keeps its counters: set again mid-window, it continues from
+/// what was used. Deleting a missing one is `NotFound` and writes nothing.
+pub async fn deleting_a_limit_keeps_its_counters(store: &dyn Store) {
     let daily = key(some_owner(), Metric::Requests, Window::Day);
-    store
-        .put_limit(&LimitSpec::new(daily.clone(), 10, false).unwrap(), T0, &audit("limit.set", "x", T0))
-        .await
-        .unwrap();
+    let spec = LimitSpec::new(daily.clone(), 10, false).unwrap();
+    store.put_limit(&spec, T0, &audit("limit.set", "x", T0)).await.unwrap();
     let counter = CounterKey::at(daily.clone(), at(5));
-    let increment = CounterIncrement { key: counter.clone(), amount: 4, max: Some(10) };
-    store.try_consume(std::slice::from_ref(&increment)).await.unwrap();
+    let held = store.reserve(&reservation(TokenId::generate(), vec![hold(&counter, 4, Some(10))], 5)).await.unwrap();
+    assert_eq!(held, ReserveOutcome::Held(vec![4]));
     let deleted = store.delete_limit(&daily, &audit("limit.remove", "x", at(6))).await.unwrap();
     assert_eq!(deleted.spec.max(), 10);
     assert!(store.limits(None).await.unwrap().is_empty());
-    assert_eq!(store.load_counter(&counter).await.unwrap(), 0, "the counter went with its limit");
+    assert_eq!(
+        store.counter_values(std::slice::from_ref(&counter)).await.unwrap(),
+        [4],
+        "the counter outlives its limit"
+    );
     let missing = store.delete_limit(&daily, &audit("limit.remove", "x", at(7))).await.unwrap_err();
     assert!(matches!(missing, StoreError::NotFound { entity: "limit" }), "{missing:?}");
-    assert_eq!(actions(store).await, ["limit.set", "limit.remove"]);
+    store.put_limit(&spec, at(8), &audit("limit.set", "x", at(8))).await.unwrap();
+    let again = store.reserve(&reservation(TokenId::generate(), vec![hold(&counter, 7, Some(10))], 9)).await.unwrap();
+    assert_eq!(again, ReserveOutcome::Refused { index: 0, used: 4 }, "set again, the limit counts what was used");
+    assert_eq!(actions(store).await, ["limit.set", "limit.remove", "limit.set"]);
 }
 
 /// Limits list per subject, ordered by subject, metric (requests, tokens, cost) and window (short first).
@@ -89,83 +87,98 @@ pub async fn limits_list_by_subject_in_a_stable_order(store: &dyn Store) {
     assert_eq!(store.limits(None).await.unwrap().len(), 5);
 }
 
-/// A new counter of tokens or cost starts from the usage already rolled up in its window (hours,
-/// days, months); requests and minute windows start at zero; an existing counter is not re-seeded.
+/// A counter of tokens or cost over an hour, a day or a month that does not exist yet reads as the
+/// usage already rolled up in its window; requests and minute windows read zero. Reading creates
+/// nothing, so a missing counter follows later rollups; a delta creates it, seeded from the rollups
+/// before its batch, and from then on only deltas change it.
 pub async fn new_counters_start_from_rolled_up_usage(store: &dyn Store) {
     let alice_owner = owner(store, "alice").await;
     let search = project(store, "search").await;
     let alice = token(store, &alice_owner, Some(&search)).await;
-    let events = [event(alice, 10, "gpt-4o", 100, 20, 300), event(alice, 90_000, "gpt-4o", 7, 0, 1)];
-    store.record_usage(UsageBatch { events: &events, ..UsageBatch::default() }).await.unwrap();
-    let counter = |subject: LimitSubject, metric, window| CounterKey::at(key(subject, metric, window), at(60));
+    record(store, &[event(alice, 10, "gpt-4o", 100, 20, 300), event(alice, 90_000, "gpt-4o", 7, 0, 1)]).await;
     let token = LimitSubject::Token(alice);
-    let project = LimitSubject::Project(search.id);
-    let alice_subject = LimitSubject::Owner(alice_owner.id);
-    assert_eq!(store.load_counter(&counter(token.clone(), Metric::Tokens, Window::Day)).await.unwrap(), 120);
-    assert_eq!(store.load_counter(&counter(token.clone(), Metric::Cost, Window::Month)).await.unwrap(), 301);
-    assert_eq!(store.load_counter(&counter(alice_subject, Metric::Cost, Window::Hour)).await.unwrap(), 300);
-    assert_eq!(store.load_counter(&counter(project, Metric::Tokens, Window::Month)).await.unwrap(), 127);
-    assert_eq!(store.load_counter(&counter(token.clone(), Metric::Tokens, Window::Minute)).await.unwrap(), 0);
-    assert_eq!(store.load_counter(&counter(token.clone(), Metric::Requests, Window::Day)).await.unwrap(), 0);
-    assert_eq!(store.load_counter(&counter(some_owner(), Metric::Cost, Window::Day)).await.unwrap(), 0);
-    // Seeded once: usage recorded later reaches the counter only through deltas.
-    let more = [event(alice, 20, "gpt-4o", 1_000, 0, 1)];
-    store.record_usage(UsageBatch { events: &more, ..UsageBatch::default() }).await.unwrap();
-    assert_eq!(store.load_counter(&counter(token, Metric::Tokens, Window::Day)).await.unwrap(), 120);
+    let daily_tokens = counter(&token, Metric::Tokens, Window::Day, 60);
+    let monthly_tokens = counter(&token, Metric::Tokens, Window::Month, 60);
+    let keys = [
+        daily_tokens.clone(),
+        counter(&token, Metric::Cost, Window::Month, 60),
+        counter(&LimitSubject::Owner(alice_owner.id), Metric::Cost, Window::Hour, 60),
+        counter(&LimitSubject::Project(search.id), Metric::Tokens, Window::Month, 60),
+        counter(&token, Metric::Tokens, Window::Minute, 60),
+        counter(&token, Metric::Requests, Window::Day, 60),
+        counter(&some_owner(), Metric::Cost, Window::Day, 60),
+    ];
+    assert_eq!(store.counter_values(&keys).await.unwrap(), [120, 301, 300, 127, 0, 0, 0]);
+    let values = |keys: [CounterKey; 2]| async move { store.counter_values(&keys).await.unwrap() };
+    // Reading created nothing: usage rolled up since is read too.
+    record(store, &[event(alice, 20, "gpt-4o", 1_000, 0, 1)]).await;
+    assert_eq!(values([daily_tokens.clone(), monthly_tokens.clone()]).await, [1_120, 1_127]);
+    // A delta creates the counter: the rollups before its batch plus the delta.
+    let delta = CounterDelta { key: daily_tokens.clone(), delta: 5 };
+    let events = [item(event(alice, 30, "gpt-4o", 5, 0, 1), &[delta])];
+    let written = store.record_usage(UsageBatch { events: &events, ..UsageBatch::default() }).await.unwrap();
+    assert_eq!(written.totals, [(daily_tokens.clone(), 1_125)]);
+    // Created, it is no longer seeded: usage recorded without a delta reaches only missing counters.
+    record(store, &[event(alice, 40, "gpt-4o", 50, 0, 1)]).await;
+    assert_eq!(values([daily_tokens, monthly_tokens]).await, [1_125, 1_182]);
 }
 
-/// `try_consume` applies every increment or none; a zero amount asks whether anything is left;
-/// an increment without a maximum always applies.
-pub async fn consume_is_all_or_nothing(store: &dyn Store) {
+/// A reservation holds every amount or none; a zero hold asks whether anything is left; a hold
+/// without a maximum always applies.
+pub async fn reservations_are_all_or_nothing(store: &dyn Store) {
     let alice = some_owner();
-    let minute = CounterKey::at(key(alice.clone(), Metric::Requests, Window::Minute), at(1));
-    let day = CounterKey::at(key(alice, Metric::Requests, Window::Day), at(1));
-    let both = |amount| {
-        vec![
-            CounterIncrement { key: minute.clone(), amount, max: Some(10) },
-            CounterIncrement { key: day.clone(), amount, max: Some(3) },
-        ]
+    let minute = counter(&alice, Metric::Requests, Window::Minute, 1);
+    let day = counter(&alice, Metric::Requests, Window::Day, 1);
+    let reserve = |holds: Vec<crate::Hold>| async move {
+        let insert = reservation(TokenId::generate(), holds, 1);
+        let outcome = store.reserve(&insert).await.unwrap();
+        (outcome, store.reservation(&insert.id).await.is_ok())
     };
-    assert_eq!(store.try_consume(&both(2)).await.unwrap(), ConsumeOutcome::Applied(vec![2, 2]));
-    assert_eq!(store.try_consume(&both(2)).await.unwrap(), ConsumeOutcome::Refused { index: 1, used: 2 });
-    assert_eq!(store.load_counter(&minute).await.unwrap(), 2, "the refused batch changed nothing");
-    assert_eq!(store.try_consume(&both(1)).await.unwrap(), ConsumeOutcome::Applied(vec![3, 3]));
-    assert_eq!(store.try_consume(&both(0)).await.unwrap(), ConsumeOutcome::Refused { index: 1, used: 3 });
-    let unconditional = [CounterIncrement { key: day.clone(), amount: 5, max: None }];
-    assert_eq!(store.try_consume(&unconditional).await.unwrap(), ConsumeOutcome::Applied(vec![8]));
-    let returned = [CounterIncrement { key: day.clone(), amount: -8, max: Some(3) }];
-    assert_eq!(store.try_consume(&returned).await.unwrap(), ConsumeOutcome::Applied(vec![0]));
+    let both = |amount| vec![hold(&minute, amount, Some(10)), hold(&day, amount, Some(3))];
+    assert_eq!(reserve(both(2)).await, (ReserveOutcome::Held(vec![2, 2]), true));
+    assert_eq!(reserve(both(2)).await, (ReserveOutcome::Refused { index: 1, used: 2 }, false), "and not stored");
+    let values = || async { store.counter_values(&[minute.clone(), day.clone()]).await.unwrap() };
+    assert_eq!(values().await, [2, 2], "the refused reservation held nothing");
+    assert_eq!(reserve(both(1)).await.0, ReserveOutcome::Held(vec![3, 3]));
+    assert_eq!(reserve(both(0)).await.0, ReserveOutcome::Refused { index: 1, used: 3 });
+    assert_eq!(reserve(vec![hold(&minute, 0, Some(10))]).await.0, ReserveOutcome::Held(vec![3]));
+    assert_eq!(reserve(vec![hold(&day, 5, None)]).await.0, ReserveOutcome::Held(vec![8]));
+    assert_eq!(
+        reserve(vec![hold(&minute, 7, Some(10)), hold(&day, 1, None)]).await.0,
+        ReserveOutcome::Held(vec![10, 9])
+    );
+    assert_eq!(values().await, [10, 9]);
 }
 
-/// Concurrent consumers against a maximum of 10 get exactly 10 admissions.
-pub async fn concurrent_consumers_never_pass_the_maximum(store: &dyn Store) {
-    let counter = CounterKey::at(key(some_owner(), Metric::Cost, Window::Month), at(1));
-    let increment = [CounterIncrement { key: counter.clone(), amount: 250_000, max: Some(2_500_000) }];
-    let attempts = (0..64).map(|_| store.try_consume(&increment)).collect();
-    let admitted = join_all(attempts)
-        .await
-        .into_iter()
-        .filter(|outcome| matches!(outcome, Ok(ConsumeOutcome::Applied(_))))
-        .count();
-    assert_eq!(admitted, 10);
-    assert_eq!(store.load_counter(&counter).await.unwrap(), 2_500_000);
+/// Concurrent reservations against a maximum of ten holds' worth get exactly ten.
+pub async fn concurrent_reservations_never_pass_the_maximum(store: &dyn Store) {
+    let counter = counter(&some_owner(), Metric::Cost, Window::Month, 1);
+    let inserts: Vec<_> =
+        (0..64).map(|_| reservation(TokenId::generate(), vec![hold(&counter, 250_000, Some(2_500_000))], 1)).collect();
+    let outcomes = super::fixtures::join_all(inserts.iter().map(|insert| store.reserve(insert)).collect()).await;
+    let held = outcomes.into_iter().filter(|outcome| matches!(outcome, Ok(ReserveOutcome::Held(_)))).count();
+    assert_eq!(held, 10);
+    assert_eq!(store.counter_values(std::slice::from_ref(&counter)).await.unwrap(), [2_500_000]);
 }
 
 /// Each window start is its own counter, and counters are purged once their window has ended.
 pub async fn counters_are_per_window_and_purged_after_they_end(store: &dyn Store) {
-    let limit = key(some_owner(), Metric::Requests, Window::Minute);
-    let first = CounterKey::at(limit.clone(), at(10));
-    let second = CounterKey::at(limit.clone(), at(70));
+    let subject = some_owner();
+    let first = counter(&subject, Metric::Requests, Window::Minute, 10);
+    let second = counter(&subject, Metric::Requests, Window::Minute, 70);
     assert_ne!(first, second);
-    store.try_consume(&[CounterIncrement { key: first.clone(), amount: 1, max: Some(1) }]).await.unwrap();
-    let fresh = store.try_consume(&[CounterIncrement { key: second.clone(), amount: 1, max: Some(1) }]).await.unwrap();
-    assert_eq!(fresh, ConsumeOutcome::Applied(vec![1]));
+    let reserve = |key: CounterKey| async move {
+        store.reserve(&reservation(TokenId::generate(), vec![hold(&key, 1, Some(1))], 70)).await
+    };
+    assert_eq!(reserve(first.clone()).await.unwrap(), ReserveOutcome::Held(vec![1]));
+    assert_eq!(reserve(second.clone()).await.unwrap(), ReserveOutcome::Held(vec![1]), "a new window starts afresh");
+    assert_eq!(reserve(first.clone()).await.unwrap(), ReserveOutcome::Refused { index: 0, used: 1 });
     assert_eq!(store.purge_counters(at(60)).await.unwrap(), 0, "a window ending exactly then is kept");
     assert_eq!(store.purge_counters(at(61)).await.unwrap(), 1);
-    assert_eq!(store.load_counter(&second).await.unwrap(), 1);
+    assert_eq!(store.counter_values(&[first, second]).await.unwrap(), [0, 1]);
 }
 
-/// A usage batch applies counter deltas (creating counters) and shadow hits with its events.
+/// A usage batch applies counter deltas (creating counters, one total per counter) and shadow hits.
 pub async fn usage_batches_apply_counter_deltas_and_shadow_hits(store: &dyn Store) {
     let daily = key(some_owner(), Metric::Cost, Window::Day);
     store
@@ -178,14 +191,16 @@ pub async fn usage_batches_apply_counter_deltas_and_shadow_hits(store: &dyn Stor
         ShadowHit { limit: daily.clone(), hits: 2, last_at: at(8) },
         ShadowHit { limit: key(some_owner(), Metric::Cost, Window::Day), hits: 1, last_at: at(8) },
     ];
-    let totals =
+    let written =
         store.record_usage(UsageBatch { counters: &deltas, shadow_hits: &hits, ..UsageBatch::default() }).await;
-    assert_eq!(totals.unwrap(), [700, 1_200]);
+    let written = written.unwrap();
+    assert_eq!((written.outcomes.len(), written.totals), (0, vec![(counter.clone(), 1_200)]));
     let hits = [ShadowHit { limit: daily.clone(), hits: 1, last_at: at(7) }];
-    store.record_usage(UsageBatch { shadow_hits: &hits, ..UsageBatch::default() }).await.unwrap();
+    let written = store.record_usage(UsageBatch { shadow_hits: &hits, ..UsageBatch::default() }).await.unwrap();
+    assert!(written.totals.is_empty(), "{written:?}");
     let record = store.limits(None).await.unwrap().remove(0);
     assert_eq!((record.shadow_hits, record.last_shadow_hit_at), (3, Some(at(8))));
-    assert_eq!(store.load_counter(&counter).await.unwrap(), 1_200);
+    assert_eq!(store.counter_values(std::slice::from_ref(&counter)).await.unwrap(), [1_200]);
     assert_eq!(store.limits(None).await.unwrap().len(), 1, "hits for unknown limits create nothing");
 }
 

@@ -11,6 +11,9 @@ pub mod audit;
 pub mod fixtures;
 pub mod limits;
 pub mod projects;
+pub mod quota;
+pub mod recording;
+pub mod reservations;
 pub mod sessions;
 pub mod subjects;
 pub mod token_owners;
@@ -98,17 +101,43 @@ macro_rules! conformance_tests {
                 rollups_keep_attribution_after_token_deletion,
                 concurrent_batches_all_land,
             ];
+            recording => [
+                event_ids_count_once_within_and_across_batches,
+                concurrent_repeats_of_one_event_count_once,
+                sums_saturate_instead_of_failing,
+                purge_forgets_the_keys_of_purged_events,
+                dead_letters_round_trip_and_page,
+            ];
             limits => [
                 limits_are_created_replaced_and_audited,
-                deleting_a_limit_removes_its_counters,
+                deleting_a_limit_keeps_its_counters,
                 limits_list_by_subject_in_a_stable_order,
                 new_counters_start_from_rolled_up_usage,
-                consume_is_all_or_nothing,
-                concurrent_consumers_never_pass_the_maximum,
+                reservations_are_all_or_nothing,
+                concurrent_reservations_never_pass_the_maximum,
                 counters_are_per_window_and_purged_after_they_end,
                 usage_batches_apply_counter_deltas_and_shadow_hits,
                 rate_limits_round_trip_and_follow_their_token,
                 prices_round_trip_and_are_audited,
+            ];
+            quota => [
+                leases_never_pass_the_maximum,
+                concurrent_leases_share_exactly_the_maximum,
+                leases_need_a_registered_holder,
+                returns_give_back_only_unused_units,
+                summaries_tell_leased_units_from_stranded_ones,
+                purging_quota_state_deletes_only_what_ended,
+            ];
+            reservations => [
+                holds_on_one_counter_add_up_and_refusals_leave_no_trace,
+                a_reservation_id_is_stored_once,
+                settling_replaces_holds_with_actual_usage,
+                settling_twice_counts_once,
+                settling_a_released_reservation_records_nothing,
+                settling_with_a_recorded_event_id_only_returns_the_holds,
+                settling_checks_the_token_and_the_id,
+                expired_reservations_return_their_holds,
+                expiry_covers_every_reservation,
             ];
             subjects => [
                 limits_for_owners_and_projects_round_trip,

@@ -6,9 +6,9 @@ use tollgate_types::{
     Window,
 };
 
-use super::fixtures::{T0, at, audit, create_user, owner, project, user_owner};
+use super::fixtures::{T0, at, audit, create_user, hold, owner, project, reservation, user_owner};
 use super::usage::{event, keys_and_costs, record, summary, token};
-use crate::{AuditFilter, ConsumeOutcome, CounterIncrement, PageRequest, Store, UsageFilter, UsageGroupBy};
+use crate::{AuditFilter, PageRequest, ReserveOutcome, Store, UsageFilter, UsageGroupBy};
 
 fn key(subject: &LimitSubject, metric: Metric, window: Window) -> LimitKey {
     LimitKey { subject: subject.clone(), metric, window }
@@ -65,16 +65,14 @@ pub async fn limits_for_owners_and_projects_round_trip(store: &dyn Store) {
     assert_eq!(targets, ["limit.remove", "limit.set", "limit.set"]);
 
     // Counters of the same metric and window are one per subject.
-    let increments: Vec<_> = [&user, &project]
+    let holds: Vec<_> = [&user, &project]
         .into_iter()
-        .map(|subject| CounterIncrement {
-            key: CounterKey::at(key(subject, Metric::Requests, Window::Minute), at(1)),
-            amount: 1,
-            max: Some(1),
-        })
+        .map(|subject| hold(&CounterKey::at(key(subject, Metric::Requests, Window::Minute), at(1)), 1, Some(1)))
         .collect();
-    assert_eq!(store.try_consume(&increments).await.unwrap(), ConsumeOutcome::Applied(vec![1, 1]));
-    assert_eq!(store.try_consume(&increments[1..]).await.unwrap(), ConsumeOutcome::Refused { index: 0, used: 1 });
+    let reserve =
+        |holds: Vec<crate::Hold>| async move { store.reserve(&reservation(TokenId::generate(), holds, 1)).await };
+    assert_eq!(reserve(holds.clone()).await.unwrap(), ReserveOutcome::Held(vec![1, 1]));
+    assert_eq!(reserve(holds[1..].to_vec()).await.unwrap(), ReserveOutcome::Refused { index: 0, used: 1 });
 }
 
 /// Usage summaries group by owner id and by project id (tokens without a project under no key) and
@@ -149,7 +147,6 @@ pub async fn attribution_outlives_the_token(store: &dyn Store) {
     let counter =
         |subject: LimitSubject, metric| CounterKey::at(LimitKey { subject, metric, window: Window::Day }, at(60));
     let owner_cost = counter(LimitSubject::Owner(bot.id), Metric::Cost);
-    assert_eq!(store.load_counter(&owner_cost).await.unwrap(), 337);
     let project_tokens = counter(LimitSubject::Project(search.id), Metric::Tokens);
-    assert_eq!(store.load_counter(&project_tokens).await.unwrap(), 130);
+    assert_eq!(store.counter_values(&[owner_cost, project_tokens]).await.unwrap(), [337, 130]);
 }

@@ -8,7 +8,7 @@ use tollgate_types::{
 };
 
 use super::fixtures::{
-    T0, at, audit, create_token as create, create_user, hash_for, insert, owner, project, user_owner,
+    T0, at, audit, create_token as create, create_user, hash_for, insert, join, owner, project, user_owner,
 };
 use crate::{HashMatch, PageRequest, SecretRotation, StatusFilter, Store, StoreError, TokenFilter};
 
@@ -17,6 +17,7 @@ pub async fn insert_and_get_round_trip(store: &dyn Store) {
     // Tokens belong to an existing, active owner; here a user, in an existing project.
     let alice = user_owner(&create_user(store, "alice", Role::User).await);
     let search = project(store, "search").await;
+    join(store, &alice, &search, 0).await;
     let mut insert = insert("ci deploy", &alice, Some(&search), T0);
     insert.imposed = Imposed::IP_ALLOW.with(Imposed::EXPIRES_AT);
     insert.token.permission = Permission::Admin;

@@ -3,7 +3,7 @@
 use tollgate_types::{Microdollars, ModelName, Outcome, OwnerRecord, ProjectRecord, ProviderName, TokenId, UsageEvent};
 
 use super::fixtures::{T0, at, audit, create_token, owner, project};
-use crate::{Store, UsageBatch, UsageFilter, UsageGroup, UsageGroupBy};
+use crate::{BatchWritten, CounterDelta, EventToRecord, Store, UsageBatch, UsageFilter, UsageGroup, UsageGroupBy};
 
 /// A stored token of `owner` in `project`, created at `T0`.
 pub(crate) async fn token(store: &dyn Store, owner: &OwnerRecord, project: Option<&ProjectRecord>) -> TokenId {
@@ -24,8 +24,19 @@ pub(crate) fn event(token_id: TokenId, seconds: i64, model: &str, input: u32, ou
     event
 }
 
-pub(crate) async fn record(store: &dyn Store, events: &[UsageEvent]) {
-    store.record_usage(UsageBatch { events, ..UsageBatch::default() }).await.expect("record usage");
+/// `event` to record with what it adds to `counters`.
+pub(crate) fn item(event: UsageEvent, counters: &[CounterDelta]) -> EventToRecord {
+    EventToRecord { event, counters: counters.to_vec() }
+}
+
+/// Events to record, adding to no counter.
+pub(crate) fn items(events: &[UsageEvent]) -> Vec<EventToRecord> {
+    events.iter().map(|event| item(event.clone(), &[])).collect()
+}
+
+/// Records `events` in one batch, adding to no counter.
+pub(crate) async fn record(store: &dyn Store, events: &[UsageEvent]) -> BatchWritten {
+    store.record_usage(UsageBatch { events: &items(events), ..UsageBatch::default() }).await.expect("record usage")
 }
 
 pub(crate) async fn summary(
@@ -183,12 +194,14 @@ pub async fn rollups_keep_attribution_after_token_deletion(store: &dyn Store) {
 /// Many batches written at once all land, each exactly once.
 pub async fn concurrent_batches_all_land(store: &dyn Store) {
     let alice = token(store, &owner(store, "alice").await, None).await;
-    let batches: Vec<Vec<UsageEvent>> = (0..16)
-        .map(|batch| (0..50).map(|index| event(alice, batch * 50 + index, "gpt-4o", 1, 0, 1)).collect())
+    let batches: Vec<Vec<EventToRecord>> = (0..16)
+        .map(|batch| {
+            items(&(0..50).map(|index| event(alice, batch * 50 + index, "gpt-4o", 1, 0, 1)).collect::<Vec<_>>())
+        })
         .collect();
     let writes = batches.iter().map(|events| store.record_usage(UsageBatch { events, ..UsageBatch::default() }));
-    for result in super::fixtures::join_all(writes.collect()).await {
-        result.unwrap();
+    for written in super::fixtures::join_all(writes.collect()).await {
+        assert_eq!(written.unwrap().outcomes.len(), 50);
     }
     assert_eq!(store.count_usage_events().await.unwrap(), 800);
     let totals = summary(store, &UsageFilter::between(T0, at(3_600)), None).await[0].totals;

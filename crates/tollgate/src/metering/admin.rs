@@ -20,8 +20,15 @@ pub struct LimitStatus {
     /// The limit.
     #[serde(flatten)]
     pub limit: LimitRecord,
-    /// Used in the current window (microdollars for cost).
+    /// Used in the current window (microdollars for cost). For a request limit this includes the
+    /// blocks leased to running processes (`leased`) and those lost with crashed ones (`stranded`);
+    /// for tokens and cost, the amounts held by open reservations.
     pub used: i64,
+    /// Request limits: units leased to running processes and not admitted yet.
+    pub leased: u64,
+    /// Request limits: units lost with processes that stopped without returning them (a crash):
+    /// never admitted, unavailable until the window ends.
+    pub stranded: u64,
     /// Start of the current window.
     pub window_start: Timestamp,
     /// When the current window ends.
@@ -112,8 +119,15 @@ impl Metering {
         let now = self.inner.clock.now();
         let mut statuses = Vec::new();
         for limit in self.limits(principal, subject).await? {
-            let (key, used) = self.inner.quotas.used(&limit.spec, now).await?;
-            statuses.push(LimitStatus { used, window_start: key.window_start, resets_at: key.window_end(), limit });
+            let usage = self.inner.quotas.used(&limit.spec, now).await?;
+            statuses.push(LimitStatus {
+                used: usage.total,
+                leased: usage.leased,
+                stranded: usage.stranded,
+                window_start: usage.key.window_start,
+                resets_at: usage.key.window_end(),
+                limit,
+            });
         }
         Ok(statuses)
     }
@@ -205,9 +219,12 @@ impl Metering {
         Ok(())
     }
 
-    /// Deletes raw usage events older than `older_than` (rollups, and so reports, keep them).
-    pub async fn purge_usage_events(&self, principal: &Principal, older_than: Duration) -> Result<u64> {
+    /// Deletes raw usage events older than `older_than` (rollups, and so reports, keep them), and
+    /// their idempotency keys (a retry older than that would be counted again). Irreversible: an
+    /// age under [`MIN_DELETE_AGE`](crate::MIN_DELETE_AGE) is refused unless `force` is set.
+    pub async fn purge_usage_events(&self, principal: &Principal, older_than: Duration, force: bool) -> Result<u64> {
         authorize(principal, Operation::ManageMetering)?;
+        crate::check_delete_age(older_than, force)?;
         let before = self.inner.clock.now().saturating_sub(older_than);
         let purged = self.inner.store.purge_usage_events(before).await?;
         let mut event = AuditEvent::new(principal.actor(), "usage.purge", "usage_events", self.inner.clock.now());

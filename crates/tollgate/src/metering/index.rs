@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use tollgate_types::{LimitRecord, LimitSpec, LimitSubject, Metric, OwnerId, ProjectId, TokenId, TokenRecord};
+use tollgate_types::{
+    LimitKey, LimitRecord, LimitSpec, LimitSubject, Metric, OwnerId, ProjectId, TokenId, TokenRecord,
+};
 
 /// What a token answers to: itself, its owner and its project, by id. These never change after a
 /// token is created, so they can be cached without expiry.
@@ -57,6 +59,16 @@ impl LimitIndex {
     /// Whether there are no limits at all (the common fast path).
     pub(crate) fn is_empty(&self) -> bool {
         self.by_token.is_empty() && self.by_owner.is_empty() && self.by_project.is_empty()
+    }
+
+    /// The limit with `key`, if it is set.
+    pub(crate) fn spec(&self, key: &LimitKey) -> Option<&LimitSpec> {
+        let specs = match &key.subject {
+            LimitSubject::Token(id) => self.by_token.get(id),
+            LimitSubject::Owner(id) => self.by_owner.get(id),
+            LimitSubject::Project(id) => self.by_project.get(id),
+        };
+        specs?.iter().find(|spec| spec.key() == key)
     }
 
     /// The limits that govern a token.

@@ -1,5 +1,6 @@
-//! Metering: usage recording through a bounded write-behind queue, prices, quotas enforced
-//! atomically in the verify path, and analytics read from hourly rollups.
+//! Metering: durable usage recording in group commits, prices, quotas enforced exactly in the
+//! verify path (leased request blocks, reservations held in the store), and analytics read from
+//! hourly rollups.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), tollgate::Error> {
@@ -15,8 +16,9 @@
 //! );
 //! event.input_tokens = 1_200;
 //! event.output_tokens = 300;
-//! metering.record(event).await?; // priced from the table, queued, written in a batch
-//! metering.shutdown().await?; // writes everything acknowledged
+//! event.event_id = Some(tollgate::EventId::parse("req-8f14e45f")?); // a retry is counted once
+//! metering.record(event).await?; // priced from the table; returns once the event is on disk
+//! metering.shutdown().await?; // writes what was queued in the background, returns unused quota
 //! # Ok(()) }
 //! ```
 
@@ -24,10 +26,14 @@ mod admin;
 mod analytics;
 mod counters;
 mod index;
+mod leases;
+mod pending;
 mod prices;
 mod quotas;
 mod rates;
+mod record;
 mod recorder;
+mod writer;
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -35,25 +41,24 @@ use std::time::Duration;
 
 use tollgate_ratelimit::{LocalLimiter, RateLimiter};
 
-use tollgate_store::{Store, StoreError};
-use tollgate_types::{
-    Clock, Metric, Microdollars, ModelName, ModelPrice, Principal, ProviderName, SystemClock, Timestamp, TokenId,
-    TokenRecord, UsageEvent, UsageInput, ValidationError,
-};
+use tollgate_store::Store;
+use tollgate_types::{Clock, ModelPrice, SystemClock, Timestamp, TokenRecord};
 
 pub use admin::LimitStatus;
 pub use analytics::{AnalyticsReport, UsageReport};
 pub use prices::{PriceEntry, PriceSource, parse_price_toml};
-pub use quotas::{QuotaMode, QuotaReservation, RateLimitStatus, Reservation, UnpricedModels};
-pub use recorder::MeteringStats;
+pub use quotas::{QuotaReservation, RateLimitStatus, Reservation, UnpricedModels};
+pub use record::{RecordedUsage, Settlement};
+pub use recorder::{MeteringStats, UsageOutcome};
 
 use self::index::{SubjectCache, Subjects};
+use self::leases::LeaseBook;
 use self::prices::PriceBook;
 use self::quotas::{Admission, QuotaEngine};
 use self::rates::RateLimits;
 use self::recorder::{Recorder, RecorderSettings};
+use self::writer::WorkerParts;
 use crate::Result;
-use crate::authz::{Operation, authorize};
 
 /// Builds [`Metering`]; every setting has a production default.
 #[derive(Debug)]
@@ -61,7 +66,7 @@ pub struct MeteringBuilder {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings: RecorderSettings,
-    quota_mode: QuotaMode,
+    reservation_ttl: Duration,
     unpriced: UnpricedModels,
     file_prices: Vec<ModelPrice>,
     subject_cache: usize,
@@ -75,7 +80,8 @@ impl MeteringBuilder {
         self
     }
 
-    /// How many events the queue holds before `record` waits (default 65,536).
+    /// How many events the writer holds (queued, or waiting for a failing store) before `record`
+    /// waits (default 65,536).
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.settings.queue_capacity = capacity.max(1);
         self
@@ -87,9 +93,18 @@ impl MeteringBuilder {
         self
     }
 
-    /// How often queued events and counter changes are written when the batch is not full (default 1 s).
+    /// How long events recorded in the background wait to share a transaction, and how often
+    /// shadow-limit counts and lease reports are written (default 1 s). Durable recording never
+    /// waits for it.
     pub fn flush_interval(mut self, interval: Duration) -> Self {
         self.settings.flush_interval = interval;
+        self
+    }
+
+    /// How long a reservation holds its amounts when it is neither settled nor released (default
+    /// 10 minutes; at least one second).
+    pub fn reservation_ttl(mut self, ttl: Duration) -> Self {
+        self.reservation_ttl = ttl.max(Duration::from_secs(1));
         self
     }
 
@@ -102,12 +117,6 @@ impl MeteringBuilder {
     /// Delete raw usage events older than this, hourly (default: keep them; rollups are kept regardless).
     pub fn event_retention(mut self, retention: Option<Duration>) -> Self {
         self.settings.event_retention = retention;
-        self
-    }
-
-    /// Where quota counters live (default [`QuotaMode::Local`]).
-    pub fn quota_mode(mut self, mode: QuotaMode) -> Self {
-        self.quota_mode = mode;
         self
     }
 
@@ -135,21 +144,22 @@ impl MeteringBuilder {
     pub async fn start(self) -> Result<Metering> {
         let prices = Arc::new(PriceBook::new(&self.file_prices));
         prices.apply_stored(&self.store.prices().await?);
-        let quotas = Arc::new(QuotaEngine::new(Arc::clone(&self.store), self.quota_mode, self.unpriced));
+        let leases = LeaseBook::new(Arc::clone(&self.store), Arc::clone(&self.clock));
+        let quotas = Arc::new(QuotaEngine::new(Arc::clone(&self.store), leases, self.unpriced, self.reservation_ttl));
         quotas.reload().await?;
         let limiter = self
             .rate_limiter
             .unwrap_or_else(|| Arc::new(LocalLimiter::new(NonZeroUsize::new(100_000).expect("100,000 is not zero"))));
         let rates = Arc::new(RateLimits::new(limiter));
         rates.reload(self.store.as_ref()).await?;
-        let recorder = Recorder::start(
-            Arc::clone(&self.store),
-            Arc::clone(&quotas),
-            Arc::clone(&prices),
-            Arc::clone(&rates),
-            Arc::clone(&self.clock),
-            self.settings,
-        );
+        let recorder = Recorder::start(WorkerParts {
+            store: Arc::clone(&self.store),
+            quotas: Arc::clone(&quotas),
+            prices: Arc::clone(&prices),
+            rates: Arc::clone(&rates),
+            clock: Arc::clone(&self.clock),
+            settings: self.settings,
+        });
         Ok(Metering {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -179,7 +189,8 @@ struct Inner {
 ///
 /// Attach it to a [`TokenManager`](crate::TokenManager) with
 /// [`TokenManagerBuilder::metering`](crate::TokenManagerBuilder::metering) so `verify` enforces quotas.
-/// Call [`Metering::shutdown`] before the process exits: everything `record` acknowledged is written.
+/// `record` returns once its events are on disk. Call [`Metering::shutdown`] before the process
+/// exits: events recorded in the background are written and unused leased quota is given back.
 #[derive(Debug, Clone)]
 pub struct Metering {
     inner: Arc<Inner>,
@@ -198,7 +209,7 @@ impl Metering {
                 refresh_interval: Duration::from_secs(5),
                 event_retention: None,
             },
-            quota_mode: QuotaMode::Local,
+            reservation_ttl: Duration::from_secs(600),
             unpriced: UnpricedModels::Refuse,
             file_prices: Vec::new(),
             subject_cache: 100_000,
@@ -211,119 +222,15 @@ impl Metering {
         &self.inner.clock
     }
 
-    /// Records one event for a caller the gateway already trusts (it verified the token). The cost,
-    /// when absent, comes from the price table; tokens and cost count against quotas at once.
-    /// Returns when the event is queued; it is written within the flush interval.
-    pub async fn record(&self, event: UsageEvent) -> Result<()> {
-        let (event, subjects) = self.priced(event).await?;
-        self.count(&event, subjects.as_deref()).await?;
-        self.inner.recorder.send(event).await
-    }
-
-    /// Like [`Metering::record`], but refuses with `Error::Unavailable` instead of waiting when the queue is full.
-    pub async fn try_record(&self, event: UsageEvent) -> Result<()> {
-        let (event, subjects) = self.priced(event).await?;
-        self.count(&event, subjects.as_deref()).await?;
-        self.inner.recorder.try_send(event)
-    }
-
-    /// Records events in order. Every event is checked and priced before any is counted or queued,
-    /// so one bad event refuses the whole batch.
-    pub async fn record_many(&self, events: Vec<UsageEvent>) -> Result<()> {
-        let mut priced = Vec::with_capacity(events.len());
-        for event in events {
-            priced.push(self.priced(event).await?);
-        }
-        self.count_and_send(priced).await
-    }
-
-    /// Records usage reported by `principal` (HTTP API, CLI): validates every input and checks the
-    /// principal may record for each token before anything is counted or queued; returns the
-    /// events as priced and queued.
-    pub async fn record_inputs(&self, principal: &Principal, inputs: &[UsageInput]) -> Result<Vec<UsageEvent>> {
-        let now = self.inner.clock.now();
-        let mut events = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            events.push(input.parse(now)?);
-        }
-        let mut priced = Vec::with_capacity(events.len());
-        // A batch usually names one token or a few: read and authorize each once, not once per event.
-        let mut authorized: Vec<TokenId> = Vec::new();
-        for event in events {
-            if !authorized.contains(&event.token_id) {
-                // A token the principal may not see is not found, like one that does not exist.
-                let token = self.inner.store.token(&event.token_id).await?;
-                authorize(principal, Operation::ReadTokens { owner: Some(token.owner) })
-                    .map_err(|_| crate::Error::NotFound { entity: "token" })?;
-                authorize(principal, Operation::RecordUsage { owner: token.owner })?;
-                self.inner.subjects.insert(Subjects::of(&token));
-                authorized.push(event.token_id);
-            }
-            priced.push(self.priced(event).await?);
-        }
-        let recorded = priced.iter().map(|(event, _)| event.clone()).collect();
-        self.count_and_send(priced).await?;
-        Ok(recorded)
-    }
-
-    async fn count_and_send(&self, priced: Vec<(UsageEvent, Option<Arc<Subjects>>)>) -> Result<()> {
-        let mut events = Vec::with_capacity(priced.len());
-        for (event, subjects) in priced {
-            self.count(&event, subjects.as_deref()).await?;
-            events.push(event);
-        }
-        self.inner.recorder.send_many(events).await
-    }
-
-    /// Replaces a reservation made by [`TokenManager::verify_and_reserve`](crate::TokenManager::verify_and_reserve)
-    /// with the call's actual usage, and records the event.
-    pub async fn settle(&self, reservation: QuotaReservation, event: UsageEvent) -> Result<()> {
-        if event.token_id != reservation.token_id() {
-            return Err(ValidationError::new("token_id", "does not match the reservation").into());
-        }
-        let (event, _) = self.priced(event).await?;
-        let cost = event.cost.unwrap_or(Microdollars::ZERO);
-        self.inner.quotas.settle(reservation, event.total_tokens(), cost).await?;
-        self.inner.recorder.send(event).await
-    }
-
-    /// Returns a reservation's held tokens and cost unused (the call did not happen).
-    pub async fn release(&self, reservation: QuotaReservation) -> Result<()> {
-        self.inner.quotas.settle(reservation, 0, Microdollars::ZERO).await
-    }
-
-    /// The reservation for a call of `model` with `input_tokens` and at most `max_output_tokens`.
-    pub fn estimate(
-        &self,
-        provider: &ProviderName,
-        model: &ModelName,
-        input_tokens: u64,
-        max_output_tokens: u64,
-    ) -> Reservation {
-        Reservation {
-            tokens: input_tokens.saturating_add(max_output_tokens),
-            cost: self.inner.prices.cost(provider.as_str(), model.as_str(), input_tokens, max_output_tokens),
-        }
-    }
-
-    /// The cost of a call at current prices, or `None` when the model has no price.
-    pub fn cost_of(
-        &self,
-        provider: &ProviderName,
-        model: &ModelName,
-        input_tokens: u64,
-        output_tokens: u64,
-    ) -> Option<Microdollars> {
-        self.inner.prices.cost(provider.as_str(), model.as_str(), input_tokens, output_tokens)
-    }
-
-    /// Waits until every event recorded before this call, and every counter change, is written.
+    /// Waits until every event recorded before this call (in the background too), every shadow
+    /// count and every lease report is written.
     pub async fn flush(&self) -> Result<()> {
         self.inner.recorder.flush().await
     }
 
-    /// Stops accepting events, writes everything queued and every counter change, and stops the
-    /// writer task. Later `record` calls fail with `Error::Unavailable`.
+    /// Stops accepting events, writes everything queued, gives unused leased request quota back,
+    /// and stops the writer task. Later `record` calls fail with `Error::Unavailable`. Every step is
+    /// tried even when another fails; the error says what could not be written.
     pub async fn shutdown(&self) -> Result<()> {
         self.inner.recorder.shutdown().await
     }
@@ -331,6 +238,11 @@ impl Metering {
     /// Counts of what the recorder has done, for metrics.
     pub fn stats(&self) -> MeteringStats {
         self.inner.recorder.stats(self.inner.quotas.live_counters(), self.inner.rates.tracked_keys())
+    }
+
+    /// Why usage writes are failing, while they are (for `/health`).
+    pub fn degraded(&self) -> Option<String> {
+        self.inner.recorder.degraded()
     }
 
     /// Admits one request of a verified token (the verify path): its rate limit first
@@ -343,7 +255,7 @@ impl Metering {
     ) -> Result<Admission> {
         let rate = self.inner.rates.check(record.id).await?;
         let quotas = &self.inner.quotas;
-        let mut admission = if quotas.index().is_empty() {
+        let mut admission = if quotas.index().is_empty() && !reservation.holds_anything() {
             Admission { reservation: QuotaReservation::empty(record.id), rate_limit: None }
         } else {
             let subjects = match self.inner.subjects.get(&record.id) {
@@ -356,64 +268,5 @@ impl Metering {
             admission.rate_limit = Some(rate.tighter(admission.rate_limit));
         }
         Ok(admission)
-    }
-
-    /// The subjects of a token, from the cache or the store.
-    async fn subjects(&self, token_id: TokenId) -> Result<Arc<Subjects>> {
-        if let Some(subjects) = self.inner.subjects.get(&token_id) {
-            return Ok(subjects);
-        }
-        let subjects = match self.inner.store.token(&token_id).await {
-            Ok(record) => Subjects::of(&record),
-            Err(StoreError::NotFound { .. }) => Subjects::token_only(token_id),
-            Err(error) => return Err(error.into()),
-        };
-        Ok(self.inner.subjects.insert(subjects))
-    }
-
-    /// Checks an event and prices it when it reports no cost. Returns the token's subjects when
-    /// limits need them (to count usage, or to refuse an unpriced model under a cost limit).
-    async fn priced(&self, mut event: UsageEvent) -> Result<(UsageEvent, Option<Arc<Subjects>>)> {
-        event.check()?;
-        let index = self.inner.quotas.index();
-        let needs_subjects = index.has_usage_limits || (event.cost.is_none() && index.has_cost_limits);
-        let subjects = if needs_subjects { Some(self.subjects(event.token_id).await?) } else { None };
-        if event.cost.is_none() {
-            let priced = self.inner.prices.cost(
-                event.provider.as_str(),
-                event.model.as_str(),
-                u64::from(event.input_tokens),
-                u64::from(event.output_tokens),
-            );
-            let cost = match priced {
-                Some(cost) => cost,
-                None => {
-                    let capped = subjects.as_ref().is_some_and(|subjects| {
-                        index.applicable(subjects).any(|spec| spec.key().metric == Metric::Cost && !spec.shadow())
-                    });
-                    if capped && self.inner.quotas.unpriced() == UnpricedModels::Refuse {
-                        return Err(ValidationError::new(
-                            "model",
-                            format!(
-                                "{}/{} has no price and a cost limit governs this token; set a price or report the cost",
-                                event.provider, event.model
-                            ),
-                        )
-                        .into());
-                    }
-                    tracing::debug!(provider = %event.provider, model = %event.model, "usage of an unpriced model recorded at zero cost");
-                    Microdollars::ZERO
-                }
-            };
-            event.cost = Some(cost);
-        }
-        Ok((event, subjects))
-    }
-
-    /// Counts a priced event's tokens and cost against the quotas that govern its token.
-    async fn count(&self, event: &UsageEvent, subjects: Option<&Subjects>) -> Result<()> {
-        let Some(subjects) = subjects else { return Ok(()) };
-        let cost = event.cost.unwrap_or(Microdollars::ZERO);
-        self.inner.quotas.add_usage(subjects, event.at, event.total_tokens(), cost).await
     }
 }

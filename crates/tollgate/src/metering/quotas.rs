@@ -1,31 +1,27 @@
-//! The quota engine: decides admissions against every limit that governs a token, atomically, and
-//! keeps the counters (in memory, persisted write-behind; or in the store itself).
+//! The quota engine: decides admissions against every limit that governs a token.
+//!
+//! - Request limits admit from blocks leased from the store (`leases`): exact across processes and
+//!   crashes, with no database on the hot path.
+//! - Tokens and cost limits count usage in the same transaction that stores it (idempotent by
+//!   `event_id`), hold reservations in the store (`reserve`), and admit a plain verify while the
+//!   last known total is under the maximum.
+//! - Shadow request limits count in memory and are written with the usage batches.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
-use tollgate_store::{ConsumeOutcome, CounterDelta, CounterIncrement, ShadowHit, Store};
+use tollgate_store::{CounterDelta, Hold, ReservationInsert, ReserveOutcome, ShadowHit, Store};
 use tollgate_types::{
-    CounterKey, LimitKey, LimitSpec, Metric, Microdollars, Refusal, RefusalCode, Timestamp, TokenId, ValidationError,
+    CounterKey, LimitKey, LimitSpec, Metric, Microdollars, Refusal, RefusalCode, ReservationId, Timestamp, TokenId,
+    UsageEvent, ValidationError,
 };
 
 use super::counters::{Counter, fits};
 use super::index::{LimitIndex, Subjects};
+use super::leases::{LeaseBook, LeaseCounter};
 use crate::{Error, Result};
-
-/// Where quota counters live.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum QuotaMode {
-    /// In-process atomic counters, seeded from the store and persisted to it write-behind with the
-    /// usage batches. Exact and fast on one node (the default).
-    #[default]
-    Local,
-    /// Every admission is a conditional increment in one store transaction: exact across several
-    /// processes sharing a database, at the cost of a write per admission.
-    Store,
-}
 
 /// What happens to usage of a model that has no price.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -52,6 +48,12 @@ pub struct Reservation {
 impl Reservation {
     /// Nothing reserved: a plain verify (token and cost limits admit while anything is left).
     pub const NONE: Self = Self { tokens: 0, cost: Some(Microdollars::ZERO) };
+
+    /// Whether the caller asked for anything to be held (then a reservation is always stored, so
+    /// the call can be settled by id, even when no limit needs a hold).
+    pub(crate) fn holds_anything(&self) -> bool {
+        self.tokens > 0 || self.cost.is_some_and(|cost| cost > Microdollars::ZERO)
+    }
 }
 
 impl Default for Reservation {
@@ -60,25 +62,21 @@ impl Default for Reservation {
     }
 }
 
-/// One amount held on one counter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Hold {
-    key: CounterKey,
-    amount: i64,
-}
-
-/// Amounts held by an admission, to be settled with the actual usage or released.
-/// Dropping it keeps the amounts counted (never an overspend, at worst an undercount of what is left).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[must_use = "settle or release a reservation, or the held amounts stay counted"]
+/// Amounts held by an admission in the store, to be settled with the actual usage or released
+/// (or, left alone, returned by themselves when the reservation expires). Not `Clone`: one
+/// reservation is settled once.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "settle or release a reservation, or its holds stay counted until it expires"]
 pub struct QuotaReservation {
     token_id: TokenId,
-    holds: Vec<Hold>,
+    id: Option<ReservationId>,
+    holds: Vec<(CounterKey, i64)>,
+    expires_at: Option<Timestamp>,
 }
 
 impl QuotaReservation {
     pub(crate) fn empty(token_id: TokenId) -> Self {
-        Self { token_id, holds: Vec::new() }
+        Self { token_id, id: None, holds: Vec::new(), expires_at: None }
     }
 
     /// The token it was made for.
@@ -86,9 +84,19 @@ impl QuotaReservation {
         self.token_id
     }
 
+    /// The stored reservation's id; `None` when nothing needed holding (no tokens or cost limit).
+    pub fn id(&self) -> Option<ReservationId> {
+        self.id
+    }
+
+    /// When its holds return by themselves.
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        self.expires_at
+    }
+
     /// How much is held of `metric` on the tightest counter (0 when nothing).
     pub fn held(&self, metric: Metric) -> i64 {
-        self.holds.iter().filter(|hold| hold.key.limit.metric == metric).map(|hold| hold.amount).max().unwrap_or(0)
+        self.holds.iter().filter(|(key, _)| key.limit.metric == metric).map(|(_, amount)| *amount).max().unwrap_or(0)
     }
 }
 
@@ -131,13 +139,6 @@ pub(crate) struct Admission {
     pub(crate) rate_limit: Option<RateLimitStatus>,
 }
 
-struct Planned<'a> {
-    spec: &'a LimitSpec,
-    key: CounterKey,
-    amount: i64,
-    max: i64,
-}
-
 fn max_of(spec: &LimitSpec) -> i64 {
     i64::try_from(spec.max()).unwrap_or(i64::MAX)
 }
@@ -158,33 +159,45 @@ fn unpriced_refusal() -> Error {
         .into()
 }
 
-/// What a write takes from the engine and gives back on failure.
-#[derive(Debug, Default)]
-pub(crate) struct Drained {
-    counters: Vec<(Arc<Counter>, i64)>,
-    pub(crate) deltas: Vec<CounterDelta>,
-    pub(crate) shadow_hits: Vec<ShadowHit>,
+/// The amount of `metric` an event or a reservation uses (requests are counted by admissions).
+fn amount_of(metric: Metric, tokens: u64, cost: Microdollars) -> Option<i64> {
+    match metric {
+        Metric::Requests => None,
+        Metric::Tokens => Some(i64::try_from(tokens).unwrap_or(i64::MAX)),
+        Metric::Cost => Some(cost.micros()),
+    }
 }
 
-/// Limits in memory and the counters of their current windows.
+/// Limits in memory, the leased request quotas, and what is known of the store's counters.
 #[derive(Debug)]
 pub(crate) struct QuotaEngine {
     store: Arc<dyn Store>,
-    mode: QuotaMode,
     unpriced: UnpricedModels,
+    reservation_ttl: Duration,
     index: RwLock<Arc<LimitIndex>>,
-    counters: RwLock<HashMap<CounterKey, Arc<Counter>>>,
+    pub(crate) leases: Arc<LeaseBook>,
+    /// The last known total of each tokens or cost counter in the store.
+    views: RwLock<HashMap<CounterKey, i64>>,
+    /// Shadow request counts not yet written.
+    shadow: RwLock<HashMap<CounterKey, Arc<Counter>>>,
     shadow_hits: Mutex<HashMap<LimitKey, (u64, Timestamp)>>,
 }
 
 impl QuotaEngine {
-    pub(crate) fn new(store: Arc<dyn Store>, mode: QuotaMode, unpriced: UnpricedModels) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        leases: LeaseBook,
+        unpriced: UnpricedModels,
+        reservation_ttl: Duration,
+    ) -> Self {
         Self {
             store,
-            mode,
             unpriced,
+            reservation_ttl,
             index: RwLock::new(Arc::default()),
-            counters: RwLock::new(HashMap::new()),
+            leases: Arc::new(leases),
+            views: RwLock::new(HashMap::new()),
+            shadow: RwLock::new(HashMap::new()),
             shadow_hits: Mutex::new(HashMap::new()),
         }
     }
@@ -193,10 +206,19 @@ impl QuotaEngine {
         self.unpriced
     }
 
-    /// Reads every limit from the store.
+    /// Reads every limit from the store, and refreshes the known totals of tokens and cost counters.
     pub(crate) async fn reload(&self) -> Result<()> {
         let records = self.store.limits(None).await?;
         *self.index.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(LimitIndex::build(&records));
+        let keys: Vec<CounterKey> =
+            self.views.read().unwrap_or_else(|poisoned| poisoned.into_inner()).keys().cloned().collect();
+        if !keys.is_empty() {
+            let values = self.store.counter_values(&keys).await?;
+            let mut views = self.views.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for (key, value) in keys.into_iter().zip(values) {
+                views.insert(key, value);
+            }
+        }
         Ok(())
     }
 
@@ -204,23 +226,36 @@ impl QuotaEngine {
         Arc::clone(&self.index.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
-    /// The counter for `key`, loading (and creating) it from the store on first use.
-    async fn counter(&self, key: &CounterKey) -> Result<Arc<Counter>> {
-        if let Some(counter) = self.counters.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(key) {
-            return Ok(Arc::clone(counter));
+    /// The last known total of a tokens or cost counter, read from the store on first use.
+    async fn view(&self, key: &CounterKey) -> Result<i64> {
+        if let Some(value) = self.views.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(key) {
+            return Ok(*value);
         }
-        let used = self.store.load_counter(key).await?;
-        let mut counters = self.counters.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let counter = counters.entry(key.clone()).or_insert_with(|| Arc::new(Counter::new(used, key.window_end())));
-        Ok(Arc::clone(counter))
+        let value = self.store.counter_values(std::slice::from_ref(key)).await?.first().copied().unwrap_or(0);
+        self.views.write().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key.clone(), value);
+        Ok(value)
     }
 
-    async fn counters_for(&self, plan: &[Planned<'_>]) -> Result<Vec<Arc<Counter>>> {
-        let mut counters = Vec::with_capacity(plan.len());
-        for planned in plan {
-            counters.push(self.counter(&planned.key).await?);
+    /// Takes note of counter totals a write reported (and of shadow limits they now pass).
+    pub(crate) fn observe(&self, totals: &[(CounterKey, i64)], now: Timestamp) {
+        if totals.is_empty() {
+            return;
         }
-        Ok(counters)
+        let index = self.index();
+        let mut views = self.views.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (key, total) in totals {
+            if key.limit.metric == Metric::Requests {
+                continue;
+            }
+            let before = views.insert(key.clone(), *total).unwrap_or(0);
+            if let Some(spec) = index.spec(&key.limit)
+                && spec.shadow()
+                && *total > max_of(spec)
+                && before < *total
+            {
+                self.shadow_hit(&key.limit, now);
+            }
+        }
     }
 
     fn shadow_hit(&self, key: &LimitKey, at: Timestamp) {
@@ -229,6 +264,14 @@ impl QuotaEngine {
         let entry = hits.entry(key.clone()).or_insert((0, at));
         entry.0 += 1;
         entry.1 = entry.1.max(at);
+    }
+
+    fn shadow_counter(&self, key: &CounterKey) -> Arc<Counter> {
+        if let Some(counter) = self.shadow.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(key) {
+            return Arc::clone(counter);
+        }
+        let mut shadow = self.shadow.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(shadow.entry(key.clone()).or_insert_with(|| Arc::new(Counter::new(0))))
     }
 
     /// Admits one request of `subjects` holding `reservation`, or refuses it without changing anything.
@@ -240,194 +283,184 @@ impl QuotaEngine {
     ) -> Result<Admission> {
         let index = self.index();
         let mut admission = Admission { reservation: QuotaReservation::empty(subjects.token_id), rate_limit: None };
-        if index.is_empty() {
+        if index.is_empty() && !reservation.holds_anything() {
             return Ok(admission);
         }
-        let mut plan = Vec::new();
+        let mut taken: Vec<Arc<LeaseCounter>> = Vec::new();
+        let give_back = |taken: &[Arc<LeaseCounter>]| taken.iter().for_each(|counter| counter.give_back());
+        let mut holds: Vec<Hold> = Vec::new();
         for spec in index.applicable(subjects) {
-            let amount = match spec.key().metric {
-                Metric::Requests => 1,
-                Metric::Tokens => i64::try_from(reservation.tokens)
-                    .map_err(|_| ValidationError::new("tokens", "is too large to reserve"))?,
-                Metric::Cost => match (reservation.cost, self.unpriced, spec.shadow()) {
-                    (Some(cost), _, _) => cost.micros(),
-                    (None, UnpricedModels::Refuse, false) => return Err(unpriced_refusal()),
-                    (None, _, _) => 0,
+            let key = CounterKey::at(spec.key().clone(), now);
+            match key.limit.metric {
+                Metric::Requests if spec.shadow() => {
+                    let before = self.shadow_counter(&key).add(1);
+                    if !fits(before, 1, max_of(spec)) {
+                        self.shadow_hit(&key.limit, now);
+                    }
+                }
+                Metric::Requests => match self.leases.take(&key, spec.max()).await {
+                    Ok(Some(counter)) => {
+                        let status = RateLimitStatus {
+                            limit: spec.max(),
+                            remaining: u64::try_from(max_of(spec).saturating_sub(counter.store_used())).unwrap_or(0)
+                                + counter.available(),
+                            reset: key.window_end().duration_since(now),
+                        };
+                        admission.rate_limit = Some(status.tighter(admission.rate_limit));
+                        taken.push(counter);
+                    }
+                    Ok(None) => {
+                        give_back(&taken);
+                        return Err(quota_refusal(&key, now));
+                    }
+                    Err(error) => {
+                        give_back(&taken);
+                        return Err(error);
+                    }
                 },
-            };
-            plan.push(Planned { spec, key: CounterKey::at(spec.key().clone(), now), amount, max: max_of(spec) });
+                metric => {
+                    let amount = match (metric, reservation.cost, self.unpriced, spec.shadow()) {
+                        (Metric::Tokens, ..) => i64::try_from(reservation.tokens).unwrap_or(i64::MAX),
+                        (_, Some(cost), _, _) => cost.micros(),
+                        (_, None, UnpricedModels::Refuse, false) => {
+                            give_back(&taken);
+                            return Err(unpriced_refusal());
+                        }
+                        (_, None, _, _) => 0,
+                    };
+                    if amount > 0 {
+                        holds.push(Hold { key, amount, max: (!spec.shadow()).then_some(spec.max()) });
+                    } else if !spec.shadow() {
+                        // Nothing reserved: admitted while anything is left.
+                        match self.view(&key).await {
+                            Ok(used) if fits(used, 0, max_of(spec)) => {}
+                            Ok(_) => {
+                                give_back(&taken);
+                                return Err(quota_refusal(&key, now));
+                            }
+                            Err(error) => {
+                                give_back(&taken);
+                                return Err(error);
+                            }
+                        }
+                    }
+                }
+            }
         }
-        if plan.is_empty() {
-            return Ok(admission);
-        }
-        // Enforced limits first: a refusal happens before any shadow limit counts the request.
-        plan.sort_by_key(|planned| planned.spec.shadow());
-        let totals = match self.mode {
-            QuotaMode::Local => self.admit_local(&plan, now).await?,
-            QuotaMode::Store => self.admit_in_store(&plan, now).await?,
-        };
-        for (planned, total) in plan.iter().zip(totals) {
-            if planned.key.limit.metric != Metric::Requests {
-                admission.reservation.holds.push(Hold { key: planned.key.clone(), amount: planned.amount });
-            } else if !planned.spec.shadow() {
-                let status = RateLimitStatus {
-                    limit: planned.spec.max(),
-                    remaining: u64::try_from(planned.max.saturating_sub(total)).unwrap_or(0),
-                    reset: planned.key.window_end().duration_since(now),
-                };
-                admission.rate_limit = Some(status.tighter(admission.rate_limit));
+        if reservation.holds_anything() {
+            match self.reserve(subjects.token_id, holds, now).await {
+                Ok(held) => admission.reservation = held,
+                Err(error) => {
+                    give_back(&taken);
+                    return Err(error);
+                }
             }
         }
         Ok(admission)
     }
 
-    /// Compare-and-swap on in-memory counters; on a refusal, earlier increments are taken back.
-    async fn admit_local(&self, plan: &[Planned<'_>], now: Timestamp) -> Result<Vec<i64>> {
-        let counters = self.counters_for(plan).await?;
-        let mut totals = Vec::with_capacity(plan.len());
-        for (index, (planned, counter)) in plan.iter().zip(&counters).enumerate() {
-            if planned.spec.shadow() {
-                let before = counter.add(planned.amount);
-                if !fits(before, planned.amount, planned.max) {
-                    self.shadow_hit(&planned.key.limit, now);
-                }
-                totals.push(before + planned.amount);
-                continue;
+    /// Stores a reservation of `holds` (all or none).
+    async fn reserve(&self, token_id: TokenId, holds: Vec<Hold>, now: Timestamp) -> Result<QuotaReservation> {
+        let expires_at = now.saturating_add(self.reservation_ttl);
+        let insert = ReservationInsert { id: ReservationId::generate(), token_id, holds, created_at: now, expires_at };
+        match self.store.reserve(&insert).await? {
+            ReserveOutcome::Held(totals) => {
+                let observed: Vec<(CounterKey, i64)> =
+                    insert.holds.iter().map(|hold| hold.key.clone()).zip(totals).collect();
+                self.observe(&observed, now);
+                Ok(QuotaReservation {
+                    token_id,
+                    id: Some(insert.id),
+                    holds: insert.holds.into_iter().map(|hold| (hold.key, hold.amount)).collect(),
+                    expires_at: Some(expires_at),
+                })
             }
-            match counter.try_add(planned.amount, planned.max) {
-                Ok(total) => totals.push(total),
-                Err(_) => {
-                    for (earlier, counter) in plan[..index].iter().zip(&counters) {
-                        counter.add(-earlier.amount);
-                    }
-                    return Err(quota_refusal(&planned.key, now));
-                }
-            }
-        }
-        Ok(totals)
-    }
-
-    /// One conditional-increment transaction in the store.
-    async fn admit_in_store(&self, plan: &[Planned<'_>], now: Timestamp) -> Result<Vec<i64>> {
-        let increments: Vec<CounterIncrement> = plan
-            .iter()
-            .map(|planned| CounterIncrement {
-                key: planned.key.clone(),
-                amount: planned.amount,
-                max: (!planned.spec.shadow()).then_some(planned.spec.max()),
-            })
-            .collect();
-        match self.store.try_consume(&increments).await? {
-            ConsumeOutcome::Applied(totals) => {
-                for (planned, total) in plan.iter().zip(&totals) {
-                    if planned.spec.shadow() && !fits(total - planned.amount, planned.amount, planned.max) {
-                        self.shadow_hit(&planned.key.limit, now);
-                    }
-                }
-                Ok(totals)
-            }
-            ConsumeOutcome::Refused { index, .. } => Err(quota_refusal(&plan[index].key, now)),
+            ReserveOutcome::Refused { index, .. } => Err(quota_refusal(&insert.holds[index].key, now)),
         }
     }
 
-    /// Counts usage that happened (tokens and cost of a recorded event) against every token and
-    /// cost limit of `subjects`, in the window containing `at`.
-    pub(crate) async fn add_usage(
-        &self,
-        subjects: &Subjects,
-        at: Timestamp,
-        tokens: u64,
-        cost: Microdollars,
-    ) -> Result<()> {
+    /// What a recorded event adds to the tokens and cost counters that govern its token.
+    pub(crate) fn usage_deltas(&self, subjects: Option<&Subjects>, event: &UsageEvent) -> Vec<CounterDelta> {
+        let Some(subjects) = subjects else { return Vec::new() };
         let index = self.index();
         if !index.has_usage_limits {
-            return Ok(());
+            return Vec::new();
         }
-        let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
-        let plan: Vec<Planned<'_>> = index
+        let cost = event.cost.unwrap_or(Microdollars::ZERO);
+        index
             .applicable(subjects)
             .filter_map(|spec| {
-                let amount = match spec.key().metric {
-                    Metric::Requests => return None,
-                    Metric::Tokens => tokens,
-                    Metric::Cost => cost.micros(),
-                };
-                (amount != 0).then(|| Planned { spec, key: CounterKey::at(spec.key().clone(), at), amount, max: 0 })
+                let amount = amount_of(spec.key().metric, event.total_tokens(), cost)?;
+                (amount != 0).then(|| CounterDelta { key: CounterKey::at(spec.key().clone(), event.at), delta: amount })
             })
-            .collect();
-        for (planned, counter) in plan.iter().zip(self.counters_for(&plan).await?) {
-            counter.add(planned.amount);
-        }
-        Ok(())
+            .collect()
     }
 
-    /// Replaces a reservation's held amounts with the actual usage.
-    pub(crate) async fn settle(&self, reservation: QuotaReservation, tokens: u64, cost: Microdollars) -> Result<()> {
-        let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
-        for hold in reservation.holds {
-            let actual = match hold.key.limit.metric {
-                Metric::Requests => continue,
-                Metric::Tokens => tokens,
-                Metric::Cost => cost.micros(),
-            };
-            if actual != hold.amount {
-                self.counter(&hold.key).await?.add(actual - hold.amount);
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes every unwritten counter change (and, with `all`, a zero change for every live counter,
-    /// so the write reports what other processes added) and the shadow hits.
-    pub(crate) fn drain(&self, all: bool) -> Drained {
-        let mut drained = Drained::default();
-        for (key, counter) in self.counters.read().unwrap_or_else(|poisoned| poisoned.into_inner()).iter() {
+    /// Takes the shadow request counts and shadow hits not yet written.
+    pub(crate) fn take_shadow(&self) -> (Vec<CounterDelta>, Vec<ShadowHit>) {
+        let mut deltas = Vec::new();
+        for (key, counter) in self.shadow.read().unwrap_or_else(|poisoned| poisoned.into_inner()).iter() {
             let delta = counter.take_pending();
-            if delta != 0 || all {
-                drained.deltas.push(CounterDelta { key: key.clone(), delta });
-                drained.counters.push((Arc::clone(counter), delta));
+            if delta != 0 {
+                deltas.push(CounterDelta { key: key.clone(), delta });
             }
         }
         let hits = std::mem::take(&mut *self.shadow_hits.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-        drained.shadow_hits =
-            hits.into_iter().map(|(limit, (hits, last_at))| ShadowHit { limit, hits, last_at }).collect();
-        drained
+        let hits = hits.into_iter().map(|(limit, (hits, last_at))| ShadowHit { limit, hits, last_at }).collect();
+        (deltas, hits)
     }
 
-    /// After a successful write: reconcile counters with the store's totals, forget ended windows.
-    pub(crate) fn written(&self, drained: Drained, totals: &[i64], now: Timestamp) {
-        for ((counter, delta), total) in drained.counters.iter().zip(totals) {
-            counter.reconcile(*delta, *total);
+    /// Puts shadow counts back after a failed write.
+    pub(crate) fn restore_shadow(&self, deltas: Vec<CounterDelta>, hits: Vec<ShadowHit>) {
+        for delta in deltas {
+            self.shadow_counter(&delta.key).restore_pending(delta.delta);
         }
-        drop(drained);
-        let mut counters = self.counters.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        // A counter still held elsewhere (an admission in flight) or with unwritten changes stays.
-        counters
-            .retain(|_, counter| counter.window_end() > now || counter.has_pending() || Arc::strong_count(counter) > 1);
-    }
-
-    /// After a failed write: put everything back for the next attempt.
-    pub(crate) fn restore(&self, drained: Drained) {
-        for (counter, delta) in &drained.counters {
-            counter.restore_pending(*delta);
-        }
-        let mut hits = self.shadow_hits.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        for hit in drained.shadow_hits {
-            let entry = hits.entry(hit.limit).or_insert((0, hit.last_at));
+        let mut tallies = self.shadow_hits.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for hit in hits {
+            let entry = tallies.entry(hit.limit).or_insert((0, hit.last_at));
             entry.0 += hit.hits;
             entry.1 = entry.1.max(hit.last_at);
         }
     }
 
-    /// The current total of a limit's counter for the window containing `now`.
-    pub(crate) async fn used(&self, spec: &LimitSpec, now: Timestamp) -> Result<(CounterKey, i64)> {
+    /// Forgets shadow counters and views whose window ended.
+    pub(crate) fn forget_ended(&self, now: Timestamp) {
+        self.shadow
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|key, counter| key.window_end() > now || counter.has_pending());
+        self.views.write().unwrap_or_else(|poisoned| poisoned.into_inner()).retain(|key, _| key.window_end() > now);
+    }
+
+    /// A limit's current window: its counter key and the store's total (every block leased and
+    /// every hold included) with, for a request limit, what of it is leased unused or stranded.
+    pub(crate) async fn used(&self, spec: &LimitSpec, now: Timestamp) -> Result<Usage> {
         let key = CounterKey::at(spec.key().clone(), now);
-        let used = self.counter(&key).await?.used();
-        Ok((key, used))
+        let total = self.store.counter_values(std::slice::from_ref(&key)).await?.first().copied().unwrap_or(0);
+        let mut usage = Usage { key, total, leased: 0, stranded: 0 };
+        if usage.key.limit.metric == Metric::Requests {
+            let local = self.leases.existing(&usage.key).map_or(0, |counter| counter.available());
+            // A holder silent for a minute has stopped: what it held is stranded.
+            let others = self.leases.others(&usage.key, now.saturating_sub(Duration::from_secs(60))).await?;
+            usage.leased = local.saturating_add(others.leased);
+            usage.stranded = others.stranded;
+        }
+        Ok(usage)
     }
 
     /// How many counters are held in memory.
     pub(crate) fn live_counters(&self) -> usize {
-        self.counters.read().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+        self.leases.live()
+            + self.views.read().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+            + self.shadow.read().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
     }
+}
+
+/// A limit's window as [`QuotaEngine::used`] reads it.
+#[derive(Debug, Clone)]
+pub(crate) struct Usage {
+    pub(crate) key: CounterKey,
+    pub(crate) total: i64,
+    pub(crate) leased: u64,
+    pub(crate) stranded: u64,
 }

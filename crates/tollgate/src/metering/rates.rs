@@ -5,17 +5,23 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tollgate_ratelimit::{Decision, RateKey, RateLimiter, RateQuota};
+use tollgate_ratelimit::{Decision, RateKey, RateLimitError, RateLimiter, RateQuota};
 use tollgate_store::{RateLimitRecord, Store};
-use tollgate_types::{RateLimitSpec, Refusal, RefusalCode, TokenId};
+use tollgate_types::{RateLimitSpec, Refusal, RefusalCode, TokenId, ValidationError};
 
 use super::RateLimitStatus;
 use crate::{Error, Result};
 
-/// The GCRA quota of a stored rate: `requests_per_minute` a minute, `burst` at once.
+/// The GCRA quota of a stored rate: `requests_per_minute` a minute, `burst` at once. A rate the
+/// limiter cannot use (a burst no window could refill) is bad input naming the field.
 pub(crate) fn quota_of(spec: &RateLimitSpec) -> Result<RateQuota> {
-    RateQuota::new(spec.requests_per_minute(), Duration::from_secs(60), spec.burst())
-        .map_err(|error| Error::Config(format!("rate limit: {error}")))
+    RateQuota::new(spec.requests_per_minute(), Duration::from_secs(60), spec.burst()).map_err(|error| match error {
+        RateLimitError::InvalidQuota { field, reason } => {
+            let field = if field == "burst" { "burst" } else { "requests_per_minute" };
+            Error::Validation(ValidationError::new(field, reason))
+        }
+        other => Error::Config(format!("rate limit: {other}")),
+    })
 }
 
 /// Stored rates by token, and the limiter.

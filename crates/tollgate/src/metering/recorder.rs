@@ -1,6 +1,7 @@
-//! The write-behind queue: recording is a send on a bounded channel (callers wait when it is full,
-//! so memory stays bounded); one task writes batches (events, rollups, counter changes, shadow
-//! hits) in one transaction each, on size, on an interval, on `flush` and on shutdown.
+//! The usage queue's sending side. Recording sends a batch of events on a bounded channel (callers
+//! wait while it is full, so memory stays bounded); one task (`writer`) stores what it receives in
+//! group commits and answers each durable batch once its transaction is on disk. Flush and shutdown
+//! travel on a separate channel, so they never wait behind a full queue.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,61 +10,103 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
-use tollgate_store::{Store, StoreError, UsageBatch};
-use tollgate_types::{Clock, UsageEvent};
+use tollgate_store::{EventToRecord, RecordOutcome};
 
-use super::prices::PriceBook;
-use super::quotas::QuotaEngine;
-use super::rates::RateLimits;
+use super::writer::{Worker, WorkerParts};
 use crate::{Error, Result};
 
-/// A write attempt that failed is retried after this, doubling up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// How often the last write on shutdown is attempted before giving up.
-const SHUTDOWN_ATTEMPTS: u32 = 5;
-/// Counters whose window ended longer ago than this are deleted from the store.
-const COUNTER_RETENTION: Duration = Duration::from_secs(2 * 86_400);
+/// What became of one recorded event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageOutcome {
+    /// Stored and counted against the quotas.
+    Recorded,
+    /// Its `event_id` was already recorded for its token: counted once, not again.
+    Duplicate,
+    /// It could not be stored with its batch (the store refused it); it is kept in the dead-letter
+    /// table with the reason, for an operator, and counted nowhere.
+    DeadLettered,
+}
 
-type Reply = oneshot::Sender<Result<(), StoreError>>;
+impl From<RecordOutcome> for UsageOutcome {
+    fn from(outcome: RecordOutcome) -> Self {
+        match outcome {
+            RecordOutcome::Recorded => Self::Recorded,
+            RecordOutcome::Duplicate => Self::Duplicate,
+        }
+    }
+}
+
+pub(crate) type OutcomesReply = oneshot::Sender<Result<Vec<UsageOutcome>>>;
+
+/// Events to store; `reply` is `None` for fire-and-forget recording.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) events: Vec<EventToRecord>,
+    pub(crate) reply: Option<OutcomesReply>,
+}
 
 #[derive(Debug)]
-pub(crate) enum Message {
-    Event(UsageEvent),
-    Flush(Reply),
-    Shutdown(Reply),
+pub(crate) enum Control {
+    /// Answer once every batch up to the `through`-th sent is written.
+    Flush { through: u64, reply: oneshot::Sender<Result<()>> },
+    /// Stop receiving, write what was accepted, give unused quota leases back, and stop.
+    Shutdown { reply: oneshot::Sender<Result<()>> },
 }
 
 /// How the queue behaves.
 #[derive(Debug, Clone)]
 pub(crate) struct RecorderSettings {
+    /// Events held (queued or waiting for a retry) before senders wait.
     pub(crate) queue_capacity: usize,
+    /// Events per transaction at most.
     pub(crate) batch_size: usize,
+    /// How long fire-and-forget events wait to share a transaction, and how often shadow counts
+    /// and lease reports are written.
     pub(crate) flush_interval: Duration,
     pub(crate) refresh_interval: Duration,
     pub(crate) event_retention: Option<Duration>,
 }
 
-/// Counts for metrics and tests.
+/// Counts for metrics and health, shared with the writer task.
 #[derive(Debug, Default)]
 pub(crate) struct RecorderStats {
-    accepted: AtomicU64,
-    written: AtomicU64,
-    failed_writes: AtomicU64,
+    pub(crate) accepted: AtomicU64,
+    pub(crate) written: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
+    pub(crate) dead_letters: AtomicU64,
+    pub(crate) failed_writes: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    /// Why the writer is failing now (`None` while it is healthy).
+    pub(crate) degraded: Mutex<Option<String>>,
+}
+
+impl RecorderStats {
+    pub(crate) fn set_degraded(&self, reason: Option<String>) {
+        *self.degraded.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = reason;
+    }
 }
 
 /// What the recorder has done so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MeteringStats {
-    /// Events accepted by `record`.
+    /// Events accepted by `record` and its variants.
     pub accepted_events: u64,
-    /// Events written to the store.
+    /// Events stored (new ones; duplicates and dead letters are counted apart).
     pub written_events: u64,
-    /// Events accepted but not yet written.
+    /// Events that repeated an `event_id` and were not counted again.
+    pub duplicate_events: u64,
+    /// Events set aside in the dead-letter table by this process.
+    pub dead_lettered_events: u64,
+    /// Events accepted and not yet written.
     pub queued_events: u64,
-    /// Batch writes that failed (and were retried).
+    /// Batch writes that failed (split to find the bad events, or retried).
     pub failed_writes: u64,
+    /// Durable batches answered `Unavailable` because the store kept failing (not acknowledged;
+    /// the client may retry them, safely when they carry event ids).
+    pub refused_events: u64,
+    /// Why the usage writer is failing, while it is.
+    pub degraded: Option<String>,
     /// Quota counters held in memory.
     pub live_counters: usize,
     /// Tokens the rate limiter holds state for.
@@ -73,7 +116,10 @@ pub struct MeteringStats {
 /// The sending side, owned by [`Metering`](crate::Metering).
 #[derive(Debug)]
 pub(crate) struct Recorder {
-    sender: mpsc::Sender<Message>,
+    sender: mpsc::Sender<Batch>,
+    control: mpsc::UnboundedSender<Control>,
+    /// Batches sent so far (a flush waits for the ones sent before it).
+    sent: AtomicU64,
     closed: AtomicBool,
     stats: Arc<RecorderStats>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -85,296 +131,98 @@ fn shut_down() -> Error {
 
 impl Recorder {
     /// Starts the writer task on the current Tokio runtime.
-    pub(crate) fn start(
-        store: Arc<dyn Store>,
-        quotas: Arc<QuotaEngine>,
-        prices: Arc<PriceBook>,
-        rates: Arc<RateLimits>,
-        clock: Arc<dyn Clock>,
-        settings: RecorderSettings,
-    ) -> Self {
-        let (sender, receiver) = mpsc::channel(settings.queue_capacity.max(1));
+    pub(crate) fn start(parts: WorkerParts) -> Self {
+        let (sender, receiver) = mpsc::channel(parts.settings.queue_capacity.max(1));
+        let (control, control_receiver) = mpsc::unbounded_channel();
         let stats = Arc::new(RecorderStats::default());
-        let worker = Worker {
-            receiver,
-            store,
-            quotas,
-            prices,
-            rates,
-            clock,
-            buffer: Vec::with_capacity(settings.batch_size),
-            settings,
-            stats: Arc::clone(&stats),
-        };
-        let task = tokio::spawn(worker.run());
-        Self { sender, closed: AtomicBool::new(false), stats, task: Mutex::new(Some(task)) }
+        let task = tokio::spawn(Worker::new(parts, receiver, control_receiver, Arc::clone(&stats)).run());
+        Self {
+            sender,
+            control,
+            sent: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            stats,
+            task: Mutex::new(Some(task)),
+        }
     }
 
-    /// Queues one event, waiting while the queue is full.
-    pub(crate) async fn send(&self, event: UsageEvent) -> Result<()> {
+    async fn send(&self, batch: Batch) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(shut_down());
         }
-        self.sender.send(Message::Event(event)).await.map_err(|_| shut_down())?;
-        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let events = batch.events.len() as u64;
+        self.sender.send(batch).await.map_err(|_| shut_down())?;
+        self.sent.fetch_add(1, Ordering::AcqRel);
+        self.stats.accepted.fetch_add(events, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Queues one event if there is room now.
-    pub(crate) fn try_send(&self, event: UsageEvent) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(shut_down());
+    /// Stores `events` and answers once their transaction is on disk, one outcome per event.
+    pub(crate) async fn record(&self, events: Vec<EventToRecord>) -> Result<Vec<UsageOutcome>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
         }
-        self.sender.try_send(Message::Event(event)).map_err(|error| match error {
-            mpsc::error::TrySendError::Full(_) => Error::Unavailable("the usage queue is full".to_owned()),
-            mpsc::error::TrySendError::Closed(_) => shut_down(),
-        })?;
-        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        let (reply, outcomes) = oneshot::channel();
+        self.send(Batch { events, reply: Some(reply) }).await?;
+        outcomes
+            .await
+            .unwrap_or_else(|_| Err(Error::Unavailable("metering stopped before the usage was written".to_owned())))
     }
 
-    /// Queues events in order, waiting for room in chunks of at most the queue's capacity.
-    pub(crate) async fn send_many(&self, events: Vec<UsageEvent>) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(shut_down());
+    /// Queues `events` without waiting for their write (they are written within the flush interval).
+    pub(crate) async fn record_background(&self, events: Vec<EventToRecord>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
         }
-        let chunk = self.sender.max_capacity();
-        let mut events = events.into_iter().peekable();
-        while events.peek().is_some() {
-            let wanted = events.len().min(chunk);
-            let permits = self.sender.reserve_many(wanted).await.map_err(|_| shut_down())?;
-            for (permit, event) in permits.zip(events.by_ref()) {
-                permit.send(Message::Event(event));
-            }
-            self.stats.accepted.fetch_add(wanted as u64, Ordering::Relaxed);
-        }
-        Ok(())
+        self.send(Batch { events, reply: None }).await
     }
 
-    /// Waits until every event queued before this call is written.
+    /// Waits until every batch sent before this call is written.
     pub(crate) async fn flush(&self) -> Result<()> {
         let (reply, done) = oneshot::channel();
-        if self.sender.send(Message::Flush(reply)).await.is_err() {
+        let through = self.sent.load(Ordering::Acquire);
+        if self.control.send(Control::Flush { through, reply }).is_err() {
             return Ok(()); // the writer has stopped after writing everything (shutdown)
         }
-        match done.await {
-            Ok(result) => result.map_err(Error::from),
-            Err(_) => Ok(()),
-        }
+        done.await.unwrap_or(Ok(()))
     }
 
-    /// Refuses new events, writes everything queued, and stops the writer.
+    /// Refuses new events, writes everything accepted, gives leased quota back, and stops the writer.
     pub(crate) async fn shutdown(&self) -> Result<()> {
         self.closed.store(true, Ordering::Release);
         let (reply, done) = oneshot::channel();
-        let result = if self.sender.send(Message::Shutdown(reply)).await.is_ok() {
-            done.await.unwrap_or(Ok(())).map_err(Error::from)
-        } else {
-            Ok(())
-        };
-        let task = self.task.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let result =
+            if self.control.send(Control::Shutdown { reply }).is_ok() { done.await.unwrap_or(Ok(())) } else { Ok(()) };
+        let task = self.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(task) = task {
             let _ = task.await;
         }
         result
     }
 
+    /// Why the usage writer is failing, while it is.
+    pub(crate) fn degraded(&self) -> Option<String> {
+        self.stats.degraded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     pub(crate) fn stats(&self, live_counters: usize, rate_limited_keys: usize) -> MeteringStats {
-        let accepted = self.stats.accepted.load(Ordering::Relaxed);
-        let written = self.stats.written.load(Ordering::Relaxed);
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let accepted = load(&self.stats.accepted);
+        let settled = load(&self.stats.written)
+            + load(&self.stats.duplicates)
+            + load(&self.stats.dead_letters)
+            + load(&self.stats.refused);
         MeteringStats {
             accepted_events: accepted,
-            written_events: written,
-            queued_events: accepted.saturating_sub(written),
-            failed_writes: self.stats.failed_writes.load(Ordering::Relaxed),
+            written_events: load(&self.stats.written),
+            duplicate_events: load(&self.stats.duplicates),
+            dead_lettered_events: load(&self.stats.dead_letters),
+            queued_events: accepted.saturating_sub(settled),
+            failed_writes: load(&self.stats.failed_writes),
+            refused_events: load(&self.stats.refused),
+            degraded: self.degraded(),
             live_counters,
             rate_limited_keys,
-        }
-    }
-}
-
-struct Worker {
-    receiver: mpsc::Receiver<Message>,
-    store: Arc<dyn Store>,
-    quotas: Arc<QuotaEngine>,
-    prices: Arc<PriceBook>,
-    rates: Arc<RateLimits>,
-    clock: Arc<dyn Clock>,
-    buffer: Vec<UsageEvent>,
-    settings: RecorderSettings,
-    stats: Arc<RecorderStats>,
-}
-
-impl Worker {
-    async fn run(mut self) {
-        let period = self.settings.flush_interval.max(Duration::from_millis(1));
-        // The first tick one period from now, not at once: nothing is pending at start.
-        let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut next_refresh = Instant::now() + self.settings.refresh_interval;
-        // Not at once: a short-lived process (a CLI command) should not start with housekeeping.
-        let mut next_maintenance = Instant::now() + self.settings.refresh_interval;
-        let mut messages = Vec::with_capacity(self.settings.batch_size);
-        loop {
-            tokio::select! {
-                received = self.receiver.recv_many(&mut messages, self.settings.batch_size) => {
-                    if received == 0 {
-                        // Every sender is gone: write what is left and stop.
-                        let _ = self.write_on_shutdown().await;
-                        return;
-                    }
-                    for message in messages.drain(..) {
-                        if let Some(reply) = self.handle(message).await {
-                            let result = self.finish().await;
-                            let _ = reply.send(result);
-                            return;
-                        }
-                    }
-                }
-                _ = ticker.tick() => {
-                    let refresh = Instant::now() >= next_refresh;
-                    if let Err(error) = self.write(refresh).await {
-                        tracing::warn!(error = %error, "writing usage on the interval failed; will retry");
-                    }
-                    if refresh {
-                        self.refresh().await;
-                        next_refresh = Instant::now() + self.settings.refresh_interval;
-                    }
-                    if Instant::now() >= next_maintenance {
-                        self.maintain().await;
-                        next_maintenance = Instant::now() + Duration::from_secs(3_600);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Handles one message; returns the reply of a shutdown request.
-    async fn handle(&mut self, message: Message) -> Option<Reply> {
-        match message {
-            Message::Event(event) => {
-                self.buffer.push(event);
-                if self.buffer.len() >= self.settings.batch_size {
-                    self.write_until_done().await;
-                }
-                None
-            }
-            Message::Flush(reply) => {
-                let _ = reply.send(self.write(false).await);
-                None
-            }
-            Message::Shutdown(reply) => Some(reply),
-        }
-    }
-
-    /// Drains the queue after a shutdown request (events sent before the close are acknowledged
-    /// and must be written), then writes the rest.
-    async fn finish(&mut self) -> Result<(), StoreError> {
-        self.receiver.close();
-        let mut replies = Vec::new();
-        while let Some(message) = self.receiver.recv().await {
-            match message {
-                Message::Event(event) => {
-                    self.buffer.push(event);
-                    if self.buffer.len() >= self.settings.batch_size {
-                        self.write_until_done().await;
-                    }
-                }
-                Message::Flush(reply) | Message::Shutdown(reply) => replies.push(reply),
-            }
-        }
-        let result = self.write_on_shutdown().await;
-        for reply in replies {
-            let _ = reply.send(
-                result
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|_| StoreError::backend(std::io::Error::other("usage could not be written on shutdown"))),
-            );
-        }
-        result
-    }
-
-    /// Writes everything pending in one transaction; on failure keeps it for the next attempt.
-    async fn write(&mut self, all_counters: bool) -> Result<(), StoreError> {
-        let drained = self.quotas.drain(all_counters);
-        if self.buffer.is_empty() && drained.deltas.is_empty() && drained.shadow_hits.is_empty() {
-            return Ok(());
-        }
-        let batch = UsageBatch { events: &self.buffer, counters: &drained.deltas, shadow_hits: &drained.shadow_hits };
-        match self.store.record_usage(batch).await {
-            Ok(totals) => {
-                self.quotas.written(drained, &totals, self.clock.now());
-                self.stats.written.fetch_add(self.buffer.len() as u64, Ordering::Relaxed);
-                self.buffer.clear();
-                Ok(())
-            }
-            Err(error) => {
-                self.quotas.restore(drained);
-                self.stats.failed_writes.fetch_add(1, Ordering::Relaxed);
-                Err(error)
-            }
-        }
-    }
-
-    /// Writes a full batch, retrying with backoff for as long as the store fails. Meanwhile nothing
-    /// is received, so the queue fills and `record` callers wait: backpressure, not unbounded memory.
-    async fn write_until_done(&mut self) {
-        let mut backoff = FIRST_BACKOFF;
-        while let Err(error) = self.write(false).await {
-            tracing::error!(error = %error, events = self.buffer.len(), "writing usage failed; retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
-    }
-
-    async fn write_on_shutdown(&mut self) -> Result<(), StoreError> {
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            match self.write(true).await {
-                Ok(()) => return Ok(()),
-                Err(error) if attempt >= SHUTDOWN_ATTEMPTS => {
-                    tracing::error!(error = %error, lost_events = self.buffer.len(), "usage could not be written on shutdown");
-                    return Err(error);
-                }
-                Err(error) => {
-                    tracing::warn!(error = %error, attempt, "writing usage on shutdown failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    attempt += 1;
-                }
-            }
-        }
-    }
-
-    /// Picks up limits, rates and prices changed by other processes; drops idle rate-limit keys.
-    async fn refresh(&self) {
-        if let Err(error) = self.quotas.reload().await {
-            tracing::warn!(error = %error, "reloading limits failed");
-        }
-        if let Err(error) = self.rates.reload(self.store.as_ref()).await {
-            tracing::warn!(error = %error, "reloading rate limits failed");
-        }
-        self.rates.evict_idle();
-        match self.store.prices().await {
-            Ok(stored) => self.prices.apply_stored(&stored),
-            Err(error) => tracing::warn!(error = %error, "reloading prices failed"),
-        }
-    }
-
-    /// Deletes ended counters and, when a retention is configured, old raw events.
-    async fn maintain(&self) {
-        let now = self.clock.now();
-        if let Err(error) = self.store.purge_counters(now.saturating_sub(COUNTER_RETENTION)).await {
-            tracing::warn!(error = %error, "purging ended quota counters failed");
-        }
-        if let Some(retention) = self.settings.event_retention {
-            match self.store.purge_usage_events(now.saturating_sub(retention)).await {
-                Ok(purged) if purged > 0 => tracing::info!(purged, "purged raw usage events past retention"),
-                Ok(_) => {}
-                Err(error) => tracing::warn!(error = %error, "purging raw usage events failed"),
-            }
         }
     }
 }

@@ -278,8 +278,11 @@ impl TokenManager {
     }
 
     /// Deletes tokens revoked or expired more than `older_than` ago; returns how many.
-    pub async fn cleanup(&self, principal: &Principal, older_than: Duration) -> Result<u64> {
+    /// Irreversible: an age under [`MIN_DELETE_AGE`](crate::MIN_DELETE_AGE) is refused unless
+    /// `force` is set.
+    pub async fn cleanup(&self, principal: &Principal, older_than: Duration, force: bool) -> Result<u64> {
         authorize(principal, Operation::CleanupTokens)?;
+        crate::check_delete_age(older_than, force)?;
         let now = self.clock.now();
         let event = AuditEvent::new(principal.actor(), "token.cleanup", "tokens", now);
         Ok(self.store.delete_inactive_tokens(now.saturating_sub(older_than), &event).await?)

@@ -53,9 +53,20 @@ pub(crate) struct ServeArgs {
     /// How long a request may take before it is answered 503 [default: 10s].
     #[arg(long, env = "TOLLGATE_REQUEST_TIMEOUT")]
     pub(crate) request_timeout: Option<String>,
-    /// How long shutdown waits for in-flight requests [default: 30s].
+    /// How long shutdown may take in all: draining requests, then writing what is queued [default: 30s].
     #[arg(long, env = "TOLLGATE_SHUTDOWN_TIMEOUT")]
     pub(crate) shutdown_timeout: Option<String>,
+    /// How long usage recorded in the background waits to share a write, and how often shadow counts
+    /// and quota lease reports are written [default: 1s]. Usage over HTTP is always durable.
+    #[arg(long, env = "TOLLGATE_USAGE_FLUSH_INTERVAL")]
+    pub(crate) usage_flush_interval: Option<String>,
+    /// How long a group commit waits for more writes after its first [default: 0s: what queued
+    /// while the previous commit was flushed].
+    #[arg(long, env = "TOLLGATE_GROUP_COMMIT_WINDOW")]
+    pub(crate) group_commit_window: Option<String>,
+    /// How long a reservation holds its amounts when neither settled nor released [default: 10m].
+    #[arg(long, env = "TOLLGATE_RESERVATION_TTL")]
+    pub(crate) reservation_ttl: Option<String>,
     /// Largest request body in bytes [default: 65536].
     #[arg(long, env = "TOLLGATE_BODY_LIMIT")]
     pub(crate) body_limit: Option<usize>,
@@ -76,6 +87,9 @@ pub(crate) struct FileConfig {
     flush_interval: Option<String>,
     request_timeout: Option<String>,
     shutdown_timeout: Option<String>,
+    usage_flush_interval: Option<String>,
+    group_commit_window: Option<String>,
+    reservation_ttl: Option<String>,
     body_limit: Option<usize>,
 }
 
@@ -99,6 +113,9 @@ pub(crate) struct Settings {
     pub(crate) log: String,
     pub(crate) server: ServerSettings,
     pub(crate) serve: ServeOptions,
+    pub(crate) store: tollgate::StoreOptions,
+    pub(crate) usage_flush_interval: Duration,
+    pub(crate) reservation_ttl: Duration,
 }
 
 /// Resolves flags and environment (`args`, `global`) over the file over the defaults. The
@@ -150,7 +167,20 @@ pub(crate) fn resolve(args: &ServeArgs, global: &GlobalArgs, file: FileConfig) -
     }
     let mut serve = ServeOptions::default();
     serve.flush_interval = duration("flush_interval", &args.flush_interval, file.flush_interval, 5)?;
-    serve.drain_timeout = duration("shutdown_timeout", &args.shutdown_timeout, file.shutdown_timeout, 30)?;
+    serve.shutdown_timeout = duration("shutdown_timeout", &args.shutdown_timeout, file.shutdown_timeout, 30)?;
+    let usage_flush_interval =
+        duration("usage_flush_interval", &args.usage_flush_interval, file.usage_flush_interval, 1)?;
+    let reservation_ttl = duration("reservation_ttl", &args.reservation_ttl, file.reservation_ttl, 600)?;
+    if reservation_ttl < Duration::from_secs(1) || reservation_ttl > Duration::from_secs(7 * 86_400) {
+        return Err(ValidationError::new("reservation_ttl", "must be between 1s and 7d"));
+    }
+    let mut store = tollgate::StoreOptions::default();
+    if let Some(text) = args.group_commit_window.clone().or(file.group_commit_window) {
+        store.group_commit_window = parse_duration("group_commit_window", &text)?;
+        if store.group_commit_window > Duration::from_millis(100) {
+            return Err(ValidationError::new("group_commit_window", "must be at most 100ms"));
+        }
+    }
 
     Ok(Settings {
         listen: args.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
@@ -161,6 +191,9 @@ pub(crate) fn resolve(args: &ServeArgs, global: &GlobalArgs, file: FileConfig) -
         log: args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned()),
         server,
         serve,
+        store,
+        usage_flush_interval,
+        reservation_ttl,
     })
 }
 
@@ -253,6 +286,12 @@ mod tests {
             (resolve(&ServeArgs::default(), &global(None), file("request_timeout = 'soon'")), "request_timeout"),
             (resolve(&ServeArgs::default(), &global(None), file("trusted_proxies = ['x']")), "trusted_proxies"),
             (resolve(&ServeArgs::default(), &global(None), file("body_limit = 1")), "body_limit"),
+            (resolve(&ServeArgs::default(), &global(None), file("reservation_ttl = '30d'")), "reservation_ttl"),
+            (
+                resolve(&ServeArgs::default(), &global(None), file("usage_flush_interval = '0s'")),
+                "usage_flush_interval",
+            ),
+            (resolve(&ServeArgs::default(), &global(None), file("group_commit_window = '1s'")), "group_commit_window"),
             (
                 resolve(
                     &ServeArgs { database_url: Some("sqlite::memory:".into()), ..ServeArgs::default() },
