@@ -298,6 +298,21 @@ impl QuotaStore for SqliteStore {
         .await
     }
 
+    async fn stranded_units(&self, live_since: Timestamp, now: Timestamp) -> Result<u64> {
+        self.scan(move |connection| {
+            let stranded: Option<i64> = first(
+                connection,
+                "SELECT coalesce(sum(l.granted - l.consumed), 0)
+                 FROM quota_leases l JOIN quota_holders h ON h.id = l.holder
+                 WHERE l.window_end > ?2 AND h.stopped_at IS NULL AND h.heartbeat_at < ?1",
+                params![live_since.unix_micros(), now.unix_micros()],
+                |row| row.integer(Column { index: 0, name: "stranded" }),
+            )?;
+            Ok(u64::try_from(stranded.unwrap_or(0)).unwrap_or(0))
+        })
+        .await
+    }
+
     async fn reserve(&self, insert: &ReservationInsert) -> Result<ReserveOutcome> {
         let insert = insert.clone();
         self.write(move |tx| {

@@ -19,6 +19,8 @@ mod users;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "conformance")]
+pub mod faults;
 
 pub use accounts::{AccountStatusChanged, AccountStore, ServiceAccountInsert};
 pub use admin::StoreAdmin;

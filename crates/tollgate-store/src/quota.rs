@@ -67,7 +67,9 @@ pub struct Hold {
     pub key: CounterKey,
     /// How much.
     pub amount: i64,
-    /// Refuse when the counter would pass this; `None` holds unconditionally (shadow limits).
+    /// Refuse when the counter would pass this (a zero amount asks whether anything is left: it is
+    /// refused at the maximum); `None` holds unconditionally (shadow limits). Holds on one counter
+    /// within one reservation add up.
     pub max: Option<u64>,
 }
 
@@ -91,11 +93,11 @@ pub struct ReservationInsert {
 pub enum ReserveOutcome {
     /// Every hold was taken; each counter's total afterwards, in order.
     Held(Vec<i64>),
-    /// Nothing was held: the hold at `index` would have passed its maximum.
+    /// Nothing was held (and no counter was created): the hold at `index` would have passed its maximum.
     Refused {
         /// Which hold.
         index: usize,
-        /// The counter's value, unchanged.
+        /// The counter's stored value, unchanged.
         used: i64,
     },
 }
@@ -157,20 +159,24 @@ pub struct Settled {
     pub totals: Vec<(CounterKey, i64)>,
 }
 
-/// Leases and reservations. Every operation is one transaction.
+/// Leases and reservations. Every operation is one transaction (except the chunked expiry).
 #[async_trait]
 pub trait QuotaStore: Send + Sync {
-    /// Records a holder (a process starting up).
+    /// Records a holder (a process starting up). Registering one id twice is a `Conflict`.
     async fn register_holder(&self, holder: &HolderId, at: Timestamp) -> Result<()>;
 
     /// Grants up to `request.want` units of a request quota to `holder`, never taking the counter
-    /// past `request.max` (creating the counter when missing).
+    /// past `request.max` (creating the counter when missing). Granting anything to a holder that
+    /// was never registered is a `Conflict`. A lease is not a heartbeat: holders report.
     async fn lease(&self, holder: &HolderId, request: &LeaseRequest, at: Timestamp) -> Result<LeaseGrant>;
 
-    /// Records how much the holder admitted from its blocks (write-behind), and that it is alive.
+    /// Records how much the holder admitted from its blocks (write-behind, cumulative per window;
+    /// never more than granted, never less than reported before), and that it is alive.
     async fn report_leases(&self, holder: &HolderId, uses: &[LeaseUse], at: Timestamp) -> Result<()>;
 
-    /// A clean stop: gives the unused units back to their counters and marks the holder stopped.
+    /// A clean stop: gives the unused units back to their counters (never more than granted minus
+    /// the last reported consumption) and marks the holder stopped. What a stopped holder did not
+    /// give back counts as neither leased nor stranded.
     async fn return_leases(&self, holder: &HolderId, returns: &[LeaseReturn], at: Timestamp) -> Result<()>;
 
     /// For each key: units held by other holders alive since `live_since`, and units stranded with
@@ -182,21 +188,30 @@ pub trait QuotaStore: Send + Sync {
         live_since: Timestamp,
     ) -> Result<Vec<LeaseSummary>>;
 
+    /// Units stranded across every request quota whose window has not ended at `now`: leased to
+    /// holders that went quiet before `live_since` without stopping, and never reported admitted.
+    async fn stranded_units(&self, live_since: Timestamp, now: Timestamp) -> Result<u64>;
+
     /// Takes every hold (all or none: refused when an enforced hold would pass its maximum) and
     /// stores the reservation, in one transaction.
     async fn reserve(&self, insert: &ReservationInsert) -> Result<ReserveOutcome>;
 
     /// Replaces a held reservation's holds with a call's actual usage and records the event, in one
     /// transaction: the counters lose the holds and gain `usage.counters`. An expired reservation
-    /// (its holds already returned) records the event as plain usage. Settling again, or settling a
-    /// released reservation, changes nothing. `NotFound` for an unknown id.
+    /// (its holds already returned) records the event as plain usage and becomes settled, keeping
+    /// its `closed_at`. Settling again, or settling a released reservation, changes nothing.
+    /// `Conflict` when the usage is for another token (checked first); `NotFound` (`reservation`)
+    /// for an unknown id.
     async fn settle_reservation(&self, id: &ReservationId, usage: &EventToRecord, at: Timestamp) -> Result<Settled>;
 
-    /// Gives a held reservation's holds back. Releasing again, or releasing a closed reservation,
-    /// changes nothing. `NotFound` for an unknown id.
+    /// Gives a held reservation's holds back (one held past its expiry ends `expired`, not
+    /// `released`). Releasing again, or releasing a closed reservation, changes nothing.
+    /// `NotFound` (`reservation`) for an unknown id.
     async fn release_reservation(&self, id: &ReservationId, at: Timestamp) -> Result<ReservationRecord>;
 
-    /// Gives back the holds of every reservation held past its expiry; returns how many expired.
+    /// Gives back the holds of every reservation held at or past its `expires_at`; returns how many
+    /// expired. Done in chunks (each chunk one transaction), so a large backlog never holds the
+    /// writer long.
     async fn expire_reservations(&self, now: Timestamp) -> Result<u64>;
 
     /// One reservation, or `NotFound`.
@@ -207,6 +222,7 @@ pub trait QuotaStore: Send + Sync {
     /// its window (so a limit set mid-month counts the month's spend so far); others start at zero.
     async fn counter_values(&self, keys: &[CounterKey]) -> Result<Vec<i64>>;
 
-    /// Deletes leases and closed reservations whose windows or lives ended before `before`.
+    /// Deletes leases whose windows ended before `before`, reservations closed before it, and
+    /// holders quiet since before it with no lease left; returns how many rows.
     async fn purge_quota_state(&self, before: Timestamp) -> Result<u64>;
 }

@@ -68,7 +68,8 @@ pub struct UsageBatch<'a> {
 pub struct BatchWritten {
     /// One outcome per event, in order.
     pub outcomes: Vec<RecordOutcome>,
-    /// Every counter the batch changed, with its total afterwards.
+    /// Every counter the batch changed (deltas to one counter merged), with its total afterwards,
+    /// in no particular order.
     pub totals: Vec<(CounterKey, i64)>,
 }
 
@@ -254,7 +255,8 @@ pub trait UsageStore: Send + Sync {
     async fn count_dead_letters(&self) -> Result<u64>;
 
     /// Sums of the rollups matching `filter`: one row without a key when `group_by` is `None`,
-    /// else one row per group, highest cost first (then by key), at most `limit` rows.
+    /// else one row per group, highest cost first (then by key), at most `limit` rows. Sums
+    /// saturate at `i64::MAX`.
     async fn usage_summary(
         &self,
         filter: &UsageFilter,

@@ -1,5 +1,6 @@
-//! Metering benchmarks: usage recording end to end into a SQLite file (queue → batched transaction of
-//! events and hourly rollups, the final flush included in the time), and quota-checked verifies.
+//! Metering benchmarks: usage recording end to end into a SQLite file (durable calls answered after
+//! their group commit is fsync'd, or background recording with the final flush in the time), and
+//! quota-checked verifies.
 //!
 //! `cargo bench -p tollgate --bench metering -- --warm-up-time 1 --measurement-time 3`
 
@@ -15,9 +16,7 @@ use tollgate::{
 use tollgate_store::{EventToRecord, ProjectInsert, UsageBatch, UsageStore};
 
 /// Events per measured iteration of the recording benchmarks.
-const EVENTS_PER_ITERATION: u64 = 100_000;
-/// Tasks recording at once (one per core of the 2-core benchmark machine).
-const PRODUCERS: u64 = 2;
+const EVENTS_PER_ITERATION: u64 = 20_000;
 
 mod support;
 
@@ -95,35 +94,44 @@ fn events(bench: &BenchStore, manager: &TokenManager, metering: &Metering) -> Ve
         .collect()
 }
 
-/// Records `EVENTS_PER_ITERATION` events from `PRODUCERS` tasks (one `record` call each, or
-/// `record_many` in chunks of `chunk`), then flushes: the time covers everything up to the commit.
-async fn record_then_flush(metering: &Metering, events: &Arc<Vec<UsageEvent>>, chunk: Option<usize>) {
-    let per_producer = EVENTS_PER_ITERATION / PRODUCERS;
-    let mut producers = Vec::new();
-    for producer in 0..PRODUCERS {
-        let metering = metering.clone();
-        let events = Arc::clone(events);
-        producers.push(tokio::spawn(async move {
-            let offset = (producer * per_producer) as usize;
-            match chunk {
-                None => {
-                    for index in 0..per_producer as usize {
-                        metering.record(events[(offset + index) % events.len()].clone()).await.unwrap();
-                    }
-                }
-                Some(chunk) => {
-                    for start in (0..per_producer as usize).step_by(chunk) {
-                        let batch = (start..(start + chunk).min(per_producer as usize))
-                            .map(|index| events[(offset + index) % events.len()].clone())
-                            .collect();
-                        metering.record_many(batch).await.unwrap();
-                    }
+/// How a recording benchmark calls metering.
+#[derive(Clone, Copy)]
+struct Recording {
+    /// Tasks recording at once.
+    tasks: u64,
+    /// Events per call (`record` for 1, `record_many` beyond).
+    chunk: usize,
+    /// Durable calls (answered after the commit) or background ones (then one flush).
+    durable: bool,
+}
+
+/// Records `EVENTS_PER_ITERATION` events as `how` says; the time covers everything up to the commit.
+async fn record_then_flush(metering: &Metering, events: &Arc<Vec<UsageEvent>>, how: Recording, round: u64) {
+    let per_task = EVENTS_PER_ITERATION / how.tasks;
+    let mut tasks = Vec::new();
+    for task in 0..how.tasks {
+        let (metering, events) = (metering.clone(), Arc::clone(events));
+        tasks.push(tokio::spawn(async move {
+            for start in (0..per_task as usize).step_by(how.chunk) {
+                let batch: Vec<UsageEvent> = (start..(start + how.chunk).min(per_task as usize))
+                    .map(|index| {
+                        let mut event = events[(task as usize * per_task as usize + index) % events.len()].clone();
+                        // Every event has its own idempotency key, as gateways send them.
+                        let key = format!("r{round}-t{task}-{index}");
+                        event.event_id = Some(tollgate::EventId::parse(&key).unwrap());
+                        event
+                    })
+                    .collect();
+                match (how.durable, batch.len()) {
+                    (true, 1) => drop(metering.record(batch.into_iter().next().unwrap()).await.unwrap()),
+                    (true, _) => drop(metering.record_many(batch).await.unwrap()),
+                    (false, _) => metering.record_many_background(batch).await.unwrap(),
                 }
             }
         }));
     }
-    for producer in producers {
-        producer.await.unwrap();
+    for task in tasks {
+        task.await.unwrap();
     }
     metering.flush().await.unwrap();
 }
@@ -137,14 +145,19 @@ fn record(c: &mut Criterion) {
     let mut group = c.benchmark_group("record");
     group.throughput(Throughput::Elements(EVENTS_PER_ITERATION));
     group.sample_size(10);
-    for (name, chunk) in [("record_100k_events_then_flush", None), ("record_many_100k_events_then_flush", Some(1_000))]
-    {
+    let mut round = 0;
+    for (name, how) in [
+        ("durable_one_event_per_call_64_tasks", Recording { tasks: 64, chunk: 1, durable: true }),
+        ("durable_100_events_per_call_64_tasks", Recording { tasks: 64, chunk: 100, durable: true }),
+        ("background_1000_events_per_call_then_flush", Recording { tasks: 2, chunk: 1_000, durable: false }),
+    ] {
         group.bench_function(name, |b| {
             b.iter_custom(|iterations| {
                 bench.runtime.block_on(async {
                     let start = Instant::now();
                     for _ in 0..iterations {
-                        record_then_flush(&metering, &events, chunk).await;
+                        round += 1;
+                        record_then_flush(&metering, &events, how, round).await;
                     }
                     start.elapsed()
                 })

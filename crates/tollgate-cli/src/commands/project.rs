@@ -112,13 +112,13 @@ pub(crate) async fn run(global: &GlobalArgs, command: ProjectCommand) -> CliResu
         }
         ProjectCommand::AddMember { project, member, role } => {
             let id = tokens.resolve_project(&principal, &project).await?;
-            let member = tokens.resolve_owner(&principal, &member).await?;
+            let member = resolve_member(tokens, &principal, &member).await?;
             let membership = users.put_project_member(&operator, &id, &member, role.parse::<ProjectRole>()?).await?;
             print_member(global, &membership);
         }
         ProjectCommand::RemoveMember { project, member } => {
             let id = tokens.resolve_project(&principal, &project).await?;
-            let member = tokens.resolve_owner(&principal, &member).await?;
+            let member = resolve_member(tokens, &principal, &member).await?;
             let membership = users.remove_project_member(&operator, &id, &member).await?;
             print_member(global, &membership);
         }
@@ -152,4 +152,18 @@ fn print_member(global: &GlobalArgs, member: &ProjectMember) {
         ("role", member.role.to_string()),
         ("updated", member.updated_at.to_string()),
     ]);
+}
+
+/// The member named by `--member`; one that does not exist names the flag.
+async fn resolve_member(
+    tokens: &tollgate::TokenManager,
+    principal: &tollgate::Principal,
+    member: &str,
+) -> CliResult<tollgate::OwnerId> {
+    match tokens.resolve_owner(principal, member).await {
+        Err(tollgate::Error::NotFound { .. }) => {
+            Err(tollgate::ValidationError::new("member", "no user or service account has this id or name").into())
+        }
+        other => Ok(other?),
+    }
 }

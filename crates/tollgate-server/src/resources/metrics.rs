@@ -59,5 +59,11 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ] {
         let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
     }
+    // A store that cannot answer leaves the gauge out rather than failing the scrape.
+    if let Ok(stranded) = state.metering().stranded_units().await {
+        let name = "tollgate_quota_stranded_units";
+        let help = "Request-quota units lost with crashed processes, in windows not yet ended (under-admission).";
+        let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {stranded}\n");
+    }
     ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text)
 }

@@ -134,6 +134,10 @@ pub async fn summaries_tell_leased_units_from_stranded_ones(store: &dyn Store) {
     assert_eq!(summary(store, &key, &me, 101).await, LeaseSummary { leased: 0, stranded: 13 });
     assert_eq!(summary(store, &key, &live, 50).await, LeaseSummary { leased: 0, stranded: 17 }, "me never reported");
     assert_eq!(value(store, &key).await, 32, "stranded units stay counted: 40 leased, 8 returned");
+    // Across every quota: the quiet holders' unreported units (me: 10, crashed: 7), until the window ends.
+    assert_eq!(store.stranded_units(at(50), at(60)).await.unwrap(), 17);
+    assert_eq!(store.stranded_units(at(0), at(60)).await.unwrap(), 0, "everyone counts as alive");
+    assert_eq!(store.stranded_units(at(50), key.window_end()).await.unwrap(), 0, "the window ended");
 }
 
 /// Purging deletes leases whose window ended and reservations closed before the cutoff, and keeps

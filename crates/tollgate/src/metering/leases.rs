@@ -19,6 +19,9 @@ use crate::Result;
 
 const FIRST_BLOCK: u64 = 8;
 const MAX_BLOCK: u64 = 4_096;
+/// A holder silent this long has stopped (crashed): what it held is stranded. Holders report at
+/// least every 10 s while they run.
+pub(crate) const QUIET_HOLDER: std::time::Duration = std::time::Duration::from_secs(60);
 /// A block used up faster than this doubles the next one.
 const FAST_BLOCK_MICROS: i64 = 1_000_000;
 
@@ -112,6 +115,8 @@ pub(crate) struct LeaseBook {
     /// Set once the holder is registered (at the first lease: a process that never leases, such as
     /// a CLI command, leaves no holder behind).
     registered: tokio::sync::OnceCell<()>,
+    /// Set by `stop`: no block is leased afterwards (it could never be returned).
+    stopped: AtomicBool,
     counters: RwLock<HashMap<CounterKey, Arc<LeaseCounter>>>,
 }
 
@@ -123,6 +128,7 @@ impl LeaseBook {
             clock,
             holder: HolderId::generate(),
             registered: tokio::sync::OnceCell::new(),
+            stopped: AtomicBool::new(false),
             counters: RwLock::new(HashMap::new()),
         }
     }
@@ -198,6 +204,9 @@ impl LeaseBook {
 
     /// Leases the next block for `counter` (the caller holds its refill lock).
     async fn lease(&self, counter: &LeaseCounter, max: u64) -> Result<u64> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(crate::Error::Unavailable("metering is shut down".to_owned()));
+        }
         self.register().await?;
         let now = self.clock.now();
         let block = counter.block.load(Ordering::Acquire);
@@ -245,6 +254,7 @@ impl LeaseBook {
 
     /// A clean stop: reports what was admitted and gives the unused rest back.
     pub(crate) async fn stop(&self) -> Result<()> {
+        self.stopped.store(true, Ordering::Release);
         if self.registered.get().is_none() {
             return Ok(());
         }

@@ -240,6 +240,12 @@ impl Metering {
         self.inner.recorder.stats(self.inner.quotas.live_counters(), self.inner.rates.tracked_keys())
     }
 
+    /// Request-quota units lost with processes that crashed holding them (never admitted, not
+    /// available again before their windows end): the under-admission a crash costs, for metrics.
+    pub async fn stranded_units(&self) -> Result<u64> {
+        self.inner.quotas.stranded_units(self.inner.clock.now()).await
+    }
+
     /// Why usage writes are failing, while they are (for `/health`).
     pub fn degraded(&self) -> Option<String> {
         self.inner.recorder.degraded()

@@ -8,6 +8,7 @@
 //! - Shadow request limits count in memory and are written with the usage batches.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use tollgate_types::{
 
 use super::counters::{Counter, fits};
 use super::index::{LimitIndex, Subjects};
-use super::leases::{LeaseBook, LeaseCounter};
+use super::leases::{LeaseBook, LeaseCounter, QUIET_HOLDER};
 use crate::{Error, Result};
 
 /// What happens to usage of a model that has no price.
@@ -176,8 +177,11 @@ pub(crate) struct QuotaEngine {
     reservation_ttl: Duration,
     index: RwLock<Arc<LimitIndex>>,
     pub(crate) leases: Arc<LeaseBook>,
-    /// The last known total of each tokens or cost counter in the store.
+    /// The last known total of each tokens or cost counter in the store. Totals reported by writes
+    /// arrive in any order, so they only ever raise a view; a fresh read lowers it (`refresh_views`).
     views: RwLock<HashMap<CounterKey, i64>>,
+    /// Bumped by every `observe`, so a read that raced with one does not lower a view below it.
+    observations: AtomicU64,
     /// Shadow request counts not yet written.
     shadow: RwLock<HashMap<CounterKey, Arc<Counter>>>,
     shadow_hits: Mutex<HashMap<LimitKey, (u64, Timestamp)>>,
@@ -197,6 +201,7 @@ impl QuotaEngine {
             index: RwLock::new(Arc::default()),
             leases: Arc::new(leases),
             views: RwLock::new(HashMap::new()),
+            observations: AtomicU64::new(0),
             shadow: RwLock::new(HashMap::new()),
             shadow_hits: Mutex::new(HashMap::new()),
         }
@@ -212,12 +217,24 @@ impl QuotaEngine {
         *self.index.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(LimitIndex::build(&records));
         let keys: Vec<CounterKey> =
             self.views.read().unwrap_or_else(|poisoned| poisoned.into_inner()).keys().cloned().collect();
-        if !keys.is_empty() {
-            let values = self.store.counter_values(&keys).await?;
-            let mut views = self.views.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-            for (key, value) in keys.into_iter().zip(values) {
-                views.insert(key, value);
-            }
+        self.refresh_views(keys).await
+    }
+
+    /// Reads the counters of `keys` again and takes their values as the views, even when lower (a
+    /// release, a settle for less, an expiry). A write observed while the read ran may be newer than
+    /// the read: then a view is only raised, never lowered.
+    pub(crate) async fn refresh_views(&self, keys: Vec<CounterKey>) -> Result<()> {
+        let keys: Vec<CounterKey> = keys.into_iter().filter(|key| key.limit.metric != Metric::Requests).collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let before = self.observations.load(Ordering::Acquire);
+        let values = self.store.counter_values(&keys).await?;
+        let mut views = self.views.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let exact = self.observations.load(Ordering::Acquire) == before;
+        for (key, value) in keys.into_iter().zip(values) {
+            let view = views.entry(key).or_insert(value);
+            *view = if exact { value } else { (*view).max(value) };
         }
         Ok(())
     }
@@ -232,8 +249,11 @@ impl QuotaEngine {
             return Ok(*value);
         }
         let value = self.store.counter_values(std::slice::from_ref(key)).await?.first().copied().unwrap_or(0);
-        self.views.write().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key.clone(), value);
-        Ok(value)
+        // A write observed meanwhile may know a higher total: keep the higher.
+        let mut views = self.views.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let view = views.entry(key.clone()).or_insert(value);
+        *view = (*view).max(value);
+        Ok(*view)
     }
 
     /// Takes note of counter totals a write reported (and of shadow limits they now pass).
@@ -243,11 +263,14 @@ impl QuotaEngine {
         }
         let index = self.index();
         let mut views = self.views.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.observations.fetch_add(1, Ordering::AcqRel);
         for (key, total) in totals {
             if key.limit.metric == Metric::Requests {
                 continue;
             }
-            let before = views.insert(key.clone(), *total).unwrap_or(0);
+            let view = views.entry(key.clone()).or_insert(0);
+            let before = *view;
+            *view = before.max(*total);
             if let Some(spec) = index.spec(&key.limit)
                 && spec.shadow()
                 && *total > max_of(spec)
@@ -440,12 +463,17 @@ impl QuotaEngine {
         let mut usage = Usage { key, total, leased: 0, stranded: 0 };
         if usage.key.limit.metric == Metric::Requests {
             let local = self.leases.existing(&usage.key).map_or(0, |counter| counter.available());
-            // A holder silent for a minute has stopped: what it held is stranded.
-            let others = self.leases.others(&usage.key, now.saturating_sub(Duration::from_secs(60))).await?;
+            let others = self.leases.others(&usage.key, now.saturating_sub(QUIET_HOLDER)).await?;
             usage.leased = local.saturating_add(others.leased);
             usage.stranded = others.stranded;
         }
         Ok(usage)
+    }
+
+    /// Request-quota units lost with processes that stopped without returning them, in windows
+    /// not yet ended.
+    pub(crate) async fn stranded_units(&self, now: Timestamp) -> Result<u64> {
+        Ok(self.store.stranded_units(now.saturating_sub(QUIET_HOLDER), now).await?)
     }
 
     /// How many counters are held in memory.

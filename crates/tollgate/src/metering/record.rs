@@ -171,6 +171,9 @@ impl Metering {
         let now = self.inner.clock.now();
         let settled = self.inner.store.settle_reservation(id, &item, now).await?;
         self.inner.quotas.observe(&settled.totals, now);
+        // The holds are gone and the actual may be less: read the counters again.
+        let keys = settled.totals.iter().map(|(key, _)| key.clone()).collect();
+        self.inner.quotas.refresh_views(keys).await?;
         match settled.recorded {
             Some(outcome) => {
                 Ok(Settlement { reservation: settled.reservation, event: item.event, outcome: outcome.into() })
@@ -185,11 +188,8 @@ impl Metering {
         let now = self.inner.clock.now();
         let released = self.inner.store.release_reservation(id, now).await?;
         // The counters lost the holds: read them again before the next plain verify decides on them.
-        let keys: Vec<_> = released.holds.iter().map(|(key, _)| key.clone()).collect();
-        if !keys.is_empty() {
-            let values = self.inner.store.counter_values(&keys).await?;
-            self.inner.quotas.observe(&keys.into_iter().zip(values).collect::<Vec<_>>(), now);
-        }
+        let keys = released.holds.iter().map(|(key, _)| key.clone()).collect();
+        self.inner.quotas.refresh_views(keys).await?;
         Ok(released)
     }
 

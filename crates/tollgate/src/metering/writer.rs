@@ -179,12 +179,20 @@ impl Worker {
     }
 
     fn write_due(&self, tick: bool) -> bool {
-        if self.pending.unwritten() == 0 || self.retry.is_some_and(|(at, _)| Instant::now() < at) {
+        if self.pending.unwritten() == 0 {
             return false;
         }
-        tick || !self.flushes.is_empty()
-            || self.pending.has_durable()
-            || self.pending.unwritten() >= self.parts.settings.batch_size
+        match self.retry {
+            // After a failure: at the retry time, whatever is held (background events too).
+            Some((at, _)) => Instant::now() >= at,
+            None => {
+                tick || !self.flushes.is_empty()
+                    || self.pending.has_durable()
+                    || self.pending.unwritten() >= self.parts.settings.batch_size
+                    // Nothing more is received while the writer holds its capacity.
+                    || self.pending.len() >= self.parts.settings.queue_capacity
+            }
+        }
     }
 
     /// Writes every unwritten event, splitting what the store refuses; returns whether the store

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tollgate::{
     AuditFilter, Error, LimitKey, LimitSpec, LimitSubject, Metric, ModelName, ModelPrice, OwnerId, PageRequest,
-    Permission, PriceSource, Principal, ProviderName, RateLimitSpec, TokenId, UsageFilter, Window,
+    Permission, PriceSource, Principal, ProviderName, RateLimitSpec, TokenId, UsageFilter, VerifyRequest, Window,
 };
 
 use crate::{Fixture, at, dollars, event};
@@ -107,11 +107,74 @@ async fn rate_limits_and_purges_are_admin_operations() {
     fixture.advance(7_200);
     fixture.metering.record(event(&fixture, &token, "openai/gpt-4o", 10, 10)).await.unwrap();
     fixture.metering.flush().await.unwrap();
-    let purged = fixture.metering.purge_usage_events(&Principal::Operator, Duration::from_secs(3_600)).await.unwrap();
+    let purged =
+        fixture.metering.purge_usage_events(&Principal::Operator, Duration::from_secs(3_600), false).await.unwrap();
     assert_eq!(purged, 1);
     assert_eq!(fixture.store.count_usage_events().await.unwrap(), 1);
     let day = UsageFilter::between(at("2026-03-10T00:00:00Z"), at("2026-03-11T00:00:00Z"));
     let report = fixture.metering.usage(&Principal::Operator, &day, None, 1).await.unwrap();
     assert_eq!(report.totals.events, 2, "rollups keep purged events");
     assert_eq!(actions(&fixture).await, ["rate_limit.set", "rate_limit.remove", "usage.purge"]);
+}
+
+/// Removing a limit keeps its counters: setting it again in the same window continues from what
+/// was used, for tokens and for requests alike.
+#[tokio::test]
+async fn re_adding_a_removed_limit_mid_window_keeps_its_usage() {
+    let fixture = Fixture::new().await;
+    let (secret, token) = fixture.token("alice", None).await;
+    let subject = LimitSubject::Token(token.id);
+    let tokens_key = LimitKey { subject: subject.clone(), metric: Metric::Tokens, window: Window::Day };
+    let requests_key = LimitKey { subject: subject.clone(), metric: Metric::Requests, window: Window::Day };
+    fixture.limit(subject.clone(), Metric::Tokens, Window::Day, 1_000, false).await;
+    fixture.limit(subject.clone(), Metric::Requests, Window::Day, 3, false).await;
+    for _ in 0..3 {
+        fixture.tokens.verify(&secret, &VerifyRequest::default()).await.unwrap();
+    }
+    fixture.metering.record(event(&fixture, &token, "openai/gpt-4o", 600, 0)).await.unwrap();
+
+    fixture.metering.remove_limit(&Principal::Operator, &tokens_key).await.unwrap();
+    fixture.metering.remove_limit(&Principal::Operator, &requests_key).await.unwrap();
+    fixture.advance(1_800);
+    fixture.tokens.verify(&secret, &VerifyRequest::default()).await.expect("no limit, no refusal");
+    fixture.limit(subject.clone(), Metric::Tokens, Window::Day, 1_000, false).await;
+    fixture.limit(subject.clone(), Metric::Requests, Window::Day, 3, false).await;
+
+    let statuses = fixture.metering.limit_status(&Principal::Operator, Some(&subject)).await.unwrap();
+    let used: Vec<_> = statuses.iter().map(|status| (status.limit.spec.key().metric, status.used)).collect();
+    assert_eq!(used, [(Metric::Requests, 3), (Metric::Tokens, 600)], "the call without a limit was not counted");
+    let Err(Error::Refused(refusal)) = fixture.tokens.verify(&secret, &VerifyRequest::default()).await else {
+        panic!("3 of 3 requests were used before the limit was removed");
+    };
+    assert_eq!(refusal.limit.as_deref(), Some("requests_per_day"));
+}
+
+/// Deleting younger than an hour cannot be undone by mistake: it needs `force`.
+#[tokio::test]
+async fn purges_and_cleanups_younger_than_an_hour_need_force() {
+    let fixture = Fixture::new().await;
+    let (_, token) = fixture.token("alice", None).await;
+    fixture.metering.record(event(&fixture, &token, "openai/gpt-4o", 10, 10)).await.unwrap();
+    fixture.tokens.revoke(&Principal::Operator, &token.id, None).await.unwrap();
+    fixture.advance(1_800);
+    let half_hour = Duration::from_secs(1_800);
+
+    let error = fixture.metering.purge_usage_events(&Principal::Operator, half_hour, false).await.unwrap_err();
+    assert!(matches!(error, Error::Validation(ref invalid) if invalid.field == "older_than"), "{error}");
+    let error = fixture.tokens.cleanup(&Principal::Operator, half_hour, false).await.unwrap_err();
+    assert!(matches!(error, Error::Validation(ref invalid) if invalid.field == "older_than"), "{error}");
+    assert_eq!(fixture.store.count_usage_events().await.unwrap(), 1, "nothing was deleted");
+    assert!(fixture.store.token(&token.id).await.is_ok());
+
+    let almost = Duration::from_secs(1_799);
+    assert_eq!(fixture.metering.purge_usage_events(&Principal::Operator, almost, true).await.unwrap(), 1);
+    assert_eq!(fixture.tokens.cleanup(&Principal::Operator, almost, true).await.unwrap(), 1);
+    assert_eq!(fixture.store.count_usage_events().await.unwrap(), 0);
+    assert!(matches!(fixture.store.token(&token.id).await, Err(tollgate::StoreError::NotFound { .. })));
+    let hour = tollgate::MIN_DELETE_AGE;
+    assert_eq!(
+        fixture.metering.purge_usage_events(&Principal::Operator, hour, false).await.unwrap(),
+        0,
+        "an hour is old enough"
+    );
 }

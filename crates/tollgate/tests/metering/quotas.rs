@@ -1,95 +1,29 @@
 //! Quotas in the verify path: exact admission under concurrency, calendar resets, shadow mode,
 //! reservations, unpriced models.
 
-use tollgate::{
-    Clock, CounterKey, Error, LimitKey, LimitSubject, Metric, QuotaMode, RefusalCode, Reservation, UnpricedModels,
-    VerifyRequest, Window,
-};
+use tollgate::{Clock, Error, LimitSubject, Metric, RefusalCode, Reservation, UnpricedModels, VerifyRequest, Window};
 
-use crate::{Fixture, at, dollars, event};
+use crate::{Fixture, at, counter, dollars, event, hammer};
 
-/// Runs `tasks` tasks, each calling `verify` (or `verify_and_reserve` with `reservation`) `calls`
-/// times at once on a multi-threaded runtime; returns how many were admitted. Every refusal must be
-/// `quota_exceeded`.
-async fn hammer(
-    fixture: &Fixture,
-    secret: &str,
-    tasks: usize,
-    calls: usize,
-    reservation: Option<Reservation>,
-) -> usize {
-    let mut handles = Vec::new();
-    for _ in 0..tasks {
-        let tokens = fixture.tokens.clone();
-        let secret = secret.to_owned();
-        let reservation = reservation.clone();
-        handles.push(tokio::spawn(async move {
-            let mut admitted = 0;
-            for _ in 0..calls {
-                let request = VerifyRequest::default();
-                let result = match &reservation {
-                    Some(reservation) => tokens.verify_and_reserve(&secret, &request, reservation).await.map(drop),
-                    None => tokens.verify(&secret, &request).await.map(drop),
-                };
-                match result {
-                    Ok(()) => admitted += 1,
-                    Err(Error::Refused(refusal)) => assert_eq!(refusal.code, RefusalCode::QuotaExceeded),
-                    Err(other) => panic!("unexpected error: {other}"),
-                }
-            }
-            admitted
-        }));
-    }
-    let mut admitted = 0;
-    for handle in handles {
-        admitted += handle.await.expect("task completes");
-    }
-    admitted
-}
-
-async fn stored_counter(fixture: &Fixture, subject: LimitSubject, metric: Metric, window: Window) -> i64 {
-    fixture.metering.flush().await.unwrap();
-    let key = CounterKey::at(LimitKey { subject, metric, window }, fixture.clock.now());
-    fixture.store.load_counter(&key).await.unwrap()
-}
-
-async fn concurrent_requests_admit_exactly_the_cap(mode: QuotaMode) {
-    let fixture = Fixture::with(mode, |builder| builder).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_tasks_admit_exactly_the_request_cap() {
+    let fixture = Fixture::new().await;
     let (secret, token) = fixture.token("alice", None).await;
-    fixture.limit(LimitSubject::Token(token.id), Metric::Requests, Window::Day, 37, false).await;
-    assert_eq!(hammer(&fixture, &secret, 64, 1, None).await, 37, "64 tasks, one call each");
+    fixture.limit(LimitSubject::Token(token.id), Metric::Requests, Window::Day, 50, false).await;
+    assert_eq!(hammer(&fixture.tokens, &secret, 64, 1, None).await, 50, "64 tasks, one call each");
     let subject = LimitSubject::Token(token.id);
-    assert_eq!(stored_counter(&fixture, subject, Metric::Requests, Window::Day).await, 37);
+    assert_eq!(counter(&fixture, subject, Metric::Requests, Window::Day).await, 50, "every leased unit was admitted");
 }
 
-async fn concurrent_money_reservations_admit_exactly_the_cap(mode: QuotaMode) {
-    let fixture = Fixture::with(mode, |builder| builder).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_tasks_admit_exactly_the_money_cap() {
+    let fixture = Fixture::new().await;
     let (secret, _) = fixture.token("alice", Some("search")).await;
     let project = LimitSubject::Project(fixture.project("search").await);
     fixture.limit(project.clone(), Metric::Cost, Window::Month, dollars("50.00").micros() as u64, false).await;
     let reservation = Reservation { tokens: 0, cost: Some(dollars("1.25")) };
-    assert_eq!(hammer(&fixture, &secret, 64, 1, Some(reservation)).await, 40, "$50.00 / $1.25 = 40");
-    assert_eq!(stored_counter(&fixture, project, Metric::Cost, Window::Month).await, dollars("50.00").micros());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sixty_four_tasks_admit_exactly_the_request_cap_in_memory() {
-    concurrent_requests_admit_exactly_the_cap(QuotaMode::Local).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sixty_four_tasks_admit_exactly_the_request_cap_in_the_store() {
-    concurrent_requests_admit_exactly_the_cap(QuotaMode::Store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sixty_four_tasks_admit_exactly_the_money_cap_in_memory() {
-    concurrent_money_reservations_admit_exactly_the_cap(QuotaMode::Local).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sixty_four_tasks_admit_exactly_the_money_cap_in_the_store() {
-    concurrent_money_reservations_admit_exactly_the_cap(QuotaMode::Store).await;
+    assert_eq!(hammer(&fixture.tokens, &secret, 64, 1, Some(reservation)).await, 40, "$50.00 / $1.25 = 40");
+    assert_eq!(counter(&fixture, project, Metric::Cost, Window::Month).await, dollars("50.00").micros());
 }
 
 /// Many calls per task against several limits at once: the tightest one decides, and a refusal by
@@ -102,22 +36,23 @@ async fn several_limits_together_never_overspend_any_of_them() {
     fixture.limit(LimitSubject::Token(token.id), Metric::Requests, Window::Hour, 1_000, false).await;
     fixture.limit(owner.clone(), Metric::Cost, Window::Day, 777, false).await;
     let reservation = Reservation { tokens: 0, cost: Some(tollgate::Microdollars::from_micros(1)) };
-    assert_eq!(hammer(&fixture, &secret, 64, 20, Some(reservation)).await, 777);
-    assert_eq!(stored_counter(&fixture, owner, Metric::Cost, Window::Day).await, 777);
-    let requests = stored_counter(&fixture, LimitSubject::Token(token.id), Metric::Requests, Window::Hour).await;
+    assert_eq!(hammer(&fixture.tokens, &secret, 64, 20, Some(reservation)).await, 777);
+    assert_eq!(counter(&fixture, owner, Metric::Cost, Window::Day).await, 777);
+    // The shutdown gives back what was leased and not admitted: what is left counted is what was admitted.
+    fixture.metering.shutdown().await.unwrap();
+    let requests = counter(&fixture, LimitSubject::Token(token.id), Metric::Requests, Window::Hour).await;
     assert_eq!(requests, 777, "refused calls gave their request back");
 }
 
-/// Two processes sharing one database in store mode share one budget exactly.
+/// Two meterings sharing one store share one budget exactly (see `leases` for separate connections).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn store_mode_shares_one_budget_between_processes() {
-    let fixture = Fixture::with(QuotaMode::Store, |builder| builder).await;
+async fn two_meterings_share_one_budget() {
+    let fixture = Fixture::new().await;
     let (secret, token) = fixture.token("alice", None).await;
     fixture.limit(LimitSubject::Token(token.id), Metric::Requests, Window::Day, 25, false).await;
-    let other_metering =
-        Fixture::metering_over(&fixture.store, &fixture.clock, QuotaMode::Store, |builder| builder).await;
+    let other_metering = Fixture::metering_over(&fixture.store, &fixture.clock, |builder| builder).await;
     let other = Fixture::tokens_over(&fixture.store, &fixture.clock, &other_metering);
-    let (first, second) = tokio::join!(hammer(&fixture, &secret, 16, 2, None), async {
+    let (first, second) = tokio::join!(hammer(&fixture.tokens, &secret, 16, 2, None), async {
         let mut admitted = 0;
         for _ in 0..32 {
             admitted += usize::from(other.verify(&secret, &VerifyRequest::default()).await.is_ok());
@@ -309,7 +244,7 @@ async fn unpriced_models_fail_closed_where_a_cost_cap_applies() {
         .unwrap();
     assert_eq!((report.totals.events, report.totals.cost.micros()), (3, 42), "the refused event was not stored");
 
-    let lenient = Fixture::with(QuotaMode::Local, |builder| builder.unpriced_models(UnpricedModels::Free)).await;
+    let lenient = Fixture::with(|builder| builder.unpriced_models(UnpricedModels::Free)).await;
     let (lenient_secret, token) = lenient.token("alice", None).await;
     lenient.limit(LimitSubject::Token(token.id), Metric::Cost, Window::Month, 1_000, false).await;
     lenient.metering.record(event(&lenient, &token, "acme/mystery-1", 10, 10)).await.unwrap();
@@ -317,7 +252,7 @@ async fn unpriced_models_fail_closed_where_a_cost_cap_applies() {
     assert!(lenient.tokens.verify_and_reserve(&lenient_secret, &VerifyRequest::default(), &estimate).await.is_ok());
 }
 
-/// Counters persist write-behind and a restarted process continues from them.
+/// Counters persist and a restarted process continues from them.
 #[tokio::test]
 async fn a_restart_continues_from_the_persisted_counters() {
     let fixture = Fixture::new().await;
@@ -327,7 +262,7 @@ async fn a_restart_continues_from_the_persisted_counters() {
         fixture.tokens.verify(&secret, &VerifyRequest::default()).await.unwrap();
     }
     fixture.metering.shutdown().await.unwrap();
-    let restarted = Fixture::metering_over(&fixture.store, &fixture.clock, QuotaMode::Local, |builder| builder).await;
+    let restarted = Fixture::metering_over(&fixture.store, &fixture.clock, |builder| builder).await;
     let tokens = Fixture::tokens_over(&fixture.store, &fixture.clock, &restarted);
     let admitted = {
         let mut admitted = 0;

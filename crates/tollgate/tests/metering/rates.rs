@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tollgate::{
-    Error, LimitSubject, LocalLimiter, Metric, Principal, QuotaMode, RateLimitSpec, RefusalCode, VerifyRequest, Window,
+    Error, LimitSubject, LocalLimiter, Metric, Principal, RateLimitSpec, RefusalCode, VerifyRequest, Window,
 };
 use tollgate_ratelimit::FakeRelativeClock;
 
@@ -14,7 +14,7 @@ use crate::Fixture;
 async fn fixture_with_fake_time() -> (Fixture, FakeRelativeClock) {
     let time = FakeRelativeClock::default();
     let limiter = Arc::new(LocalLimiter::with_clock(NonZeroUsize::new(1_000).unwrap(), time.clone()));
-    let fixture = Fixture::with(QuotaMode::Local, |builder| builder.rate_limiter(limiter)).await;
+    let fixture = Fixture::with(|builder| builder.rate_limiter(limiter)).await;
     (fixture, time)
 }
 
@@ -87,6 +87,23 @@ async fn bad_rates_are_refused_and_need_an_existing_token() {
     assert!(matches!(missing, Err(Error::NotFound { entity: "token" })), "{missing:?}");
 }
 
+/// A burst no window can refill (a billion at one a minute takes 1,900 years) is refused up front,
+/// naming `burst`, and nothing is stored.
+#[tokio::test]
+async fn a_burst_no_window_can_refill_is_refused_naming_burst() {
+    let (fixture, _time) = fixture_with_fake_time().await;
+    let (_, token) = fixture.token("alice", None).await;
+    let endless = RateLimitSpec::new(1, RateLimitSpec::MAX).unwrap();
+    let error = fixture.metering.set_rate_limit(&Principal::Operator, &token.id, endless).await.unwrap_err();
+    assert!(matches!(error, Error::Validation(ref invalid) if invalid.field == "burst"), "{error}");
+    assert!(fixture.metering.rate_limits(&Principal::Operator).await.unwrap().is_empty());
+    let fine = RateLimitSpec::new(RateLimitSpec::MAX, RateLimitSpec::MAX).unwrap();
+    assert!(
+        fixture.metering.set_rate_limit(&Principal::Operator, &token.id, fine).await.is_ok(),
+        "fast enough to refill"
+    );
+}
+
 mockall::mock! {
     /// A shared limiter that fails on every check, as a remote limiter does when its backend is down.
     BrokenLimiter {}
@@ -121,7 +138,7 @@ async fn a_failing_limiter_fails_closed_without_spending_quota() {
     limiter.expect_len().return_const(0usize);
     limiter.expect_evict_idle().return_const(0usize);
     let limiter: Arc<dyn tollgate_ratelimit::RateLimiter> = Arc::new(limiter);
-    let fixture = Fixture::with(QuotaMode::Local, |builder| builder.rate_limiter(limiter)).await;
+    let fixture = Fixture::with(|builder| builder.rate_limiter(limiter)).await;
     let (secret, token) = fixture.token("alice", None).await;
     let (unlimited_secret, _) = fixture.token("bob", None).await;
     fixture.metering.set_rate_limit(&Principal::Operator, &token.id, RateLimitSpec::new(60, 3).unwrap()).await.unwrap();

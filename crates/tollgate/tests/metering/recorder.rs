@@ -1,8 +1,8 @@
-//! The write-behind recorder: batches, flush, graceful shutdown, pricing and bad input.
+//! The recorder: durable batches, background recording written at shutdown, pricing and bad input.
 
 use std::time::Duration;
 
-use tollgate::{Error, Principal, QuotaMode, UsageFilter, UsageInput};
+use tollgate::{Error, Principal, UsageFilter, UsageInput, UsageOutcome};
 
 use crate::{Fixture, at, event};
 
@@ -10,13 +10,11 @@ fn whole_day() -> UsageFilter {
     UsageFilter::between(at("2026-03-10T00:00:00Z"), at("2026-03-11T00:00:00Z"))
 }
 
-/// 100,000 events still queued when shutdown starts are all written: count the rows afterwards.
+/// 100,000 events recorded in the background and still queued when shutdown starts are all
+/// written: count the rows afterwards. Durable recording is then refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_graceful_shutdown_with_100_000_queued_events_loses_none() {
-    let fixture = Fixture::with(QuotaMode::Local, |builder| {
-        builder.queue_capacity(4_096).batch_size(200_000).flush_interval(Duration::from_secs(3_600))
-    })
-    .await;
+async fn a_graceful_shutdown_with_100_000_background_events_loses_none() {
+    let fixture = Fixture::with(|builder| builder.batch_size(200_000)).await;
     let (_, token) = fixture.token("alice", Some("search")).await;
     let mut writers = Vec::new();
     for writer in 0..10u32 {
@@ -24,7 +22,7 @@ async fn a_graceful_shutdown_with_100_000_queued_events_loses_none() {
         let template = event(&fixture, &token, "openai/gpt-4o-mini", writer + 1, 1);
         writers.push(tokio::spawn(async move {
             for _ in 0..10_000 {
-                metering.record(template.clone()).await.expect("accepted");
+                metering.record_background(template.clone()).await.expect("accepted");
             }
         }));
     }
@@ -32,7 +30,11 @@ async fn a_graceful_shutdown_with_100_000_queued_events_loses_none() {
         writer.await.unwrap();
     }
     let stats = fixture.metering.stats();
-    assert_eq!((stats.accepted_events, stats.written_events), (100_000, 0), "all still queued (batch not full)");
+    assert_eq!(
+        (stats.accepted_events, stats.written_events, stats.queued_events),
+        (100_000, 0, 100_000),
+        "all still queued (no durable record, no flush, batch not full)"
+    );
     fixture.metering.shutdown().await.unwrap();
     assert_eq!(fixture.store.count_usage_events().await.unwrap(), 100_000);
     let report = fixture.metering.usage(&Principal::Operator, &whole_day(), None, 1).await.unwrap();
@@ -41,18 +43,21 @@ async fn a_graceful_shutdown_with_100_000_queued_events_loses_none() {
     assert_eq!(report.totals.input_tokens, 550_000);
     let error = fixture.metering.record(event(&fixture, &token, "openai/gpt-4o", 1, 1)).await.unwrap_err();
     assert!(matches!(error, Error::Unavailable(_)), "{error}");
+    let error = fixture.metering.record_background(event(&fixture, &token, "openai/gpt-4o", 1, 1)).await.unwrap_err();
+    assert!(matches!(error, Error::Unavailable(_)), "{error}");
     assert!(fixture.metering.flush().await.is_ok(), "nothing left to flush");
+    assert_eq!(fixture.store.count_usage_events().await.unwrap(), 100_000, "nothing after the shutdown was stored");
 }
 
-/// Dropping every handle also writes what was queued (the writer ends when the queue closes).
+/// A durable batch larger than a transaction is written in several, all before it returns.
 #[tokio::test]
-async fn batches_are_written_on_size_and_on_flush() {
-    let fixture = Fixture::with(QuotaMode::Local, |builder| builder.batch_size(100)).await;
+async fn a_durable_batch_larger_than_a_transaction_is_written_before_it_returns() {
+    let fixture = Fixture::with(|builder| builder.batch_size(100)).await;
     let (_, token) = fixture.token("alice", None).await;
     let events: Vec<_> = (0..250).map(|_| event(&fixture, &token, "openai/gpt-4o", 10, 10)).collect();
-    fixture.metering.record_many(events).await.unwrap();
-    fixture.metering.flush().await.unwrap();
-    assert_eq!(fixture.store.count_usage_events().await.unwrap(), 250);
+    let outcomes = fixture.metering.record_many(events).await.unwrap();
+    assert_eq!(outcomes, vec![UsageOutcome::Recorded; 250]);
+    assert_eq!(fixture.store.count_usage_events().await.unwrap(), 250, "no flush needed");
     assert_eq!(fixture.metering.stats().queued_events, 0);
     tokio::time::timeout(Duration::from_secs(30), fixture.metering.shutdown()).await.unwrap().unwrap();
 }
@@ -108,5 +113,6 @@ async fn bad_usage_input_names_the_field_and_stores_nothing() {
     fixture.metering.flush().await.unwrap();
     assert_eq!(fixture.store.count_usage_events().await.unwrap(), 0);
     let recorded = fixture.metering.record_inputs(&Principal::Operator, &[good]).await.unwrap();
-    assert_eq!(recorded[0].cost.map(|cost| cost.micros()), Some(75));
+    assert_eq!(recorded[0].event.cost.map(|cost| cost.micros()), Some(75));
+    assert_eq!(recorded[0].outcome, UsageOutcome::Recorded);
 }
