@@ -78,7 +78,7 @@ pub(crate) enum Command {
     Audit(AuditCommand),
     /// Serve the HTTP control API (default 127.0.0.1:8080 over ./tollgate.db).
     Serve(ServeArgs),
-    /// Record usage, show usage over a time range, purge raw events.
+    /// Record usage (durably), settle or release reservations, show usage, list dead letters, purge raw events.
     #[command(subcommand)]
     Usage(UsageCommand),
     /// Quotas (requests, tokens, cost per minute/hour/day/month) and per-token rate limits.

@@ -16,7 +16,8 @@ pub async fn admin_exists(state: &AppState) -> tollgate::Result<bool> {
     let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
     loop {
         let found = state.tokens().list(&Principal::Operator, &filter, &page).await?;
-        if found.items.iter().any(|token| token.permission == Permission::Admin) {
+        // What the token may do now, not what it was issued with (its owner may have been demoted).
+        if found.items.iter().any(|token| token.effective_permission() == Permission::Admin) {
             return Ok(true);
         }
         match found.next_cursor {

@@ -171,6 +171,16 @@ impl ProjectStore for SqliteStore {
             let mut event = audit;
             event.before = before.as_ref().map(|before| serde_json::json!({ "role": before.role }));
             append(tx, &event)?;
+            if role == ProjectRole::Viewer {
+                // A viewer reads the project's usage; it no longer spends it.
+                crate::tokens::revoke_where(
+                    tx,
+                    "owner_id = ?1 AND project_id = ?2",
+                    &[member.to_string(), project.to_string()],
+                    "made a viewer of the project",
+                    &event,
+                )?;
+            }
             Ok(record)
         })
         .await

@@ -44,7 +44,9 @@ pub trait ProjectStore: Send + Sync {
     async fn list_projects(&self, member: Option<&OwnerId>, page: &PageRequest) -> Result<Page<ProjectRecord>>;
 
     /// Adds a member or changes its role. The store fills `audit.before` with the previous role (`None`
-    /// for a new member), read in the same transaction. Putting the role a member already has changes
+    /// for a new member), read in the same transaction. A member made a viewer may no longer bind
+    /// tokens to the project: its live tokens bound to it are revoked in the same transaction (one
+    /// `token.revoke` event each), as a removal does. Putting the role a member already has changes
     /// nothing and writes nothing. `NotFound` (entity `project` or `owner`) when either does not exist.
     async fn put_project_member(
         &self,

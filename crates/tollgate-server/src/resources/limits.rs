@@ -175,8 +175,18 @@ impl ApiSchema for LimitList {
     fn schema(_: &mut Components) -> Value {
         let mut properties = limit_properties();
         if let Some(properties) = properties.as_object_mut() {
-            properties
-                .insert("used".into(), json!({ "type": "integer", "description": "Used in the current window." }));
+            properties.insert(
+                "used".into(),
+                json!({ "type": "integer", "description": "Used in the current window: admitted, held by reservations, and (requests) leased or stranded." }),
+            );
+            properties.insert(
+                "leased".into(),
+                json!({ "type": "integer", "minimum": 0, "description": "Requests: leased to running processes, not admitted yet." }),
+            );
+            properties.insert(
+                "stranded".into(),
+                json!({ "type": "integer", "minimum": 0, "description": "Requests: lost with crashed processes; back when the window ends." }),
+            );
             properties.insert("window_start".into(), json!({ "type": "string", "format": "date-time" }));
             properties.insert("resets_at".into(), json!({ "type": "string", "format": "date-time" }));
         }

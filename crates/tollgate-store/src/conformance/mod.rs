@@ -81,6 +81,7 @@ macro_rules! conformance_tests {
                 put_member_adds_and_changes_roles,
                 members_need_an_existing_project_and_owner,
                 removing_a_member_revokes_only_its_tokens_in_the_project,
+                making_a_member_a_viewer_revokes_its_tokens_in_the_project,
                 tokens_need_an_existing_project,
             ];
             sessions => [

@@ -213,6 +213,29 @@ pub async fn removing_a_member_revokes_only_its_tokens_in_the_project(store: &dy
     assert_eq!(audit_count(store).await, count, "refusals write nothing");
 }
 
+/// A member made a viewer may no longer spend the project: its live tokens bound there are
+/// revoked with the change (audited after it); its tokens elsewhere stay live.
+pub async fn making_a_member_a_viewer_revokes_its_tokens_in_the_project(store: &dyn Store) {
+    let (search, chat) = (project(store, "search").await, project(store, "chat").await);
+    let alice = owner(store, "alice").await;
+    for project in [&search, &chat] {
+        put_member(store, project, alice.id, ProjectRole::Member, 1).await.unwrap();
+    }
+    let in_search = create_token(store, "in search", &alice, Some(&search), 2).await;
+    let in_chat = create_token(store, "in chat", &alice, Some(&chat), 3).await;
+    let count = audit_count(store).await;
+    let member = put_member(store, &search, alice.id, ProjectRole::Viewer, 10).await.unwrap();
+    assert_eq!(member.role, ProjectRole::Viewer);
+    assert_eq!(store.token(&in_search.id).await.unwrap().status(at(11)), TokenStatus::Revoked);
+    assert_eq!(store.token(&in_chat.id).await.unwrap().status(at(11)), TokenStatus::Active);
+    let chain = store.audit_chain(0, 1_000).await.unwrap();
+    let tail: Vec<_> = chain[count..].iter().map(|entry| entry.event.action.as_str()).collect();
+    assert_eq!(tail, ["project.put_member", "token.revoke"]);
+    // Back to member: nothing comes back to life, nothing more is revoked.
+    put_member(store, &search, alice.id, ProjectRole::Member, 12).await.unwrap();
+    assert_eq!(store.token(&in_search.id).await.unwrap().status(at(13)), TokenStatus::Revoked);
+}
+
 /// A token can only be bound to a project that exists; nothing is stored otherwise.
 pub async fn tokens_need_an_existing_project(store: &dyn Store) {
     let search = project(store, "search").await;

@@ -90,7 +90,8 @@ impl Metering {
         Ok(record)
     }
 
-    /// Removes a limit and its counters.
+    /// Removes a limit. Its counters stay until their windows end, so setting it again mid-window
+    /// continues from what was used.
     pub async fn remove_limit(&self, principal: &Principal, key: &LimitKey) -> Result<LimitRecord> {
         authorize(principal, Operation::ManageMetering)?;
         let now = self.inner.clock.now();

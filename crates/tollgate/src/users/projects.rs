@@ -70,7 +70,12 @@ impl UserService {
         authorize(&caller.principal, Operation::ManageProjects)?;
         let mut event = self.project_event(caller, "project.put_member", *project);
         event.after = Some(json!({ "member": member, "role": role }));
-        Ok(self.inner.store.put_project_member(project, member, role, event.at, &event).await?)
+        let put = self.inner.store.put_project_member(project, member, role, event.at, &event).await;
+        if role == ProjectRole::Viewer {
+            // Tokens bound to the project may have been revoked with the demotion.
+            self.inner.tokens.invalidate_cache();
+        }
+        Ok(put?)
     }
 
     /// Removes a member from a project (admins); the member's tokens bound to it are revoked in the

@@ -129,7 +129,7 @@ impl ApiSchema for CreateTokenBody {
         json!({
             "type": "object",
             "additionalProperties": false,
-            "required": ["name", "owner"],
+            "required": ["name"],
             "properties": {
                 "name": { "type": "string", "minLength": 1, "maxLength": 128 },
                 "owner": {
