@@ -172,3 +172,25 @@ async fn prices_are_listed_and_overridden() {
         .await;
     assert_eq!(reply.problem(400, "invalid_field")["field"], "provider");
 }
+
+/// Reading limits writes nothing, for an admin or a viewer, whatever counters the limits have.
+#[tokio::test]
+async fn reading_limits_writes_nothing() {
+    let fixture = Fixture::new().await;
+    let (admin, _) = fixture.token("root", Permission::Admin).await;
+    let (alice, alice_id) = fixture.token("alice", Permission::ReadOnly).await;
+    for name in ["requests_per_day", "tokens_per_hour", "cost_per_month"] {
+        let path = format!("/v1/limits/token/{alice_id}/{name}");
+        fixture.put(&path, Some(&admin), json!({ "max": 1_000_000 })).await.ok(200);
+    }
+    // Both credentials verified once (the viewer's verify leases its request quota: a write).
+    fixture.get("/v1/limits", Some(&admin)).await.ok(200);
+    fixture.get(&format!("/v1/limits/token/{alice_id}"), Some(&alice)).await.ok(200);
+    let writes = fixture.store.commit_stats().1;
+    for _ in 0..3 {
+        let all = fixture.get("/v1/limits", Some(&admin)).await.ok(200).clone();
+        assert_eq!(all["items"].as_array().unwrap().len(), 3, "{all}");
+        fixture.get(&format!("/v1/limits/token/{alice_id}"), Some(&admin)).await.ok(200);
+    }
+    assert_eq!(fixture.store.commit_stats().1, writes, "no write job ran for a read");
+}

@@ -272,10 +272,49 @@ impl UsageStore for SqliteStore {
             }
         }
         purged += self.write(move |tx| events::purge_straddling_blocks(tx.connection, before)).await?;
-        self.write(move |tx| {
-            crate::columns::execute(tx.connection, "DELETE FROM usage_event_ids WHERE at < ?", [before.unix_micros()])
-        })
-        .await?;
+        // Idempotency keys have no index on time (one would double the cost of recording every
+        // event): the table is walked in key order, a range per write so recording interleaves.
+        let mut after: (Vec<u8>, String) = (Vec::new(), String::new());
+        loop {
+            let from = after.clone();
+            match self.write(move |tx| purge_key_range(tx.connection, before, &from)).await? {
+                Some(last) => after = last,
+                None => break,
+            }
+        }
         Ok(purged)
     }
+}
+
+/// Keys looked at per write job when purging idempotency keys.
+const KEY_RANGE: i64 = 20_000;
+
+/// Deletes the idempotency keys older than `before` among the next `KEY_RANGE` keys after `after`;
+/// returns the last key of the range, or `None` when the table is done.
+fn purge_key_range(
+    connection: &rusqlite::Connection,
+    before: Timestamp,
+    after: &(Vec<u8>, String),
+) -> Result<Option<(Vec<u8>, String)>> {
+    let last: Option<(Vec<u8>, String)> = crate::columns::first(
+        connection,
+        "SELECT token_id, event_id FROM usage_event_ids WHERE (token_id, event_id) > (?1, ?2)
+         ORDER BY token_id, event_id LIMIT 1 OFFSET ?3",
+        rusqlite::params![after.0, after.1, KEY_RANGE - 1],
+        |row| Ok((row.get(0).store()?, row.get(1).store()?)),
+    )?;
+    match &last {
+        Some(last) => crate::columns::execute(
+            connection,
+            "DELETE FROM usage_event_ids WHERE (token_id, event_id) > (?1, ?2) AND (token_id, event_id) <= (?3, ?4)
+               AND at < ?5",
+            rusqlite::params![after.0, after.1, last.0, last.1, before.unix_micros()],
+        )?,
+        None => crate::columns::execute(
+            connection,
+            "DELETE FROM usage_event_ids WHERE (token_id, event_id) > (?1, ?2) AND at < ?3",
+            rusqlite::params![after.0, after.1, before.unix_micros()],
+        )?,
+    };
+    Ok(last)
 }

@@ -246,6 +246,13 @@ impl Thread {
         }
     }
 
+    /// Answers jobs that ran and failed, with their own errors.
+    fn refuse_with_outcome(group: Vec<Box<dyn Job>>) {
+        for job in group {
+            job.finish(Ok(()));
+        }
+    }
+
     fn flush_failed(&self) -> bool {
         self.syncer.as_ref().is_some_and(|syncer| syncer.failed())
     }
@@ -278,8 +285,20 @@ impl Thread {
         // Another process may have appended to the audit log since our last transaction: the first
         // append of the group reads the head again, under the write lock just taken.
         self.audit_head = AuditHead::Unknown;
-        for job in &mut group {
-            run_in_savepoint(&self.connection, job.as_mut(), &mut self.audit_head);
+        if let [job] = group.as_mut_slice() {
+            // Alone in its group, a job needs no savepoint (every page it touches would be copied to
+            // the statement journal for one): when it fails, the whole transaction is its own.
+            if !job.run(&mut Tx { connection: &self.connection, audit_head: &mut self.audit_head }) {
+                let _ = control(&self.connection, "ROLLBACK");
+                self.audit_head = AuditHead::Unknown;
+                // Nothing was committed: the job's own error answers it at once.
+                Self::refuse_with_outcome(group);
+                return None;
+            }
+        } else {
+            for job in &mut group {
+                run_in_savepoint(&self.connection, job.as_mut(), &mut self.audit_head);
+            }
         }
         match control(&self.connection, "COMMIT").store() {
             Ok(()) => {

@@ -117,6 +117,9 @@ pub(crate) struct LeaseBook {
     registered: tokio::sync::OnceCell<()>,
     /// Set by `stop`: no block is leased afterwards (it could never be returned).
     stopped: AtomicBool,
+    /// Where background refills run: the runtime metering started on (verify may be polled from
+    /// anywhere, even outside a runtime; without one, the next block is leased when needed).
+    runtime: Option<tokio::runtime::Handle>,
     counters: RwLock<HashMap<CounterKey, Arc<LeaseCounter>>>,
 }
 
@@ -129,6 +132,7 @@ impl LeaseBook {
             holder: HolderId::generate(),
             registered: tokio::sync::OnceCell::new(),
             stopped: AtomicBool::new(false),
+            runtime: tokio::runtime::Handle::try_current().ok(),
             counters: RwLock::new(HashMap::new()),
         }
     }
@@ -185,11 +189,12 @@ impl LeaseBook {
     }
 
     fn refill_in_background(self: &Arc<Self>, counter: &Arc<LeaseCounter>, max: u64) {
+        let Some(runtime) = &self.runtime else { return };
         if counter.refilling.swap(true, Ordering::AcqRel) {
             return;
         }
         let (book, counter) = (Arc::clone(self), Arc::clone(counter));
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             {
                 let _one_at_a_time = counter.refill.lock().await;
                 if counter.running_low()
