@@ -229,6 +229,7 @@ fn refusal_status(code: RefusalCode) -> (StatusCode, &'static str) {
         RefusalCode::RateLimited | RefusalCode::QuotaExceeded => (StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
         RefusalCode::InvalidCredentials => (StatusCode::UNAUTHORIZED, "Login refused"),
         RefusalCode::PasswordChangeRequired => (StatusCode::FORBIDDEN, "Password change required"),
+        RefusalCode::AgentPaused | RefusalCode::AgentDisabled => (StatusCode::FORBIDDEN, "Agent not active"),
         _ => (StatusCode::UNAUTHORIZED, "Token refused"),
     }
 }
@@ -246,6 +247,8 @@ fn refusal_detail(code: RefusalCode) -> &'static str {
         // One message whatever the reason (unknown user, wrong password, locked, inactive).
         RefusalCode::InvalidCredentials => "the username or password is wrong, or the account cannot log in",
         RefusalCode::PasswordChangeRequired => "the password is right but must be changed before logging in",
+        RefusalCode::AgentPaused => "the agent is paused: its credentials work again once it is resumed",
+        RefusalCode::AgentDisabled => "the agent is disabled",
         _ => "the token was refused",
     }
 }
@@ -331,6 +334,8 @@ mod tests {
             (RefusalCode::ToolNotAllowed, 403),
             (RefusalCode::RateLimited, 429),
             (RefusalCode::QuotaExceeded, 429),
+            (RefusalCode::AgentPaused, 403),
+            (RefusalCode::AgentDisabled, 403),
         ];
         for (code, status) in cases {
             assert_eq!(status_of(code), status, "{code}");

@@ -321,6 +321,7 @@ pub(crate) mod conformance {
             revoke_reason: Some("leaked".to_owned()),
             rotated_at: Some(at),
             previous_valid_until: Some(at),
+            agent: None,
         }
     }
 

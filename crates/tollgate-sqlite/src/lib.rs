@@ -5,6 +5,7 @@
 //! small pool of read-only connections in WAL mode, point lookups right on the calling task.
 
 mod accounts;
+mod agents;
 mod audit;
 mod batch;
 mod checkpointer;
@@ -16,6 +17,7 @@ mod limits;
 mod migrate;
 mod prices;
 mod projects;
+mod provider_keys;
 mod quota;
 mod readers;
 mod record;

@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004", "audit_hash_unindexed"),
     migration!(5, "0005", "ownership"),
     migration!(6, "0006", "durable_metering"),
+    migration!(7, "0007", "agents_and_vault"),
 ];
 
 /// A migration recorded in the database.

@@ -7,8 +7,9 @@ use tollgate_store::{
     TokenLookup, TokenStore,
 };
 use tollgate_types::{
-    AuditEvent, Description, Imposed, IpAllowList, KeyId, OwnerId, OwnerName, Permission, ProjectId, ProjectName, Role,
-    Scope, Timestamp, TokenHash, TokenId, TokenName, TokenPatch, TokenRecord, ToolList,
+    AgentBinding, AgentId, AgentStatus, AuditEvent, Description, Imposed, IpAllowList, KeyId, OwnerId, OwnerName,
+    Permission, ProjectId, ProjectName, Role, Scope, Timestamp, TokenHash, TokenId, TokenName, TokenPatch, TokenRecord,
+    ToolList,
 };
 
 use crate::SqliteStore;
@@ -22,7 +23,7 @@ macro_rules! token_columns {
     () => {
         "id, name, owner_id, owner_name, owner_role, project_id, project_name, permission, scopes, allowed_tools,
         ip_allow, imposed, expires_at, description, display_hint, key_id, created_at, updated_at, last_used_at,
-        revoked_at, revoke_reason, rotated_at, previous_valid_until"
+        revoked_at, revoke_reason, rotated_at, previous_valid_until, agent_id, agent_status"
     };
 }
 
@@ -65,7 +66,9 @@ const REVOKED_AT: Column = Column { index: 19, name: "revoked_at" };
 const REVOKE_REASON: Column = Column { index: 20, name: "revoke_reason" };
 const ROTATED_AT: Column = Column { index: 21, name: "rotated_at" };
 const PREVIOUS_VALID_UNTIL: Column = Column { index: 22, name: "previous_valid_until" };
-const CURRENT: Column = Column { index: 23, name: "current" };
+const AGENT_ID: Column = Column { index: 23, name: "agent_id" };
+const AGENT_STATUS: Column = Column { index: 24, name: "agent_status" };
+const CURRENT: Column = Column { index: 25, name: "current" };
 
 fn column<T, E: std::fmt::Display>(column: &str, parsed: std::result::Result<T, E>) -> Result<T> {
     parsed.map_err(|error| corrupt(&format!("tokens.{column}"), error))
@@ -107,7 +110,18 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<TokenRecord> {
         revoke_reason: row.optional_text(REVOKE_REASON)?,
         rotated_at: micros(row, ROTATED_AT)?,
         previous_valid_until: micros(row, PREVIOUS_VALID_UNTIL)?,
+        agent: agent_binding(row)?,
     })
+}
+
+fn agent_binding(row: &Row<'_>) -> Result<Option<AgentBinding>> {
+    let (Some(id), Some(status)) = (row.optional_text(AGENT_ID)?, row.optional_text(AGENT_STATUS)?) else {
+        return Ok(None);
+    };
+    Ok(Some(AgentBinding {
+        id: column("agent_id", AgentId::parse(&id))?,
+        status: column("agent_status", status.parse::<AgentStatus>())?,
+    }))
 }
 
 /// Decodes a [`BY_HASH`] row.
@@ -181,12 +195,16 @@ impl TokenStore for SqliteStore {
         let audit = audit.clone();
         self.write(move |tx| {
             let token = &insert.token;
+            let agent_status = match &insert.agent {
+                Some(agent) => Some(crate::agents::status_for_credential(tx.connection, agent)?),
+                None => None,
+            };
             execute(
                 tx.connection,
                 "INSERT INTO tokens (id, name, owner_id, owner_name, owner_role, project_id, project_name, permission,
                     scopes, allowed_tools, ip_allow, imposed, expires_at, description, hash, key_id, display_hint,
-                    created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    created_at, updated_at, agent_id, agent_status)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 params![
                     insert.id.to_string(),
                     token.name.as_str(),
@@ -207,10 +225,12 @@ impl TokenStore for SqliteStore {
                     &insert.display_hint,
                     insert.created_at.unix_micros(),
                     insert.created_at.unix_micros(),
+                    insert.agent.map(|id| id.to_string()),
+                    agent_status.map(AgentStatus::as_str),
                 ],
             )?;
             append(tx, &audit)?;
-            Ok(insert.record())
+            Ok(insert.record(agent_status.unwrap_or(AgentStatus::Active)))
         })
         .await
     }
@@ -242,6 +262,7 @@ impl TokenStore for SqliteStore {
         let sql = format!(
             "SELECT {COLUMNS} FROM tokens
              WHERE id < ?1 AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR project_id = ?3) AND {status}
+                   AND agent_id IS ?6
              ORDER BY id DESC LIMIT ?5"
         );
         let filter = filter.clone();
@@ -256,7 +277,8 @@ impl TokenStore for SqliteStore {
                         filter.owner.map(|id| id.to_string()),
                         filter.project.map(|id| id.to_string()),
                         now.unix_micros(),
-                        i64::from(limit) + 1
+                        i64::from(limit) + 1,
+                        filter.agent.map(|id| id.to_string()),
                     ],
                     record_from_row,
                 )
@@ -399,6 +421,8 @@ mod tests {
             REVOKE_REASON,
             ROTATED_AT,
             PREVIOUS_VALID_UNTIL,
+            AGENT_ID,
+            AGENT_STATUS,
             CURRENT,
         ];
         assert_eq!(positions.len(), names.len());

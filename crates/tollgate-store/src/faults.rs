@@ -17,20 +17,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use tollgate_types::{
-    AccountStatus, AuditEntry, AuditEvent, CounterKey, Email, EventId, HolderId, LimitKey, LimitRecord, LimitSpec,
-    LimitSubject, ModelName, ModelPrice, OwnerId, OwnerRecord, ProjectId, ProjectMember, ProjectName, ProjectRecord,
-    ProjectRole, ProviderName, RateLimitSpec, ReservationId, Role, ServiceAccountId, ServiceAccountRecord, SessionId,
-    SessionRecord, Timestamp, TokenHash, TokenId, TokenPatch, TokenRecord, UserId, UserRecord, Username,
+    AccountStatus, AgentId, AgentPatch, AgentRecord, AgentStatus, AuditEntry, AuditEvent, CounterKey, Email, EventId,
+    HolderId, LimitKey, LimitRecord, LimitSpec, LimitSubject, ModelName, ModelPrice, OwnerId, OwnerRecord, ProjectId,
+    ProjectMember, ProjectName, ProjectRecord, ProjectRole, ProviderKeyId, ProviderKeyPatch, ProviderKeyRecord,
+    ProviderName, RateLimitSpec, ReservationId, Role, ServiceAccountId, ServiceAccountRecord, SessionId, SessionRecord,
+    Timestamp, TokenHash, TokenId, TokenPatch, TokenRecord, UserId, UserRecord, Username,
 };
 
 use crate::{
-    AccountStatusChanged, AccountStore, AuditFilter, AuditStore, BatchWritten, DeadLetter, DeadLetterRecord,
-    EventToRecord, LeaseGrant, LeaseRequest, LeaseReturn, LeaseSummary, LeaseUse, LimitStore, LoginFailure,
-    MemberRemoved, Page, PageRequest, PasswordChange, PriceRecord, PriceStore, ProjectInsert, ProjectStore, QuotaStore,
+    AccountStatusChanged, AccountStore, AgentFilter, AgentInsert, AgentStore, AuditFilter, AuditStore, BatchWritten,
+    DeadLetter, DeadLetterRecord, Delivery, EventToRecord, LeaseGrant, LeaseRequest, LeaseReturn, LeaseSummary,
+    LeaseUse, LimitStore, LoginFailure, MemberRemoved, NewSecret, Page, PageRequest, PasswordChange, PriceRecord,
+    PriceStore, ProjectInsert, ProjectStore, ProviderKeyFilter, ProviderKeyInsert, ProviderKeyStore, QuotaStore,
     RateLimitRecord, RefreshLookup, RefreshOutcome, RefreshRotation, ReservationInsert, ReservationRecord,
-    ReserveOutcome, Result, SecretRotation, ServiceAccountInsert, SessionStart, SessionStore, SessionWithUser, Settled,
-    StatusChange, StatusChanged, Store, StoreAdmin, StoreError, TokenFilter, TokenInsert, TokenLookup, TokenStore,
-    UsageBatch, UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UserCredentials, UserFilter, UserInsert, UserStore,
+    ReserveOutcome, Result, Rewrap, SealedKey, SecretRotation, ServiceAccountInsert, SessionStart, SessionStore,
+    SessionWithUser, Settled, StatusChange, StatusChanged, Store, StoreAdmin, StoreError, TokenFilter, TokenInsert,
+    TokenLookup, TokenStore, UsageBatch, UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UserCredentials,
+    UserFilter, UserInsert, UserStore,
 };
 
 /// The error behind every injected failure (its message says which fault it was).
@@ -417,4 +420,38 @@ pass_through!(QuotaStore {
     fn reservation(&self, id: &ReservationId) -> Result<ReservationRecord>;
     fn counter_values(&self, keys: &[CounterKey]) -> Result<Vec<i64>>;
     fn purge_quota_state(&self, before: Timestamp) -> Result<u64>;
+});
+
+pass_through!(AgentStore {
+    fn insert_agent(&self, insert: &AgentInsert, audit: &AuditEvent) -> Result<AgentRecord>;
+    fn agent(&self, id: &AgentId) -> Result<AgentRecord>;
+    fn list_agents(&self, filter: &AgentFilter, page: &PageRequest) -> Result<Page<AgentRecord>>;
+    fn update_agent(&self, id: &AgentId, patch: &AgentPatch, at: Timestamp, audit: &AuditEvent) -> Result<AgentRecord>;
+    fn set_agent_status(
+        &self,
+        id: &AgentId,
+        status: AgentStatus,
+        at: Timestamp,
+        audit: &AuditEvent
+    ) -> Result<AgentRecord>;
+    fn delete_agent(&self, id: &AgentId, at: Timestamp, audit: &AuditEvent) -> Result<Vec<TokenId>>;
+});
+
+pass_through!(ProviderKeyStore {
+    fn insert_provider_key(&self, insert: &ProviderKeyInsert, audit: &AuditEvent) -> Result<ProviderKeyRecord>;
+    fn provider_key(&self, id: &ProviderKeyId) -> Result<ProviderKeyRecord>;
+    fn list_provider_keys(&self, filter: &ProviderKeyFilter, page: &PageRequest) -> Result<Page<ProviderKeyRecord>>;
+    fn update_provider_key(
+        &self,
+        id: &ProviderKeyId,
+        patch: &ProviderKeyPatch,
+        secret: Option<&NewSecret>,
+        at: Timestamp,
+        audit: &AuditEvent
+    ) -> Result<ProviderKeyRecord>;
+    fn delete_provider_key(&self, id: &ProviderKeyId, at: Timestamp, audit: &AuditEvent) -> Result<Vec<AgentId>>;
+    fn delivery(&self, agent: &AgentId) -> Result<Option<Delivery>>;
+    fn sealed_provider_keys(&self) -> Result<Vec<(ProviderKeyId, SealedKey)>>;
+    fn rewrap_provider_keys(&self, rewraps: &[Rewrap], audit: &AuditEvent) -> Result<u64>;
+    fn provider_keys_by_master_key(&self) -> Result<Vec<(u32, u64)>>;
 });

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod admin;
+mod agents;
 mod audit;
 mod error;
 mod limits;
@@ -24,6 +25,10 @@ pub mod faults;
 
 pub use accounts::{AccountStatusChanged, AccountStore, ServiceAccountInsert};
 pub use admin::StoreAdmin;
+pub use agents::{
+    AgentFilter, AgentInsert, AgentStore, Delivery, NewSecret, ProviderKeyFilter, ProviderKeyInsert, ProviderKeyStore,
+    Rewrap, SealedKey,
+};
 pub use audit::{AuditFilter, AuditStore};
 pub use error::{Result, StoreError};
 pub use limits::{LimitStore, PriceRecord, PriceStore, RateLimitRecord};
@@ -59,6 +64,8 @@ pub trait Store:
     + LimitStore
     + QuotaStore
     + PriceStore
+    + AgentStore
+    + ProviderKeyStore
     + std::fmt::Debug
 {
 }
@@ -75,6 +82,8 @@ impl<
         + LimitStore
         + QuotaStore
         + PriceStore
+        + AgentStore
+        + ProviderKeyStore
         + std::fmt::Debug,
 > Store for T
 {

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use tollgate_types::{
-    AuditEvent, Imposed, KeyId, NewToken, OwnerId, OwnerName, ProjectId, ProjectName, Role, Timestamp, TokenHash,
-    TokenId, TokenPatch, TokenRecord,
+    AgentBinding, AgentId, AgentStatus, AuditEvent, Imposed, KeyId, NewToken, OwnerId, OwnerName, ProjectId,
+    ProjectName, Role, Timestamp, TokenHash, TokenId, TokenPatch, TokenRecord,
 };
 
 use crate::{Page, PageRequest, Result};
@@ -31,11 +31,15 @@ pub struct TokenInsert {
     pub display_hint: String,
     /// Creation time.
     pub created_at: Timestamp,
+    /// For an agent credential: the agent it authenticates (the store refuses a deleted or disabled
+    /// agent, and copies the agent's status onto the credential). `None` for an API token.
+    pub agent: Option<AgentId>,
 }
 
 impl TokenInsert {
-    /// The record this insert stores, as a read would return it right after.
-    pub fn record(&self) -> TokenRecord {
+    /// The record this insert stores, as a read would return it right after (for a credential, of
+    /// an agent whose status is `agent_status`).
+    pub fn record(&self, agent_status: AgentStatus) -> TokenRecord {
         let token = &self.token;
         TokenRecord {
             id: self.id,
@@ -61,6 +65,7 @@ impl TokenInsert {
             revoke_reason: None,
             rotated_at: None,
             previous_valid_until: None,
+            agent: self.agent.map(|id| AgentBinding { id, status: agent_status }),
         }
     }
 }
@@ -123,6 +128,8 @@ pub struct TokenFilter {
     pub project: Option<ProjectId>,
     /// Status at `now`.
     pub status: StatusFilter,
+    /// `None`: API tokens only; `Some(agent)`: that agent's credentials only.
+    pub agent: Option<AgentId>,
 }
 
 /// Token storage. Every mutation writes its audit event in the same transaction.

@@ -105,6 +105,14 @@ define_id!(
     SessionId, "ses_", "session_id"
 );
 define_id!(
+    /// The public id of an AI agent (`agt_…`).
+    AgentId, "agt_", "agent_id"
+);
+define_id!(
+    /// The public id of a provider API key held in the vault (`pk_…`).
+    ProviderKeyId, "pk_", "provider_key_id"
+);
+define_id!(
     /// The id of an audit log entry (`aud_…`).
     AuditId, "aud_", "audit_id"
 );

@@ -3,6 +3,7 @@
 //! Everything that crosses a crate boundary is parsed into one of these types at the edge
 //! (CLI flags, HTTP bodies, database rows) and trusted afterwards.
 
+mod agent;
 mod audit;
 mod base62;
 mod clock;
@@ -17,6 +18,7 @@ mod password;
 mod permission;
 mod price;
 mod principal;
+mod provider_key;
 mod quota;
 mod session;
 mod text;
@@ -27,12 +29,15 @@ mod usage;
 mod user;
 mod verify;
 
+pub use agent::{AgentPatch, AgentRecord, AgentStatus, Metadata, NewAgent, ProviderList};
 pub use audit::{AUDIT_GENESIS_HASH, Actor, AuditEntry, AuditEvent};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use duration::parse_duration;
 pub use error::ValidationError;
 pub use estimate::{Estimate, EstimateInput};
-pub use id::{AuditId, HolderId, ProjectId, ReservationId, ServiceAccountId, SessionId, TokenId, UserId};
+pub use id::{
+    AgentId, AuditId, HolderId, ProjectId, ProviderKeyId, ReservationId, ServiceAccountId, SessionId, TokenId, UserId,
+};
 pub use limits::{IpAllowList, ToolList};
 pub use money::Microdollars;
 pub use owner::{
@@ -43,12 +48,15 @@ pub use password::Password;
 pub use permission::{Permission, Scope};
 pub use price::ModelPrice;
 pub use principal::{Principal, Role};
+pub use provider_key::{
+    BaseUrl, KNOWN_PROVIDERS, NewProviderKey, ProviderKeyPatch, ProviderKeyRecord, ProviderSecret, check_base_url,
+};
 pub use quota::{CounterKey, LimitKey, LimitRecord, LimitSpec, LimitSubject, Metric, RateLimitSpec, Window};
 pub use session::SessionRecord;
-pub use text::{Description, OwnerName, ProjectName, TokenName};
+pub use text::{AgentName, Description, OwnerName, ProjectName, TokenName};
 pub use token::{TokenFormatError, TokenPrefix, TokenSecret};
 pub use token_hash::{KeyId, TokenHash, TokenHasher};
-pub use token_record::{Imposed, NewToken, TokenPatch, TokenRecord, TokenStatus};
+pub use token_record::{AgentBinding, Imposed, NewToken, TokenPatch, TokenRecord, TokenStatus};
 pub use usage::{
     Endpoint, EventId, LATENCY_BUCKET_BOUNDS_MS, LATENCY_BUCKETS, LatencyHistogram, MAX_CLOCK_SKEW, MAX_COST_PER_EVENT,
     MAX_LATENCY_MS, MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, ModelName, Outcome, ProviderName, UsageEvent,

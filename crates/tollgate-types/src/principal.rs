@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Actor, OwnerId, Permission, TokenId, UserId, Username, ValidationError};
+use crate::{Actor, AgentId, OwnerId, Permission, TokenId, UserId, Username, ValidationError};
 
 /// A user's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -82,6 +82,14 @@ pub enum Principal {
         /// Its effective permission: the lower of its own level and its owner's current role.
         permission: Permission,
     },
+    /// An AI agent, authenticated by one of its agent credentials. It acts for nobody: it may only
+    /// receive what is assigned to it (its provider key, its budget), never manage anything.
+    Agent {
+        /// The agent.
+        id: AgentId,
+        /// The credential it presented.
+        credential: TokenId,
+    },
 }
 
 impl Principal {
@@ -91,6 +99,7 @@ impl Principal {
             Self::Operator => Actor::cli(),
             Self::User { id, .. } => Actor::id(id),
             Self::Token { id, .. } => Actor::id(id),
+            Self::Agent { id, .. } => Actor::id(id),
         }
     }
 
@@ -100,13 +109,14 @@ impl Principal {
             Self::Operator => Permission::Admin,
             Self::User { role, .. } => role.max_permission(),
             Self::Token { permission, .. } => *permission,
+            Self::Agent { .. } => Permission::ReadOnly,
         }
     }
 
     /// The owner this principal acts for (`None` for the operator): a user, or a token's owner.
     pub fn owner_id(&self) -> Option<OwnerId> {
         match self {
-            Self::Operator => None,
+            Self::Operator | Self::Agent { .. } => None,
             Self::User { id, .. } => Some(OwnerId::User(*id)),
             Self::Token { owner, .. } => Some(*owner),
         }

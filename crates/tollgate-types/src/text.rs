@@ -70,6 +70,10 @@ define_text!(
     ProjectName, "project", 128, false
 );
 define_text!(
+    /// An agent's human name (1–128 characters).
+    AgentName, "name", 128, false
+);
+define_text!(
     /// Free-form notes (0–1024 characters).
     Description, "description", 1024, true
 );

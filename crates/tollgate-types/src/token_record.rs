@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use crate::{
-    Description, IpAllowList, KeyId, OwnerId, OwnerName, Permission, ProjectId, ProjectName, Role, Scope, Timestamp,
-    TokenId, TokenName, ToolList,
+    AgentId, AgentStatus, Description, IpAllowList, KeyId, OwnerId, OwnerName, Permission, ProjectId, ProjectName,
+    Role, Scope, Timestamp, TokenId, TokenName, ToolList,
 };
 
 /// Which of a token's constraints an admin set for its owner: a non-admin owner may only tighten
@@ -162,6 +162,19 @@ pub struct TokenRecord {
     pub rotated_at: Option<Timestamp>,
     /// Until when the secret before the last rotation is still accepted.
     pub previous_valid_until: Option<Timestamp>,
+    /// For an agent credential: the agent it authenticates and that agent's status now (kept current
+    /// by the store). `None` for an API token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentBinding>,
+}
+
+/// The agent an agent credential belongs to, and whether that agent may act now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AgentBinding {
+    /// The agent.
+    pub id: AgentId,
+    /// Its status now: a credential of an agent that is not active is refused.
+    pub status: AgentStatus,
 }
 
 /// Whether a token works now.

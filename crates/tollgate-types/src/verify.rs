@@ -43,6 +43,10 @@ pub enum RefusalCode {
     InvalidCredentials,
     /// The password was right but must be changed before the account can log in.
     PasswordChangeRequired,
+    /// An agent credential whose agent is paused.
+    AgentPaused,
+    /// An agent credential whose agent is disabled.
+    AgentDisabled,
 }
 
 impl RefusalCode {
@@ -59,6 +63,8 @@ impl RefusalCode {
             Self::QuotaExceeded => "quota_exceeded",
             Self::InvalidCredentials => "invalid_credentials",
             Self::PasswordChangeRequired => "password_change_required",
+            Self::AgentPaused => "agent_paused",
+            Self::AgentDisabled => "agent_disabled",
         }
     }
 }

@@ -5,7 +5,9 @@
 //! id owns, a token acts for its owner's id. Names are never compared. `docs/security.md` shows the
 //! same table; a data-driven test checks every cell.
 
-use tollgate_types::{OwnerId, Permission, Principal, ProjectRole, Role, ServiceAccountId, UserId, UserStatus};
+use tollgate_types::{
+    AgentId, AgentStatus, OwnerId, Permission, Principal, ProjectRole, Role, ServiceAccountId, UserId, UserStatus,
+};
 
 use crate::{Error, Result};
 
@@ -129,6 +131,61 @@ pub enum Operation {
     },
     /// Set or remove limits, rate limits and prices; purge raw usage.
     ManageMetering,
+    /// Register an agent for `owner`.
+    CreateAgent {
+        /// Owner of the new agent.
+        owner: OwnerId,
+    },
+    /// Read an agent and its credentials, or list the agents of `owner` (`None`: everybody's).
+    ReadAgents {
+        /// Whose agents.
+        owner: Option<OwnerId>,
+    },
+    /// Change, delete, or issue, rotate and revoke credentials of an agent of `owner`.
+    ManageAgent {
+        /// Whose agent.
+        owner: OwnerId,
+    },
+    /// Change the status of an agent of `owner` from `from` to `to`: its owner may pause, resume and
+    /// disable it, but only an admin brings a disabled agent back.
+    ChangeAgentStatus {
+        /// Whose agent.
+        owner: OwnerId,
+        /// Its status now.
+        from: AgentStatus,
+    },
+    /// Store a provider key for `owner`.
+    CreateProviderKey {
+        /// Owner of the new key.
+        owner: OwnerId,
+    },
+    /// Read a provider key's metadata (never its secret), or list the keys of `owner` (`None`: everybody's).
+    ReadProviderKeys {
+        /// Whose keys.
+        owner: Option<OwnerId>,
+    },
+    /// Change, disable or delete a provider key of `owner`.
+    ManageProviderKey {
+        /// Whose key.
+        owner: OwnerId,
+    },
+    /// Give the provider key of `key_owner` to an agent of `agent_owner` (or to a project the caller
+    /// is a member of: then `agent_owner` is the caller).
+    AssignProviderKey {
+        /// Whose key.
+        key_owner: OwnerId,
+        /// Whose agent (or project).
+        agent_owner: OwnerId,
+    },
+    /// Receive the decrypted provider key assigned to `agent`: only that agent, by its own credential.
+    ReceiveProviderKey {
+        /// The agent the key is assigned to.
+        agent: AgentId,
+    },
+    /// Add, retire or re-wrap vault master keys: only the operator, who holds the key file.
+    ManageVault,
+    /// Read how many provider keys each master key wraps.
+    ReadVault,
 }
 
 /// Whether `principal` acts for `owner`.
@@ -183,6 +240,22 @@ pub fn authorize(principal: &Principal, operation: Operation) -> Result<()> {
             UsageScope::Project(role) => admin || role.is_some(),
         },
         Operation::ManageMetering => admin,
+        Operation::CreateAgent { owner }
+        | Operation::ManageAgent { owner }
+        | Operation::CreateProviderKey { owner }
+        | Operation::ManageProviderKey { owner } => admin || (standard && owns(principal, owner)),
+        Operation::ReadAgents { owner } | Operation::ReadProviderKeys { owner } => {
+            admin || owner.is_some_and(|owner| owns(principal, owner))
+        }
+        Operation::ChangeAgentStatus { owner, from } => {
+            admin || (standard && owns(principal, owner) && from != AgentStatus::Disabled)
+        }
+        Operation::AssignProviderKey { key_owner, agent_owner } => {
+            admin || (standard && owns(principal, key_owner) && owns(principal, agent_owner))
+        }
+        Operation::ReceiveProviderKey { agent } => matches!(principal, Principal::Agent { id, .. } if *id == agent),
+        Operation::ManageVault => matches!(principal, Principal::Operator),
+        Operation::ReadVault => admin,
     };
     if allowed { Ok(()) } else { Err(Error::Forbidden(format!("{} may not do this", describe(principal)))) }
 }
@@ -197,5 +270,6 @@ fn describe(principal: &Principal) -> String {
         Principal::Operator => "the operator".to_owned(),
         Principal::User { role, .. } => format!("a user with role {role}"),
         Principal::Token { permission, .. } => format!("a token with permission {permission}"),
+        Principal::Agent { .. } => "an agent".to_owned(),
     }
 }

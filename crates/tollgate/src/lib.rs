@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod agents;
 mod audit_log;
 mod authz;
 mod caller;
@@ -29,7 +30,9 @@ mod open;
 mod sessions;
 mod tokens;
 mod users;
+mod vault;
 
+pub use agents::{AgentService, AgentServiceBuilder, DeliveredKey, MasterKeyRotation, VaultStatus};
 pub use audit_log::{AuditLog, AuditReport, BrokenEntry, verify_audit_chain};
 pub use authz::{Operation, UsageScope, authorize};
 pub use caller::Caller;
@@ -57,10 +60,12 @@ fn check_delete_age(older_than: std::time::Duration, force: bool) -> Result<()> 
     Ok(())
 }
 pub use sessions::{AccessClaims, AccessContext, AccessToken, JwtCodec, JwtKeys, SessionTokens};
-pub use tokens::{CacheStats, CreatedToken, TokenContext, TokenManager, TokenManagerBuilder};
+pub use tokens::{AgentCredentialContext, CacheStats, CreatedToken, TokenContext, TokenManager, TokenManagerBuilder};
 pub use users::{IpThrottlePolicy, LockoutPolicy, UserService, UserServiceBuilder};
+pub use vault::{MasterKeyId, MasterKeys, SealedSecret, VaultError};
 
 pub use tollgate_store::{AccountStore, ProjectStore, ServiceAccountInsert, SessionStore, UserFilter, UserStore};
+pub use tollgate_store::{AgentFilter, AgentStore, ProviderKeyFilter, ProviderKeyStore};
 pub use tollgate_store::{
     AuditFilter, AuditStore, Page, PageRequest, StatusFilter, Store, StoreAdmin, StoreError, TokenFilter, TokenStore,
 };
@@ -78,6 +83,10 @@ pub use tollgate_types::{
     Permission, Principal, ProjectName, Refusal, RefusalCode, Role, Scope, SystemClock, Timestamp, TokenFormatError,
     TokenHasher, TokenId, TokenName, TokenPatch, TokenPrefix, TokenRecord, TokenSecret, TokenStatus, ToolList, UserId,
     ValidationError, VerifyRequest, parse_duration,
+};
+pub use tollgate_types::{
+    AgentBinding, AgentId, AgentName, AgentPatch, AgentRecord, AgentStatus, BaseUrl, KNOWN_PROVIDERS, Metadata,
+    NewAgent, NewProviderKey, ProviderKeyId, ProviderKeyPatch, ProviderKeyRecord, ProviderList, ProviderSecret,
 };
 pub use tollgate_types::{
     CounterKey, Endpoint, Estimate, EstimateInput, EventId, HolderId, LatencyHistogram, LimitKey, LimitRecord,

@@ -150,6 +150,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: TokenCommand) -> CliResult
                     StatusArg::Expired => StatusFilter::Expired,
                     StatusArg::All => StatusFilter::All,
                 },
+                agent: None,
             };
             if !(1..=PageRequest::MAX_LIMIT).contains(&args.limit) {
                 return Err(ValidationError::new("limit", "must be between 1 and 1000").into());

@@ -41,6 +41,7 @@ pub fn insert(name: &str, owner: &OwnerRecord, project: Option<&ProjectRecord>, 
         key_id: KeyId(1),
         display_hint: "tg_AbCd…wxyz".to_owned(),
         created_at,
+        agent: None,
     }
 }
 

@@ -109,7 +109,8 @@ pub async fn list_filters_by_owner_project_and_status(store: &dyn Store) {
     assert_eq!(list(all_alice, at(10)).await, vec![alice_chat.id, alice_search.id]);
     let in_search = TokenFilter { project: Some(search.id), status: StatusFilter::All, ..Default::default() };
     assert_eq!(list(in_search, at(10)).await, vec![bob_search.id, alice_search.id]);
-    let bob_in_search = TokenFilter { owner: Some(bob.id), project: Some(search.id), status: StatusFilter::All };
+    let bob_in_search =
+        TokenFilter { owner: Some(bob.id), project: Some(search.id), status: StatusFilter::All, agent: None };
     assert_eq!(list(bob_in_search, at(10)).await, vec![bob_search.id]);
     let revoked = TokenFilter { status: StatusFilter::Revoked, ..Default::default() };
     assert_eq!(list(revoked, at(10)).await, vec![alice_chat.id]);

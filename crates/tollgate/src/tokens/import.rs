@@ -41,6 +41,7 @@ impl TokenManager {
             key_id: self.hasher.current_key_id(),
             display_hint: secret.display_hint(),
             created_at: now,
+            agent: None,
         };
         let mut event = AuditEvent::new(principal.actor(), "token.import", insert.id, now);
         event.after = Some(serde_json::json!({

@@ -29,6 +29,7 @@ pub struct TokenManagerBuilder {
     store: Arc<dyn Store>,
     hasher: TokenHasher,
     prefix: TokenPrefix,
+    agent_prefix: TokenPrefix,
     clock: Arc<dyn Clock>,
     cache_ttl: Duration,
     cache_capacity: usize,
@@ -39,6 +40,13 @@ impl TokenManagerBuilder {
     /// The token prefix (default `tg`).
     pub fn prefix(mut self, prefix: TokenPrefix) -> Self {
         self.prefix = prefix;
+        self
+    }
+
+    /// The prefix of agent credentials (default `tga`). Credentials and API tokens never verify in
+    /// each other's place: a credential is refused wherever an API token is expected, and back.
+    pub fn agent_prefix(mut self, prefix: TokenPrefix) -> Self {
+        self.agent_prefix = prefix;
         self
     }
 
@@ -74,6 +82,7 @@ impl TokenManagerBuilder {
             store: self.store,
             hasher: Arc::new(self.hasher),
             prefix: self.prefix,
+            agent_prefix: self.agent_prefix,
             clock: self.clock,
             cache: Arc::new(VerifyCache::new(self.cache_ttl, self.cache_capacity)),
             last_used: Arc::new(LastUsed::default()),
@@ -88,13 +97,25 @@ pub struct TokenManager {
     pub(super) store: Arc<dyn Store>,
     pub(super) hasher: Arc<TokenHasher>,
     pub(super) prefix: TokenPrefix,
+    pub(super) agent_prefix: TokenPrefix,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) cache: Arc<VerifyCache>,
     pub(super) last_used: Arc<LastUsed>,
     pub(super) metering: Option<Metering>,
 }
 
-fn check_reason(reason: Option<&str>) -> Result<()> {
+/// Which kind of token an operation is about: the token routes manage API tokens, the agent
+/// routes manage credentials, and neither reaches the other's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// An API token.
+    ApiToken,
+    /// An agent credential.
+    Credential,
+}
+
+/// Checks a free-text reason (revocations, suspensions): at most 1024 characters, no control characters.
+pub(crate) fn check_reason(reason: Option<&str>) -> Result<()> {
     if let Some(reason) = reason {
         if reason.chars().count() > 1024 {
             return Err(ValidationError::new("reason", "must be at most 1024 characters").into());
@@ -117,6 +138,7 @@ impl TokenManager {
             store,
             hasher,
             prefix: TokenPrefix::default(),
+            agent_prefix: TokenPrefix::parse("tga").expect("the default agent prefix is valid"),
             clock: Arc::new(SystemClock),
             cache_ttl: Duration::from_secs(2),
             cache_capacity: 100_000,
@@ -144,6 +166,11 @@ impl TokenManager {
         &self.prefix
     }
 
+    /// The agent-credential prefix.
+    pub fn agent_prefix(&self) -> &TokenPrefix {
+        &self.agent_prefix
+    }
+
     /// Creates a token for `token.owner` (a non-admin can create tokens only for itself; see
     /// [`TokenManager::resolve_owner`]). The returned secret is the only copy: show it once.
     #[tracing::instrument(skip_all, fields(owner = %token.owner, permission = %token.permission))]
@@ -166,17 +193,26 @@ impl TokenManager {
             key_id: self.hasher.current_key_id(),
             display_hint: secret.display_hint(),
             created_at: now,
+            agent: None,
         };
         let record = self.store.insert_token(&insert, &creation_event(principal, &insert)).await?;
         tracing::info!(token_id = %record.id, "token created");
         Ok(CreatedToken { secret, record })
     }
 
-    /// One token's metadata. Tokens the principal may not read are `NotFound`.
+    /// One API token's metadata. Tokens the principal may not read are `NotFound`, and so are
+    /// agent credentials (they are managed through their agent).
     pub async fn show(&self, principal: &Principal, id: &TokenId) -> Result<TokenRecord> {
+        self.show_kind(principal, id, Kind::ApiToken).await
+    }
+
+    async fn show_kind(&self, principal: &Principal, id: &TokenId, kind: Kind) -> Result<TokenRecord> {
         let record = self.store.token(id).await?;
         authorize(principal, Operation::ReadTokens { owner: Some(record.owner) })
             .map_err(|_| Error::NotFound { entity: "token" })?;
+        if record.agent.is_some() != (kind == Kind::Credential) {
+            return Err(Error::NotFound { entity: "token" });
+        }
         Ok(record)
     }
 
@@ -199,9 +235,9 @@ impl TokenManager {
         Ok(self.store.list_tokens(&filter, page, self.clock.now()).await?)
     }
 
-    /// Fetches a token for a change and checks the principal may manage it.
-    async fn token_to_manage(&self, principal: &Principal, id: &TokenId) -> Result<TokenRecord> {
-        let record = self.show(principal, id).await?;
+    /// Fetches a token of `kind` for a change and checks the principal may manage it.
+    async fn token_to_manage(&self, principal: &Principal, id: &TokenId, kind: Kind) -> Result<TokenRecord> {
+        let record = self.show_kind(principal, id, kind).await?;
         authorize(principal, Operation::ManageToken { owner: record.owner })?;
         Ok(record)
     }
@@ -213,7 +249,7 @@ impl TokenManager {
         if patch.is_empty() {
             return Err(ValidationError::new("patch", "names no field to change").into());
         }
-        let before = self.token_to_manage(principal, id).await?;
+        let before = self.token_to_manage(principal, id, Kind::ApiToken).await?;
         let now = self.clock.now();
         if let Some(Some(expiry)) = patch.expires_at
             && expiry <= now
@@ -229,10 +265,20 @@ impl TokenManager {
     }
 
     /// Revokes a token; it is refused on the very next verify in this process. Idempotent.
-    #[tracing::instrument(skip_all, fields(token_id = %id))]
     pub async fn revoke(&self, principal: &Principal, id: &TokenId, reason: Option<&str>) -> Result<TokenRecord> {
+        self.revoke_kind(principal, id, reason, Kind::ApiToken).await
+    }
+
+    #[tracing::instrument(skip_all, fields(token_id = %id))]
+    pub(crate) async fn revoke_kind(
+        &self,
+        principal: &Principal,
+        id: &TokenId,
+        reason: Option<&str>,
+        kind: Kind,
+    ) -> Result<TokenRecord> {
         check_reason(reason)?;
-        let before = self.token_to_manage(principal, id).await?;
+        let before = self.token_to_manage(principal, id, kind).await?;
         let now = self.clock.now();
         let mut event = AuditEvent::new(principal.actor(), "token.revoke", id, now);
         event.reason = reason.map(str::to_owned);
@@ -247,14 +293,25 @@ impl TokenManager {
 
     /// Issues a new secret for the same token id. The old secret keeps working for `grace`
     /// (never past the token's own expiry); a zero grace ends it at once.
-    #[tracing::instrument(skip_all, fields(token_id = %id))]
     pub async fn rotate(&self, principal: &Principal, id: &TokenId, grace: Duration) -> Result<CreatedToken> {
-        let before = self.token_to_manage(principal, id).await?;
+        self.rotate_kind(principal, id, grace, Kind::ApiToken).await
+    }
+
+    #[tracing::instrument(skip_all, fields(token_id = %id))]
+    pub(crate) async fn rotate_kind(
+        &self,
+        principal: &Principal,
+        id: &TokenId,
+        grace: Duration,
+        kind: Kind,
+    ) -> Result<CreatedToken> {
+        let before = self.token_to_manage(principal, id, kind).await?;
         let now = self.clock.now();
         if before.status(now) != tollgate_types::TokenStatus::Active {
             return Err(Error::Conflict(format!("token is {}", before.status(now).as_str())));
         }
-        let secret = TokenSecret::generate(&self.prefix)
+        let prefix = if before.agent.is_some() { &self.agent_prefix } else { &self.prefix };
+        let secret = TokenSecret::generate(prefix)
             .map_err(|error| Error::Config(format!("cannot generate a token: {error}")))?;
         let mut grace_until = now.saturating_add(grace);
         if let Some(expiry) = before.expires_at {

@@ -63,6 +63,11 @@ impl TokenManager {
         let secret = TokenSecret::parse(&self.prefix, presented).map_err(|_| Refusal::new(RefusalCode::Malformed))?;
         let now = self.now();
         let (record, matched) = self.lookup(&secret, now).await?;
+        if record.agent.is_some() {
+            // An agent credential stored under an API-token prefix (a deployment that changed
+            // prefixes): it still authenticates only as its agent.
+            return Err(Refusal::new(RefusalCode::NotFound).into());
+        }
         check(&record, matched, request, now)?;
         let (rate_limit, held) = match &self.metering {
             Some(metering) => {
@@ -83,7 +88,7 @@ impl TokenManager {
     }
 
     /// Finds the token for a secret: the cache first, then the store under the current key, then older keys.
-    async fn lookup(&self, secret: &TokenSecret, now: Timestamp) -> Result<(Arc<TokenRecord>, HashMatch)> {
+    pub(super) async fn lookup(&self, secret: &TokenSecret, now: Timestamp) -> Result<(Arc<TokenRecord>, HashMatch)> {
         let hash = self.hasher.hash(secret);
         if let Some(cached) = self.cache.get(&hash, now) {
             return Ok((cached.record, cached.matched));
@@ -108,7 +113,12 @@ impl TokenManager {
 }
 
 /// The identity checks, in the order the design gives.
-fn check(record: &TokenRecord, matched: HashMatch, request: &VerifyRequest, now: Timestamp) -> Result<(), Error> {
+pub(super) fn check(
+    record: &TokenRecord,
+    matched: HashMatch,
+    request: &VerifyRequest,
+    now: Timestamp,
+) -> Result<(), Error> {
     let refuse = |code| Err(Error::Refused(Refusal::new(code)));
     match record.status(now) {
         TokenStatus::Revoked => return refuse(RefusalCode::Revoked),

@@ -337,6 +337,7 @@ impl ListTokensQuery {
                 StatusParam::Expired => StatusFilter::Expired,
                 StatusParam::All => StatusFilter::All,
             },
+            agent: None,
         };
         let page = match self.cursor {
             Some(cursor) => PageRequest::after(limit, cursor),
