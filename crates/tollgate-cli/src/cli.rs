@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::agent::AgentCommand;
 use crate::commands::analytics::AnalyticsArgs;
 use crate::commands::audit::AuditCommand;
 use crate::commands::dev::DevCommand;
@@ -11,11 +12,13 @@ use crate::commands::limit::LimitCommand;
 use crate::commands::login::LoginArgs;
 use crate::commands::price::PriceCommand;
 use crate::commands::project::ProjectCommand;
+use crate::commands::provider_key::ProviderKeyCommand;
 use crate::commands::serve::ServeArgs;
 use crate::commands::service_account::ServiceAccountCommand;
 use crate::commands::token::TokenCommand;
 use crate::commands::usage::UsageCommand;
 use crate::commands::user::UserCommand;
+use crate::commands::vault::VaultCommand;
 
 /// tollgate: API tokens, users, usage and limits — on an embedded SQLite database by default.
 #[derive(Debug, Parser)]
@@ -42,6 +45,9 @@ pub(crate) struct GlobalArgs {
     /// The access-token signing key file (created beside the database, mode 0600, when missing).
     #[arg(long, global = true, env = "TOLLGATE_JWT_KEY_FILE")]
     pub(crate) jwt_key_file: Option<PathBuf>,
+    /// The provider-key vault's master key file (created beside the database, mode 0600, when missing).
+    #[arg(long, global = true, env = "TOLLGATE_VAULT_KEY_FILE")]
+    pub(crate) vault_key_file: Option<PathBuf>,
     /// bcrypt cost for new password hashes (10–31).
     #[arg(long, global = true, env = "TOLLGATE_BCRYPT_COST", default_value_t = 12)]
     pub(crate) bcrypt_cost: u32,
@@ -89,4 +95,13 @@ pub(crate) enum Command {
     /// Model prices per million tokens: list, set, remove.
     #[command(subcommand)]
     Price(PriceCommand),
+    /// Register, list, change, pause, resume, disable and delete AI agents; issue their credentials.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Provider API keys in the encrypted vault: add, list, show, update, disable, enable, delete.
+    #[command(subcommand)]
+    ProviderKey(ProviderKeyCommand),
+    /// The vault's master keys: status, rotate, re-wrap, retire.
+    #[command(subcommand)]
+    Vault(VaultCommand),
 }

@@ -26,6 +26,23 @@ pub(crate) fn key_file_path(global: &GlobalArgs) -> PathBuf {
     })
 }
 
+/// The vault master key file: `--vault-key-file`, else `<database>.vault.key` beside the database.
+pub(crate) fn vault_key_file_path(global: &GlobalArgs) -> PathBuf {
+    global.vault_key_file.clone().unwrap_or_else(|| {
+        let mut path = global.db.clone().into_os_string();
+        path.push(".vault.key");
+        PathBuf::from(path)
+    })
+}
+
+/// Opens what [`open`] does and the agent service over the vault key file (created on first use).
+pub(crate) async fn open_agents(global: &GlobalArgs) -> CliResult<(Context, tollgate::AgentService)> {
+    let context = open(global).await?;
+    let vault = tollgate::MasterKeys::load_or_create(&vault_key_file_path(global))?;
+    let agents = tollgate::AgentService::builder(&context.tokens, vault).build();
+    Ok((context, agents))
+}
+
 /// Opens the database (migrating it) and the key file (creating it on first use).
 pub(crate) async fn open(global: &GlobalArgs) -> CliResult<Context> {
     if global.db.as_os_str().is_empty() {

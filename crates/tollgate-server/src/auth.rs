@@ -73,6 +73,38 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The authenticated agent of an agent route: one of its agent credentials (`tga_…`), verified on
+/// the token path. An API token or an access JWT is refused here (`malformed`), as a credential is
+/// refused on every other route.
+#[derive(Debug, Clone)]
+pub(crate) struct AgentCaller {
+    /// The verified credential and its agent.
+    pub(crate) credential: tollgate::AgentCredentialContext,
+    /// The client address, for the audit log.
+    pub(crate) ip: Option<IpAddr>,
+}
+
+impl AgentCaller {
+    /// The facade's caller: the agent as a principal, and the client address.
+    pub(crate) fn audited(&self) -> tollgate::Caller {
+        tollgate::Caller::new(self.credential.principal()).with_ip(self.ip)
+    }
+}
+
+impl FromRequestParts<AppState> for AgentCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let agents = state.agents().ok_or_else(ApiError::agents_not_configured)?;
+        let ip = client_ip(parts, &state.settings().trusted_proxies);
+        let credential = bearer(&parts.headers)?;
+        let request = VerifyRequest { ip, tool: None };
+        let outcome = agents.authenticate(credential, &request).await;
+        observe_outcome(state, outcome.as_ref().map(|_| ()));
+        Ok(Self { credential: outcome?, ip })
+    }
+}
+
 /// The client's address (see [`client_ip`]), for routes that take no bearer credential (login).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);

@@ -146,6 +146,16 @@ impl ApiError {
         )
     }
 
+    /// 503 for the agent and vault routes of a server started without a vault.
+    pub fn agents_not_configured() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "agents_not_configured",
+            "Agents not configured",
+            "this server was started without a provider-key vault".to_owned(),
+        )
+    }
+
     /// 409 `conflict`: the change contradicts the stored state.
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail.into())

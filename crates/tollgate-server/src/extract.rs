@@ -206,6 +206,31 @@ impl<S: Send + Sync, T: FromStr<Err = ValidationError> + Send> FromRequestParts<
     }
 }
 
+/// Two `{…}` path segments parsed into typed ids (`/v1/agents/{id}/credentials/{credential_id}`); a
+/// bad one is a 400 naming its segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PathIds<A, B>(pub(crate) A, pub(crate) B);
+
+impl<S, A, B> FromRequestParts<S> for PathIds<A, B>
+where
+    S: Send + Sync,
+    A: FromStr<Err = ValidationError> + Send,
+    B: FromStr<Err = ValidationError> + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(texts) = axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::invalid_field("id", "is not a valid path segment"))?;
+        let [(first_name, first), (second_name, second)] = <[(String, String); 2]>::try_from(texts)
+            .map_err(|_| ApiError::invalid_field("id", "the route takes two path segments"))?;
+        let first = first.parse::<A>().map_err(|error| ApiError::invalid_field(first_name, error.reason))?;
+        let second = second.parse::<B>().map_err(|error| ApiError::invalid_field(second_name, error.reason))?;
+        Ok(Self(first, second))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

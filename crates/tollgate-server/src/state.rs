@@ -4,7 +4,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tollgate::{AuditLog, IpAllowList, Metering, PageRequest, TokenManager, UserService, ValidationError};
+use tollgate::{
+    AgentService, AuditLog, IpAllowList, Metering, PageRequest, TokenManager, UserService, ValidationError,
+};
 
 use crate::metrics::Metrics;
 
@@ -83,6 +85,7 @@ struct Inner {
     users: UserService,
     audit: AuditLog,
     metering: Metering,
+    agents: Option<AgentService>,
     settings: ServerSettings,
     metrics: Metrics,
 }
@@ -100,12 +103,40 @@ impl AppState {
         tokens: TokenManager,
         users: UserService,
         metering: Metering,
+        settings: ServerSettings,
+    ) -> Self {
+        Self::build(tokens, users, metering, None, settings)
+    }
+
+    /// State that also serves agents, their credentials and the provider-key vault
+    /// (`AgentService::builder(&tokens, …)`); without it those routes answer 503.
+    pub fn with_agents(
+        tokens: TokenManager,
+        users: UserService,
+        metering: Metering,
+        agents: AgentService,
+        settings: ServerSettings,
+    ) -> Self {
+        Self::build(tokens, users, metering, Some(agents), settings)
+    }
+
+    fn build(
+        tokens: TokenManager,
+        users: UserService,
+        metering: Metering,
+        agents: Option<AgentService>,
         mut settings: ServerSettings,
     ) -> Self {
         settings.max_page_size = settings.max_page_size.clamp(1, PageRequest::MAX_LIMIT);
         settings.default_page_size = settings.default_page_size.clamp(1, settings.max_page_size);
         let audit = AuditLog::new(Arc::clone(users.store()));
-        Self { inner: Arc::new(Inner { tokens, users, audit, metering, settings, metrics: Metrics::default() }) }
+        let inner = Inner { tokens, users, audit, metering, agents, settings, metrics: Metrics::default() };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// The agent service, when this state serves agents.
+    pub fn agents(&self) -> Option<&AgentService> {
+        self.inner.agents.as_ref()
     }
 
     /// The user service (users, logins, sessions).

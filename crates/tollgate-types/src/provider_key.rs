@@ -166,7 +166,8 @@ pub struct ProviderKeyRecord {
     pub project: Option<ProjectId>,
     /// Whether it may be delivered.
     pub enabled: bool,
-    /// What is left on the provider account, when tracked.
+    /// What is left on the provider account, when tracked (microdollars).
+    #[serde(rename = "balance_micros")]
     pub balance: Option<Microdollars>,
     /// Free-form metadata.
     pub metadata: Metadata,

@@ -195,6 +195,14 @@ fn owns(principal: &Principal, owner: OwnerId) -> bool {
 
 /// Decides whether `principal` may perform `operation`; `Forbidden` names what is missing.
 pub fn authorize(principal: &Principal, operation: Operation) -> Result<()> {
+    // An agent acts for nobody: whatever the rows below would make of its (absent) owner and
+    // memberships, it may only receive what is assigned to it.
+    if let Principal::Agent { id, .. } = principal {
+        return match operation {
+            Operation::ReceiveProviderKey { agent } if agent == *id => Ok(()),
+            _ => Err(Error::Forbidden("an agent may only receive what is assigned to it".to_owned())),
+        };
+    }
     let level = principal.level();
     let admin = level == Permission::Admin;
     let standard = level >= Permission::Standard;
@@ -253,7 +261,8 @@ pub fn authorize(principal: &Principal, operation: Operation) -> Result<()> {
         Operation::AssignProviderKey { key_owner, agent_owner } => {
             admin || (standard && owns(principal, key_owner) && owns(principal, agent_owner))
         }
-        Operation::ReceiveProviderKey { agent } => matches!(principal, Principal::Agent { id, .. } if *id == agent),
+        // Agents are answered above; nobody else receives a key.
+        Operation::ReceiveProviderKey { .. } => false,
         Operation::ManageVault => matches!(principal, Principal::Operator),
         Operation::ReadVault => admin,
     };

@@ -4,12 +4,12 @@
 //! member of. The demotion cases, over a real database, are in `demotion.rs`.
 
 use tollgate::{
-    Operation, OwnerId, Permission, Principal, ProjectRole, Role, ServiceAccountId, TokenId, UsageScope, UserId,
-    UserStatus, Username, authorize,
+    AgentId, AgentStatus, Operation, OwnerId, Permission, Principal, ProjectRole, Role, ServiceAccountId, TokenId,
+    UsageScope, UserId, UserStatus, Username, authorize,
 };
 
 /// Every row the table must have, in its order.
-const ROWS: [&str; 32] = [
+const ROWS: [&str; 46] = [
     "token.create",
     "token.create_in_project",
     "token.read",
@@ -42,6 +42,20 @@ const ROWS: [&str; 32] = [
     "usage.read_project",
     "usage.read_all",
     "metering.manage",
+    "agent.create",
+    "agent.read",
+    "agent.list_all",
+    "agent.manage",
+    "agent.set_status",
+    "agent.revive",
+    "provider_key.create",
+    "provider_key.read",
+    "provider_key.list_all",
+    "provider_key.manage",
+    "provider_key.assign",
+    "provider_key.receive",
+    "vault.manage",
+    "vault.read",
 ];
 
 /// A token column's cell for a token of a service account (docs/security.md says so below the
@@ -68,17 +82,31 @@ struct Target {
     account: ServiceAccountId,
     /// The principal's role in the target project (`None`: not a member).
     membership: Option<ProjectRole>,
+    /// The agent a delivery is for.
+    agent: AgentId,
 }
 
 impl Target {
     /// Things of the user `user`.
     fn of_user(user: UserId) -> Self {
-        Self { owner: OwnerId::User(user), user, account: ServiceAccountId::generate(), membership: None }
+        Self {
+            owner: OwnerId::User(user),
+            user,
+            account: ServiceAccountId::generate(),
+            membership: None,
+            agent: AgentId::generate(),
+        }
     }
 
     /// Things of the service account `account` (the user operations are about someone else).
     fn of_service_account(account: ServiceAccountId) -> Self {
-        Self { owner: OwnerId::ServiceAccount(account), user: UserId::generate(), account, membership: None }
+        Self {
+            owner: OwnerId::ServiceAccount(account),
+            user: UserId::generate(),
+            account,
+            membership: None,
+            agent: AgentId::generate(),
+        }
     }
 
     fn in_project(self, membership: Option<ProjectRole>) -> Self {
@@ -141,6 +169,20 @@ fn operation(name: &str, target: &Target) -> Operation {
         "usage.read_project" => Operation::ReadUsage { scope: UsageScope::Project(target.membership) },
         "usage.read_all" => Operation::ReadUsage { scope: UsageScope::Everything },
         "metering.manage" => Operation::ManageMetering,
+        "agent.create" => Operation::CreateAgent { owner },
+        "agent.read" => Operation::ReadAgents { owner: Some(owner) },
+        "agent.list_all" => Operation::ReadAgents { owner: None },
+        "agent.manage" => Operation::ManageAgent { owner },
+        "agent.set_status" => Operation::ChangeAgentStatus { owner, from: AgentStatus::Active },
+        "agent.revive" => Operation::ChangeAgentStatus { owner, from: AgentStatus::Disabled },
+        "provider_key.create" => Operation::CreateProviderKey { owner },
+        "provider_key.read" => Operation::ReadProviderKeys { owner: Some(owner) },
+        "provider_key.list_all" => Operation::ReadProviderKeys { owner: None },
+        "provider_key.manage" => Operation::ManageProviderKey { owner },
+        "provider_key.assign" => Operation::AssignProviderKey { key_owner: owner, agent_owner: owner },
+        "provider_key.receive" => Operation::ReceiveProviderKey { agent: target.agent },
+        "vault.manage" => Operation::ManageVault,
+        "vault.read" => Operation::ReadVault,
         other => panic!("docs/security.md names an operation this test does not know: {other}"),
     }
 }
@@ -182,6 +224,20 @@ fn row_name(operation: &Operation) -> &'static str {
         Operation::ReadUsage { scope: UsageScope::Project(_) } => "usage.read_project",
         Operation::ReadUsage { scope: UsageScope::Everything } => "usage.read_all",
         Operation::ManageMetering => "metering.manage",
+        Operation::CreateAgent { .. } => "agent.create",
+        Operation::ReadAgents { owner: Some(_) } => "agent.read",
+        Operation::ReadAgents { owner: None } => "agent.list_all",
+        Operation::ManageAgent { .. } => "agent.manage",
+        Operation::ChangeAgentStatus { from: AgentStatus::Disabled, .. } => "agent.revive",
+        Operation::ChangeAgentStatus { .. } => "agent.set_status",
+        Operation::CreateProviderKey { .. } => "provider_key.create",
+        Operation::ReadProviderKeys { owner: Some(_) } => "provider_key.read",
+        Operation::ReadProviderKeys { owner: None } => "provider_key.list_all",
+        Operation::ManageProviderKey { .. } => "provider_key.manage",
+        Operation::AssignProviderKey { .. } => "provider_key.assign",
+        Operation::ReceiveProviderKey { .. } => "provider_key.receive",
+        Operation::ManageVault => "vault.manage",
+        Operation::ReadVault => "vault.read",
     }
 }
 
@@ -266,6 +322,7 @@ fn every_cell_of_the_documented_matrix_holds() {
         }
     }
     assert_eq!(checked, ROWS.len() * 7);
+    assert_eq!(checked, 46 * 7);
 }
 
 #[test]
@@ -306,4 +363,33 @@ fn nobody_grants_more_than_they_have() {
         permission: Permission::Admin,
     };
     assert!(authorize(&service, Operation::ChangeUserStatus { user: me, status: UserStatus::Suspended }).is_ok());
+}
+
+#[test]
+fn an_agent_may_only_receive_its_own_key() {
+    let mine = Target::of_user(UserId::generate());
+    let agent = Principal::Agent { id: mine.agent, credential: TokenId::generate() };
+    for row in ROWS {
+        for target in std::iter::once(mine).chain(foreign()) {
+            for membership in [Some(ProjectRole::Member), Some(ProjectRole::Viewer), None] {
+                let operation = operation(row, &target.in_project(membership));
+                let allowed = authorize(&agent, operation).is_ok();
+                let own_delivery = row == "provider_key.receive" && target.agent == mine.agent;
+                assert_eq!(allowed, own_delivery, "{row} for an agent, target {:?}", target.owner);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_key_is_assigned_only_where_its_assigner_owns_both_ends() {
+    let me = OwnerId::User(UserId::generate());
+    let other = OwnerId::User(UserId::generate());
+    let user = Principal::Token { id: TokenId::generate(), owner: me, permission: Permission::Standard };
+    let admin = Principal::Token { id: TokenId::generate(), owner: me, permission: Permission::Admin };
+    for (key_owner, agent_owner, allowed) in [(me, me, true), (me, other, false), (other, me, false)] {
+        let operation = Operation::AssignProviderKey { key_owner, agent_owner };
+        assert_eq!(authorize(&user, operation).is_ok(), allowed, "{key_owner:?} → {agent_owner:?}");
+        assert!(authorize(&admin, operation).is_ok());
+    }
 }

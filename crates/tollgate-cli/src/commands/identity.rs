@@ -53,8 +53,22 @@ pub(crate) fn user_service(
         .build()?)
 }
 
+/// A secret that is not a password (a provider API key): typed at the terminal without echo, or the
+/// first line of standard input. Never from argv, where `ps` would show it.
+pub(crate) fn read_secret(label: &str, field: &'static str) -> CliResult<Zeroizing<String>> {
+    if std::io::stdin().is_terminal() {
+        return prompt(label);
+    }
+    read_stdin(1, field, "the secret on its first line").map(|mut lines| lines.remove(0))
+}
+
 /// Reads up to `lines` lines from standard input (at most 4 KiB), without their line endings.
 fn read_stdin_lines(lines: usize) -> CliResult<Vec<Zeroizing<String>>> {
+    let what = if lines == 1 { "a password" } else { "one password per line" };
+    read_stdin(lines, "password", what)
+}
+
+fn read_stdin(lines: usize, field: &'static str, what: &str) -> CliResult<Vec<Zeroizing<String>>> {
     let mut input = Zeroizing::new(String::new());
     std::io::stdin()
         .take(4096)
@@ -66,8 +80,7 @@ fn read_stdin_lines(lines: usize) -> CliResult<Vec<Zeroizing<String>>> {
         .map(|line| Zeroizing::new(line.strip_suffix('\r').unwrap_or(line).to_owned()))
         .collect();
     if read.len() < lines || read.iter().any(|line| line.is_empty()) {
-        let what = if lines == 1 { "a password" } else { "one password per line" };
-        return Err(ValidationError::new("password", format!("standard input must hold {what}")).into());
+        return Err(ValidationError::new(field, format!("standard input must hold {what}")).into());
     }
     Ok(read)
 }
@@ -75,7 +88,7 @@ fn read_stdin_lines(lines: usize) -> CliResult<Vec<Zeroizing<String>>> {
 fn prompt(label: &str) -> CliResult<Zeroizing<String>> {
     rpassword::prompt_password(label)
         .map(Zeroizing::new)
-        .map_err(|error| CliError::Failed(anyhow!("cannot read a password from the terminal: {error}")))
+        .map_err(|error| CliError::Failed(anyhow!("cannot read a secret from the terminal: {error}")))
 }
 
 /// A new password to set: from standard input with `--password-stdin`, else typed twice at the terminal.

@@ -1,5 +1,6 @@
 //! Command dispatch: one module per command group.
 
+pub(crate) mod agent;
 pub(crate) mod analytics;
 pub(crate) mod audit;
 pub(crate) mod dev;
@@ -8,6 +9,7 @@ pub(crate) mod limit;
 pub(crate) mod login;
 pub(crate) mod price;
 pub(crate) mod project;
+pub(crate) mod provider_key;
 pub(crate) mod serve;
 pub(crate) mod service_account;
 pub(crate) mod token;
@@ -15,6 +17,7 @@ mod token_verify;
 pub(crate) mod usage;
 mod usage_event;
 pub(crate) mod user;
+pub(crate) mod vault;
 
 use std::process::ExitCode;
 
@@ -48,5 +51,8 @@ pub(crate) async fn run(cli: Cli) -> CliResult {
         Command::Audit(command) => audit::run(&cli.global, command).await,
         Command::ServiceAccount(command) => service_account::run(&cli.global, command).await,
         Command::Project(command) => project::run(&cli.global, command).await,
+        Command::Agent(command) => agent::run(&cli.global, command).await,
+        Command::ProviderKey(command) => provider_key::run(&cli.global, command).await,
+        Command::Vault(command) => vault::run(&cli.global, command).await,
     }
 }

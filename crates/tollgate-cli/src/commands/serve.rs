@@ -38,7 +38,12 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
         .await?;
     let tokens = TokenManager::builder(store, key_file.hasher()?).metering(metering.clone()).build();
     let users = identity::user_service(&tokens, &key_file, &settings.jwt_key_file, global.bcrypt_cost)?;
-    let state = AppState::with_settings(tokens, users, metering, settings.server);
+    let vault = tollgate::MasterKeys::load_or_create(&settings.vault_key_file)?;
+    let agents = tollgate::AgentService::builder(&tokens, vault)
+        .credential_ttl(settings.agent_credential_ttl)
+        .max_credential_ttl(settings.agent_credential_max_ttl)
+        .build();
+    let state = AppState::with_agents(tokens, users, metering, agents, settings.server);
     if !tollgate_server::admin_exists(&state).await? {
         tracing::warn!(
             "no admin exists yet (no active admin user or token); create the first one from the shell: \

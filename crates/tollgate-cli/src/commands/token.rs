@@ -127,31 +127,11 @@ pub(crate) async fn run(global: &GlobalArgs, command: TokenCommand) -> CliResult
             let (owner, project) = resolve(tokens, Some(&owner), project.as_deref()).await?;
             let owner = owner.ok_or_else(|| ValidationError::new("owner", "is required"))?;
             let created = tokens.create(&operator, token(owner, project)).await?;
-            if global.json {
-                print_json(
-                    &serde_json::json!({ "token": created.secret.expose(), "id": created.record.id, "record": created.record }),
-                );
-            } else {
-                say!("{}", created.secret.expose());
-                eprintln!(
-                    "created {} ({}) — the token above is shown only once",
-                    created.record.id, created.record.display_hint
-                );
-            }
+            print_created(global, &created, tokens.clock().now());
         }
         TokenCommand::List(args) => {
             let (owner, project) = resolve(tokens, args.owner.as_deref(), args.project.as_deref()).await?;
-            let filter = TokenFilter {
-                owner,
-                project,
-                status: match args.status {
-                    StatusArg::Active => StatusFilter::Active,
-                    StatusArg::Revoked => StatusFilter::Revoked,
-                    StatusArg::Expired => StatusFilter::Expired,
-                    StatusArg::All => StatusFilter::All,
-                },
-                agent: None,
-            };
+            let filter = TokenFilter { owner, project, status: args.status.into(), agent: None };
             if !(1..=PageRequest::MAX_LIMIT).contains(&args.limit) {
                 return Err(ValidationError::new("limit", "must be between 1 and 1000").into());
             }
@@ -163,9 +143,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: TokenCommand) -> CliResult
             if global.json {
                 print_json(&page);
             } else {
-                let now = tokens.clock().now();
-                let rows: Vec<Vec<String>> = page.items.iter().map(|record| summary_row(record, now)).collect();
-                print_table(&["ID", "NAME", "OWNER", "PROJECT", "PERMISSION", "STATUS", "HINT", "EXPIRES"], &rows);
+                print_token_rows(&page.items, tokens.clock().now());
                 if let Some(cursor) = page.next_cursor {
                     eprintln!("more: --cursor {cursor}");
                 }
@@ -183,18 +161,7 @@ pub(crate) async fn run(global: &GlobalArgs, command: TokenCommand) -> CliResult
         TokenCommand::Rotate { id, grace } => {
             let grace = parse_duration("grace", &grace)?;
             let rotated = tokens.rotate(&operator, &TokenId::parse(&id)?, grace).await?;
-            if global.json {
-                print_json(
-                    &serde_json::json!({ "token": rotated.secret.expose(), "id": rotated.record.id, "record": rotated.record }),
-                );
-            } else {
-                say!("{}", rotated.secret.expose());
-                let until = or_dash(rotated.record.previous_valid_until);
-                eprintln!(
-                    "rotated {}; the old secret works until {until} — the token above is shown only once",
-                    rotated.record.id
-                );
-            }
+            print_created(global, &rotated, tokens.clock().now());
         }
         TokenCommand::Cleanup { older_than, force } => {
             let older_than = parse_duration("older_than", &older_than)?;
@@ -251,6 +218,43 @@ fn new_token(
     }
     token.description = args.description.as_deref().map(Description::parse).transpose()?.unwrap_or_default();
     Ok(move |owner, project| NewToken { owner, project, ..token })
+}
+
+impl From<StatusArg> for StatusFilter {
+    fn from(status: StatusArg) -> Self {
+        match status {
+            StatusArg::Active => Self::Active,
+            StatusArg::Revoked => Self::Revoked,
+            StatusArg::Expired => Self::Expired,
+            StatusArg::All => Self::All,
+        }
+    }
+}
+
+/// Prints a secret just issued (created or rotated): alone on standard output, what it is on
+/// standard error, so `$(tollgate token create …)` captures only the secret.
+pub(crate) fn print_created(global: &GlobalArgs, created: &tollgate::CreatedToken, now: tollgate::Timestamp) {
+    let record = &created.record;
+    if global.json {
+        print_json(&serde_json::json!({ "token": created.secret.expose(), "id": record.id, "record": record }));
+        return;
+    }
+    say!("{}", created.secret.expose());
+    let status = record.status(now).as_str();
+    match record.rotated_at {
+        Some(_) => eprintln!(
+            "rotated {} ({status}); the old secret works until {} — the secret above is shown only once",
+            record.id,
+            or_dash(record.previous_valid_until)
+        ),
+        None => eprintln!("created {} ({}) — the secret above is shown only once", record.id, record.display_hint),
+    }
+}
+
+/// Prints tokens (or credentials) as a table.
+pub(crate) fn print_token_rows(records: &[TokenRecord], now: tollgate::Timestamp) {
+    let rows: Vec<Vec<String>> = records.iter().map(|record| summary_row(record, now)).collect();
+    print_table(&["ID", "NAME", "OWNER", "PROJECT", "PERMISSION", "STATUS", "HINT", "EXPIRES"], &rows);
 }
 
 fn summary_row(record: &TokenRecord, now: tollgate::Timestamp) -> Vec<String> {

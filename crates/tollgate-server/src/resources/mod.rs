@@ -1,5 +1,6 @@
 //! The HTTP resources, one module each, merged into one route table here.
 
+mod agents;
 mod audit;
 mod auth_verify;
 mod health;
@@ -9,6 +10,7 @@ mod metrics;
 mod openapi;
 mod prices;
 mod projects;
+mod provider_keys;
 mod rate_limits;
 mod reservations;
 mod service_accounts;
@@ -43,4 +45,6 @@ pub(crate) fn routes() -> Routes {
         .merge(limits::routes())
         .merge(prices::routes())
         .merge(rate_limits::routes())
+        .merge(agents::routes())
+        .merge(provider_keys::routes())
 }

@@ -70,6 +70,12 @@ pub(crate) struct ServeArgs {
     /// Largest request body in bytes [default: 65536].
     #[arg(long, env = "TOLLGATE_BODY_LIMIT")]
     pub(crate) body_limit: Option<usize>,
+    /// How long an agent credential lives when its creator names no expiry [default: 30d].
+    #[arg(long, env = "TOLLGATE_AGENT_CREDENTIAL_TTL")]
+    pub(crate) agent_credential_ttl: Option<String>,
+    /// The longest life an agent credential may be given [default: 90d].
+    #[arg(long, env = "TOLLGATE_AGENT_CREDENTIAL_MAX_TTL")]
+    pub(crate) agent_credential_max_ttl: Option<String>,
 }
 
 /// The TOML file: the same settings under the same names (snake_case).
@@ -81,6 +87,7 @@ pub(crate) struct FileConfig {
     database_url: Option<String>,
     key_file: Option<PathBuf>,
     jwt_key_file: Option<PathBuf>,
+    vault_key_file: Option<PathBuf>,
     log_format: Option<LogFormat>,
     log: Option<String>,
     trusted_proxies: Option<Vec<String>>,
@@ -91,6 +98,8 @@ pub(crate) struct FileConfig {
     group_commit_window: Option<String>,
     reservation_ttl: Option<String>,
     body_limit: Option<usize>,
+    agent_credential_ttl: Option<String>,
+    agent_credential_max_ttl: Option<String>,
 }
 
 impl FileConfig {
@@ -109,6 +118,7 @@ pub(crate) struct Settings {
     pub(crate) database_url: String,
     pub(crate) key_file: PathBuf,
     pub(crate) jwt_key_file: PathBuf,
+    pub(crate) vault_key_file: PathBuf,
     pub(crate) log_format: LogFormat,
     pub(crate) log: String,
     pub(crate) server: ServerSettings,
@@ -116,6 +126,8 @@ pub(crate) struct Settings {
     pub(crate) store: tollgate::StoreOptions,
     pub(crate) usage_flush_interval: Duration,
     pub(crate) reservation_ttl: Duration,
+    pub(crate) agent_credential_ttl: Duration,
+    pub(crate) agent_credential_max_ttl: Duration,
 }
 
 /// Resolves flags and environment (`args`, `global`) over the file over the defaults. The
@@ -146,6 +158,10 @@ pub(crate) fn resolve(args: &ServeArgs, global: &GlobalArgs, file: FileConfig) -
         Some(path) => path,
         None => default_key_file(&database_url, ".jwt.key")?,
     };
+    let vault_key_file = match global.vault_key_file.clone().or(file.vault_key_file) {
+        Some(path) => path,
+        None => default_key_file(&database_url, ".vault.key")?,
+    };
 
     let duration = |field: &'static str, flag: &Option<String>, file: Option<String>, default: u64| {
         let text = flag.clone().or(file);
@@ -174,6 +190,17 @@ pub(crate) fn resolve(args: &ServeArgs, global: &GlobalArgs, file: FileConfig) -
     if reservation_ttl < Duration::from_secs(1) || reservation_ttl > Duration::from_secs(7 * 86_400) {
         return Err(ValidationError::new("reservation_ttl", "must be between 1s and 7d"));
     }
+    let agent_credential_ttl =
+        duration("agent_credential_ttl", &args.agent_credential_ttl, file.agent_credential_ttl, 30 * 86_400)?;
+    let agent_credential_max_ttl = duration(
+        "agent_credential_max_ttl",
+        &args.agent_credential_max_ttl,
+        file.agent_credential_max_ttl,
+        90 * 86_400,
+    )?;
+    if agent_credential_ttl > agent_credential_max_ttl {
+        return Err(ValidationError::new("agent_credential_ttl", "must not be longer than agent_credential_max_ttl"));
+    }
     let mut store = tollgate::StoreOptions::default();
     if let Some(text) = args.group_commit_window.clone().or(file.group_commit_window) {
         store.group_commit_window = parse_duration("group_commit_window", &text)?;
@@ -187,6 +214,7 @@ pub(crate) fn resolve(args: &ServeArgs, global: &GlobalArgs, file: FileConfig) -
         database_url,
         key_file,
         jwt_key_file,
+        vault_key_file,
         log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
         log: args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned()),
         server,
@@ -194,6 +222,8 @@ pub(crate) fn resolve(args: &ServeArgs, global: &GlobalArgs, file: FileConfig) -
         store,
         usage_flush_interval,
         reservation_ttl,
+        agent_credential_ttl,
+        agent_credential_max_ttl,
     })
 }
 
@@ -225,6 +255,7 @@ mod tests {
             key_file: None,
             json: false,
             jwt_key_file: None,
+            vault_key_file: None,
             bcrypt_cost: 12,
             db_is_default: db.is_none(),
         }

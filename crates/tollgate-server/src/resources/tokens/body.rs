@@ -200,7 +200,9 @@ pub(super) struct PatchTokenBody {
 }
 
 /// Tells `"field": null` (`Some(None)`) from an absent field (`None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
@@ -243,9 +245,9 @@ impl ApiSchema for PatchTokenBody {
 /// `POST /v1/tokens/{id}/revoke` (the body is optional).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RevokeBody {
+pub(crate) struct RevokeBody {
     #[serde(default)]
-    pub(super) reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 impl ApiSchema for RevokeBody {
@@ -262,13 +264,13 @@ impl ApiSchema for RevokeBody {
 /// `POST /v1/tokens/{id}/rotate` (the body is optional).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RotateBody {
+pub(crate) struct RotateBody {
     #[serde(default)]
     grace_seconds: Option<u64>,
 }
 
 impl RotateBody {
-    pub(super) fn grace(&self) -> Result<Duration, ApiError> {
+    pub(crate) fn grace(&self) -> Result<Duration, ApiError> {
         let seconds = self.grace_seconds.unwrap_or(0);
         if seconds > MAX_GRACE_SECONDS {
             return Err(ApiError::invalid_field("grace_seconds", format!("must be at most {MAX_GRACE_SECONDS}")));

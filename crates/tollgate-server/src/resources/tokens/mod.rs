@@ -11,7 +11,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tollgate::{CreatedToken, TokenId};
 
-use self::body::{CreateTokenBody, ListTokensQuery, PatchTokenBody, RevokeBody, RotateBody};
+use self::body::{CreateTokenBody, ListTokensQuery, PatchTokenBody};
+pub(crate) use self::body::{RevokeBody, RotateBody, present};
 pub(crate) use self::view::{CreatedTokenView, TokenPage, TokenView};
 use crate::auth::Caller;
 use crate::error::ApiError;

@@ -51,6 +51,15 @@ fn token_properties() -> Map<String, Value> {
         "rotated_at": optional_time("When the secret was last rotated."),
         "previous_valid_until": optional_time("Until when the secret before the last rotation works."),
         "status": { "type": "string", "enum": ["active", "revoked", "expired"] },
+        "agent": {
+            "type": "object",
+            "description": "Agent credentials only: the agent it authenticates and that agent's status now.",
+            "required": ["id", "status"],
+            "properties": {
+                "id": id("agt_", "The agent."),
+                "status": { "type": "string", "enum": ["active", "paused", "disabled"] },
+            },
+        },
     });
     match properties {
         Value::Object(map) => map,
