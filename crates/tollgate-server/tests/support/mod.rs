@@ -27,6 +27,11 @@ pub const START: Timestamp = Timestamp::from_unix_micros(1_893_456_000_000_000);
 
 pub struct Fixture {
     pub tokens: TokenManager,
+    pub agents: tollgate::AgentService,
+    /// The vault's master key file.
+    pub vault_key_file: std::path::PathBuf,
+    /// The SQLite database file.
+    pub db_file: std::path::PathBuf,
     pub users: UserService,
     pub metering: Metering,
     pub clock: Arc<ManualClock>,
@@ -44,7 +49,8 @@ impl Fixture {
     /// A fixture whose requests come from `peer`.
     pub async fn with_settings(settings: ServerSettings, peer: &str) -> Self {
         let directory = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(&directory.path().join("tollgate.db"), &SqliteOptions::default())
+        let db_file = directory.path().join("tollgate.db");
+        let store = SqliteStore::open(&db_file, &SqliteOptions::default())
             .await
             .expect("open sqlite");
         let clock = Arc::new(ManualClock::new(START));
@@ -62,10 +68,26 @@ impl Fixture {
             .insecure_bcrypt_cost_for_tests(4)
             .build()
             .expect("user service");
-        let state = AppState::with_settings(tokens.clone(), users.clone(), metering.clone(), settings);
+        let vault_key_file = directory.path().join("tollgate.db.vault.key");
+        let vault = tollgate::MasterKeys::load_or_create(&vault_key_file).expect("vault key file");
+        let agents = tollgate::AgentService::builder(&tokens, vault).build();
+        let state =
+            AppState::with_agents(tokens.clone(), users.clone(), metering.clone(), agents.clone(), settings);
         let peer: SocketAddr = peer.parse().expect("peer address");
         let router = tollgate_server::app(state.clone()).layer(MockConnectInfo(peer));
-        Self { tokens, users, metering, clock, store, state, router, _directory: directory }
+        Self {
+            tokens,
+            agents,
+            vault_key_file,
+            db_file,
+            users,
+            metering,
+            clock,
+            store,
+            state,
+            router,
+            _directory: directory,
+        }
     }
 
     /// The owner named `name`: the user or service account of that name, or a new service account.
