@@ -77,7 +77,8 @@ async fn an_agent_fetches_its_key_and_nothing_else_gets_it() {
 
     // Another agent's id, with a valid credential: the answer does not tell that the key exists.
     let other_agent = no_key(&fetch(&fixture, &bob.agent, Some(&alice.credential)).await);
-    let never_existed = no_key(&fetch(&fixture, &tollgate::AgentId::generate().to_string(), Some(&alice.credential)).await);
+    let never_existed =
+        no_key(&fetch(&fixture, &tollgate::AgentId::generate().to_string(), Some(&alice.credential)).await);
     assert_eq!(other_agent, never_existed);
 
     // Credentials that are not the agent's own kind are malformed here.
@@ -90,7 +91,10 @@ async fn an_agent_fetches_its_key_and_nothing_else_gets_it() {
     fixture.get("/v1/tokens", Some(&alice.credential)).await.problem(401, "malformed");
 
     // A paused agent is refused until resumed.
-    fixture.post(&format!("/v1/agents/{}/pause", alice.agent), Some(&alice.jwt), json!({"reason": "drill"})).await.ok(200);
+    fixture
+        .post(&format!("/v1/agents/{}/pause", alice.agent), Some(&alice.jwt), json!({"reason": "drill"}))
+        .await
+        .ok(200);
     fetch(&fixture, &alice.agent, Some(&alice.credential)).await.problem(403, "agent_paused");
     fixture.post(&format!("/v1/agents/{}/resume", alice.agent), Some(&alice.jwt), json!({})).await.ok(200);
     fetch(&fixture, &alice.agent, Some(&alice.credential)).await.ok(200);
@@ -145,12 +149,17 @@ async fn revoked_expired_and_rotated_out_credentials_are_refused() {
     let listed = fixture.get(&format!("/v1/agents/{}/credentials?status=all", alice.agent), Some(&alice.jwt)).await;
     let items = listed.ok(200)["items"].as_array().unwrap().clone();
     assert_eq!(items.len(), 2);
-    assert!(items.iter().all(|item| item["agent"]["id"] == alice.agent.as_str() && item["agent"]["status"] == "disabled"));
+    assert!(
+        items.iter().all(|item| item["agent"]["id"] == alice.agent.as_str() && item["agent"]["status"] == "disabled")
+    );
     assert!(!listed.text().contains(&new_secret[4..]) && !listed.text().contains(&short[4..]));
     // Credentials are not API tokens: the token routes neither list nor manage them.
     let tokens = fixture.get("/v1/tokens?status=all", Some(&alice.jwt)).await;
     assert!(!tokens.text().contains(&alice.credential_id), "{}", tokens.text());
-    fixture.post(&format!("/v1/tokens/{}/revoke", alice.credential_id), Some(&alice.jwt), json!({})).await.problem(404, "token_not_found");
+    fixture
+        .post(&format!("/v1/tokens/{}/revoke", alice.credential_id), Some(&alice.jwt), json!({}))
+        .await
+        .problem(404, "token_not_found");
 }
 
 #[tokio::test]
@@ -163,14 +172,24 @@ async fn tenants_cannot_reach_each_other() {
     let assign = json!({ "provider_key_id": bob.key });
     let reply = fixture.patch(&format!("/v1/agents/{}", alice.agent), Some(&alice.jwt), assign.clone()).await;
     reply.problem(404, "provider_key_not_found");
-    let reply = fixture.post("/v1/agents", Some(&alice.jwt), json!({ "name": "thief", "provider_key_id": bob.key })).await;
+    let reply =
+        fixture.post("/v1/agents", Some(&alice.jwt), json!({ "name": "thief", "provider_key_id": bob.key })).await;
     reply.problem(404, "provider_key_not_found");
     fixture.get(&format!("/v1/agents/{}", bob.agent), Some(&alice.jwt)).await.problem(404, "agent_not_found");
-    fixture.get(&format!("/v1/provider-keys/{}", bob.key), Some(&alice.jwt)).await.problem(404, "provider_key_not_found");
-    fixture.get(&format!("/v1/agents/{}/credentials", bob.agent), Some(&alice.jwt)).await.problem(404, "agent_not_found");
+    fixture
+        .get(&format!("/v1/provider-keys/{}", bob.key), Some(&alice.jwt))
+        .await
+        .problem(404, "provider_key_not_found");
+    fixture
+        .get(&format!("/v1/agents/{}/credentials", bob.agent), Some(&alice.jwt))
+        .await
+        .problem(404, "agent_not_found");
     let revoke = format!("/v1/agents/{}/credentials/{}/revoke", bob.agent, bob.credential_id);
     fixture.post(&revoke, Some(&alice.jwt), json!({})).await.problem(404, "agent_not_found");
-    fixture.post(&format!("/v1/agents/{}/pause", bob.agent), Some(&alice.token), json!({})).await.problem(404, "agent_not_found");
+    fixture
+        .post(&format!("/v1/agents/{}/pause", bob.agent), Some(&alice.token), json!({}))
+        .await
+        .problem(404, "agent_not_found");
     // Nor register an agent or store a key in bob's name.
     let as_bob = json!({ "name": "x", "owner": "bob" });
     fixture.post("/v1/agents", Some(&alice.jwt), as_bob).await.problem(403, "forbidden");
@@ -210,7 +229,10 @@ async fn roles_and_status_changes_follow_the_matrix() {
     // An owner disables its agent, but only an admin brings it back.
     fixture.post(&format!("/v1/agents/{}/disable", alice.agent), Some(&alice.jwt), json!({})).await.ok(200);
     fetch(&fixture, &alice.agent, Some(&alice.credential)).await.problem(403, "agent_disabled");
-    fixture.post(&format!("/v1/agents/{}/resume", alice.agent), Some(&alice.jwt), json!({})).await.problem(403, "forbidden");
+    fixture
+        .post(&format!("/v1/agents/{}/resume", alice.agent), Some(&alice.jwt), json!({}))
+        .await
+        .problem(403, "forbidden");
     fixture.post(&format!("/v1/agents/{}/resume", alice.agent), Some(&admin), json!({})).await.ok(200);
     fetch(&fixture, &alice.agent, Some(&alice.credential)).await.ok(200);
 
@@ -250,14 +272,21 @@ async fn bad_input_names_the_field_and_echoes_nothing() {
         (json!({ "provider": "openai", "secret": "short" }), "secret"),
         (json!({ "provider": "openai", "secret": "has spaces in the secret" }), "secret"),
         (json!({ "provider": "my-llm", "secret": "sk-0123456789abcdef" }), "base_url"),
-        (json!({ "provider": "x", "secret": "sk-0123456789abcdef", "base_url": "https://u:sk-0123456789abcdef@h" }), "base_url"),
+        (
+            json!({ "provider": "x", "secret": "sk-0123456789abcdef", "base_url": "https://u:sk-0123456789abcdef@h" }),
+            "base_url",
+        ),
         (json!({ "provider": "Open AI", "secret": "sk-0123456789abcdef" }), "provider"),
         (json!({ "provider": "openai", "secret": "sk-0123456789abcdef", "balance_micros": -1 }), "balance_micros"),
     ];
     for (body, field) in cases {
         let reply = fixture.post("/v1/provider-keys", Some(&jwt), body.clone()).await;
         assert_eq!(reply.problem(400, "invalid_field")["field"], field, "{body}");
-        assert!(!reply.text().contains("0123456789abcdef") && !reply.text().contains("in the secret"), "{}", reply.text());
+        assert!(
+            !reply.text().contains("0123456789abcdef") && !reply.text().contains("in the secret"),
+            "{}",
+            reply.text()
+        );
     }
     let reply = fixture.post("/v1/agents", Some(&jwt), json!({ "name": "a", "metadata": [1] })).await;
     assert_eq!(reply.problem(400, "invalid_field")["field"], "metadata");

@@ -50,9 +50,7 @@ impl Fixture {
     pub async fn with_settings(settings: ServerSettings, peer: &str) -> Self {
         let directory = tempfile::tempdir().expect("temp dir");
         let db_file = directory.path().join("tollgate.db");
-        let store = SqliteStore::open(&db_file, &SqliteOptions::default())
-            .await
-            .expect("open sqlite");
+        let store = SqliteStore::open(&db_file, &SqliteOptions::default()).await.expect("open sqlite");
         let clock = Arc::new(ManualClock::new(START));
         let hasher = TokenHasher::new(KeyId(1), &[42u8; 32]).expect("hasher");
         let metering =
@@ -71,8 +69,7 @@ impl Fixture {
         let vault_key_file = directory.path().join("tollgate.db.vault.key");
         let vault = tollgate::MasterKeys::load_or_create(&vault_key_file).expect("vault key file");
         let agents = tollgate::AgentService::builder(&tokens, vault).build();
-        let state =
-            AppState::with_agents(tokens.clone(), users.clone(), metering.clone(), agents.clone(), settings);
+        let state = AppState::with_agents(tokens.clone(), users.clone(), metering.clone(), agents.clone(), settings);
         let peer: SocketAddr = peer.parse().expect("peer address");
         let router = tollgate_server::app(state.clone()).layer(MockConnectInfo(peer));
         Self {

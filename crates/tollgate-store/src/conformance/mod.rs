@@ -7,6 +7,7 @@
 //! The factory must return a fresh, empty store each time it is called.
 
 pub mod accounts;
+pub mod agents;
 pub mod audit;
 pub mod fixtures;
 pub mod limits;
@@ -139,6 +140,13 @@ macro_rules! conformance_tests {
                 settling_checks_the_token_and_the_id,
                 expired_reservations_return_their_holds,
                 expiry_covers_every_reservation,
+            ];
+            agents => [
+                agents_round_trip_list_and_change,
+                credentials_follow_their_agent,
+                provider_keys_round_trip_change_and_delete,
+                delivery_reads_the_agent_and_its_enabled_key,
+                rewrapping_swaps_only_rows_still_under_the_old_key,
             ];
             subjects => [
                 limits_for_owners_and_projects_round_trip,

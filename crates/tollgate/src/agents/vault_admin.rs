@@ -68,13 +68,17 @@ impl AgentService {
     /// wrapped by it (re-wrap first), and for the current key.
     pub async fn retire_master_key(&self, principal: &Principal, id: u32) -> Result<()> {
         authorize(principal, Operation::ManageVault)?;
+        let mut keys = self.fresh_keys()?;
+        if keys.current_id() == MasterKeyId(id) {
+            let reason = format!("master key {id} is the current one: rotate to a new key before retiring it");
+            return Err(tollgate_types::ValidationError::new("key_id", reason).into());
+        }
         let in_use = self.store.provider_keys_by_master_key().await?;
         if let Some((_, rows)) = in_use.iter().find(|(key, rows)| *key == id && *rows > 0) {
             return Err(Error::Conflict(format!(
                 "master key {id} still wraps {rows} provider keys: run `tollgate vault rewrap` first"
             )));
         }
-        let mut keys = self.fresh_keys()?;
         keys.retire(MasterKeyId(id))?;
         self.keys.replace(keys);
         let event =
