@@ -1,0 +1,174 @@
+//! End-to-end over the real binary and a socket: the operator stores a provider key from standard
+//! input, an agent fetches it with its own credential, the master key is rotated by the CLI while
+//! the server runs, and the key never appears in the database files or the server's log.
+
+mod support;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+use support::{BINARY, Server, cli, create_token, ensure_owner, workspace};
+
+const SECRET: &str = "sk-e2e-PLAINTEXT0123456789abcdef";
+
+/// Runs `tollgate <args>` with `input` on standard input; returns the parsed JSON output.
+fn cli_with_input(directory: &std::path::Path, args: &[&str], input: &str) -> serde_json::Value {
+    let mut child = Command::new(BINARY)
+        .current_dir(directory)
+        .args(args)
+        .env_remove("TOLLGATE_DB")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tollgate");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("json output")
+}
+
+fn cli_json(directory: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let output = cli(directory, args);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("json output")
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle.as_bytes())
+}
+
+#[test]
+fn an_agent_fetches_its_key_through_a_master_key_rotation() {
+    let (directory, db) = workspace();
+    let dir = directory.path();
+    let db_arg = db.to_str().unwrap();
+    let mut server = Server::start(dir, &["--db", db_arg, "--log", "trace"], &[]);
+    let (admin, _) = create_token(dir, &db, "root", "admin");
+    ensure_owner(dir, &db, "alice");
+
+    // The operator stores the key: from standard input, never the command line.
+    let add = ["--db", db_arg, "--json", "provider-key", "add", "--provider", "openai", "--owner", "alice"];
+    let key = cli_with_input(dir, &add, &format!("{SECRET}\n"));
+    assert_eq!(key["masked"], "sk-…cdef");
+    let key_id = key["id"].as_str().unwrap().to_owned();
+    assert!(dir.join("tollgate.db.vault.key").exists(), "the vault key file is created beside the database");
+
+    let body = json!({ "name": "triage", "owner": "alice", "providers": ["openai"], "provider_key_id": key_id });
+    let agent = server.request("POST", "/v1/agents", Some(&admin), Some(&body.to_string()));
+    assert_eq!(agent.status, 201, "{}", agent.body);
+    let agent_id = agent.json()["id"].as_str().unwrap().to_owned();
+    let issued = server.request("POST", &format!("/v1/agents/{agent_id}/credentials"), Some(&admin), Some("{}"));
+    assert_eq!(issued.status, 201, "{}", issued.body);
+    let credential = issued.json()["token"].as_str().unwrap().to_owned();
+
+    let deliver = |server: &Server| {
+        server.request("POST", &format!("/v1/agents/{agent_id}/provider-key"), Some(&credential), None)
+    };
+    let delivered = deliver(&server);
+    assert_eq!((delivered.status, delivered.json()["secret"].clone()), (200, json!(SECRET)), "{}", delivered.body);
+    let refused = server.request("POST", &format!("/v1/agents/{agent_id}/provider-key"), Some(&admin), None);
+    assert_eq!((refused.status, refused.json()["code"].clone()), (401, json!("malformed")));
+
+    // Rotation by the CLI while the server runs: every row re-wrapped, the server still delivers.
+    let rotation = cli_json(dir, &["--db", db_arg, "--json", "vault", "rotate-master-key"]);
+    assert_eq!((rotation["added"].clone(), rotation["rewrapped"].clone()), (json!(2), json!(1)));
+    let delivered = deliver(&server);
+    assert_eq!((delivered.status, delivered.json()["secret"].clone()), (200, json!(SECRET)), "{}", delivered.body);
+    let retired = cli_json(dir, &["--db", db_arg, "--json", "vault", "retire-master-key", "1"]);
+    assert_eq!(retired["retired"], 1);
+    let status = cli_json(dir, &["--db", db_arg, "--json", "vault", "status"]);
+    assert_eq!((status["current"].clone(), status["master_keys"].clone()), (json!(2), json!([[2, 1]])));
+    assert_eq!(deliver(&server).status, 200);
+
+    // Paused by the CLI: the server refuses the very next delivery (it reads the agent's status).
+    let paused = cli_json(dir, &["--db", db_arg, "--json", "agent", "pause", &agent_id, "--reason", "drill"]);
+    assert_eq!(paused["status"], "paused");
+    let refused = deliver(&server);
+    assert_eq!((refused.status, refused.json()["code"].clone()), (403, json!("agent_paused")));
+    cli_json(dir, &["--db", db_arg, "--json", "agent", "resume", &agent_id]);
+    assert_eq!(deliver(&server).status, 200);
+
+    // A disabled key: the same 404 as no key at all.
+    cli_json(dir, &["--db", db_arg, "--json", "provider-key", "disable", &key_id]);
+    let refused = deliver(&server);
+    assert_eq!((refused.status, refused.json()["code"].clone()), (404, json!("provider_key_not_found")));
+
+    assert_eq!(server.terminate(), 0);
+    let log = server.log.join("\n");
+    assert!(log.contains("provider-key"), "the trace log covers the delivery route");
+    let mut files = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        if let Ok(bytes) = std::fs::read(format!("{db_arg}{suffix}")) {
+            files.extend(bytes);
+        }
+    }
+    for plaintext in [&SECRET[7..], &credential[4..]] {
+        assert!(!log.contains(plaintext), "a secret reached the server log");
+        assert!(!contains(&files, plaintext), "a secret is in the database files");
+    }
+}
+
+#[test]
+fn the_cli_manages_agents_and_their_credentials() {
+    let (directory, db) = workspace();
+    let dir = directory.path();
+    let db_arg = db.to_str().unwrap();
+    ensure_owner(dir, &db, "alice");
+    let agent = cli_json(
+        dir,
+        &[
+            "--db",
+            db_arg,
+            "--json",
+            "agent",
+            "create",
+            "--name",
+            "bot",
+            "--owner",
+            "alice",
+            "--provider",
+            "anthropic",
+            "--metadata",
+            r#"{"team":"ml"}"#,
+        ],
+    );
+    let agent_id = agent["id"].as_str().unwrap().to_owned();
+    assert_eq!((agent["status"].clone(), agent["providers"].clone()), (json!("active"), json!(["anthropic"])));
+
+    // The secret alone on standard output, so `$(tollgate agent credential create …)` captures it.
+    let output = cli(dir, &["--db", db_arg, "agent", "credential", "create", &agent_id, "--expires-in", "7d"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let secret = String::from_utf8(output.stdout).unwrap();
+    assert!(secret.trim().starts_with("tga_") && secret.trim().lines().count() == 1, "{secret}");
+    let listed = cli_json(dir, &["--db", db_arg, "--json", "agent", "credential", "list", &agent_id]);
+    let credential_id = listed["items"][0]["id"].as_str().unwrap().to_owned();
+    assert!(!listed.to_string().contains(&secret.trim()[4..]));
+
+    let rotated =
+        cli_json(dir, &["--db", db_arg, "--json", "agent", "credential", "rotate", &agent_id, &credential_id]);
+    assert!(rotated["token"].as_str().unwrap().starts_with("tga_"));
+    cli_json(dir, &["--db", db_arg, "--json", "agent", "credential", "revoke", &agent_id, &credential_id]);
+    let revoked =
+        cli_json(dir, &["--db", db_arg, "--json", "agent", "credential", "list", &agent_id, "--status", "revoked"]);
+    assert_eq!(revoked["items"].as_array().unwrap().len(), 1);
+
+    // A key of a provider the agent may not use is refused, naming the field.
+    let add = ["--db", db_arg, "--json", "provider-key", "add", "--provider", "openai", "--owner", "alice"];
+    let key = cli_with_input(dir, &add, "sk-cli-0123456789abcdef\n");
+    let key_id = key["id"].as_str().unwrap();
+    let output = cli(dir, &["--db", db_arg, "agent", "update", &agent_id, "--provider-key", key_id]);
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("provider_key_id") && !error.contains("0123456789"), "{error}");
+
+    let disabled = cli_json(dir, &["--db", db_arg, "--json", "agent", "disable", &agent_id]);
+    assert_eq!(disabled["status"], "disabled");
+    let output = cli(dir, &["--db", db_arg, "agent", "credential", "create", &agent_id]);
+    assert!(!output.status.success(), "a disabled agent gets no credential");
+    let deleted = cli_json(dir, &["--db", db_arg, "--json", "agent", "delete", &agent_id]);
+    assert_eq!(deleted["deleted"], agent_id.as_str());
+    let output = cli(dir, &["--db", db_arg, "agent", "show", &agent_id]);
+    assert!(!output.status.success());
+}
