@@ -1,12 +1,16 @@
 //! Token benchmarks: verify (cache hit, cache miss over 100,000 stored tokens, malformed) and create
-//! (one caller, and sixteen concurrent callers sharing group commits).
+//! (one caller, and sixteen concurrent callers sharing group commits); agent credentials on the same
+//! paths, and the delivery of a provider key (verify + the one read + decrypt, and the audit append).
 //!
 //! `cargo bench -p tollgate --bench tokens`
 
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tollgate::{NewToken, Principal, TokenManager, TokenName, VerifyRequest};
+use tollgate::{
+    AgentName, AgentService, AuditStore, Caller, Description, MasterKeys, Metadata, NewAgent, NewProviderKey, NewToken,
+    Principal, ProviderKeyStore, ProviderList, ProviderName, ProviderSecret, TokenManager, TokenName, VerifyRequest,
+};
 
 mod support;
 
@@ -44,6 +48,100 @@ fn verify_in_memory(c: &mut Criterion) {
     group.finish();
 }
 
+/// An agent with a provider key and `credentials` credentials, over `manager`'s store.
+fn agent_with_credentials(
+    bench: &BenchStore,
+    agents: &AgentService,
+    credentials: usize,
+) -> (tollgate::AgentId, Vec<String>) {
+    bench.runtime.block_on(async {
+        let operator = Caller::operator();
+        let key = NewProviderKey {
+            provider: ProviderName::parse("openai").unwrap(),
+            base_url: None,
+            description: Description::default(),
+            owner: bench.owner,
+            project: None,
+            balance: None,
+            metadata: Metadata::default(),
+        };
+        let secret = ProviderSecret::parse("sk-bench-0123456789abcdefghijklmnop").unwrap();
+        let key = agents.create_provider_key(&operator, key, secret).await.unwrap();
+        let agent = NewAgent {
+            name: AgentName::parse("bench").unwrap(),
+            owner: bench.owner,
+            project: None,
+            providers: ProviderList::default(),
+            provider_key: Some(key.id),
+            description: Description::default(),
+            metadata: Metadata::default(),
+        };
+        let agent = agents.create_agent(&operator, agent).await.unwrap();
+        let mut secrets = Vec::new();
+        for _ in 0..credentials {
+            let created = agents.create_credential(&operator, &agent.id, None, None).await.unwrap();
+            secrets.push(created.secret.expose().to_owned());
+        }
+        (agent.id, secrets)
+    })
+}
+
+/// Agent credentials on the verify path (cache hit), and the delivery of a provider key: the whole
+/// route's work, its parts (the delivery read, the decryption) and the audit append it ends with.
+fn agents(c: &mut Criterion) {
+    let bench = BenchStore::new();
+    let cached = manager(&bench, Duration::from_secs(3600));
+    let agents = AgentService::builder(&cached, MasterKeys::ephemeral().unwrap()).build();
+    let (agent, secrets) = agent_with_credentials(&bench, &agents, 1);
+    let request = VerifyRequest::default();
+    let credential = secrets[0].clone();
+    bench.runtime.block_on(agents.authenticate(&credential, &request)).unwrap();
+    let mut group = c.benchmark_group("verify");
+    group.bench_function("agent_credential_cache_hit", |b| {
+        b.iter(|| ready(None, agents.authenticate(&credential, &request)).unwrap())
+    });
+    group.finish();
+
+    let caller = Caller::new(bench.runtime.block_on(agents.authenticate(&credential, &request)).unwrap().principal());
+    let keys = MasterKeys::ephemeral().unwrap();
+    let mut group = c.benchmark_group("delivery");
+    group.bench_function("verify_read_decrypt_audit", |b| {
+        b.iter(|| {
+            bench.runtime.block_on(async {
+                agents.authenticate(&credential, &request).await.unwrap();
+                agents.deliver_provider_key(&caller, &agent).await.unwrap()
+            })
+        })
+    });
+    group.bench_function("verify_read_decrypt", |b| {
+        // The same work without the audit append, from public parts: verify, the one delivery read,
+        // and an AES-256-GCM unwrap and open of a sealed secret of the same size.
+        let sealed = keys.seal("pk_bench", b"sk-bench-0123456789abcdefghijklmnop").unwrap();
+        b.iter(|| {
+            bench.runtime.block_on(async {
+                agents.authenticate(&credential, &request).await.unwrap();
+                let delivery = bench.store.delivery(&agent).await.unwrap().unwrap();
+                criterion::black_box(delivery);
+                keys.open("pk_bench", &sealed).unwrap()
+            })
+        })
+    });
+    group.bench_function("decrypt_only", |b| {
+        let sealed = keys.seal("pk_bench", b"sk-bench-0123456789abcdefghijklmnop").unwrap();
+        b.iter(|| keys.open("pk_bench", &sealed).unwrap())
+    });
+    group.bench_function("audit_append_alone", |b| {
+        let event = tollgate::AuditEvent::new(
+            tollgate::Actor::cli(),
+            "bench.append",
+            "bench",
+            tollgate::Timestamp::from_unix_micros(0),
+        );
+        b.iter(|| bench.runtime.block_on(bench.store.append_audit(&event)).unwrap())
+    });
+    group.finish();
+}
+
 /// A verify that goes to the file: the cache disabled, 100,000 tokens stored.
 fn verify_cache_miss(c: &mut Criterion) {
     let bench = BenchStore::new();
@@ -60,12 +158,22 @@ fn verify_cache_miss(c: &mut Criterion) {
             }
         }
     });
+    // Agent credentials among them: 1,000 credentials verified through the same uncached path.
+    let agents = AgentService::builder(&creator, MasterKeys::ephemeral().unwrap()).build();
+    let uncached_agents = AgentService::builder(&uncached, MasterKeys::ephemeral().unwrap()).build();
+    let (_, credentials) = agent_with_credentials(&bench, &agents, 1_000);
     let mut group = c.benchmark_group("verify");
     let mut next = 0;
     group.bench_function("cache_miss_100k_tokens", |b| {
         b.iter(|| {
             next = (next + 1) % secrets.len();
             bench.runtime.block_on(uncached.verify(&secrets[next], &request)).unwrap()
+        })
+    });
+    group.bench_function("agent_credential_cache_miss_100k_tokens", |b| {
+        b.iter(|| {
+            next = (next + 1) % credentials.len();
+            bench.runtime.block_on(uncached_agents.authenticate(&credentials[next], &request)).unwrap()
         })
     });
     group.finish();
@@ -118,5 +226,5 @@ fn create(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, verify_in_memory, create, verify_cache_miss);
+criterion_group!(benches, verify_in_memory, agents, create, verify_cache_miss);
 criterion_main!(benches);

@@ -9,7 +9,6 @@ use tollgate_types::{
 };
 
 use super::AgentService;
-use super::provider_keys::from_store;
 use crate::authz::{Operation, authorize};
 use crate::{Caller, Error, Result};
 
@@ -62,7 +61,7 @@ impl AgentService {
         if !assignment_holds {
             return Err(no_key());
         }
-        let plaintext = self.keys.open(&key.id.to_string(), &from_store(delivery.sealed))?;
+        let plaintext = self.keys.open(&key.id.to_string(), &delivery.sealed.into())?;
         let secret = ProviderSecret::from_decrypted(plaintext)
             .map_err(|_| Error::Config(format!("provider key {} decrypts to text that is not UTF-8", key.id)))?;
         let mut event = AuditEvent::new(principal.actor(), "provider_key.deliver", key.id, self.now());

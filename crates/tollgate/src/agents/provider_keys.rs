@@ -12,23 +12,25 @@ use crate::authz::{Operation, authorize};
 use crate::vault::SealedSecret;
 use crate::{Caller, Error, MasterKeyId, Result};
 
-/// The store's form of a sealed secret.
-pub(super) fn to_store(sealed: SealedSecret) -> SealedKey {
-    SealedKey {
-        ciphertext: sealed.ciphertext,
-        nonce: sealed.nonce,
-        wrapped_key: sealed.wrapped_key,
-        master_key_id: sealed.master_key_id.0,
+impl From<SealedSecret> for SealedKey {
+    fn from(sealed: SealedSecret) -> Self {
+        Self {
+            ciphertext: sealed.ciphertext,
+            nonce: sealed.nonce,
+            wrapped_key: sealed.wrapped_key,
+            master_key_id: sealed.master_key_id.0,
+        }
     }
 }
 
-/// The vault's form of a stored sealed secret.
-pub(super) fn from_store(sealed: SealedKey) -> SealedSecret {
-    SealedSecret {
-        ciphertext: sealed.ciphertext,
-        nonce: sealed.nonce,
-        wrapped_key: sealed.wrapped_key,
-        master_key_id: MasterKeyId(sealed.master_key_id),
+impl From<SealedKey> for SealedSecret {
+    fn from(sealed: SealedKey) -> Self {
+        Self {
+            ciphertext: sealed.ciphertext,
+            nonce: sealed.nonce,
+            wrapped_key: sealed.wrapped_key,
+            master_key_id: MasterKeyId(sealed.master_key_id),
+        }
     }
 }
 
@@ -62,7 +64,7 @@ impl AgentService {
             id,
             owner_name: owner.name.to_owner(),
             masked: secret.masked(),
-            sealed: to_store(sealed),
+            sealed: sealed.into(),
             key,
             created_at: now,
         };
@@ -129,7 +131,7 @@ impl AgentService {
         let secret = match secret {
             Some(secret) => Some(NewSecret {
                 masked: secret.masked(),
-                sealed: to_store(self.keys.seal(&id.to_string(), secret.expose().as_bytes())?),
+                sealed: self.keys.seal(&id.to_string(), secret.expose().as_bytes())?.into(),
             }),
             None => None,
         };

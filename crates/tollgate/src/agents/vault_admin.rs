@@ -6,9 +6,9 @@ use tollgate_store::Rewrap;
 use tollgate_types::{AuditEvent, Principal};
 
 use super::AgentService;
-use super::provider_keys::{from_store, to_store};
 use crate::authz::{Operation, authorize};
 use crate::{Error, MasterKeyId, MasterKeys, Result};
+use tollgate_store::SealedKey;
 
 /// What a rotation did.
 #[derive(Debug, Clone, Serialize)]
@@ -122,7 +122,7 @@ impl AgentService {
                 continue;
             }
             let from = sealed.master_key_id;
-            let rewrapped = to_store(keys.rewrap(&id.to_string(), &from_store(sealed))?);
+            let rewrapped: SealedKey = keys.rewrap(&id.to_string(), &sealed.into())?.into();
             rewraps.push(Rewrap {
                 id,
                 from,
