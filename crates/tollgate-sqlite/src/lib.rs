@@ -8,6 +8,8 @@ mod accounts;
 mod agents;
 mod audit;
 mod batch;
+mod budget_requests;
+mod budgets;
 mod checkpointer;
 mod columns;
 mod dead_letters;

@@ -45,6 +45,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005", "ownership"),
     migration!(6, "0006", "durable_metering"),
     migration!(7, "0007", "agents_and_vault"),
+    migration!(8, "0008", "agent_budgets"),
 ];
 
 /// A migration recorded in the database.

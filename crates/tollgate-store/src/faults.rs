@@ -17,23 +17,25 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use tollgate_types::{
-    AccountStatus, AgentId, AgentPatch, AgentRecord, AgentStatus, AuditEntry, AuditEvent, CounterKey, Email, EventId,
-    HolderId, LimitKey, LimitRecord, LimitSpec, LimitSubject, ModelName, ModelPrice, OwnerId, OwnerRecord, ProjectId,
+    AccountStatus, AgentId, AgentPatch, AgentRecord, AgentStatus, AuditEntry, AuditEvent, BudgetAccount,
+    BudgetRequestId, BudgetRequestRecord, CounterKey, Email, EventId, HolderId, LeaseId, LeaseRecord, LedgerEntry,
+    LimitKey, LimitRecord, LimitSpec, LimitSubject, ModelName, ModelPrice, OwnerId, OwnerRecord, ProjectId,
     ProjectMember, ProjectName, ProjectRecord, ProjectRole, ProviderKeyId, ProviderKeyPatch, ProviderKeyRecord,
     ProviderName, RateLimitSpec, ReservationId, Role, ServiceAccountId, ServiceAccountRecord, SessionId, SessionRecord,
     Timestamp, TokenHash, TokenId, TokenPatch, TokenRecord, UserId, UserRecord, Username,
 };
 
 use crate::{
-    AccountStatusChanged, AccountStore, AgentFilter, AgentInsert, AgentStore, AuditFilter, AuditStore, BatchWritten,
-    DeadLetter, DeadLetterRecord, Delivery, EventToRecord, LeaseGrant, LeaseRequest, LeaseReturn, LeaseSummary,
-    LeaseUse, LimitStore, LoginFailure, MemberRemoved, NewSecret, Page, PageRequest, PasswordChange, PriceRecord,
-    PriceStore, ProjectInsert, ProjectStore, ProviderKeyFilter, ProviderKeyInsert, ProviderKeyStore, QuotaStore,
-    RateLimitRecord, RefreshLookup, RefreshOutcome, RefreshRotation, ReservationInsert, ReservationRecord,
-    ReserveOutcome, Result, Rewrap, SealedKey, SecretRotation, ServiceAccountInsert, SessionStart, SessionStore,
-    SessionWithUser, Settled, StatusChange, StatusChanged, Store, StoreAdmin, StoreError, TokenFilter, TokenInsert,
-    TokenLookup, TokenStore, UsageBatch, UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UserCredentials,
-    UserFilter, UserInsert, UserStore,
+    AccountStatusChanged, AccountStore, AgentFilter, AgentInsert, AgentStore, AllocationChange, AuditFilter,
+    AuditStore, BatchWritten, BudgetDecision, BudgetRequestFilter, BudgetRequestInsert, BudgetStore, DeadLetter,
+    DeadLetterRecord, Delivery, EventToRecord, LeaseClose, LeaseFilter, LeaseGrant, LeaseOpen, LeaseOpened,
+    LeaseReport, LeaseRequest, LeaseReturn, LeaseSummary, LeaseUse, LimitStore, LoginFailure, MemberRemoved, NewSecret,
+    Page, PageRequest, PasswordChange, PriceRecord, PriceStore, ProjectInsert, ProjectStore, ProviderKeyFilter,
+    ProviderKeyInsert, ProviderKeyStore, QuotaStore, RateLimitRecord, RefreshLookup, RefreshOutcome, RefreshRotation,
+    Reported, ReservationInsert, ReservationRecord, ReserveOutcome, Result, Rewrap, SealedKey, SecretRotation,
+    ServiceAccountInsert, SessionStart, SessionStore, SessionWithUser, Settled, StatusChange, StatusChanged, Store,
+    StoreAdmin, StoreError, TokenFilter, TokenInsert, TokenLookup, TokenStore, UsageBatch, UsageFilter, UsageGroup,
+    UsageGroupBy, UsageStore, UserCredentials, UserFilter, UserInsert, UserStore,
 };
 
 /// The error behind every injected failure (its message says which fault it was).
@@ -454,4 +456,32 @@ pass_through!(ProviderKeyStore {
     fn sealed_provider_keys(&self) -> Result<Vec<(ProviderKeyId, SealedKey)>>;
     fn rewrap_provider_keys(&self, rewraps: &[Rewrap], audit: &AuditEvent) -> Result<u64>;
     fn provider_keys_by_master_key(&self) -> Result<Vec<(u32, u64)>>;
+});
+
+pass_through!(BudgetStore {
+    fn budget_account(&self, agent: &AgentId) -> Result<BudgetAccount>;
+    fn set_allocation(&self, change: &AllocationChange, audit: &AuditEvent) -> Result<BudgetAccount>;
+    fn open_lease(&self, open: &LeaseOpen, audits: &[AuditEvent]) -> Result<LeaseOpened>;
+    fn report_lease(&self, report: &LeaseReport, audit: &AuditEvent) -> Result<Reported>;
+    fn close_lease(
+        &self,
+        lease: &LeaseId,
+        agent: Option<&AgentId>,
+        how: LeaseClose,
+        at: Timestamp,
+        audit: &AuditEvent
+    ) -> Result<(LeaseRecord, i64)>;
+    fn expire_leases(&self, now: Timestamp) -> Result<u64>;
+    fn budget_lease(&self, id: &LeaseId, now: Timestamp) -> Result<LeaseRecord>;
+    fn list_leases(&self, filter: &LeaseFilter, page: &PageRequest) -> Result<Page<LeaseRecord>>;
+    fn ledger(&self, agent: &AgentId, allocations_only: bool, page: &PageRequest) -> Result<Page<LedgerEntry>>;
+    fn insert_budget_request(&self, insert: &BudgetRequestInsert, audit: &AuditEvent) -> Result<BudgetRequestRecord>;
+    fn budget_request(&self, id: &BudgetRequestId) -> Result<BudgetRequestRecord>;
+    fn list_budget_requests(
+        &self,
+        filter: &BudgetRequestFilter,
+        page: &PageRequest
+    ) -> Result<Page<BudgetRequestRecord>>;
+    fn decide_budget_request(&self, decision: &BudgetDecision, audit: &AuditEvent) -> Result<BudgetRequestRecord>;
+    fn check_budgets(&self) -> Result<Option<String>>;
 });

@@ -8,6 +8,7 @@ mod accounts;
 mod admin;
 mod agents;
 mod audit;
+mod budgets;
 mod error;
 mod limits;
 mod page;
@@ -30,6 +31,10 @@ pub use agents::{
     Rewrap, SealedKey,
 };
 pub use audit::{AuditFilter, AuditStore};
+pub use budgets::{
+    AllocationChange, BudgetDecision, BudgetRequestFilter, BudgetRequestInsert, BudgetStore, LeaseClose, LeaseFilter,
+    LeaseOpen, LeaseOpened, LeaseReport, Reported,
+};
 pub use error::{Result, StoreError};
 pub use limits::{LimitStore, PriceRecord, PriceStore, RateLimitRecord};
 pub use page::{Page, PageRequest};
@@ -66,6 +71,7 @@ pub trait Store:
     + PriceStore
     + AgentStore
     + ProviderKeyStore
+    + BudgetStore
     + std::fmt::Debug
 {
 }
@@ -84,6 +90,7 @@ impl<
         + PriceStore
         + AgentStore
         + ProviderKeyStore
+        + BudgetStore
         + std::fmt::Debug,
 > Store for T
 {

@@ -113,6 +113,14 @@ define_id!(
     ProviderKeyId, "pk_", "provider_key_id"
 );
 define_id!(
+    /// A lease of an agent's budget (`bls_…`).
+    LeaseId, "bls_", "lease_id"
+);
+define_id!(
+    /// A request to change an agent's budget (`brq_…`).
+    BudgetRequestId, "brq_", "request_id"
+);
+define_id!(
     /// The id of an audit log entry (`aud_…`).
     AuditId, "aud_", "audit_id"
 );

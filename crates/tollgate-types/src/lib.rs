@@ -6,6 +6,7 @@
 mod agent;
 mod audit;
 mod base62;
+mod budget;
 mod clock;
 mod duration;
 mod error;
@@ -31,12 +32,14 @@ mod verify;
 
 pub use agent::{AgentPatch, AgentRecord, AgentStatus, Metadata, NewAgent, ProviderList};
 pub use audit::{AUDIT_GENESIS_HASH, Actor, AuditEntry, AuditEvent};
+pub use budget::{BudgetAccount, BudgetRequestRecord, LeaseRecord, LeaseState, LedgerEntry, LedgerKind, RequestState};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use duration::parse_duration;
 pub use error::ValidationError;
 pub use estimate::{Estimate, EstimateInput};
 pub use id::{
-    AgentId, AuditId, HolderId, ProjectId, ProviderKeyId, ReservationId, ServiceAccountId, SessionId, TokenId, UserId,
+    AgentId, AuditId, BudgetRequestId, HolderId, LeaseId, ProjectId, ProviderKeyId, ReservationId, ServiceAccountId,
+    SessionId, TokenId, UserId,
 };
 pub use limits::{IpAllowList, ToolList};
 pub use money::Microdollars;

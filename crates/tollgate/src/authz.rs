@@ -182,6 +182,35 @@ pub enum Operation {
         /// The agent the key is assigned to.
         agent: AgentId,
     },
+    /// Open, report on, refresh and return leases of `agent`'s budget: only that agent, by its credential.
+    UseBudget {
+        /// The agent the budget belongs to.
+        agent: AgentId,
+    },
+    /// Read the budget, leases and history of an agent of `owner` (`None`: every agent's leases).
+    ReadBudget {
+        /// Whose agent.
+        owner: Option<OwnerId>,
+    },
+    /// Set an agent's allocation directly, or revoke a lease.
+    ManageBudget,
+    /// Ask for a new allocation for an agent of `owner`.
+    RequestBudget {
+        /// Whose agent.
+        owner: OwnerId,
+    },
+    /// Approve or reject a change request; `own_request`: the principal made it (separation of duties).
+    DecideBudgetRequest {
+        /// Whether the principal is the requester.
+        own_request: bool,
+    },
+    /// Cancel a change request; `own_request`: the principal made it.
+    CancelBudgetRequest {
+        /// Whether the principal is the requester.
+        own_request: bool,
+    },
+    /// Check every budget invariant.
+    VerifyBudgets,
     /// Add, retire or re-wrap vault master keys: only the operator, who holds the key file.
     ManageVault,
     /// Read how many provider keys each master key wraps.
@@ -199,7 +228,7 @@ pub fn authorize(principal: &Principal, operation: Operation) -> Result<()> {
     // memberships, it may only receive what is assigned to it.
     if let Principal::Agent { id, .. } = principal {
         return match operation {
-            Operation::ReceiveProviderKey { agent } if agent == *id => Ok(()),
+            Operation::ReceiveProviderKey { agent } | Operation::UseBudget { agent } if agent == *id => Ok(()),
             _ => Err(Error::Forbidden("an agent may only receive what is assigned to it".to_owned())),
         };
     }
@@ -263,6 +292,17 @@ pub fn authorize(principal: &Principal, operation: Operation) -> Result<()> {
         }
         // Agents are answered above; nobody else receives a key.
         Operation::ReceiveProviderKey { .. } => false,
+        Operation::UseBudget { .. } => false,
+        Operation::ReadBudget { owner } => admin || owner.is_some_and(|owner| owns(principal, owner)),
+        Operation::ManageBudget | Operation::VerifyBudgets => admin,
+        Operation::RequestBudget { owner } => admin || (standard && owns(principal, owner)),
+        Operation::DecideBudgetRequest { own_request } => {
+            if admin && own_request {
+                return Err(Error::Forbidden("you cannot decide your own request: another admin must".to_owned()));
+            }
+            admin
+        }
+        Operation::CancelBudgetRequest { own_request } => own_request,
         Operation::ManageVault => matches!(principal, Principal::Operator),
         Operation::ReadVault => admin,
     };

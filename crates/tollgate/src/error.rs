@@ -31,6 +31,27 @@ pub enum Error {
     /// Configuration is unusable (a key file, a database URL).
     #[error("configuration: {0}")]
     Config(String),
+    /// An agent's budget has less available than a lease needs: the agent is paused for budget until
+    /// its allocation rises.
+    #[error("budget exhausted: {available} microdollars available, {needed} needed")]
+    BudgetExhausted {
+        /// What is available now.
+        available: i64,
+        /// The least grant asked for.
+        needed: i64,
+    },
+    /// A report would pass its lease's grant: nothing was recorded.
+    #[error("lease exhausted: {remaining} microdollars remain of its grant")]
+    LeaseExhausted {
+        /// What is left of the grant.
+        remaining: i64,
+    },
+    /// The lease is closed (returned, refreshed, expired or revoked) and accepts nothing.
+    #[error("the lease is {state}")]
+    LeaseClosed {
+        /// How it closed.
+        state: tollgate_types::LeaseState,
+    },
     /// The service cannot take this now (a full usage queue, metering shut down, storage that
     /// cannot write): retrying later may succeed.
     #[error("unavailable: {0}")]

@@ -32,7 +32,10 @@ mod tokens;
 mod users;
 mod vault;
 
-pub use agents::{AgentService, AgentServiceBuilder, DeliveredKey, MasterKeyRotation, VaultStatus};
+pub use agents::{
+    AgentService, AgentServiceBuilder, BudgetSettings, BudgetView, DeliveredKey, Handshake, LeaseReportInput,
+    MasterKeyRotation, VaultStatus,
+};
 pub use audit_log::{AuditLog, AuditReport, BrokenEntry, verify_audit_chain};
 pub use authz::{Operation, UsageScope, authorize};
 pub use caller::Caller;
@@ -65,7 +68,7 @@ pub use users::{IpThrottlePolicy, LockoutPolicy, UserService, UserServiceBuilder
 pub use vault::{MasterKeyId, MasterKeys, SealedSecret, VaultError};
 
 pub use tollgate_store::{AccountStore, ProjectStore, ServiceAccountInsert, SessionStore, UserFilter, UserStore};
-pub use tollgate_store::{AgentFilter, AgentStore, ProviderKeyFilter, ProviderKeyStore};
+pub use tollgate_store::{AgentFilter, AgentStore, BudgetStore, LeaseFilter, ProviderKeyFilter, ProviderKeyStore};
 pub use tollgate_store::{
     AuditFilter, AuditStore, Page, PageRequest, StatusFilter, Store, StoreAdmin, StoreError, TokenFilter, TokenStore,
 };
@@ -87,6 +90,10 @@ pub use tollgate_types::{
 pub use tollgate_types::{
     AgentBinding, AgentId, AgentName, AgentPatch, AgentRecord, AgentStatus, BaseUrl, KNOWN_PROVIDERS, Metadata,
     NewAgent, NewProviderKey, ProviderKeyId, ProviderKeyPatch, ProviderKeyRecord, ProviderList, ProviderSecret,
+};
+pub use tollgate_types::{
+    BudgetAccount, BudgetRequestId, BudgetRequestRecord, LeaseId, LeaseRecord, LeaseState, LedgerEntry, LedgerKind,
+    RequestState,
 };
 pub use tollgate_types::{
     CounterKey, Endpoint, Estimate, EstimateInput, EventId, HolderId, LatencyHistogram, LimitKey, LimitRecord,

@@ -9,7 +9,7 @@ use tollgate::{
 };
 
 /// Every row the table must have, in its order.
-const ROWS: [&str; 46] = [
+const ROWS: [&str; 56] = [
     "token.create",
     "token.create_in_project",
     "token.read",
@@ -56,6 +56,16 @@ const ROWS: [&str; 46] = [
     "provider_key.receive",
     "vault.manage",
     "vault.read",
+    "budget.use",
+    "budget.read",
+    "budget.read_all",
+    "budget.manage",
+    "budget.request",
+    "budget.decide",
+    "budget.decide_own",
+    "budget.cancel_own",
+    "budget.cancel_others",
+    "budget.verify",
 ];
 
 /// A token column's cell for a token of a service account (docs/security.md says so below the
@@ -183,6 +193,16 @@ fn operation(name: &str, target: &Target) -> Operation {
         "provider_key.receive" => Operation::ReceiveProviderKey { agent: target.agent },
         "vault.manage" => Operation::ManageVault,
         "vault.read" => Operation::ReadVault,
+        "budget.use" => Operation::UseBudget { agent: target.agent },
+        "budget.read" => Operation::ReadBudget { owner: Some(owner) },
+        "budget.read_all" => Operation::ReadBudget { owner: None },
+        "budget.manage" => Operation::ManageBudget,
+        "budget.request" => Operation::RequestBudget { owner },
+        "budget.decide" => Operation::DecideBudgetRequest { own_request: false },
+        "budget.decide_own" => Operation::DecideBudgetRequest { own_request: true },
+        "budget.cancel_own" => Operation::CancelBudgetRequest { own_request: true },
+        "budget.cancel_others" => Operation::CancelBudgetRequest { own_request: false },
+        "budget.verify" => Operation::VerifyBudgets,
         other => panic!("docs/security.md names an operation this test does not know: {other}"),
     }
 }
@@ -238,6 +258,16 @@ fn row_name(operation: &Operation) -> &'static str {
         Operation::ReceiveProviderKey { .. } => "provider_key.receive",
         Operation::ManageVault => "vault.manage",
         Operation::ReadVault => "vault.read",
+        Operation::UseBudget { .. } => "budget.use",
+        Operation::ReadBudget { owner: Some(_) } => "budget.read",
+        Operation::ReadBudget { owner: None } => "budget.read_all",
+        Operation::ManageBudget => "budget.manage",
+        Operation::RequestBudget { .. } => "budget.request",
+        Operation::DecideBudgetRequest { own_request: false } => "budget.decide",
+        Operation::DecideBudgetRequest { own_request: true } => "budget.decide_own",
+        Operation::CancelBudgetRequest { own_request: true } => "budget.cancel_own",
+        Operation::CancelBudgetRequest { own_request: false } => "budget.cancel_others",
+        Operation::VerifyBudgets => "budget.verify",
     }
 }
 
@@ -322,7 +352,7 @@ fn every_cell_of_the_documented_matrix_holds() {
         }
     }
     assert_eq!(checked, ROWS.len() * 7);
-    assert_eq!(checked, 46 * 7);
+    assert_eq!(checked, 56 * 7);
 }
 
 #[test]
@@ -374,7 +404,7 @@ fn an_agent_may_only_receive_its_own_key() {
             for membership in [Some(ProjectRole::Member), Some(ProjectRole::Viewer), None] {
                 let operation = operation(row, &target.in_project(membership));
                 let allowed = authorize(&agent, operation).is_ok();
-                let own_delivery = row == "provider_key.receive" && target.agent == mine.agent;
+                let own_delivery = matches!(row, "provider_key.receive" | "budget.use") && target.agent == mine.agent;
                 assert_eq!(allowed, own_delivery, "{row} for an agent, target {:?}", target.owner);
             }
         }

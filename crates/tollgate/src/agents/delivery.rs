@@ -47,8 +47,20 @@ impl AgentService {
     /// the assignment and the key are read fresh from the store; the delivery is audited before the
     /// key is returned.
     pub async fn deliver_provider_key(&self, caller: &Caller, agent: &AgentId) -> Result<DeliveredKey> {
-        let principal = &caller.principal;
-        authorize(principal, Operation::ReceiveProviderKey { agent: *agent }).map_err(|_| no_key())?;
+        authorize(&caller.principal, Operation::ReceiveProviderKey { agent: *agent }).map_err(|_| no_key())?;
+        let delivered = self.unseal_assigned_key(agent, None).await?;
+        let event = self.delivery_event(caller, agent, &delivered, None);
+        self.store.append_audit(&event).await?;
+        Ok(delivered)
+    }
+
+    /// Reads and decrypts the key assigned to `agent` (of `provider`, when named), checking the
+    /// agent's status and the assignment; delivers nothing and audits nothing by itself.
+    pub(super) async fn unseal_assigned_key(
+        &self,
+        agent: &AgentId,
+        provider: Option<&ProviderName>,
+    ) -> Result<DeliveredKey> {
         let delivery = self.store.delivery(agent).await.map_err(|_| no_key())?.ok_or_else(no_key)?;
         match delivery.agent.status {
             AgentStatus::Active => {}
@@ -57,14 +69,33 @@ impl AgentService {
         }
         let key = &delivery.key;
         let assignment_holds = delivery.agent.providers.allows(&key.provider)
-            && (key.project.is_none() || key.project == delivery.agent.project);
+            && (key.project.is_none() || key.project == delivery.agent.project)
+            && provider.is_none_or(|provider| *provider == key.provider);
         if !assignment_holds {
             return Err(no_key());
         }
         let plaintext = self.keys.open(&key.id.to_string(), &delivery.sealed.into())?;
         let secret = ProviderSecret::from_decrypted(plaintext)
             .map_err(|_| Error::Config(format!("provider key {} decrypts to text that is not UTF-8", key.id)))?;
-        let mut event = AuditEvent::new(principal.actor(), "provider_key.deliver", key.id, self.now());
+        Ok(DeliveredKey {
+            provider_key_id: key.id,
+            provider: key.provider.clone(),
+            base_url: key.base_url.clone(),
+            secret,
+        })
+    }
+
+    /// The audit entry of a delivery: agent, key, credential, client address and lease.
+    pub(super) fn delivery_event(
+        &self,
+        caller: &Caller,
+        agent: &AgentId,
+        delivered: &DeliveredKey,
+        lease: Option<tollgate_types::LeaseId>,
+    ) -> AuditEvent {
+        let principal = &caller.principal;
+        let mut event =
+            AuditEvent::new(principal.actor(), "provider_key.deliver", delivered.provider_key_id, self.now());
         event.ip = caller.ip;
         event.after = Some(serde_json::json!({
             "agent": agent,
@@ -72,14 +103,8 @@ impl AgentService {
                 tollgate_types::Principal::Agent { credential, .. } => Some(credential),
                 _ => None,
             },
-            "lease": null,
+            "lease": lease,
         }));
-        self.store.append_audit(&event).await?;
-        Ok(DeliveredKey {
-            provider_key_id: key.id,
-            provider: key.provider.clone(),
-            base_url: key.base_url.clone(),
-            secret,
-        })
+        event
     }
 }

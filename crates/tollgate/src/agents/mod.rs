@@ -13,6 +13,7 @@
 //! # drop(agents); Ok(()) }
 //! ```
 
+mod budget;
 mod credentials;
 mod delivery;
 mod provider_keys;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use tollgate_store::{Store, StoreError};
 use tollgate_types::Timestamp;
 
+pub use budget::{BudgetSettings, BudgetView, Handshake, LeaseReportInput};
 pub use delivery::DeliveredKey;
 pub use vault_admin::{MasterKeyRotation, VaultStatus};
 
@@ -38,9 +40,16 @@ pub struct AgentServiceBuilder {
     keys: MasterKeys,
     credential_ttl: Duration,
     max_credential_ttl: Duration,
+    budget: BudgetSettings,
 }
 
 impl AgentServiceBuilder {
+    /// How budget leases are granted (default: [`BudgetSettings::default`]).
+    pub fn budget(mut self, settings: BudgetSettings) -> Self {
+        self.budget = settings;
+        self
+    }
+
     /// How long a credential lives when its creator names no expiry (default 30 days).
     pub fn credential_ttl(mut self, ttl: Duration) -> Self {
         self.credential_ttl = ttl;
@@ -62,6 +71,7 @@ impl AgentServiceBuilder {
             keys: Arc::new(KeyRing::new(self.keys)),
             credential_ttl: self.credential_ttl.clamp(Duration::from_secs(60), max_credential_ttl),
             max_credential_ttl,
+            budget: self.budget,
         }
     }
 }
@@ -78,6 +88,7 @@ pub struct AgentService {
     keys: Arc<KeyRing>,
     credential_ttl: Duration,
     max_credential_ttl: Duration,
+    budget: BudgetSettings,
 }
 
 impl AgentService {
@@ -89,6 +100,7 @@ impl AgentService {
             keys,
             credential_ttl: Duration::from_secs(30 * 86_400),
             max_credential_ttl: Duration::from_secs(90 * 86_400),
+            budget: BudgetSettings::default(),
         }
     }
 

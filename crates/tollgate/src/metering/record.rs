@@ -243,6 +243,11 @@ impl Metering {
         Ok(items)
     }
 
+    /// [`Metering::prepare`] for events recorded by another store transaction (budget reports).
+    pub(crate) async fn prepare_event(&self, event: UsageEvent) -> Result<EventToRecord> {
+        self.prepare(event).await
+    }
+
     /// Checks and prices an event, with what it adds to the tokens and cost counters governing it.
     async fn prepare(&self, event: UsageEvent) -> Result<EventToRecord> {
         let (event, subjects) = self.priced(event).await?;
