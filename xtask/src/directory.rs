@@ -1,13 +1,16 @@
 //! Names and ids: the fixture names users, service accounts and projects, the database keys them by
 //! id (`usr_…`, `svc_…`, `prj_…`). Seed and validate resolve a name through the same reading of the
-//! database, so a limit, an owner or a member means the same account to both.
+//! database, so a limit, an owner or a member means the same account to both. Agents, provider keys
+//! and credentials get their ids only when tollgate creates them, so both find them the same way too:
+//! a provider key by owner and description, an agent by owner and name, a credential by agent and name.
 
 use anyhow::Context;
 use sqlx::SqliteConnection;
 
 use crate::db::has_table;
 
-/// The ids and names of a database's users, service accounts and projects.
+/// The ids and names of a database's users, service accounts and projects, and the identities of its
+/// agents, provider keys and agent credentials.
 #[derive(Debug, Default)]
 pub(crate) struct Directory {
     /// `(id, username)`.
@@ -16,10 +19,17 @@ pub(crate) struct Directory {
     service_accounts: Vec<(String, String)>,
     /// `(id, name)`.
     projects: Vec<(String, String)>,
+    /// `(id, owner id, description)` of the provider keys not deleted.
+    provider_keys: Vec<(String, String, String)>,
+    /// `(id, owner id, name)` of the agents not deleted.
+    agents: Vec<(String, String, String)>,
+    /// `(token id, agent id, name)` of every agent credential.
+    credentials: Vec<(String, String, String)>,
 }
 
 impl Directory {
-    /// Reads every user, service account and project (a table the schema lacks reads as empty).
+    /// Reads every user, service account and project, and the identities of the agents, provider keys
+    /// and credentials (a table the schema lacks reads as empty).
     pub(crate) async fn read(connection: &mut SqliteConnection) -> anyhow::Result<Self> {
         let mut directory = Self::default();
         for (table, query, names) in [
@@ -34,7 +44,59 @@ impl Directory {
                     .with_context(|| format!("while reading {table}"))?;
             }
         }
+        // One migration adds agents, provider keys and the credentials' column in tokens.
+        if has_table(connection, "agents").await? {
+            for (table, query, identities) in [
+                (
+                    "provider_keys",
+                    "SELECT id, owner_id, description FROM provider_keys WHERE deleted_at IS NULL ORDER BY id",
+                    &mut directory.provider_keys,
+                ),
+                (
+                    "agents",
+                    "SELECT id, owner_id, name FROM agents WHERE deleted_at IS NULL ORDER BY id",
+                    &mut directory.agents,
+                ),
+                (
+                    "tokens",
+                    "SELECT id, agent_id, name FROM tokens WHERE agent_id IS NOT NULL ORDER BY id",
+                    &mut directory.credentials,
+                ),
+            ] {
+                *identities = sqlx::query_as(query)
+                    .fetch_all(&mut *connection)
+                    .await
+                    .with_context(|| format!("while reading {table}"))?;
+            }
+        }
         Ok(directory)
+    }
+
+    fn find_by<'a>(entries: &'a [(String, String, String)], parent: &str, name: &str) -> Option<&'a str> {
+        entries
+            .iter()
+            .find(|(_, entry_parent, entry)| entry_parent == parent && entry == name)
+            .map(|(id, ..)| id.as_str())
+    }
+
+    /// The id of the provider key of the user or service account `owner` described as `description`.
+    pub(crate) fn provider_key_id(&self, owner: &str, description: &str) -> Option<&str> {
+        Self::find_by(&self.provider_keys, self.owner_id(owner)?, description)
+    }
+
+    /// The id of the agent `name` of the user or service account `owner`.
+    pub(crate) fn agent_id(&self, owner: &str, name: &str) -> Option<&str> {
+        Self::find_by(&self.agents, self.owner_id(owner)?, name)
+    }
+
+    /// The id of the credential `name` of the agent with id `agent_id`.
+    pub(crate) fn credential_id(&self, agent_id: &str, name: &str) -> Option<&str> {
+        Self::find_by(&self.credentials, agent_id, name)
+    }
+
+    /// Whether the token `id` is an agent's credential (not an API token).
+    pub(crate) fn is_credential(&self, id: &str) -> bool {
+        self.credentials.iter().any(|(entry, ..)| entry == id)
     }
 
     fn find<'a>(entries: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -93,6 +155,7 @@ mod tests {
             users: vec![("usr_1".into(), "developer".into())],
             service_accounts: vec![("svc_1".into(), "usage-dashboard".into())],
             projects: vec![("prj_1".into(), "search".into())],
+            ..Directory::default()
         };
         assert_eq!(directory.owner_id("developer"), Some("usr_1"));
         assert_eq!(directory.owner_id("usage-dashboard"), Some("svc_1"));
@@ -102,5 +165,30 @@ mod tests {
         assert_eq!(directory.describe("prj_1"), "project search");
         assert_eq!(directory.describe("usr_2"), "unknown usr_2");
         assert_eq!((directory.name_of("usr_1"), directory.name_of("usr_2")), (Some("developer"), None));
+    }
+
+    #[test]
+    fn keys_agents_and_credentials_are_found_by_owner_or_agent_and_name() {
+        let identity = |id: &str, parent: &str, name: &str| (id.to_owned(), parent.to_owned(), name.to_owned());
+        let directory = Directory {
+            users: vec![("usr_1".into(), "developer".into())],
+            service_accounts: vec![("svc_1".into(), "bot".into())],
+            provider_keys: vec![identity("pk_1", "usr_1", "search key"), identity("pk_2", "svc_1", "search key")],
+            agents: vec![identity("agt_1", "usr_1", "assistant"), identity("agt_2", "svc_1", "assistant")],
+            credentials: vec![identity("tok_1", "agt_1", "ci"), identity("tok_2", "agt_2", "ci")],
+            ..Directory::default()
+        };
+        assert_eq!(directory.provider_key_id("bot", "search key"), Some("pk_2"));
+        assert_eq!(directory.provider_key_id("developer", "other"), None);
+        assert_eq!(directory.provider_key_id("ghost", "search key"), None);
+        assert_eq!(
+            (directory.agent_id("developer", "assistant"), directory.agent_id("bot", "assistant")),
+            (Some("agt_1"), Some("agt_2"))
+        );
+        assert_eq!(
+            (directory.credential_id("agt_2", "ci"), directory.credential_id("agt_3", "ci")),
+            (Some("tok_2"), None)
+        );
+        assert!(directory.is_credential("tok_1") && !directory.is_credential("tok_9"));
     }
 }

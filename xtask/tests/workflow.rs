@@ -166,7 +166,18 @@ fn seed_is_idempotent_and_its_result_passes_validate_seed() {
     assert_eq!((first.tokens_added, first.tokens_present), (fixture.tokens.len(), 0));
     assert_eq!((first.limits_added, first.limits_present), (3, 0));
     assert_eq!((first.usage_added, first.usage_present), (fixture.usage.len(), 0));
+    assert_eq!((first.provider_keys_added, first.provider_keys_present), (2, 0));
+    assert_eq!((first.agents_added, first.agents_present, first.agents_paused, first.agents_disabled), (2, 0, 1, 0));
+    assert_eq!((first.credentials_added, first.credentials_present, first.credentials_revoked), (3, 0, 1));
     assert!(first.skipped.is_empty(), "{:?}", first.skipped);
+    let shown_outcome = first.to_string();
+    for line in [
+        "  provider keys: 2 added, 0 already present",
+        "  agents: 2 added, 0 already present, 1 paused, 0 disabled",
+        "  agent credentials: 3 added, 0 already present, 1 revoked (secrets discarded)",
+    ] {
+        assert!(shown_outcome.contains(line), "{shown_outcome}");
+    }
     let violations = check_seed(root.path(), &db, &fixture).unwrap();
     assert!(violations.is_empty(), "{}", shown(&violations));
     let seeded = dump(&db);
@@ -175,6 +186,18 @@ fn seed_is_idempotent_and_its_result_passes_validate_seed() {
     assert_eq!(seeded.iter().filter(|line| line.starts_with("projects: ")).count(), 1);
     assert_eq!(seeded.iter().filter(|line| line.starts_with("project_members: ")).count(), 2);
     assert_eq!(seeded.iter().filter(|line| line.starts_with("quota_limits: ")).count(), 9, "3 tiers × 3 maxima");
+    assert_eq!(seeded.iter().filter(|line| line.starts_with("provider_keys: ")).count(), 2);
+    assert_eq!(seeded.iter().filter(|line| line.starts_with("agents: ")).count(), 2);
+    let credentials = seeded.iter().filter(|line| line.starts_with("tokens: ") && line.contains("'agt_")).count();
+    assert_eq!(credentials, 3, "the credentials are tokens bound to their agents");
+    // Nothing beside the database but its keys: no credential secret was written anywhere.
+    let mut files: Vec<String> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with("-wal") && !name.ends_with("-shm"))
+        .collect();
+    files.sort();
+    assert_eq!(files, ["tollgate.db", "tollgate.db.jwt.key", "tollgate.db.key", "tollgate.db.vault.key"]);
 
     let second = seed(root.path(), tollgate(), &db, &fixture).unwrap();
     assert_eq!((second.users_added, second.users_present, second.users_suspended), (0, 3, 0));
@@ -186,6 +209,12 @@ fn seed_is_idempotent_and_its_result_passes_validate_seed() {
     assert_eq!((second.tokens_added, second.tokens_present, second.anchor), (0, fixture.tokens.len(), first.anchor));
     assert_eq!((second.limits_added, second.limits_present), (0, 3));
     assert_eq!((second.usage_added, second.usage_present), (0, fixture.usage.len()));
+    assert_eq!((second.provider_keys_added, second.provider_keys_present), (0, 2));
+    assert_eq!(
+        (second.agents_added, second.agents_present, second.agents_paused, second.agents_disabled),
+        (0, 2, 0, 0)
+    );
+    assert_eq!((second.credentials_added, second.credentials_present, second.credentials_revoked), (0, 3, 0));
     assert_eq!(dump(&db), seeded, "a second seed changes nothing, audit log included");
     assert!(check_seed(root.path(), &db, &fixture).unwrap().is_empty());
     tollgate().run(&db, &["audit", "verify"], None).expect("the seeded audit log verifies");
@@ -233,6 +262,42 @@ fn seed_is_idempotent_and_its_result_passes_validate_seed() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+
+    // tollgate lists the agents in their states and the keys by their masked hints only.
+    let output = tollgate().run(&db, &["--json", "agent", "list"], None).unwrap();
+    let agents: serde_json::Value = serde_json::from_str(&output).unwrap();
+    let mut states: Vec<(String, String)> = agents["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|agent| (agent["name"].as_str().unwrap().to_owned(), agent["status"].as_str().unwrap().to_owned()))
+        .collect();
+    states.sort();
+    assert_eq!(states, [("search-assistant".into(), "active".into()), ("usage-summarizer".into(), "paused".into())]);
+    let output = tollgate().run(&db, &["--json", "provider-key", "list"], None).unwrap();
+    let mut masked: Vec<String> = serde_json::from_str::<serde_json::Value>(&output).unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["masked"].as_str().unwrap().to_owned())
+        .collect();
+    masked.sort();
+    assert_eq!(masked, ["sk-…0001", "sk-…0002"]);
+    for key in &fixture.provider_keys {
+        assert!(!output.contains(&key.secret), "{output}");
+    }
+    let assistant = agents["items"].as_array().unwrap().iter().find(|agent| agent["name"] == "search-assistant");
+    let assistant = assistant.unwrap()["id"].as_str().unwrap().to_owned();
+    let output =
+        tollgate().run(&db, &["--json", "agent", "credential", "list", &assistant, "--status", "all"], None).unwrap();
+    let mut revoked: Vec<(String, bool)> = serde_json::from_str::<serde_json::Value>(&output).unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|credential| (credential["name"].as_str().unwrap().to_owned(), !credential["revoked_at"].is_null()))
+        .collect();
+    revoked.sort();
+    assert_eq!(revoked, [("search-assistant-laptop".into(), true), ("search-assistant-prod".into(), false)]);
 
     // The secrets really work, in the states the fixture gives them.
     for token in &fixture.tokens {
@@ -420,6 +485,68 @@ fn validate_seed_reports_every_difference_from_the_fixture() {
 }
 
 #[test]
+fn validate_seed_reports_drift_in_provider_keys_agents_and_credentials() {
+    let (root, db) = scratch();
+    let fixture = fixture();
+    reset(root.path(), tollgate(), &db).unwrap();
+    seed(root.path(), tollgate(), &db, &fixture).unwrap();
+    let anthropic_secret = &fixture.provider_key("anthropic-dashboard").unwrap().secret;
+    let developer = "(SELECT id FROM users WHERE username = 'developer')";
+    execute(
+        &db,
+        &format!(
+            "UPDATE provider_keys SET masked = 'sk-…0000', master_key_id = 7 WHERE provider = 'openai';
+             UPDATE provider_keys SET ciphertext = randomblob(24), metadata = json_object('leak', '{anthropic_secret}')
+             WHERE provider = 'anthropic';
+             UPDATE agents SET status = 'active' WHERE name = 'usage-summarizer';
+             UPDATE agents SET provider_key_id = NULL, providers = '[\"google\",\"openai\"]'
+             WHERE name = 'search-assistant';
+             INSERT INTO agents (id, name, owner_id, owner_name, created_at, updated_at)
+             VALUES ('agt_00000000000070008000000000000099', 'stray-agent', {developer}, 'developer', 1, 1);
+             UPDATE tokens SET revoked_at = NULL, revoke_reason = NULL WHERE name = 'search-assistant-laptop';
+             UPDATE tokens SET name = 'renamed' WHERE name = 'usage-summarizer-main';"
+        ),
+    );
+    let at = |section, index| format!("tests/fixtures/seed.json:{}: ", fixture.line_of(section, index));
+    let db_file = || "./tollgate.db: ".to_owned();
+    let expected = [
+        (
+            at("provider_keys", 0),
+            "provider key openai-search: masked is \"sk-…0000\" in the database, \"sk-…0001\" in the fixture",
+        ),
+        (at("provider_keys", 0), "provider key openai-search: it is wrapped by master key 7, which the vault key file"),
+        (at("provider_keys", 1), "provider key anthropic-dashboard: its ciphertext is 24 bytes, but the fixture's"),
+        (at("provider_keys", 1), "provider key anthropic-dashboard: its secret is in plaintext in ./tollgate.db"),
+        (at("agents", 0), "agent search-assistant: providers is [\"google\",\"openai\"] in the database, [\"openai\"]"),
+        (
+            at("agents", 0),
+            "agent search-assistant: provider_key is none in the database, provider key openai-search in the fixture",
+        ),
+        (
+            at("agents", 0),
+            "agent search-assistant: credential search-assistant-laptop is active in the database, revoked in the \
+             fixture",
+        ),
+        (at("agents", 1), "agent usage-summarizer: status is active in the database, paused in the fixture"),
+        (at("agents", 1), "agent usage-summarizer: credential usage-summarizer-main is missing from ./tollgate.db"),
+        (at("agents", 1), "agent usage-summarizer: credential renamed (tok_"),
+        (db_file(), "agent stray-agent (agt_00000000000070008000000000000099) of developer is not in tests/fixtures"),
+    ];
+    let lines: Vec<String> = check_seed(root.path(), &db, &fixture).unwrap().iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), expected.len(), "{}", lines.join("\n"));
+    for (prefix, message) in &expected {
+        let found = lines.iter().filter(|line| line.starts_with(prefix.as_str()) && line.contains(message)).count();
+        assert_eq!(found, 1, "expected one {prefix}{message} in\n{}", lines.join("\n"));
+    }
+
+    // Without the vault key file no key can be opened.
+    std::fs::remove_file(root.path().join("tollgate.db.vault.key")).unwrap();
+    let lines: Vec<String> = check_seed(root.path(), &db, &fixture).unwrap().iter().map(ToString::to_string).collect();
+    assert!(lines.iter().any(|line| line.starts_with("./tollgate.db.vault.key: cannot read")), "{}", lines.join("\n"));
+    assert!(!lines.iter().any(|line| line.contains("master key 7")), "{}", lines.join("\n"));
+}
+
+#[test]
 fn the_fixture_is_consistent_and_its_secrets_pass_the_real_parser() {
     let fixture = fixture();
     assert!(fixture.check().is_empty(), "{}", shown(&fixture.check()));
@@ -453,6 +580,38 @@ fn the_fixture_is_consistent_and_its_secrets_pass_the_real_parser() {
     providers.sort();
     providers.dedup();
     assert!(providers.len() >= 3 && fixture.usage.len() >= 14, "a week across several providers");
+    let keys: Vec<(&str, &str, &str)> = fixture
+        .provider_keys
+        .iter()
+        .map(|key| (key.key_ref.as_str(), key.provider.as_str(), key.owner.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [("openai-search", "openai", "developer"), ("anthropic-dashboard", "anthropic", "usage-dashboard")]
+    );
+    for key in &fixture.provider_keys {
+        assert!(key.secret.contains("-fake-dev-"), "{} is visibly fake", key.key_ref);
+        tollgate_types::ProviderSecret::parse(&key.secret).expect("the vault accepts the fake secret");
+    }
+    let agents: Vec<String> = fixture
+        .agents
+        .iter()
+        .map(|agent| {
+            let credentials: Vec<String> = agent
+                .credentials
+                .iter()
+                .map(|credential| format!("{} {}", credential.name, credential.state.as_str()))
+                .collect();
+            format!("{} {}: {}", agent.name, agent.status.as_str(), credentials.join(", "))
+        })
+        .collect();
+    assert_eq!(
+        agents,
+        [
+            "search-assistant active: search-assistant-prod active, search-assistant-laptop revoked",
+            "usage-summarizer paused: usage-summarizer-main active",
+        ]
+    );
 }
 
 #[test]
@@ -508,6 +667,15 @@ fn a_broken_fixture_is_reported_entry_by_entry() {
         (at("limits", 2), "limit enterprise: its subject ServiceAccount(\"ghost\") is not in the fixture"),
         (at("usage", 0), "token tok_00000000000070008000000000000077 is not in the tokens section"),
         (at("usage", 6), "another event has the same token, time, provider and model"),
+        (
+            at("provider_keys", 1),
+            "provider key anthropic-dashboard: owner usage-dashboard is a viewer of project search: a provider key's \
+             owner must be a member",
+        ),
+        (
+            at("agents", 1),
+            "agent usage-summarizer: owner usage-dashboard is a viewer of project search: an agent's owner must be",
+        ),
     ];
     let violations = fixture.check();
     assert_eq!(violations.len(), expected.len(), "{}", shown(&violations));

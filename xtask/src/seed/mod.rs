@@ -1,5 +1,6 @@
 //! `cargo xtask seed`: load the fixture into a development database through the `tollgate` binary.
-//! Idempotent: what is already there is left alone, so a second run changes nothing.
+//! Idempotent: what is already there is left alone, so a second run changes nothing. No migration
+//! holds development data: users, tokens, agents, provider keys and credentials all come from here.
 
 use std::fmt;
 use std::path::Path;
@@ -13,6 +14,7 @@ use crate::tollgate::Tollgate;
 use crate::workspace::shown;
 
 mod accounts;
+mod agents;
 mod metering;
 mod users;
 
@@ -55,6 +57,24 @@ pub struct SeedOutcome {
     pub usage_added: usize,
     /// Usage events that were already there.
     pub usage_present: usize,
+    /// Provider keys stored now.
+    pub provider_keys_added: usize,
+    /// Provider keys that were already there.
+    pub provider_keys_present: usize,
+    /// Agents registered now.
+    pub agents_added: usize,
+    /// Agents that were already there.
+    pub agents_present: usize,
+    /// Agents paused now (the fixture says paused, the database said active).
+    pub agents_paused: usize,
+    /// Agents disabled now (the fixture says disabled, the database said active).
+    pub agents_disabled: usize,
+    /// Agent credentials issued now (their secrets discarded).
+    pub credentials_added: usize,
+    /// Agent credentials that were already there.
+    pub credentials_present: usize,
+    /// Agent credentials revoked now (the fixture says revoked, the database said not).
+    pub credentials_revoked: usize,
     /// Sections this build of tollgate cannot seed yet, with why.
     pub skipped: Vec<String>,
 }
@@ -84,6 +104,23 @@ impl fmt::Display for SeedOutcome {
         }
         if !self.skipped.iter().any(|skipped| skipped.starts_with("usage")) {
             write!(f, "\n  usage events: {} added, {} already present", self.usage_added, self.usage_present)?;
+        }
+        if !self.skipped.iter().any(|skipped| skipped.starts_with("agents")) {
+            write!(
+                f,
+                "\n  provider keys: {} added, {} already present",
+                self.provider_keys_added, self.provider_keys_present
+            )?;
+            write!(
+                f,
+                "\n  agents: {} added, {} already present, {} paused, {} disabled",
+                self.agents_added, self.agents_present, self.agents_paused, self.agents_disabled
+            )?;
+            write!(
+                f,
+                "\n  agent credentials: {} added, {} already present, {} revoked (secrets discarded)",
+                self.credentials_added, self.credentials_present, self.credentials_revoked
+            )?;
         }
         for skipped in &self.skipped {
             write!(f, "\n  skipped {skipped}")?;
@@ -136,6 +173,17 @@ pub fn seed(root: &Path, tollgate: &Tollgate, db: &Path, fixture: &Fixture) -> a
         }
         import_token(tollgate, db, token, &directory, anchor)?;
         outcome.tokens_added += 1;
+    }
+    // After owners, projects and members: keys, then the agents given them, then their credentials.
+    if tollgate.has_command("agent") && tollgate.has_command("provider-key") {
+        agents::seed_agents(tollgate, db, fixture, &mut outcome)?;
+    } else {
+        outcome.skipped.push(format!(
+            "agents and provider keys ({} and {} in the fixture): this tollgate has no `agent` or `provider-key` \
+             command yet",
+            fixture.agents.len(),
+            fixture.provider_keys.len()
+        ));
     }
     // Limits before usage: recording counts the events against the limits in force.
     if tollgate.has_command("limit") {

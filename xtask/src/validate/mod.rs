@@ -2,6 +2,7 @@
 //! line, never just the first.
 
 mod ddl;
+mod migration_data;
 mod paths;
 mod rust_text;
 mod schema;

@@ -1,7 +1,8 @@
 //! `validate schema`: the migrations in `migrations/<backend>/` are well named and agree across
 //! backends; a database freshly migrated by `tollgate migrate` holds exactly what they declare
 //! (tables, columns, indexes, triggers, views); and no migration was edited after it was applied
-//! (each applied version's SHA-256 in `_tollgate_migrations` matches its file).
+//! (each applied version's SHA-256 in `_tollgate_migrations` matches its file). No migration adds an
+//! agent, a provider key or a token (`migration_data.rs`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use sqlx::Row;
 
 use super::Violation;
 use super::ddl::{self, Kind, Object, Schema};
+use super::migration_data::check_migration_data;
 use super::sql;
 use crate::db::{MARKER_TABLE, MIGRATIONS_TABLE, has_table, with_connection};
 use crate::tollgate::Tollgate;
@@ -91,13 +93,26 @@ fn migration_files(root: &Path, backend: &str) -> anyhow::Result<(Vec<MigrationF
     Ok((files, violations))
 }
 
-/// Checks every backend's migration folder, and that each non-empty folder has the reference
-/// backend's versions and names.
+/// Reads each migration of `files` and reports every statement that adds an agent, a provider key
+/// or a token.
+fn check_files_data(files: &[MigrationFile]) -> anyhow::Result<Vec<Violation>> {
+    let mut violations = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file.path).with_context(|| format!("while reading {}", file.shown))?;
+        violations.extend(check_migration_data(&file.shown, &text));
+    }
+    Ok(violations)
+}
+
+/// Checks every backend's migration folder, that each non-empty folder has the reference backend's
+/// versions and names, and that no migration adds an agent, a provider key or a token.
 pub fn check_migration_folders(root: &Path) -> anyhow::Result<Vec<Violation>> {
     let (reference, mut violations) = migration_files(root, REFERENCE_BACKEND)?;
+    violations.extend(check_files_data(&reference)?);
     for backend in OTHER_BACKENDS {
         let (files, problems) = migration_files(root, backend)?;
         violations.extend(problems);
+        violations.extend(check_files_data(&files)?);
         if files.is_empty() {
             continue;
         }

@@ -1,10 +1,14 @@
 //! `validate seed`: the development database holds exactly the fixture — every user (users.rs), service
 //! account and project with its members (accounts.rs), every token with its metadata, owner and project
 //! (by id, and their display names), times (from the seed anchor), state, display hint and the HMAC of
-//! its development secret under the database's key, the limits and usage (metering.rs) — and nothing else.
+//! its development secret under the database's key, the limits and usage (metering.rs), the provider
+//! keys with their ciphertext and never a plaintext secret (provider_keys.rs), the agents with their
+//! credentials in their states (agents.rs) — and nothing else.
 
 mod accounts;
+mod agents;
 mod metering;
+mod provider_keys;
 mod users;
 
 use std::path::Path;
@@ -15,10 +19,12 @@ use tollgate_types::{KeyId, TokenHasher, TokenPrefix, TokenSecret};
 use zeroize::Zeroizing;
 
 use self::accounts::{check_accounts, read_accounts};
+use self::agents::{AgentContext, AgentRow, CredentialRow, check_agents, read_agents, read_credentials};
 use self::metering::{check_metering, read_metering};
+use self::provider_keys::{KeyRow, check_no_plaintext, check_provider_keys, read_provider_keys, read_vault_key_ids};
 use self::users::{UserRow, check_users, read_users};
 use super::Violation;
-use crate::db::{marker, now_micros, with_connection};
+use crate::db::{has_table, marker, now_micros, with_connection};
 use crate::directory::Directory;
 use crate::fixture::{FIXTURE_PATH, Fixture, FixtureToken, TokenState};
 use crate::workspace::{shown, with_suffix};
@@ -45,6 +51,9 @@ struct TokenRow {
     key_id: i64,
 }
 
+/// The stored provider keys, agents and credentials; `None` when the schema has no agents yet.
+type Vault = Option<(Vec<KeyRow>, Vec<AgentRow>, Vec<CredentialRow>)>;
+
 /// Checks the database at `db` against `fixture`; every difference is a violation.
 pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<Vec<Violation>> {
     let mut violations = fixture.check();
@@ -53,12 +62,21 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
         violations.push(Violation::in_file(shown_db, "does not exist: run cargo xtask dev-fresh".to_owned()));
         return Ok(violations);
     }
-    let (marker, rows, users, accounts, directory, metering) = with_connection(db, async |connection| {
+    let (marker, rows, users, accounts, directory, metering, vault) = with_connection(db, async |connection| {
         let marker = marker(connection).await?;
         let users = read_users(connection).await?;
         let accounts = read_accounts(connection).await?;
         let directory = Directory::read(connection).await?;
         let metering = read_metering(connection).await?;
+        let vault: Vault = if has_table(connection, "agents").await? {
+            Some((
+                read_provider_keys(connection).await?,
+                read_agents(connection).await?,
+                read_credentials(connection).await?,
+            ))
+        } else {
+            None
+        };
         let rows = sqlx::query(
             "SELECT id, name, owner_id, owner_name, owner_role, project_id, project_name, permission, scopes,
                     description, created_at, expires_at, revoked_at, revoke_reason, display_hint, hash, key_id
@@ -89,7 +107,7 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
                 key_id: row.get("key_id"),
             })
             .collect();
-        Ok((marker, rows, users, accounts, directory, metering))
+        Ok((marker, rows, users, accounts, directory, metering, vault))
     })?;
     let Some(marker) = marker else {
         violations.push(Violation::in_file(
@@ -115,6 +133,23 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
         violations.extend(check_metering(fixture, metering, &directory, anchor, &shown_db));
     }
     let now = now_micros();
+    if let Some((keys, agents, credentials)) = &vault {
+        let master_key_ids = if keys.is_empty() && fixture.provider_keys.is_empty() {
+            None
+        } else {
+            match read_vault_key_ids(db) {
+                Ok(ids) => Some(ids),
+                Err(error) => {
+                    violations.push(Violation::in_file(format!("{shown_db}.vault.key"), format!("{error:#}")));
+                    None
+                }
+            }
+        };
+        violations.extend(check_provider_keys(fixture, keys, &directory, master_key_ids.as_deref(), &shown_db));
+        let context = AgentContext { keys, directory: &directory, now, shown_db: &shown_db };
+        violations.extend(check_agents(fixture, agents, credentials, &context));
+    }
+    violations.extend(check_no_plaintext(fixture, db, &shown_db)?);
     for (index, token) in fixture.tokens.iter().enumerate() {
         let line = fixture.line_of("tokens", index);
         match rows.iter().find(|row| row.id == token.id) {
@@ -132,7 +167,8 @@ pub fn check_seed(root: &Path, db: &Path, fixture: &Fixture) -> anyhow::Result<V
             }
         }
     }
-    for row in rows.iter().filter(|row| fixture.token(&row.id).is_none()) {
+    // Agents' credentials are tokens too: agents.rs checks them against their agents.
+    for row in rows.iter().filter(|row| fixture.token(&row.id).is_none() && !directory.is_credential(&row.id)) {
         violations.push(Violation::in_file(
             shown_db.clone(),
             format!("token {} ({}) is not in {FIXTURE_PATH}", row.id, row.name),
