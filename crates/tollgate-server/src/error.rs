@@ -29,7 +29,19 @@ struct Inner {
     field: Option<String>,
     retry_after: Option<Duration>,
     refusal: Option<Refusal>,
+    budget: Option<BudgetAmounts>,
     internal: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// The amounts a budget refusal names (microdollars), as problem extension members.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+struct BudgetAmounts {
+    #[serde(rename = "available_microdollars", skip_serializing_if = "Option::is_none")]
+    available: Option<i64>,
+    #[serde(rename = "needed_microdollars", skip_serializing_if = "Option::is_none")]
+    needed: Option<i64>,
+    #[serde(rename = "remaining_microdollars", skip_serializing_if = "Option::is_none")]
+    remaining: Option<i64>,
 }
 
 /// The serialized body (RFC 9457 members plus tollgate's extension members).
@@ -49,6 +61,8 @@ struct Problem<'a> {
     limit: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     resets_at: Option<Timestamp>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    budget: Option<BudgetAmounts>,
 }
 
 impl ApiError {
@@ -61,6 +75,7 @@ impl ApiError {
             field: None,
             retry_after: None,
             refusal: None,
+            budget: None,
             internal: None,
         }))
     }
@@ -219,6 +234,30 @@ impl From<tollgate::Error> for ApiError {
             tollgate::Error::Forbidden(detail) => Self::forbidden(detail),
             tollgate::Error::NotFound { entity } => Self::not_found(entity),
             tollgate::Error::Conflict(detail) => Self::conflict(detail),
+            tollgate::Error::BudgetExhausted { available, needed } => {
+                let detail = format!(
+                    "the agent's budget has {available} microdollars available and a lease needs at least {needed}: \
+                     the agent is paused for budget until its allocation rises"
+                );
+                let mut error = Self::new(StatusCode::PAYMENT_REQUIRED, "budget_exhausted", "Budget exhausted", detail);
+                error.0.budget =
+                    Some(BudgetAmounts { available: Some(available), needed: Some(needed), remaining: None });
+                error
+            }
+            tollgate::Error::LeaseExhausted { remaining } => {
+                let detail = format!(
+                    "the report would pass the lease's grant ({remaining} microdollars remain): nothing was recorded; refresh the lease"
+                );
+                let mut error = Self::new(StatusCode::CONFLICT, "lease_exhausted", "Lease exhausted", detail);
+                error.0.budget = Some(BudgetAmounts { remaining: Some(remaining), ..BudgetAmounts::default() });
+                error
+            }
+            tollgate::Error::LeaseClosed { state } => Self::new(
+                StatusCode::CONFLICT,
+                "lease_closed",
+                "Lease closed",
+                format!("the lease is {state} and accepts nothing: open a new one with a handshake"),
+            ),
             tollgate::Error::Storage(cause @ tollgate::StoreError::Unavailable(_)) => Self::unavailable(cause),
             unavailable @ tollgate::Error::Unavailable(_) => Self::unavailable(unavailable),
             other => Self::internal(other),
@@ -290,6 +329,7 @@ impl IntoResponse for ApiError {
             retry_after_seconds,
             limit: this.refusal.as_ref().and_then(|refusal| refusal.limit.as_deref()),
             resets_at: this.refusal.as_ref().and_then(|refusal| refusal.resets_at),
+            budget: this.budget,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
         let mut headers = HeaderMap::new();

@@ -3,6 +3,7 @@
 mod agents;
 mod audit;
 mod auth_verify;
+mod budget;
 mod health;
 mod limits;
 mod me;
@@ -47,4 +48,5 @@ pub(crate) fn routes() -> Routes {
         .merge(rate_limits::routes())
         .merge(agents::routes())
         .merge(provider_keys::routes())
+        .merge(budget::routes())
 }
