@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::commands::agent::AgentCommand;
 use crate::commands::analytics::AnalyticsArgs;
 use crate::commands::audit::AuditCommand;
+use crate::commands::budget::BudgetCommand;
 use crate::commands::dev::DevCommand;
 use crate::commands::limit::LimitCommand;
 use crate::commands::login::LoginArgs;
@@ -104,4 +105,7 @@ pub(crate) enum Command {
     /// The vault's master keys: status, rotate, re-wrap, retire.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Agents' budgets: show, set, leases, revoke a lease, history, verify; change requests.
+    #[command(subcommand)]
+    Budget(BudgetCommand),
 }

@@ -3,6 +3,7 @@
 pub(crate) mod agent;
 pub(crate) mod analytics;
 pub(crate) mod audit;
+pub(crate) mod budget;
 pub(crate) mod dev;
 mod identity;
 pub(crate) mod limit;
@@ -54,5 +55,6 @@ pub(crate) async fn run(cli: Cli) -> CliResult {
         Command::Agent(command) => agent::run(&cli.global, command).await,
         Command::ProviderKey(command) => provider_key::run(&cli.global, command).await,
         Command::Vault(command) => vault::run(&cli.global, command).await,
+        Command::Budget(command) => budget::run(&cli.global, command).await,
     }
 }

@@ -42,7 +42,19 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
     let agents = tollgate::AgentService::builder(&tokens, vault)
         .credential_ttl(settings.agent_credential_ttl)
         .max_credential_ttl(settings.agent_credential_max_ttl)
+        .budget(settings.budget)
         .build();
+    // Every access expires overdue leases; the sweeper returns the remainder of those nobody touches.
+    let sweeper = agents.clone();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            interval.tick().await;
+            if let Err(error) = sweeper.expire_overdue_leases().await {
+                tracing::warn!(%error, "could not expire overdue budget leases; retrying");
+            }
+        }
+    });
     let state = AppState::with_agents(tokens, users, metering, agents, settings.server);
     if !tollgate_server::admin_exists(&state).await? {
         tracing::warn!(

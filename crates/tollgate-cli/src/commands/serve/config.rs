@@ -76,6 +76,18 @@ pub(crate) struct ServeArgs {
     /// The longest life an agent credential may be given [default: 90d].
     #[arg(long, env = "TOLLGATE_AGENT_CREDENTIAL_MAX_TTL")]
     pub(crate) agent_credential_max_ttl: Option<String>,
+    /// How long a budget lease lives when the agent names no TTL [default: 15m].
+    #[arg(long, env = "TOLLGATE_LEASE_TTL")]
+    pub(crate) lease_ttl: Option<String>,
+    /// The longest a budget lease may live [default: 24h].
+    #[arg(long, env = "TOLLGATE_LEASE_MAX_TTL")]
+    pub(crate) lease_max_ttl: Option<String>,
+    /// What a handshake is granted when it asks for no amount, in dollars [default: 1.00].
+    #[arg(long, env = "TOLLGATE_LEASE_DEFAULT_GRANT")]
+    pub(crate) lease_default_grant: Option<String>,
+    /// The least grant worth a lease, in dollars: less available is budget_exhausted [default: 0.001].
+    #[arg(long, env = "TOLLGATE_LEASE_MIN_GRANT")]
+    pub(crate) lease_min_grant: Option<String>,
 }
 
 /// The TOML file: the same settings under the same names (snake_case).
@@ -100,6 +112,10 @@ pub(crate) struct FileConfig {
     body_limit: Option<usize>,
     agent_credential_ttl: Option<String>,
     agent_credential_max_ttl: Option<String>,
+    lease_ttl: Option<String>,
+    lease_max_ttl: Option<String>,
+    lease_default_grant: Option<String>,
+    lease_min_grant: Option<String>,
 }
 
 impl FileConfig {
@@ -128,11 +144,22 @@ pub(crate) struct Settings {
     pub(crate) reservation_ttl: Duration,
     pub(crate) agent_credential_ttl: Duration,
     pub(crate) agent_credential_max_ttl: Duration,
+    pub(crate) budget: tollgate::BudgetSettings,
 }
 
 /// Resolves flags and environment (`args`, `global`) over the file over the defaults. The
 /// global `--db` counts only when given as a flag or in `TOLLGATE_DB`, not as its default.
-pub(crate) fn resolve(args: &ServeArgs, global: &GlobalArgs, file: FileConfig) -> Result<Settings, ValidationError> {
+pub(crate) fn resolve(
+    args: &ServeArgs,
+    global: &GlobalArgs,
+    mut file: FileConfig,
+) -> Result<Settings, ValidationError> {
+    let lease_file = LeaseFile {
+        ttl: file.lease_ttl.take(),
+        max_ttl: file.lease_max_ttl.take(),
+        default_grant: file.lease_default_grant.take(),
+        min_grant: file.lease_min_grant.take(),
+    };
     let explicit_db = (!global.db_is_default).then(|| global.db.clone());
     let database_url = match (args.database_url.clone(), explicit_db) {
         (Some(_), Some(_)) => return Err(ValidationError::new("database_url", "give either --db or --database-url")),
@@ -190,6 +217,7 @@ pub(crate) fn resolve(args: &ServeArgs, global: &GlobalArgs, file: FileConfig) -
     if reservation_ttl < Duration::from_secs(1) || reservation_ttl > Duration::from_secs(7 * 86_400) {
         return Err(ValidationError::new("reservation_ttl", "must be between 1s and 7d"));
     }
+    let budget = budget_settings(args, lease_file, &duration)?;
     let agent_credential_ttl =
         duration("agent_credential_ttl", &args.agent_credential_ttl, file.agent_credential_ttl, 30 * 86_400)?;
     let agent_credential_max_ttl = duration(
@@ -224,7 +252,47 @@ pub(crate) fn resolve(args: &ServeArgs, global: &GlobalArgs, file: FileConfig) -
         reservation_ttl,
         agent_credential_ttl,
         agent_credential_max_ttl,
+        budget,
     })
+}
+
+/// The lease settings of the configuration file.
+struct LeaseFile {
+    ttl: Option<String>,
+    max_ttl: Option<String>,
+    default_grant: Option<String>,
+    min_grant: Option<String>,
+}
+
+/// The lease settings: TTLs as durations, grants in dollars.
+fn budget_settings(
+    args: &ServeArgs,
+    file: LeaseFile,
+    duration: &dyn Fn(&'static str, &Option<String>, Option<String>, u64) -> Result<Duration, ValidationError>,
+) -> Result<tollgate::BudgetSettings, ValidationError> {
+    let dollars = |field: &'static str, flag: &Option<String>, file: &Option<String>, default: i64| match flag
+        .clone()
+        .or_else(|| file.clone())
+    {
+        None => Ok(default),
+        Some(text) => {
+            let money = tollgate::Microdollars::parse_dollars(field, &text)?;
+            if money.micros() < 1 {
+                return Err(ValidationError::new(field, "must be at least 0.000001"));
+            }
+            Ok(money.micros())
+        }
+    };
+    let settings = tollgate::BudgetSettings {
+        default_ttl: duration("lease_ttl", &args.lease_ttl, file.ttl, 15 * 60)?,
+        max_ttl: duration("lease_max_ttl", &args.lease_max_ttl, file.max_ttl, 24 * 3600)?,
+        default_grant: dollars("lease_default_grant", &args.lease_default_grant, &file.default_grant, 1_000_000)?,
+        min_grant: dollars("lease_min_grant", &args.lease_min_grant, &file.min_grant, 1_000)?,
+    };
+    if settings.default_ttl > settings.max_ttl {
+        return Err(ValidationError::new("lease_ttl", "must not be longer than lease_max_ttl"));
+    }
+    Ok(settings)
 }
 
 fn sqlite_url(path: &Path) -> Result<String, ValidationError> {
