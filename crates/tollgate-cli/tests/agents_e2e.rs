@@ -4,36 +4,10 @@
 
 mod support;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
 use serde_json::json;
-use support::{BINARY, Server, cli, create_token, ensure_owner, workspace};
+use support::{Server, cli, cli_json, cli_with_input, create_token, ensure_owner, workspace};
 
 const SECRET: &str = "sk-e2e-PLAINTEXT0123456789abcdef";
-
-/// Runs `tollgate <args>` with `input` on standard input; returns the parsed JSON output.
-fn cli_with_input(directory: &std::path::Path, args: &[&str], input: &str) -> serde_json::Value {
-    let mut child = Command::new(BINARY)
-        .current_dir(directory)
-        .args(args)
-        .env_remove("TOLLGATE_DB")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run tollgate");
-    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
-    let output = child.wait_with_output().expect("wait");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("json output")
-}
-
-fn cli_json(directory: &std::path::Path, args: &[&str]) -> serde_json::Value {
-    let output = cli(directory, args);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("json output")
-}
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|window| window == needle.as_bytes())

@@ -126,6 +126,30 @@ pub fn cli(directory: &Path, args: &[&str]) -> Output {
     Command::new(BINARY).current_dir(directory).args(args).env_remove("TOLLGATE_DB").output().expect("run tollgate")
 }
 
+/// Runs `tollgate <args>` in `directory` with `input` on standard input; returns its JSON output.
+pub fn cli_with_input(directory: &Path, args: &[&str], input: &str) -> serde_json::Value {
+    let mut child = Command::new(BINARY)
+        .current_dir(directory)
+        .args(args)
+        .env_remove("TOLLGATE_DB")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tollgate");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("json output")
+}
+
+/// Runs `tollgate <args>` in `directory`, which must succeed; returns its JSON output.
+pub fn cli_json(directory: &Path, args: &[&str]) -> serde_json::Value {
+    let output = cli(directory, args);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("json output")
+}
+
 /// The owner named `name` in `db`: the user or service account of that name, else a new service
 /// account; returns its id.
 pub fn ensure_owner(directory: &Path, db: &Path, name: &str) -> String {
