@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod agents;
 pub mod audit;
+pub mod budgets;
 pub mod fixtures;
 pub mod limits;
 pub mod projects;
@@ -147,6 +148,14 @@ macro_rules! conformance_tests {
                 provider_keys_round_trip_change_and_delete,
                 delivery_reads_the_agent_and_its_enabled_key,
                 rewrapping_swaps_only_rows_still_under_the_old_key,
+            ];
+            budgets => [
+                leases_move_the_account_and_the_ledger_together,
+                exhaustion_flags_the_account_and_allocations_keep_their_floor,
+                a_refresh_replaces_its_lease_in_one_step,
+                overdue_leases_expire_on_access_and_by_sweep,
+                concurrent_leases_never_pass_the_allocation,
+                requests_are_decided_once,
             ];
             subjects => [
                 limits_for_owners_and_projects_round_trip,
