@@ -46,6 +46,7 @@ pub(crate) fn hasher() -> TokenHasher {
 
 /// Polls `future` once with no runtime overhead (cache hits, refusals, in-memory quota checks). A
 /// future that must wait goes to `runtime`; without one, waiting is a bug in the benchmark.
+#[allow(dead_code, reason = "not every benchmark polls a future by hand")]
 pub(crate) fn ready<F: Future>(runtime: Option<&tokio::runtime::Handle>, future: F) -> F::Output {
     let mut future = pin!(future);
     match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
