@@ -12,8 +12,9 @@ use crate::tollgate::Tollgate;
 use crate::workspace::{shown, with_suffix};
 
 /// The files that make up a SQLite database and its tollgate keys (token hashing, access-token
-/// signing), by suffix of the database path.
-const COMPANIONS: [&str; 6] = ["", "-wal", "-shm", "-journal", ".key", ".jwt.key"];
+/// signing, the vault's master keys: a backup without them could not open its provider keys), by
+/// suffix of the database path.
+const COMPANIONS: [&str; 7] = ["", "-wal", "-shm", "-journal", ".key", ".jwt.key", ".vault.key"];
 
 /// What `reset` did.
 #[derive(Debug, Clone, PartialEq, Eq)]

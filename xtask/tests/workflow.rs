@@ -122,7 +122,7 @@ fn reset_backs_up_the_database_with_its_wal_shm_and_key_then_recreates_it_marked
     // A connection left open (a server still running, say) keeps the -wal and -shm files around.
     let mut held = block_on(connect(&db));
     block_on(sqlx::query("SELECT count(*) FROM tokens").fetch_one(&mut held)).unwrap();
-    for suffix in ["-wal", "-shm", ".key", ".jwt.key"] {
+    for suffix in ["-wal", "-shm", ".key", ".jwt.key", ".vault.key"] {
         assert!(root.path().join(format!("tollgate.db{suffix}")).exists(), "tollgate.db{suffix}");
     }
     let second = reset(root.path(), tollgate(), &db).unwrap();
@@ -130,7 +130,15 @@ fn reset_backs_up_the_database_with_its_wal_shm_and_key_then_recreates_it_marked
 
     let mut moved = second.backed_up.clone();
     moved.sort();
-    assert_eq!(moved, ["tollgate.db", "tollgate.db-shm", "tollgate.db-wal", "tollgate.db.jwt.key", "tollgate.db.key"]);
+    let expected = [
+        "tollgate.db",
+        "tollgate.db-shm",
+        "tollgate.db-wal",
+        "tollgate.db.jwt.key",
+        "tollgate.db.key",
+        "tollgate.db.vault.key",
+    ];
+    assert_eq!(moved, expected, "the vault key goes with the data it opens");
     let backup = root.path().join(second.backup.as_ref().unwrap().strip_prefix("./").unwrap());
     assert!(backup.file_name().unwrap().to_string_lossy().starts_with("tollgate.db.backup-"));
     assert_eq!(backup.parent(), Some(root.path()), "the backup sits beside the database");

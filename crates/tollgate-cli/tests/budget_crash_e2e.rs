@@ -54,11 +54,11 @@ fn speak_until(
             if reply.status == 200 {
                 acknowledged.lock().unwrap().insert((lease.clone(), request_id.clone()), cost);
                 // A client retry of an acknowledged report: counted once.
-                if next(&mut seed) % 4 == 0 {
+                if next(&mut seed).is_multiple_of(4) {
                     let Ok(again) = http(address, "POST", &path, Some(credential), Some(&body)) else { return };
                     assert!(again.status == 200 || again.status == 409, "{}", again.body);
                 }
-            } else if reply.status == 409 && next(&mut seed) % 2 == 0 {
+            } else if reply.status == 409 && next(&mut seed).is_multiple_of(2) {
                 let path = format!("/v1/budget/leases/{lease}/refresh");
                 let Ok(reply) = http(address, "POST", &path, Some(credential), Some("{}")) else { return };
                 if reply.status == 200 {

@@ -128,10 +128,12 @@ pub(crate) struct Movement<'a> {
 }
 
 pub(crate) fn apply(connection: &Connection, movement: &Movement<'_>) -> Result<BudgetAccount> {
-    let changed = execute(
+    let account = first(
         connection,
-        "UPDATE budget_accounts SET allocated = allocated + ?2, reserved = reserved + ?3, spent = spent + ?4,
-             updated_at = ?5 WHERE agent_id = ?1",
+        &format!(
+            "UPDATE budget_accounts SET allocated = allocated + ?2, reserved = reserved + ?3, spent = spent + ?4,
+                 updated_at = ?5 WHERE agent_id = ?1 RETURNING {ACCOUNT_COLUMNS}"
+        ),
         params![
             movement.agent.to_string(),
             movement.allocated,
@@ -139,11 +141,9 @@ pub(crate) fn apply(connection: &Connection, movement: &Movement<'_>) -> Result<
             movement.spent,
             movement.at.unix_micros()
         ],
-    )?;
-    if changed != 1 {
-        return Err(StoreError::NotFound { entity: "agent" });
-    }
-    let account = fetch_account(connection, movement.agent)?;
+        account_from_row,
+    )?
+    .ok_or(StoreError::NotFound { entity: "agent" })?;
     execute(
         connection,
         "INSERT INTO budget_ledger (agent_id, kind, lease_id, allocated_delta, reserved_delta, spent_delta,
@@ -323,27 +323,30 @@ fn open_in(tx: &mut Tx<'_>, open: &LeaseOpen, audits: &[AuditEvent]) -> Result<L
 
 fn report_in(tx: &mut Tx<'_>, report: &LeaseReport, encoded: Encoded, audit: &AuditEvent) -> Result<Reported> {
     let lease = lease_of(tx.connection, &report.lease, Some(&report.agent))?;
-    let lease = expire_if_overdue(tx, lease, report.at)?;
-    let repeat = first(
+    let mut lease = expire_if_overdue(tx, lease, report.at)?;
+    let fits = lease.state == LeaseState::Open && lease.reported.saturating_add(report.cost) <= lease.granted;
+    if !fits {
+        // A repeat of an accepted report is a duplicate whatever became of the lease since.
+        let repeat = first(
+            tx.connection,
+            "SELECT 1 FROM budget_reports WHERE lease_id = ? AND request_id = ?",
+            params![report.lease.to_string(), &report.request_id],
+            |_| Ok(()),
+        )?;
+        return Ok(match (repeat, lease.state) {
+            (Some(()), _) => Reported::Duplicate(lease),
+            (None, LeaseState::Open) => Reported::Exhausted(lease),
+            (None, _) => Reported::Closed(lease),
+        });
+    }
+    let inserted = execute(
         tx.connection,
-        "SELECT 1 FROM budget_reports WHERE lease_id = ? AND request_id = ?",
-        params![report.lease.to_string(), &report.request_id],
-        |_| Ok(()),
-    )?;
-    if repeat.is_some() {
-        return Ok(Reported::Duplicate(lease));
-    }
-    if lease.state != LeaseState::Open {
-        return Ok(Reported::Closed(lease));
-    }
-    if lease.reported.saturating_add(report.cost) > lease.granted {
-        return Ok(Reported::Exhausted(lease));
-    }
-    execute(
-        tx.connection,
-        "INSERT INTO budget_reports (lease_id, request_id, cost, at) VALUES (?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO budget_reports (lease_id, request_id, cost, at) VALUES (?, ?, ?, ?)",
         params![report.lease.to_string(), &report.request_id, report.cost, report.at.unix_micros()],
     )?;
+    if inserted == 0 {
+        return Ok(Reported::Duplicate(lease));
+    }
     execute(
         tx.connection,
         "UPDATE budget_leases SET reported = reported + ?2 WHERE id = ?1",
@@ -364,7 +367,8 @@ fn report_in(tx: &mut Tx<'_>, report: &LeaseReport, encoded: Encoded, audit: &Au
     apply(tx.connection, &movement)?;
     record_in(tx, std::slice::from_ref(&report.usage), encoded, &[], &[])?;
     append(tx, audit)?;
-    Ok(Reported::Recorded(fetch_lease(tx.connection, &report.lease)?))
+    lease.reported += report.cost;
+    Ok(Reported::Recorded(lease))
 }
 
 fn ledger_from_row(row: &Row<'_>) -> Result<LedgerEntry> {

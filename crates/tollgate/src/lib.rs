@@ -109,3 +109,8 @@ pub use tollgate_ratelimit::{LocalLimiter, RateLimiter};
 
 #[cfg(feature = "sqlite")]
 pub use tollgate_sqlite::{Durability, SqliteOptions, SqliteStore};
+
+#[cfg(feature = "postgres")]
+pub use tollgate_postgres::{PgOptions, PgStore};
+
+pub use open::redact_database_url;

@@ -1,5 +1,7 @@
-//! Opening a store from a URL: `sqlite://path/to/file.db`, `sqlite:path`, or `sqlite::memory:`.
+//! Opening a store from a URL: `sqlite://path/to/file.db`, `sqlite:path`, `sqlite::memory:`, or
+//! `postgres://user@host:port/database` (also `postgresql://`).
 
+#[cfg(feature = "sqlite")]
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,13 +16,15 @@ use crate::{Error, Result};
 pub struct StoreOptions {
     /// How long a group commit waits for more writes after its first (default zero: a group is
     /// what queued while the previous commit was being flushed, which is enough under load).
+    /// SQLite only: PostgreSQL commits each transaction itself.
     pub group_commit_window: Duration,
 }
 
 /// Opens the store a URL names and applies pending migrations.
 ///
-/// Supported: `sqlite://<path>` (created when missing), `sqlite::memory:`. PostgreSQL URLs are
-/// refused with a clear error until that backend lands.
+/// Supported: `sqlite://<path>` (created when missing), `sqlite::memory:`, and (with the `postgres`
+/// feature) `postgres://…` or `postgresql://…` (the database must exist; no TLS). Errors never
+/// show the URL's credentials; log a URL with [`redact_database_url`].
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     open_with(url, &StoreOptions::default()).await
 }
@@ -41,7 +45,85 @@ pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn Stor
             return Ok(Arc::new(SqliteStore::open(Path::new(path), &sqlite).await?));
         }
     }
+    #[cfg(feature = "postgres")]
+    {
+        use tollgate_postgres::{PgOptions, PgStore};
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Arc::new(PgStore::connect(url, &PgOptions::default()).await?));
+        }
+    }
     let _ = options;
     let scheme = url.split(':').next().unwrap_or_default();
-    Err(Error::Config(format!("database url: unsupported scheme {scheme:?} (expected sqlite://PATH)")))
+    let expected = if cfg!(feature = "postgres") { "sqlite://PATH or postgres://…" } else { "sqlite://PATH" };
+    Err(Error::Config(format!("database url: unsupported scheme {scheme:?} (expected {expected})")))
+}
+
+/// `url` fit for a log line or an error: the credentials of `scheme://user:password@host/…` (and a
+/// `password=` query parameter) replaced by `***`. Anything that is not such a URL comes back as
+/// it is (a SQLite path holds no secret).
+///
+/// ```
+/// assert_eq!(
+///     tollgate::redact_database_url("postgres://app:s3cret@db:5432/tollgate?sslmode=disable"),
+///     "postgres://***@db:5432/tollgate?sslmode=disable"
+/// );
+/// ```
+pub fn redact_database_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = match authority.rfind('@') {
+        Some(at) => format!("***@{}", &authority[at + 1..]),
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let parameters: Vec<String> = query
+                .split('&')
+                .map(|parameter| match parameter.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => parameter.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", parameters.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{host}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_survive_redaction() {
+        let cases = [
+            ("postgres://postgres@127.0.0.1:5432/postgres", "postgres://***@127.0.0.1:5432/postgres"),
+            ("postgresql://app:p%40ss@db/tollgate", "postgresql://***@db/tollgate"),
+            ("postgres://a:b@c@db", "postgres://***@db"),
+            ("postgres://db/tollgate?user=app&password=hunter2", "postgres://db/tollgate?user=app&password=***"),
+            ("postgres://db:5432", "postgres://db:5432"),
+            ("sqlite://./tollgate.db", "sqlite://./tollgate.db"),
+            ("sqlite::memory:", "sqlite::memory:"),
+        ];
+        for (url, redacted) in cases {
+            assert_eq!(redact_database_url(url), redacted, "{url}");
+        }
+        for secret in ["hunter2", "p%40ss", ":b@"] {
+            assert!(cases.iter().all(|(url, _)| !redact_database_url(url).contains(secret)), "{secret}");
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable_and_its_password_stays_out_of_the_error() {
+        // Port 1 on the loopback: nothing listens there, so the connection is refused at once.
+        let url = "postgres://tollgate:hunter2@127.0.0.1:1/tollgate";
+        let error = open(url).await.expect_err("nothing listens on port 1");
+        let Error::Storage(store_error) = &error else { panic!("{error:?}") };
+        assert!(store_error.is_unavailable(), "{store_error:?}");
+        let shown = format!("{error} {error:?} {store_error} {store_error:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
 }

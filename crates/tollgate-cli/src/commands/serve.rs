@@ -27,9 +27,9 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
     let settings = config::resolve(&args, global, file)?;
     install_logging(&settings)?;
 
-    let store = tollgate::open_with(&settings.database_url, &settings.store)
-        .await
-        .with_context(|| format!("while opening the database {}", settings.database_url))?;
+    let store = tollgate::open_with(&settings.database_url, &settings.store).await.with_context(|| {
+        format!("while opening the database {}", tollgate::redact_database_url(&settings.database_url))
+    })?;
     let key_file = tollgate::load_or_create_key_file(&settings.key_file)?;
     let metering = Metering::builder(std::sync::Arc::clone(&store))
         .flush_interval(settings.usage_flush_interval)
@@ -70,7 +70,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
         .await
         .map_err(|error| CliError::Invalid(format!("listen: cannot bind {}: {error}", settings.listen)))?;
     let address = listener.local_addr().context("while reading the bound address")?;
-    tracing::info!(%address, database = %settings.database_url, "serving the control API");
+    let database = tollgate::redact_database_url(&settings.database_url);
+    tracing::info!(%address, %database, "serving the control API");
     say!("tollgate listening on http://{address}");
     std::io::stdout().flush().context("while writing to standard output")?;
 

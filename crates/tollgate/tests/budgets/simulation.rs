@@ -54,7 +54,7 @@ async fn random_interleavings_never_break_the_ledger() {
             let (fixture, accepted, approver) = (Arc::clone(&fixture), Arc::clone(&accepted), approver.clone());
             let (agent, caller) = (*agent, caller.clone());
             tokio::spawn(async move {
-                let mut random = Random(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1) * 0x1000_0001);
+                let mut random = Random(0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) * 0x1000_0001));
                 let mut open: Vec<LeaseId> = Vec::new();
                 let mut request_ids: Vec<(LeaseId, String, i64)> = Vec::new();
                 for step in 0..STEPS_PER_AGENT {
@@ -79,13 +79,16 @@ async fn random_interleavings_never_break_the_ledger() {
         task.await.unwrap();
     }
     fixture.assert_invariants().await;
-    let accepted = accepted.lock().unwrap();
+    let (spent, reports) = {
+        let accepted = accepted.lock().unwrap();
+        (accepted.spent.clone(), accepted.reports.len())
+    };
     for (agent, _) in &agents {
         let account = fixture.account(agent).await;
-        assert_eq!(account.spent, accepted.spent.get(agent).copied().unwrap_or(0), "spent of {agent}");
+        assert_eq!(account.spent, spent.get(agent).copied().unwrap_or(0), "spent of {agent}");
         assert!(account.spent + account.reserved <= account.allocated);
     }
-    assert!(accepted.reports.len() > AGENTS * 6, "the simulation made reports: {}", accepted.reports.len());
+    assert!(reports > AGENTS * 6, "the simulation made reports: {reports}");
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -119,7 +122,7 @@ async fn simulate_step(
         25..=59 => {
             let Some(lease) = pick(random, open) else { return };
             // One in five reports repeats an earlier request id of the lease (a client retry).
-            let repeat = request_ids.iter().filter(|(id, _, _)| *id == lease).last().cloned();
+            let repeat = request_ids.iter().rfind(|(id, _, _)| *id == lease).cloned();
             let (request_id, cost) = match repeat {
                 Some((_, request_id, cost)) if random.below(5) == 0 => (request_id, cost),
                 _ => (format!("s{step}-{}", random.below(1_000_000)), random.below(60) as i64),

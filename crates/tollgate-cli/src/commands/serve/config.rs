@@ -256,6 +256,9 @@ pub(crate) fn resolve(
     })
 }
 
+/// Reads a duration setting: its name, the flag, the file's value and the default in seconds.
+type DurationSetting = dyn Fn(&'static str, &Option<String>, Option<String>, u64) -> Result<Duration, ValidationError>;
+
 /// The lease settings of the configuration file.
 struct LeaseFile {
     ttl: Option<String>,
@@ -268,7 +271,7 @@ struct LeaseFile {
 fn budget_settings(
     args: &ServeArgs,
     file: LeaseFile,
-    duration: &dyn Fn(&'static str, &Option<String>, Option<String>, u64) -> Result<Duration, ValidationError>,
+    duration: &DurationSetting,
 ) -> Result<tollgate::BudgetSettings, ValidationError> {
     let dollars = |field: &'static str, flag: &Option<String>, file: &Option<String>, default: i64| match flag
         .clone()

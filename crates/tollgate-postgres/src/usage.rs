@@ -1,0 +1,221 @@
+//! Usage on PostgreSQL: batches recorded in one transaction (see `record`), dead letters,
+//! summaries summed from rollups in SQL, and the purge of raw events and their keys.
+
+use async_trait::async_trait;
+use sqlx::postgres::PgRow;
+use tollgate_store::{
+    BatchWritten, DeadLetter, DeadLetterRecord, Page, PageRequest, Result, UsageBatch, UsageFilter, UsageGroup,
+    UsageGroupBy, UsageStore, UsageTotals,
+};
+use tollgate_types::{LATENCY_BUCKETS, LatencyHistogram, Microdollars, ModelName, ProviderName, Timestamp, Window};
+
+use crate::PgStore;
+use crate::counters::MAX;
+use crate::error::PgResultExt;
+use crate::events;
+use crate::record::record_in;
+use crate::rows::{count, get};
+use crate::store::retrying;
+
+const TOTAL_COLUMNS: [&str; 6] = ["events", "requests", "input_tokens", "output_tokens", "cost_micros", "errors"];
+
+/// Every summed column: the totals, then the latency buckets.
+fn summed_columns() -> impl Iterator<Item = String> {
+    TOTAL_COLUMNS.into_iter().map(str::to_owned).chain((0..LATENCY_BUCKETS).map(|bucket| format!("lat_{bucket}")))
+}
+
+/// Reads the sums of a summary row (each summed as NUMERIC, which cannot overflow, then capped at
+/// the largest BIGINT).
+fn totals_from_row(row: &PgRow) -> Result<UsageTotals> {
+    let table = "usage_rollups";
+    let mut buckets = [0u64; LATENCY_BUCKETS];
+    for (bucket, slot) in buckets.iter_mut().enumerate() {
+        *slot = count(row, table, &format!("lat_{bucket}"))?;
+    }
+    Ok(UsageTotals {
+        events: count(row, table, "events")?,
+        requests: count(row, table, "requests")?,
+        input_tokens: count(row, table, "input_tokens")?,
+        output_tokens: count(row, table, "output_tokens")?,
+        cost: Microdollars::from_micros(get(row, table, "cost_micros")?),
+        errors: count(row, table, "errors")?,
+        latency: LatencyHistogram::from_counts(buckets),
+    })
+}
+
+/// The hours a filter covers: `since` rounded down, `until` rounded up.
+fn hour_range(filter: &UsageFilter) -> (i64, i64) {
+    let since = Window::Hour.start_of(filter.since);
+    let until_start = Window::Hour.start_of(filter.until);
+    let until = if until_start == filter.until { until_start } else { Window::Hour.end_of(filter.until) };
+    (since.unix_micros(), until.unix_micros())
+}
+
+/// Keys looked at per transaction when purging idempotency keys.
+const KEY_RANGE: i64 = 20_000;
+
+/// Deletes the idempotency keys older than `before` among the next `KEY_RANGE` keys after `after`;
+/// returns the last key of the range, or `None` when the table is done. (No index on time: one
+/// would double what recording each event costs, so the table is walked in key order.)
+async fn purge_key_range(
+    store: &PgStore,
+    before: Timestamp,
+    after: &(Vec<u8>, String),
+) -> Result<Option<(Vec<u8>, String)>> {
+    let mut tx = store.begin().await?;
+    let last: Option<(Vec<u8>, String)> = sqlx::query_as(
+        "SELECT token_id, event_id FROM usage_event_ids WHERE (token_id, event_id) > ($1, $2)
+         ORDER BY token_id, event_id OFFSET $3 LIMIT 1",
+    )
+    .bind(&after.0)
+    .bind(&after.1)
+    .bind(KEY_RANGE - 1)
+    .fetch_optional(tx.conn())
+    .await
+    .store()?;
+    let (upto_token, upto_id) = match &last {
+        Some((token, id)) => (Some(token.clone()), Some(id.clone())),
+        None => (None, None),
+    };
+    sqlx::query(
+        "DELETE FROM usage_event_ids WHERE (token_id, event_id) > ($1, $2)
+           AND ($3::bytea IS NULL OR (token_id, event_id) <= ($3, $4)) AND at < $5",
+    )
+    .bind(&after.0)
+    .bind(&after.1)
+    .bind(upto_token)
+    .bind(upto_id)
+    .bind(before.unix_micros())
+    .execute(tx.conn())
+    .await
+    .store()?;
+    tx.commit().await?;
+    Ok(last)
+}
+
+#[async_trait]
+impl UsageStore for PgStore {
+    async fn record_usage(&self, batch: UsageBatch<'_>) -> Result<BatchWritten> {
+        if batch.events.is_empty() && batch.counters.is_empty() && batch.shadow_hits.is_empty() {
+            return Ok(BatchWritten::default());
+        }
+        retrying(move || async move {
+            let mut tx = self.begin().await?;
+            let written = record_in(tx.conn(), batch.events, batch.counters, batch.shadow_hits).await?;
+            tx.commit().await?;
+            Ok(written)
+        })
+        .await
+    }
+
+    async fn add_dead_letters(&self, letters: &[DeadLetter]) -> Result<()> {
+        crate::dead_letters::add(self, letters).await
+    }
+
+    async fn dead_letters(&self, page: &PageRequest) -> Result<Page<DeadLetterRecord>> {
+        crate::dead_letters::list(self, page).await
+    }
+
+    async fn count_dead_letters(&self) -> Result<u64> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM usage_dead_letters").fetch_one(self.pool()).await.store()?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn usage_summary(
+        &self,
+        filter: &UsageFilter,
+        group_by: Option<UsageGroupBy>,
+        limit: u32,
+    ) -> Result<Vec<UsageGroup>> {
+        let key = match group_by {
+            None => "NULL::text",
+            Some(UsageGroupBy::Token) => "token_id",
+            Some(UsageGroupBy::Owner) => "owner_id",
+            Some(UsageGroupBy::Project) => "project_id",
+            Some(UsageGroupBy::Provider) => "provider",
+            Some(UsageGroupBy::Model) => "provider || '/' || model",
+            Some(UsageGroupBy::Hour) => "hour::text",
+        };
+        let group = if group_by.is_some() { "GROUP BY group_key" } else { "" };
+        let sums: Vec<String> = summed_columns()
+            .map(|column| format!("least(coalesce(sum({column}), 0), {MAX})::bigint AS {column}"))
+            .collect();
+        // Highest cost first (as capped), then by key bytewise with the keyless group first, as on SQLite.
+        let sql = format!(
+            "SELECT ({key}) COLLATE \"C\" AS group_key, {sums} FROM usage_rollups
+             WHERE hour >= $1 AND hour < $2 AND ($3::text IS NULL OR token_id = $3)
+               AND ($4::text IS NULL OR owner_id = $4) AND ($5::text IS NULL OR project_id = $5)
+               AND ($6::text IS NULL OR provider = $6) AND ($7::text IS NULL OR model = $7)
+             {group}
+             ORDER BY cost_micros DESC, group_key NULLS FIRST
+             LIMIT $8",
+            sums = sums.join(", "),
+        );
+        let (since, until) = hour_range(filter);
+        let rows = sqlx::query(&sql)
+            .bind(since)
+            .bind(until)
+            .bind(filter.token_id.map(|id| id.to_string()))
+            .bind(filter.owner.map(|id| id.to_string()))
+            .bind(filter.project.map(|id| id.to_string()))
+            .bind(filter.provider.as_ref().map(ProviderName::as_str))
+            .bind(filter.model.as_ref().map(ModelName::as_str))
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(self.pool())
+            .await
+            .store()?;
+        rows.iter()
+            .map(|row| {
+                let key: Option<String> = get(row, "usage_rollups", "group_key")?;
+                let key = match group_by {
+                    Some(UsageGroupBy::Hour) => key
+                        .and_then(|micros| micros.parse::<i64>().ok())
+                        .map(|micros| Timestamp::from_unix_micros(micros).to_rfc3339()),
+                    _ => key,
+                };
+                Ok(UsageGroup { key, totals: totals_from_row(row)? })
+            })
+            .collect()
+    }
+
+    async fn count_usage_events(&self) -> Result<u64> {
+        let mut connection = self.pool().acquire().await.store()?;
+        events::count(&mut connection).await
+    }
+
+    async fn purge_usage_events(&self, before: Timestamp) -> Result<u64> {
+        let mut purged = 0u64;
+        // Whole blocks first, a chunk per transaction so batches from the recorder interleave.
+        loop {
+            let (blocks, events) = retrying(move || async move {
+                let mut tx = self.begin().await?;
+                let deleted = events::purge_whole_blocks(tx.conn(), before).await?;
+                tx.commit().await?;
+                Ok(deleted)
+            })
+            .await?;
+            purged += events;
+            if blocks == 0 {
+                break;
+            }
+        }
+        purged += retrying(move || async move {
+            let mut tx = self.begin().await?;
+            let rewritten = events::purge_straddling_blocks(tx.conn(), before).await?;
+            tx.commit().await?;
+            Ok(rewritten)
+        })
+        .await?;
+        let mut after: (Vec<u8>, String) = (Vec::new(), String::new());
+        loop {
+            let from = &after;
+            let next = retrying(move || purge_key_range(self, before, from)).await?;
+            match next {
+                Some(last) => after = last,
+                None => break,
+            }
+        }
+        Ok(purged)
+    }
+}
