@@ -254,10 +254,17 @@ fn with_no_configuration_it_creates_tollgate_db_in_the_working_directory() {
 fn a_password_in_the_database_url_never_reaches_the_output() {
     let (directory, _) = workspace();
     let dir = directory.path();
-    let keys: Vec<String> = ["key", "jwt.key", "vault.key"].iter().map(|name| dir.join(name).display().to_string()).collect();
+    let keys: Vec<String> =
+        ["key", "jwt.key", "vault.key"].iter().map(|name| dir.join(name).display().to_string()).collect();
     let output = std::process::Command::new(support::BINARY)
         .current_dir(dir)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", "postgres://tollgate:hunter2-secret@127.0.0.1:1/db"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            "postgres://tollgate:hunter2-secret@127.0.0.1:1/db",
+        ])
         .args(["--key-file", &keys[0], "--jwt-key-file", &keys[1], "--vault-key-file", &keys[2]])
         .env_remove("TOLLGATE_DB")
         .output()
