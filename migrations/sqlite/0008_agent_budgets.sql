@@ -1,6 +1,7 @@
 -- tollgate schema 0008: agent budgets as a ledger. Each agent has an account (allocated, reserved,
 -- spent); a lease reserves a slice of it, reports move cost from reserved to spent, closing a lease
--- returns its remainder. Every movement writes one ledger row in the same transaction, so the
+-- returns its remainder. A lease may delegate part of its grant to a child agent's lease, which
+-- spends the same account and gives what it does not spend back to its parent lease. Every movement writes one ledger row in the same transaction, so the
 -- account always equals the sum of its ledger rows; `tollgate budget verify` checks it.
 
 CREATE TABLE budget_accounts (
@@ -16,10 +17,13 @@ CREATE TABLE budget_accounts (
 CREATE TABLE budget_leases (
     id             TEXT    PRIMARY KEY CHECK (length(id) = 36 AND substr(id, 1, 4) = 'bls_'),
     agent_id       TEXT    NOT NULL REFERENCES agents (id),
+    account_id     TEXT    NOT NULL REFERENCES budget_accounts (agent_id),
+    parent_id      TEXT    REFERENCES budget_leases (id),
     credential_id  TEXT    NOT NULL CHECK (length(credential_id) = 36 AND substr(credential_id, 1, 4) = 'tok_'),
     provider       TEXT    NOT NULL CHECK (length(provider) BETWEEN 1 AND 64),
     granted        INTEGER NOT NULL CHECK (granted > 0),
     reported       INTEGER NOT NULL DEFAULT 0 CHECK (reported >= 0),
+    delegated      INTEGER NOT NULL DEFAULT 0 CHECK (delegated >= 0),
     returned       INTEGER NOT NULL DEFAULT 0 CHECK (returned >= 0),
     state          TEXT    NOT NULL DEFAULT 'open'
                            CHECK (state IN ('open', 'returned', 'refreshed', 'expired', 'revoked')),
@@ -27,14 +31,16 @@ CREATE TABLE budget_leases (
     created_at     INTEGER NOT NULL,
     expires_at     INTEGER NOT NULL CHECK (expires_at > created_at),
     closed_at      INTEGER,
-    CHECK (reported <= granted),
+    CHECK (reported + delegated <= granted),
     CHECK ((state = 'open') = (closed_at IS NULL)),
     CHECK (state != 'open' OR returned = 0),
-    CHECK (state = 'open' OR returned = granted - reported)
+    CHECK (state = 'open' OR returned = granted - reported - delegated),
+    CHECK (parent_id IS NOT NULL OR account_id = agent_id)
 ) STRICT;
 
 CREATE INDEX budget_leases_by_agent ON budget_leases (agent_id, id);
 CREATE INDEX budget_leases_open ON budget_leases (expires_at) WHERE state = 'open';
+CREATE INDEX budget_leases_by_parent ON budget_leases (parent_id) WHERE parent_id IS NOT NULL;
 
 -- What each report cost, by the caller's key: a repeat is a duplicate.
 CREATE TABLE budget_reports (
@@ -48,7 +54,7 @@ CREATE TABLE budget_reports (
 CREATE TABLE budget_ledger (
     sequence        INTEGER PRIMARY KEY,
     agent_id        TEXT    NOT NULL REFERENCES agents (id),
-    kind            TEXT    NOT NULL CHECK (kind IN ('allocate', 'open', 'report', 'release')),
+    kind            TEXT    NOT NULL CHECK (kind IN ('allocate', 'open', 'report', 'release', 'delegate')),
     lease_id        TEXT    REFERENCES budget_leases (id),
     allocated_delta INTEGER NOT NULL,
     reserved_delta  INTEGER NOT NULL,

@@ -10,7 +10,7 @@ use tollgate_store::{
 use tollgate_types::{AgentId, AuditEvent, BudgetRequestId, BudgetRequestRecord, OwnerId, RequestState};
 
 use crate::PgStore;
-use crate::budgets::allocate;
+use crate::budget_ledger::allocate;
 use crate::error::PgResultExt;
 use crate::rows::{get, optional_time, parsed, time};
 use crate::store::retrying;

@@ -1,91 +1,30 @@
 //! `BudgetStore` on PostgreSQL: each movement one transaction (see `budgets` for the locking),
-//! the lists, and the invariant checks behind `tollgate budget verify`.
+//! the lists, and the invariant checks behind `tollgate budget verify` (in `budget_ledger`).
 
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use sqlx::postgres::PgRow;
 use tollgate_store::{
     AllocationChange, BudgetDecision, BudgetRequestFilter, BudgetRequestInsert, BudgetStore, LeaseClose, LeaseFilter,
     LeaseOpen, LeaseOpened, LeaseReport, Page, PageRequest, Reported, Result, StoreError,
 };
 use tollgate_types::{
     AgentId, AuditEvent, BudgetAccount, BudgetRequestId, BudgetRequestRecord, LeaseId, LeaseRecord, LeaseState,
-    LedgerEntry, LedgerKind, Timestamp,
+    LedgerEntry, Timestamp,
 };
 
 use crate::PgStore;
+use crate::budget_ledger::{LEDGER_COLUMNS, allocate, check, fetch_account, ledger_from_row};
 use crate::budget_requests;
 use crate::budgets::{
-    LEASE_COLUMNS, allocate, close, expire_if_overdue, expire_overdue, fetch_account, fetch_lease, lease_from_row,
-    lock_lease, open_in, report_in,
+    LEASE_COLUMNS, close, expire_if_overdue, expire_overdue, fetch_lease, lease_from_row, lock_lease, open_in,
+    report_in,
 };
 use crate::error::PgResultExt;
-use crate::rows::{get, parsed, time};
+use crate::rows::parsed;
 use crate::store::retrying;
 
-/// The budget invariants, as queries that return the first offender's id.
-const CHECKS: [(&str, &str); 7] = [
-    (
-        "the account differs from the sum of its ledger rows",
-        "SELECT a.agent_id FROM budget_accounts a LEFT JOIN (SELECT agent_id, sum(allocated_delta) AS al,
-             sum(reserved_delta) AS re, sum(spent_delta) AS sp FROM budget_ledger GROUP BY agent_id) l USING (agent_id)
-         WHERE a.allocated != coalesce(l.al, 0) OR a.reserved != coalesce(l.re, 0) OR a.spent != coalesce(l.sp, 0)
-         ORDER BY a.agent_id LIMIT 1",
-    ),
-    (
-        "spent + reserved exceeds allocated",
-        "SELECT agent_id FROM budget_accounts WHERE spent::numeric + reserved > allocated LIMIT 1",
-    ),
-    (
-        "reserved differs from the unspent grants of open leases",
-        "SELECT a.agent_id FROM budget_accounts a LEFT JOIN (SELECT agent_id, sum(granted - reported) AS open
-             FROM budget_leases WHERE state = 'open' GROUP BY agent_id) l USING (agent_id)
-         WHERE a.reserved != coalesce(l.open, 0) ORDER BY a.agent_id LIMIT 1",
-    ),
-    (
-        "spent differs from the costs reported against its leases",
-        "SELECT a.agent_id FROM budget_accounts a LEFT JOIN (SELECT agent_id, sum(reported) AS sp
-             FROM budget_leases GROUP BY agent_id) l USING (agent_id)
-         WHERE a.spent != coalesce(l.sp, 0) ORDER BY a.agent_id LIMIT 1",
-    ),
-    (
-        "a lease's reported cost differs from the sum of its reports",
-        "SELECT l.id FROM budget_leases l LEFT JOIN (SELECT lease_id, sum(cost) AS c FROM budget_reports
-             GROUP BY lease_id) r ON r.lease_id = l.id WHERE l.reported != coalesce(r.c, 0) ORDER BY l.id LIMIT 1",
-    ),
-    ("a lease reported more than its grant", "SELECT id FROM budget_leases WHERE reported > granted LIMIT 1"),
-    (
-        "a closed lease did not return exactly its remainder",
-        "SELECT id FROM budget_leases WHERE state != 'open' AND returned != granted - reported LIMIT 1",
-    ),
-];
-
-fn ledger_from_row(row: &PgRow) -> Result<LedgerEntry> {
-    let table = "budget_ledger";
-    let text = |column: &str| -> Result<String> { get(row, table, column) };
-    let optional = |column: &str| -> Result<Option<String>> { get(row, table, column) };
-    Ok(LedgerEntry {
-        sequence: get(row, table, "sequence")?,
-        agent: parsed(table, "agent_id", AgentId::parse(&text("agent_id")?))?,
-        kind: parsed(table, "kind", text("kind")?.parse::<LedgerKind>())?,
-        lease: parsed(table, "lease_id", optional("lease_id")?.as_deref().map(LeaseId::parse).transpose())?,
-        allocated_delta: get(row, table, "allocated_delta")?,
-        reserved_delta: get(row, table, "reserved_delta")?,
-        spent_delta: get(row, table, "spent_delta")?,
-        allocated_after: get(row, table, "allocated_after")?,
-        actor: text("actor")?,
-        reason: optional("reason")?,
-        request: parsed(
-            table,
-            "request_id",
-            optional("request_id")?.as_deref().map(BudgetRequestId::parse).transpose(),
-        )?,
-        at: time(row, table, "at")?,
-    })
-}
-
-async fn close_one(
+async fn close_lease_in(
     store: &PgStore,
     id: &LeaseId,
     agent: Option<&AgentId>,
@@ -104,7 +43,7 @@ async fn close_one(
         LeaseClose::Return => LeaseState::Returned,
         LeaseClose::Revoke => LeaseState::Revoked,
     };
-    let returned = close(tx.conn(), &lease, state, audit.actor.as_str(), at).await?;
+    let returned = close(tx.conn(), &lease.id, state, audit.actor.as_str(), at).await?;
     let mut event = audit.clone();
     event.after = Some(serde_json::json!({ "agent": lease.agent, "returned": returned }));
     tx.audit(event);
@@ -113,26 +52,28 @@ async fn close_one(
     Ok((lease, returned))
 }
 
-/// Expires every overdue open lease, agent by agent in id order (each under its account's lock).
+/// Expires every overdue open lease, account by account in id order (each under its lock).
 async fn expire_all(store: &PgStore, now: Timestamp) -> Result<u64> {
     let mut tx = store.begin().await?;
-    let agents: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT agent_id FROM budget_leases WHERE state = 'open' AND expires_at <= $1 ORDER BY agent_id",
+    let accounts: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT account_id FROM budget_leases WHERE state = 'open' AND expires_at <= $1 ORDER BY account_id",
     )
     .bind(now.unix_micros())
     .fetch_all(tx.conn())
     .await
     .store()?;
-    let agents: BTreeSet<AgentId> =
-        agents.iter().map(|agent| parsed("budget_leases", "agent_id", AgentId::parse(agent))).collect::<Result<_>>()?;
+    let accounts: BTreeSet<AgentId> = accounts
+        .iter()
+        .map(|account| parsed("budget_leases", "account_id", AgentId::parse(account)))
+        .collect::<Result<_>>()?;
     let mut expired = 0;
-    for agent in &agents {
+    for account in &accounts {
         sqlx::query("SELECT 1 FROM budget_accounts WHERE agent_id = $1 FOR UPDATE")
-            .bind(agent.to_string())
+            .bind(account.to_string())
             .fetch_optional(tx.conn())
             .await
             .store()?;
-        expired += expire_overdue(&mut tx, agent, now).await?;
+        expired += expire_overdue(&mut tx, account, now).await?;
     }
     tx.commit().await?;
     Ok(expired)
@@ -184,7 +125,7 @@ impl BudgetStore for PgStore {
         at: Timestamp,
         audit: &AuditEvent,
     ) -> Result<(LeaseRecord, i64)> {
-        retrying(move || close_one(self, lease, agent, how, at, audit)).await
+        retrying(move || close_lease_in(self, lease, agent, how, at, audit)).await
     }
 
     async fn expire_leases(&self, now: Timestamp) -> Result<u64> {
@@ -217,7 +158,8 @@ impl BudgetStore for PgStore {
         let rows = sqlx::query(&format!(
             "SELECT {LEASE_COLUMNS} FROM budget_leases
              WHERE id < $1 AND ($2::text IS NULL OR agent_id = $2) AND ($3::text IS NULL OR state = $3)
-                   AND ($4::text IS NULL OR agent_id IN (SELECT id FROM agents WHERE owner_id = $4))
+                   AND ($4::text IS NULL OR agent_id IN (SELECT id FROM agents WHERE owner_id = $4)
+                        OR account_id IN (SELECT id FROM agents WHERE owner_id = $4))
              ORDER BY id DESC LIMIT $5"
         ))
         .bind(before)
@@ -239,12 +181,11 @@ impl BudgetStore for PgStore {
         };
         let mut connection = self.pool().acquire().await.store()?;
         fetch_account(&mut connection, agent).await?;
-        let rows = sqlx::query(
-            "SELECT sequence, agent_id, kind, lease_id, allocated_delta, reserved_delta, spent_delta,
-                 allocated_after, actor, reason, request_id, at
-             FROM budget_ledger WHERE agent_id = $1 AND sequence < $2 AND (NOT $3 OR kind = 'allocate')
-             ORDER BY sequence DESC LIMIT $4",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {LEDGER_COLUMNS} FROM budget_ledger
+             WHERE agent_id = $1 AND sequence < $2 AND (NOT $3 OR kind = 'allocate')
+             ORDER BY sequence DESC LIMIT $4"
+        ))
         .bind(agent.to_string())
         .bind(before)
         .bind(allocations_only)
@@ -286,12 +227,6 @@ impl BudgetStore for PgStore {
 
     async fn check_budgets(&self) -> Result<Option<String>> {
         let mut connection = self.pool().acquire().await.store()?;
-        for (what, sql) in CHECKS {
-            let offender: Option<String> = sqlx::query_scalar(sql).fetch_optional(&mut *connection).await.store()?;
-            if let Some(offender) = offender {
-                return Ok(Some(format!("{offender}: {what}")));
-            }
-        }
-        Ok(None)
+        check(&mut connection).await
     }
 }

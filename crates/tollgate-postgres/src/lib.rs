@@ -35,6 +35,7 @@
 mod accounts;
 mod agents;
 mod audit;
+mod budget_ledger;
 mod budget_requests;
 mod budget_store;
 mod budgets;

@@ -200,3 +200,43 @@ async fn change_requests_are_decided_by_an_admin_other_than_the_requester() {
     let listed = fixture.get("/v1/budget/requests?state=approved", Some(&setup.alice)).await.ok(200).clone();
     assert_eq!(listed["items"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_child_agent_spends_a_lease_delegated_by_its_parent() {
+    let fixture = Fixture::new().await;
+    let setup = setup(&fixture, 10_000).await;
+    let child = fixture.post("/v1/agents", Some(&setup.alice), json!({ "name": "child" })).await.ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let child_credential =
+        fixture.post(&format!("/v1/agents/{child}/credentials"), Some(&setup.alice), json!({})).await;
+    let child_credential = child_credential.ok(201)["token"].as_str().unwrap().to_owned();
+    let handshake = json!({ "provider": "openai", "requested_microdollars": 3_000 });
+    let lease = fixture.post("/v1/budget/handshake", Some(&setup.credential), handshake).await.ok(200)["lease_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({ "agent_id": child, "requested_microdollars": 1_000 });
+    let delegated = fixture.post(&format!("/v1/budget/leases/{lease}/delegate"), Some(&setup.credential), body).await;
+    let delegated = delegated.ok(201).clone();
+    assert_eq!(
+        (delegated["parent"].as_str(), delegated["account"].as_str()),
+        (Some(lease.as_str()), Some(setup.agent.as_str()))
+    );
+    let child_lease = delegated["id"].as_str().unwrap().to_owned();
+    let report = json!({ "request_id": "c1", "cost_microdollars": 400, "model": "gpt-4o" });
+    let reported =
+        fixture.post(&format!("/v1/budget/leases/{child_lease}/report"), Some(&child_credential), report).await;
+    assert_eq!(amount(reported.ok(200), "remaining"), 600);
+    // The parent's return closes the child first and gives back all that is unspent.
+    let returned = fixture.post(&format!("/v1/budget/leases/{lease}/return"), Some(&setup.credential), json!({})).await;
+    assert_eq!(amount(returned.ok(200), "returned_now"), 2_600);
+    let budget = fixture.get(&format!("/v1/agents/{}/budget", setup.agent), Some(&setup.alice)).await.ok(200).clone();
+    assert_eq!((amount(&budget, "spent"), amount(&budget, "reserved")), (400, 0));
+    let late = json!({ "request_id": "c2", "cost_microdollars": 1, "model": "gpt-4o" });
+    fixture
+        .post(&format!("/v1/budget/leases/{child_lease}/report"), Some(&child_credential), late)
+        .await
+        .problem(409, "lease_closed");
+}

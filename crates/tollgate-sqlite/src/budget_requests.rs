@@ -9,7 +9,7 @@ use tollgate_types::{AgentId, AuditEvent, BudgetRequestId, BudgetRequestRecord, 
 
 use crate::SqliteStore;
 use crate::audit::append;
-use crate::budgets::allocate;
+use crate::budget_ledger::allocate;
 use crate::columns::{Column, Columns, collect, execute, first, one};
 use crate::error::corrupt;
 

@@ -1,6 +1,7 @@
-//! Agent budgets on SQLite: accounts, leases and the ledger. The one writer serializes every
-//! movement, so a movement's checks and its writes see one state; the table CHECKs (`spent +
-//! reserved <= allocated`, `reported <= granted`) hold whoever writes.
+//! Agent budgets on SQLite: leases (opened, delegated, reported on, closed, expired) and the trait
+//! that ties them to the ledger (`budget_ledger.rs`). The one writer serializes every movement, so
+//! a movement's checks and its writes see one state; the table CHECKs (`spent + reserved <=
+//! allocated`, `reported + delegated <= granted`) hold whoever writes.
 
 use async_trait::async_trait;
 use rusqlite::{Connection, Row, params};
@@ -15,6 +16,7 @@ use tollgate_types::{
 
 use crate::SqliteStore;
 use crate::audit::append;
+use crate::budget_ledger::{Movement, allocate, apply, ensure_account, fetch_account};
 use crate::budget_requests;
 use crate::columns::{Column, Columns, collect, execute, first, one};
 use crate::error::corrupt;
@@ -22,55 +24,39 @@ use crate::record::{Encoded, record_in};
 use crate::writer::Tx;
 
 fn column<T, E: std::fmt::Display>(name: &str, parsed: std::result::Result<T, E>) -> Result<T> {
-    parsed.map_err(|error| corrupt(&format!("budgets.{name}"), error))
+    parsed.map_err(|error| corrupt(&format!("budget_leases.{name}"), error))
 }
 
-const ACCOUNT_COLUMNS: &str = "agent_id, allocated, reserved, spent, paused_for_budget, updated_at";
-
-fn account_from_row(row: &Row<'_>) -> Result<BudgetAccount> {
-    let at = |index, name| Column { index, name };
-    Ok(BudgetAccount {
-        agent: column("agent_id", AgentId::parse(&row.text(at(0, "agent_id"))?))?,
-        allocated: row.integer(at(1, "allocated"))?,
-        reserved: row.integer(at(2, "reserved"))?,
-        spent: row.integer(at(3, "spent"))?,
-        paused_for_budget: row.integer(at(4, "paused_for_budget"))? == 1,
-        updated_at: Some(Timestamp::from_unix_micros(row.integer(at(5, "updated_at"))?)),
-    })
-}
-
-const LEASE_COLUMNS: &str = "id, agent_id, credential_id, provider, granted, reported, returned, state, refreshed_from, \
-     created_at, expires_at, closed_at";
+const LEASE_COLUMNS: &str = "id, agent_id, account_id, parent_id, credential_id, provider, granted, reported, \
+     delegated, returned, state, refreshed_from, created_at, expires_at, closed_at";
 
 fn lease_from_row(row: &Row<'_>) -> Result<LeaseRecord> {
     let at = |index, name| Column { index, name };
+    let lease_id = |index, name| -> Result<Option<LeaseId>> {
+        column(name, row.optional_text(at(index, name))?.as_deref().map(LeaseId::parse).transpose())
+    };
     Ok(LeaseRecord {
         id: column("id", LeaseId::parse(&row.text(at(0, "id"))?))?,
         agent: column("agent_id", AgentId::parse(&row.text(at(1, "agent_id"))?))?,
-        credential: column("credential_id", TokenId::parse(&row.text(at(2, "credential_id"))?))?,
-        provider: column("provider", ProviderName::parse(&row.text(at(3, "provider"))?))?,
-        granted: row.integer(at(4, "granted"))?,
-        reported: row.integer(at(5, "reported"))?,
-        returned: row.integer(at(6, "returned"))?,
-        state: column("state", row.text(at(7, "state"))?.parse::<LeaseState>())?,
-        refreshed_from: column(
-            "refreshed_from",
-            row.optional_text(at(8, "refreshed_from"))?.as_deref().map(LeaseId::parse).transpose(),
-        )?,
-        created_at: Timestamp::from_unix_micros(row.integer(at(9, "created_at"))?),
-        expires_at: Timestamp::from_unix_micros(row.integer(at(10, "expires_at"))?),
-        closed_at: row.optional_integer(at(11, "closed_at"))?.map(Timestamp::from_unix_micros),
+        account: column("account_id", AgentId::parse(&row.text(at(2, "account_id"))?))?,
+        parent: lease_id(3, "parent_id")?,
+        credential: column("credential_id", TokenId::parse(&row.text(at(4, "credential_id"))?))?,
+        provider: column("provider", ProviderName::parse(&row.text(at(5, "provider"))?))?,
+        granted: row.integer(at(6, "granted"))?,
+        reported: row.integer(at(7, "reported"))?,
+        delegated: row.integer(at(8, "delegated"))?,
+        returned: row.integer(at(9, "returned"))?,
+        state: column("state", row.text(at(10, "state"))?.parse::<LeaseState>())?,
+        refreshed_from: lease_id(11, "refreshed_from")?,
+        created_at: Timestamp::from_unix_micros(row.integer(at(12, "created_at"))?),
+        expires_at: Timestamp::from_unix_micros(row.integer(at(13, "expires_at"))?),
+        closed_at: row.optional_integer(at(14, "closed_at"))?.map(Timestamp::from_unix_micros),
     })
 }
 
 fn fetch_lease(connection: &Connection, id: &LeaseId) -> Result<LeaseRecord> {
-    one(
-        connection,
-        "lease",
-        &format!("SELECT {LEASE_COLUMNS} FROM budget_leases WHERE id = ?"),
-        [id.to_string()],
-        lease_from_row,
-    )
+    let sql = format!("SELECT {LEASE_COLUMNS} FROM budget_leases WHERE id = ?");
+    one(connection, "lease", &sql, [id.to_string()], lease_from_row)
 }
 
 /// The lease `id` of `agent` (another agent's is `NotFound`).
@@ -82,138 +68,47 @@ fn lease_of(connection: &Connection, id: &LeaseId, agent: Option<&AgentId>) -> R
     Ok(lease)
 }
 
-pub(crate) fn fetch_account(connection: &Connection, agent: &AgentId) -> Result<BudgetAccount> {
-    let found = first(
-        connection,
-        &format!("SELECT {ACCOUNT_COLUMNS} FROM budget_accounts WHERE agent_id = ?"),
-        [agent.to_string()],
-        account_from_row,
+/// Closes an open lease as `state` after its open child leases, returning its remainder to the
+/// account (or, for a delegated lease, to its parent lease); returns what it returned.
+fn close(tx: &mut Tx<'_>, id: &LeaseId, state: LeaseState, actor: &str, at: Timestamp) -> Result<i64> {
+    let children = collect(
+        tx.connection,
+        "SELECT id FROM budget_leases WHERE parent_id = ? AND state = 'open' ORDER BY id",
+        [id.to_string()],
+        |row| column("id", LeaseId::parse(&row.text(Column { index: 0, name: "id" })?)),
     )?;
-    match found {
-        Some(account) => Ok(account),
-        None => {
-            first(connection, "SELECT 1 FROM agents WHERE id = ? AND deleted_at IS NULL", [agent.to_string()], |_| {
-                Ok(())
-            })?
-            .ok_or(StoreError::NotFound { entity: "agent" })?;
-            Ok(BudgetAccount::empty(*agent))
-        }
+    let child_state = if state == LeaseState::Refreshed { LeaseState::Revoked } else { state };
+    for child in &children {
+        close(tx, child, child_state, actor, at)?;
     }
-}
-
-/// Creates the agent's account row when it has none; `NotFound` for an unknown or deleted agent.
-fn ensure_account(connection: &Connection, agent: &AgentId, at: Timestamp) -> Result<()> {
-    first(connection, "SELECT 1 FROM agents WHERE id = ? AND deleted_at IS NULL", [agent.to_string()], |_| Ok(()))?
-        .ok_or(StoreError::NotFound { entity: "agent" })?;
-    execute(
-        connection,
-        "INSERT OR IGNORE INTO budget_accounts (agent_id, updated_at) VALUES (?, ?)",
-        params![agent.to_string(), at.unix_micros()],
-    )?;
-    Ok(())
-}
-
-/// One movement: its ledger row and the account change, together.
-pub(crate) struct Movement<'a> {
-    pub(crate) agent: &'a AgentId,
-    pub(crate) kind: LedgerKind,
-    pub(crate) lease: Option<&'a LeaseId>,
-    pub(crate) allocated: i64,
-    pub(crate) reserved: i64,
-    pub(crate) spent: i64,
-    pub(crate) actor: &'a str,
-    pub(crate) reason: Option<&'a str>,
-    pub(crate) request: Option<&'a BudgetRequestId>,
-    pub(crate) at: Timestamp,
-}
-
-pub(crate) fn apply(connection: &Connection, movement: &Movement<'_>) -> Result<BudgetAccount> {
-    let account = first(
-        connection,
-        &format!(
-            "UPDATE budget_accounts SET allocated = allocated + ?2, reserved = reserved + ?3, spent = spent + ?4,
-                 updated_at = ?5 WHERE agent_id = ?1 RETURNING {ACCOUNT_COLUMNS}"
-        ),
-        params![
-            movement.agent.to_string(),
-            movement.allocated,
-            movement.reserved,
-            movement.spent,
-            movement.at.unix_micros()
-        ],
-        account_from_row,
-    )?
-    .ok_or(StoreError::NotFound { entity: "agent" })?;
-    execute(
-        connection,
-        "INSERT INTO budget_ledger (agent_id, kind, lease_id, allocated_delta, reserved_delta, spent_delta,
-             allocated_after, actor, reason, request_id, at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        params![
-            movement.agent.to_string(),
-            movement.kind.as_str(),
-            movement.lease.map(ToString::to_string),
-            movement.allocated,
-            movement.reserved,
-            movement.spent,
-            account.allocated,
-            movement.actor,
-            movement.reason,
-            movement.request.map(ToString::to_string),
-            movement.at.unix_micros(),
-        ],
-    )?;
-    Ok(account)
-}
-
-/// Sets an allocation (absolute) with its ledger row: shared by a direct change and an approval.
-pub(crate) fn allocate(tx: &mut Tx<'_>, change: &AllocationChange) -> Result<BudgetAccount> {
-    ensure_account(tx.connection, &change.agent, change.at)?;
-    let account = fetch_account(tx.connection, &change.agent)?;
-    let floor = account.spent.saturating_add(account.reserved);
-    if change.allocated < floor {
-        return Err(StoreError::Conflict(format!(
-            "the allocation cannot go below what is spent and reserved ({floor} microdollars)"
-        )));
+    let lease = fetch_lease(tx.connection, id)?;
+    if lease.state != LeaseState::Open {
+        return Ok(0);
     }
-    let delta = change.allocated - account.allocated;
-    let movement = Movement {
-        agent: &change.agent,
-        kind: LedgerKind::Allocate,
-        lease: None,
-        allocated: delta,
-        reserved: 0,
-        spent: 0,
-        actor: &change.actor,
-        reason: change.reason.as_deref(),
-        request: change.request.as_ref(),
-        at: change.at,
-    };
-    apply(tx.connection, &movement)?;
-    if delta > 0 {
-        execute(
-            tx.connection,
-            "UPDATE budget_accounts SET paused_for_budget = 0 WHERE agent_id = ?",
-            [change.agent.to_string()],
-        )?;
-    }
-    fetch_account(tx.connection, &change.agent)
-}
-
-/// Closes an open lease as `state`, returning its remainder; returns what was returned.
-fn close(tx: &mut Tx<'_>, lease: &LeaseRecord, state: LeaseState, actor: &str, at: Timestamp) -> Result<i64> {
     let remaining = lease.remaining();
     execute(
         tx.connection,
         "UPDATE budget_leases SET state = ?2, returned = ?3, closed_at = ?4 WHERE id = ?1 AND state = 'open'",
-        params![lease.id.to_string(), state.as_str(), remaining, at.unix_micros()],
+        params![id.to_string(), state.as_str(), remaining, at.unix_micros()],
     )?;
+    // A delegated lease gives back to its parent lease; the account's reservation does not change.
+    let reserved = match &lease.parent {
+        Some(parent) => {
+            execute(
+                tx.connection,
+                "UPDATE budget_leases SET delegated = delegated - ?2 WHERE id = ?1",
+                params![parent.to_string(), remaining],
+            )?;
+            0
+        }
+        None => -remaining,
+    };
     let movement = Movement {
-        agent: &lease.agent,
+        agent: &lease.account,
         kind: LedgerKind::Release,
-        lease: Some(&lease.id),
+        lease: Some(id),
         allocated: 0,
-        reserved: -remaining,
+        reserved,
         spent: 0,
         actor,
         reason: Some(state.as_str()),
@@ -224,36 +119,138 @@ fn close(tx: &mut Tx<'_>, lease: &LeaseRecord, state: LeaseState, actor: &str, a
     Ok(remaining)
 }
 
-/// Expires overdue open leases (of `agent`, or all), each with its audit event; returns how many.
-fn expire_overdue(tx: &mut Tx<'_>, agent: Option<&AgentId>, now: Timestamp) -> Result<u64> {
+/// Expires overdue open leases (of `account`, or all), each with its audit event; returns how many.
+fn expire_overdue(tx: &mut Tx<'_>, account: Option<&AgentId>, now: Timestamp) -> Result<u64> {
     let overdue = collect(
         tx.connection,
         &format!(
             "SELECT {LEASE_COLUMNS} FROM budget_leases
-             WHERE state = 'open' AND expires_at <= ?1 AND (?2 IS NULL OR agent_id = ?2) ORDER BY id"
+             WHERE state = 'open' AND expires_at <= ?1 AND (?2 IS NULL OR account_id = ?2) ORDER BY id DESC"
         ),
-        params![now.unix_micros(), agent.map(ToString::to_string)],
+        params![now.unix_micros(), account.map(ToString::to_string)],
         lease_from_row,
     )?;
+    let mut expired = 0;
     for lease in &overdue {
-        let returned = close(tx, lease, LeaseState::Expired, Actor::system().as_str(), now)?;
-        let mut event = AuditEvent::new(Actor::system(), "budget.lease.expire", lease.id, now);
-        event.after = Some(serde_json::json!({ "agent": lease.agent, "returned": returned }));
-        append(tx, &event)?;
+        let returned = close(tx, &lease.id, LeaseState::Expired, Actor::system().as_str(), now)?;
+        if fetch_lease(tx.connection, &lease.id)?.closed_at == Some(now) {
+            let mut event = AuditEvent::new(Actor::system(), "budget.lease.expire", lease.id, now);
+            event.after = Some(serde_json::json!({ "agent": lease.agent, "returned": returned }));
+            append(tx, &event)?;
+            expired += 1;
+        }
     }
-    Ok(overdue.len() as u64)
+    Ok(expired)
 }
 
 /// Expires the lease itself when it is overdue; returns it as it is after.
 fn expire_if_overdue(tx: &mut Tx<'_>, lease: LeaseRecord, now: Timestamp) -> Result<LeaseRecord> {
     if lease.state == LeaseState::Open && lease.expires_at <= now {
-        expire_overdue(tx, Some(&lease.agent), now)?;
+        expire_overdue(tx, Some(&lease.account), now)?;
         return fetch_lease(tx.connection, &lease.id);
     }
     Ok(lease)
 }
 
+fn insert_lease(
+    tx: &mut Tx<'_>,
+    open: &LeaseOpen,
+    account: &AgentId,
+    parent: Option<&LeaseId>,
+    granted: i64,
+    expires_at: Timestamp,
+) -> Result<()> {
+    execute(
+        tx.connection,
+        "INSERT INTO budget_leases (id, agent_id, account_id, parent_id, credential_id, provider, granted,
+             refreshed_from, created_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        params![
+            open.id.to_string(),
+            open.agent.to_string(),
+            account.to_string(),
+            parent.map(ToString::to_string),
+            open.credential.to_string(),
+            open.provider.as_str(),
+            granted,
+            open.refresh_of.map(|id| id.to_string()),
+            open.at.unix_micros(),
+            expires_at.unix_micros(),
+        ],
+    )?;
+    Ok(())
+}
+
+fn actor_of(audits: &[AuditEvent]) -> String {
+    audits.first().map_or_else(|| Actor::system().as_str().to_owned(), |event| event.actor.as_str().to_owned())
+}
+
+fn append_opening(tx: &mut Tx<'_>, audits: &[AuditEvent], open: &LeaseOpen, granted: i64) -> Result<()> {
+    for event in audits {
+        let mut event = event.clone();
+        if event.action == "budget.lease.open" || event.action == "budget.lease.delegate" {
+            event.after =
+                Some(serde_json::json!({ "agent": open.agent, "granted": granted, "provider": open.provider }));
+        }
+        append(tx, &event)?;
+    }
+    Ok(())
+}
+
+/// Carves a child lease out of an open lease of the delegating agent.
+fn delegate_in(
+    tx: &mut Tx<'_>,
+    open: &LeaseOpen,
+    parent: &LeaseId,
+    delegator: &AgentId,
+    audits: &[AuditEvent],
+) -> Result<LeaseOpened> {
+    let lease = lease_of(tx.connection, parent, Some(delegator))?;
+    let lease = expire_if_overdue(tx, lease, open.at)?;
+    if lease.state != LeaseState::Open {
+        return Err(StoreError::Conflict(format!("the lease is {}", lease.state)));
+    }
+    first(tx.connection, "SELECT 1 FROM agents WHERE id = ? AND deleted_at IS NULL", [open.agent.to_string()], |_| {
+        Ok(())
+    })?
+    .ok_or(StoreError::NotFound { entity: "agent" })?;
+    let free = lease.remaining();
+    if free < open.min_grant.max(1) {
+        return Ok(LeaseOpened::Exhausted(fetch_account(tx.connection, &lease.account)?));
+    }
+    let granted = open.requested.clamp(1, free);
+    let expires_at = open.expires_at.min(lease.expires_at);
+    if expires_at <= open.at {
+        return Err(StoreError::Conflict("the parent lease expires now".to_owned()));
+    }
+    execute(
+        tx.connection,
+        "UPDATE budget_leases SET delegated = delegated + ?2 WHERE id = ?1",
+        params![parent.to_string(), granted],
+    )?;
+    insert_lease(tx, open, &lease.account, Some(parent), granted, expires_at)?;
+    let (actor, reason) = (actor_of(audits), format!("out of {parent}"));
+    let movement = Movement {
+        agent: &lease.account,
+        kind: LedgerKind::Delegate,
+        lease: Some(&open.id),
+        allocated: 0,
+        reserved: 0,
+        spent: 0,
+        actor: &actor,
+        reason: Some(&reason),
+        request: None,
+        at: open.at,
+    };
+    let account = apply(tx.connection, &movement)?;
+    append_opening(tx, audits, open, granted)?;
+    Ok(LeaseOpened::Opened(fetch_lease(tx.connection, &open.id)?, account))
+}
+
 fn open_in(tx: &mut Tx<'_>, open: &LeaseOpen, audits: &[AuditEvent]) -> Result<LeaseOpened> {
+    if let Some((parent, delegator)) = &open.delegate_from {
+        return delegate_in(tx, open, parent, delegator, audits);
+    }
     ensure_account(tx.connection, &open.agent, open.at)?;
     expire_overdue(tx, Some(&open.agent), open.at)?;
     let replaced = match &open.refresh_of {
@@ -261,6 +258,11 @@ fn open_in(tx: &mut Tx<'_>, open: &LeaseOpen, audits: &[AuditEvent]) -> Result<L
             let lease = lease_of(tx.connection, id, Some(&open.agent))?;
             if lease.state != LeaseState::Open {
                 return Err(StoreError::Conflict(format!("the lease is {}", lease.state)));
+            }
+            if lease.parent.is_some() {
+                return Err(StoreError::Conflict(
+                    "a delegated lease is not refreshed: its parent delegates anew".to_owned(),
+                ));
             }
             Some(lease)
         }
@@ -276,27 +278,12 @@ fn open_in(tx: &mut Tx<'_>, open: &LeaseOpen, audits: &[AuditEvent]) -> Result<L
         )?;
         return Ok(LeaseOpened::Exhausted(fetch_account(tx.connection, &open.agent)?));
     }
-    let actor =
-        audits.first().map_or_else(|| Actor::system().as_str().to_owned(), |event| event.actor.as_str().to_owned());
+    let actor = actor_of(audits);
     if let Some(lease) = &replaced {
-        close(tx, lease, LeaseState::Refreshed, &actor, open.at)?;
+        close(tx, &lease.id, LeaseState::Refreshed, &actor, open.at)?;
     }
     let granted = open.requested.clamp(1, available);
-    execute(
-        tx.connection,
-        "INSERT INTO budget_leases (id, agent_id, credential_id, provider, granted, refreshed_from, created_at, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        params![
-            open.id.to_string(),
-            open.agent.to_string(),
-            open.credential.to_string(),
-            open.provider.as_str(),
-            granted,
-            open.refresh_of.map(|id| id.to_string()),
-            open.at.unix_micros(),
-            open.expires_at.unix_micros(),
-        ],
-    )?;
+    insert_lease(tx, open, &open.agent, None, granted, open.expires_at)?;
     let movement = Movement {
         agent: &open.agent,
         kind: LedgerKind::Open,
@@ -310,21 +297,14 @@ fn open_in(tx: &mut Tx<'_>, open: &LeaseOpen, audits: &[AuditEvent]) -> Result<L
         at: open.at,
     };
     let account = apply(tx.connection, &movement)?;
-    for event in audits {
-        let mut event = event.clone();
-        if event.action == "budget.lease.open" {
-            event.after =
-                Some(serde_json::json!({ "agent": open.agent, "granted": granted, "provider": open.provider }));
-        }
-        append(tx, &event)?;
-    }
+    append_opening(tx, audits, open, granted)?;
     Ok(LeaseOpened::Opened(fetch_lease(tx.connection, &open.id)?, account))
 }
 
 fn report_in(tx: &mut Tx<'_>, report: &LeaseReport, encoded: Encoded, audit: &AuditEvent) -> Result<Reported> {
     let lease = lease_of(tx.connection, &report.lease, Some(&report.agent))?;
     let mut lease = expire_if_overdue(tx, lease, report.at)?;
-    let fits = lease.state == LeaseState::Open && lease.reported.saturating_add(report.cost) <= lease.granted;
+    let fits = lease.state == LeaseState::Open && report.cost <= lease.remaining();
     if !fits {
         // A repeat of an accepted report is a duplicate whatever became of the lease since.
         let repeat = first(
@@ -353,7 +333,7 @@ fn report_in(tx: &mut Tx<'_>, report: &LeaseReport, encoded: Encoded, audit: &Au
         params![report.lease.to_string(), report.cost],
     )?;
     let movement = Movement {
-        agent: &report.agent,
+        agent: &lease.account,
         kind: LedgerKind::Report,
         lease: Some(&report.lease),
         allocated: 0,
@@ -391,40 +371,6 @@ fn ledger_from_row(row: &Row<'_>) -> Result<LedgerEntry> {
         at: Timestamp::from_unix_micros(row.integer(at(11, "at"))?),
     })
 }
-
-/// The budget invariants, as queries that return the first offender's description.
-const CHECKS: [(&str, &str); 7] = [
-    (
-        "the account differs from the sum of its ledger rows",
-        "SELECT a.agent_id FROM budget_accounts a LEFT JOIN (SELECT agent_id, sum(allocated_delta) AS al,
-             sum(reserved_delta) AS re, sum(spent_delta) AS sp FROM budget_ledger GROUP BY agent_id) l USING (agent_id)
-         WHERE a.allocated != coalesce(l.al, 0) OR a.reserved != coalesce(l.re, 0) OR a.spent != coalesce(l.sp, 0)
-         ORDER BY a.agent_id LIMIT 1",
-    ),
-    ("spent + reserved exceeds allocated", "SELECT agent_id FROM budget_accounts WHERE spent + reserved > allocated LIMIT 1"),
-    (
-        "reserved differs from the unspent grants of open leases",
-        "SELECT a.agent_id FROM budget_accounts a LEFT JOIN (SELECT agent_id, sum(granted - reported) AS open
-             FROM budget_leases WHERE state = 'open' GROUP BY agent_id) l USING (agent_id)
-         WHERE a.reserved != coalesce(l.open, 0) ORDER BY a.agent_id LIMIT 1",
-    ),
-    (
-        "spent differs from the costs reported against its leases",
-        "SELECT a.agent_id FROM budget_accounts a LEFT JOIN (SELECT agent_id, sum(reported) AS sp
-             FROM budget_leases GROUP BY agent_id) l USING (agent_id)
-         WHERE a.spent != coalesce(l.sp, 0) ORDER BY a.agent_id LIMIT 1",
-    ),
-    (
-        "a lease's reported cost differs from the sum of its reports",
-        "SELECT l.id FROM budget_leases l LEFT JOIN (SELECT lease_id, sum(cost) AS c FROM budget_reports GROUP BY lease_id) r
-             ON r.lease_id = l.id WHERE l.reported != coalesce(r.c, 0) ORDER BY l.id LIMIT 1",
-    ),
-    ("a lease reported more than its grant", "SELECT id FROM budget_leases WHERE reported > granted LIMIT 1"),
-    (
-        "a closed lease did not return exactly its remainder",
-        "SELECT id FROM budget_leases WHERE state != 'open' AND returned != granted - reported LIMIT 1",
-    ),
-];
 
 #[async_trait]
 impl BudgetStore for SqliteStore {
@@ -473,7 +419,7 @@ impl BudgetStore for SqliteStore {
                 LeaseClose::Return => LeaseState::Returned,
                 LeaseClose::Revoke => LeaseState::Revoked,
             };
-            let returned = close(tx, &lease, state, audit.actor.as_str(), at)?;
+            let returned = close(tx, &lease.id, state, audit.actor.as_str(), at)?;
             let mut audit = audit;
             audit.after = Some(serde_json::json!({ "agent": lease.agent, "returned": returned }));
             append(tx, &audit)?;
@@ -513,7 +459,8 @@ impl BudgetStore for SqliteStore {
                     &format!(
                         "SELECT {LEASE_COLUMNS} FROM budget_leases
                          WHERE id < ?1 AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR state = ?3)
-                               AND (?4 IS NULL OR agent_id IN (SELECT id FROM agents WHERE owner_id = ?4))
+                               AND (?4 IS NULL OR agent_id IN (SELECT id FROM agents WHERE owner_id = ?4)
+                                    OR account_id IN (SELECT id FROM agents WHERE owner_id = ?4))
                          ORDER BY id DESC LIMIT ?5"
                     ),
                     params![
@@ -582,14 +529,6 @@ impl BudgetStore for SqliteStore {
     }
 
     async fn check_budgets(&self) -> Result<Option<String>> {
-        self.scan(|connection| {
-            for (what, sql) in CHECKS {
-                if let Some(offender) = first(connection, sql, [], |row| row.text(Column { index: 0, name: "id" }))? {
-                    return Ok(Some(format!("{offender}: {what}")));
-                }
-            }
-            Ok(None)
-        })
-        .await
+        self.scan(crate::budget_ledger::check).await
     }
 }

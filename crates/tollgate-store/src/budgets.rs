@@ -44,6 +44,11 @@ pub struct LeaseOpen {
     /// The open lease of the same agent this one replaces: it is closed as `refreshed` and its
     /// remainder returned first, in the same transaction.
     pub refresh_of: Option<LeaseId>,
+    /// For a delegated lease: the open lease it is carved out of, and the agent that holds it (the
+    /// new lease, for `agent`, spends that lease's account and expires no later than it). The grant
+    /// is the lesser of `requested` and what the parent has left; less than `min_grant` is
+    /// `Exhausted`. `NotFound` (entity `lease`) when it is not a lease of that agent.
+    pub delegate_from: Option<(LeaseId, AgentId)>,
     /// When it opens.
     pub at: Timestamp,
     /// When it expires.
@@ -171,9 +176,10 @@ pub trait BudgetStore: Send + Sync {
     /// Reports a cost against an open lease of `report.agent`.
     async fn report_lease(&self, report: &LeaseReport, audit: &AuditEvent) -> Result<Reported>;
 
-    /// Closes an open lease, returning its remainder; returns the lease and what was returned now
-    /// (0 when it was already closed: closing is idempotent). With `agent`, a lease of another
-    /// agent is `NotFound`.
+    /// Closes an open lease, returning its remainder (to the account, or for a delegated lease to
+    /// its parent lease) after closing its open child leases; returns the lease and what was
+    /// returned now (0 when it was already closed: closing is idempotent). With `agent`, a lease of
+    /// another agent is `NotFound`.
     async fn close_lease(
         &self,
         lease: &LeaseId,

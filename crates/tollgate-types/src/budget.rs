@@ -87,13 +87,21 @@ impl FromStr for LeaseState {
     }
 }
 
-/// A lease: a slice of an agent's budget, granted to it for a while.
+/// A lease: a slice of an agent's budget, granted to it for a while. A delegated lease (a child
+/// agent's, carved out of its parent's open lease) spends the parent agent's budget and gives what
+/// it does not spend back to its parent lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LeaseRecord {
     /// Its id.
     pub id: LeaseId,
     /// The agent holding it.
     pub agent: AgentId,
+    /// The agent whose budget it spends (its own, or for a delegated lease the root lease's agent).
+    pub account: AgentId,
+    /// The lease it was delegated out of.
+    pub parent: Option<LeaseId>,
+    /// What is delegated out of it to child leases now (their grants, less what they gave back).
+    pub delegated: i64,
     /// The credential that opened it.
     pub credential: TokenId,
     /// The provider it is for.
@@ -117,9 +125,9 @@ pub struct LeaseRecord {
 }
 
 impl LeaseRecord {
-    /// What is left of the grant.
+    /// What is left of the grant: neither reported nor delegated.
     pub fn remaining(&self) -> i64 {
-        self.granted.saturating_sub(self.reported).max(0)
+        self.granted.saturating_sub(self.reported).saturating_sub(self.delegated).max(0)
     }
 }
 
@@ -135,6 +143,8 @@ pub enum LedgerKind {
     Report,
     /// A lease's remainder went back (returned, refreshed, expired or revoked).
     Release,
+    /// Part of a lease was delegated to a child agent's lease (the account does not change).
+    Delegate,
 }
 
 impl LedgerKind {
@@ -145,6 +155,7 @@ impl LedgerKind {
             Self::Open => "open",
             Self::Report => "report",
             Self::Release => "release",
+            Self::Delegate => "delegate",
         }
     }
 }
@@ -152,7 +163,7 @@ impl LedgerKind {
 impl FromStr for LedgerKind {
     type Err = ValidationError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        [Self::Allocate, Self::Open, Self::Report, Self::Release]
+        [Self::Allocate, Self::Open, Self::Report, Self::Release, Self::Delegate]
             .into_iter()
             .find(|kind| kind.as_str() == text)
             .ok_or_else(|| ValidationError::new("kind", "is not a ledger kind"))

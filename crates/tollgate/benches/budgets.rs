@@ -159,6 +159,7 @@ fn open_one(setup: &Agents, agent: AgentId) {
         requested: 1_000,
         min_grant: 1,
         refresh_of: None,
+        delegate_from: None,
         at: tollgate::Timestamp::from_unix_micros(1_900_000_000_000_000),
         expires_at: tollgate::Timestamp::from_unix_micros(1_900_000_900_000_000),
     };

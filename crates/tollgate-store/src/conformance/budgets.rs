@@ -58,6 +58,7 @@ fn open(agent: &AgentId, credential: &TokenId, requested: i64, seconds: i64) -> 
         requested,
         min_grant: 1,
         refresh_of: None,
+        delegate_from: None,
         at: at(seconds),
         expires_at: at(seconds + 600),
     }
@@ -244,4 +245,57 @@ pub async fn requests_are_decided_once(store: &dyn Store) {
     let twice = store.decide_budget_request(&decision, &audit("budget.request.approve", request.id, at(4))).await;
     assert!(matches!(twice, Err(StoreError::Conflict(_))));
     assert_eq!(store.budget_account(&agent).await.unwrap().allocated, 150);
+}
+
+/// A child lease is carved out of an open lease: it spends the same account, gives what it does not
+/// spend back to its parent, and closing the parent closes it first.
+pub async fn delegated_leases_spend_their_parents_grant(store: &dyn Store) {
+    let alice = owner(store, "alice").await;
+    let (parent_agent, credential) = agent(store, &alice, 1_000).await;
+    let (child_agent, child_credential) = agent(store, &alice, 0).await;
+    let root = opened(store, &open(&parent_agent, &credential, 400, 2)).await;
+    let delegation =
+        LeaseOpen { delegate_from: Some((root.id, parent_agent)), ..open(&child_agent, &credential, 150, 3) };
+    let child = opened(store, &delegation).await;
+    assert_eq!((child.account, child.parent, child.granted), (parent_agent, Some(root.id), 150));
+    assert!(child.expires_at <= root.expires_at);
+    let root_now = store.budget_lease(&root.id, at(3)).await.unwrap();
+    assert_eq!((root_now.delegated, root_now.remaining()), (150, 250));
+    // Only the parent's agent delegates out of it.
+    let stranger = LeaseOpen { delegate_from: Some((root.id, child_agent)), ..open(&child_agent, &credential, 10, 3) };
+    assert!(matches!(store.open_lease(&stranger, &[]).await, Err(StoreError::NotFound { .. })));
+    // The child reports against the parent agent's account.
+    let spent = report(&child.id, &child_agent, &child_credential, "c1", 100, at(4));
+    assert!(matches!(reported(store, &spent).await, Reported::Recorded(lease) if lease.remaining() == 50));
+    let too_much = report(&child.id, &child_agent, &child_credential, "c2", 51, at(4));
+    assert!(matches!(reported(store, &too_much).await, Reported::Exhausted(_)));
+    let account = store.budget_account(&parent_agent).await.unwrap();
+    assert_eq!((account.reserved, account.spent), (300, 100));
+    assert_eq!(store.budget_account(&child_agent).await.unwrap().spent, 0, "the child's own account is untouched");
+    // More than the parent has left is granted only what it has left.
+    let greedy =
+        LeaseOpen { delegate_from: Some((root.id, parent_agent)), ..open(&child_agent, &credential, 10_000, 5) };
+    let second = opened(store, &greedy).await;
+    assert_eq!(second.granted, 250);
+    assert!(matches!(
+        store.open_lease(&LeaseOpen { id: LeaseId::generate(), ..greedy.clone() }, &[]).await.unwrap(),
+        LeaseOpened::Exhausted(_)
+    ));
+    assert_eq!(store.check_budgets().await.unwrap(), None);
+    // Returning the child gives its remainder to the parent, not to the account.
+    let event = audit("budget.lease.return", child.id, at(6));
+    let (_, back) = store.close_lease(&child.id, Some(&child_agent), LeaseClose::Return, at(6), &event).await.unwrap();
+    assert_eq!(back, 50);
+    assert_eq!(store.budget_lease(&root.id, at(6)).await.unwrap().delegated, 350);
+    assert_eq!(store.budget_account(&parent_agent).await.unwrap().reserved, 300);
+    // Revoking the parent closes the open child first; everything unspent returns to the account.
+    let event = audit("budget.lease.revoke", root.id, at(7));
+    let (closed, returned) = store.close_lease(&root.id, None, LeaseClose::Revoke, at(7), &event).await.unwrap();
+    assert_eq!((closed.state, returned), (LeaseState::Revoked, 300));
+    assert_eq!(store.budget_lease(&second.id, at(7)).await.unwrap().state, LeaseState::Revoked);
+    let account = store.budget_account(&parent_agent).await.unwrap();
+    assert_eq!((account.reserved, account.spent, account.available()), (0, 100, 900));
+    let late = LeaseOpen { delegate_from: Some((root.id, parent_agent)), ..open(&child_agent, &credential, 1, 8) };
+    assert!(matches!(store.open_lease(&late, &[]).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.check_budgets().await.unwrap(), None);
 }

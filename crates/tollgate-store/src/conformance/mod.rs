@@ -156,6 +156,7 @@ macro_rules! conformance_tests {
                 overdue_leases_expire_on_access_and_by_sweep,
                 concurrent_leases_never_pass_the_allocation,
                 requests_are_decided_once,
+                delegated_leases_spend_their_parents_grant,
             ];
             subjects => [
                 limits_for_owners_and_projects_round_trip,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tollgate::{Caller, Error, LeaseState, Principal, TokenId};
 
-use super::{Fixture, openai, report};
+use super::{Fixture, openai, owners, report};
 
 #[tokio::test]
 async fn a_handshake_reserves_the_grant_and_reports_move_it_to_spent_once() {
@@ -185,4 +185,48 @@ async fn tampering_with_the_ledger_is_found() {
     assert!(violation.contains(&agent.to_string()) && violation.contains("ledger"), "{violation}");
     let refused = connection.execute("DELETE FROM budget_ledger", []).unwrap_err().to_string();
     assert!(refused.contains("append-only"), "{refused}");
+}
+
+#[tokio::test]
+async fn a_parents_lease_bounds_its_childrens() {
+    let fixture = Fixture::new().await;
+    let (parent, parent_caller) = fixture.agent(1_000).await;
+    let (child, child_caller) = fixture.agent(0).await;
+    let root = fixture.agents.handshake(&parent_caller, &openai(), Some(300), None).await.unwrap().lease;
+    let delegated = fixture.agents.delegate_lease(&parent_caller, &root.id, &child, 100, None).await.unwrap();
+    assert_eq!((delegated.agent, delegated.account, delegated.parent), (child, parent, Some(root.id)));
+    // The child spends with its own credential, on the parent's budget, never past its grant.
+    fixture.agents.report_lease(&child_caller, &delegated.id, &report("c1", 60)).await.unwrap();
+    let refused = fixture.agents.report_lease(&child_caller, &delegated.id, &report("c2", 41)).await.unwrap_err();
+    assert!(matches!(refused, Error::LeaseExhausted { remaining: 40 }), "{refused:?}");
+    assert_eq!(fixture.account(&parent).await.spent, 60);
+    // The parent cannot report on the child's lease, nor the child delegate out of the parent's.
+    let refused = fixture.agents.report_lease(&parent_caller, &delegated.id, &report("p1", 1)).await.unwrap_err();
+    assert!(matches!(refused, Error::NotFound { entity: "lease" }), "{refused:?}");
+    let refused = fixture.agents.delegate_lease(&child_caller, &root.id, &child, 10, None).await.unwrap_err();
+    assert!(matches!(refused, Error::NotFound { entity: "lease" }), "{refused:?}");
+    // Another owner's agent is no child: not even acknowledged.
+    let stranger = {
+        let other = owners::service_account(&fixture.users, "other").await;
+        let agent = tollgate::NewAgent {
+            name: tollgate::AgentName::parse("stranger").unwrap(),
+            owner: other,
+            project: None,
+            providers: tollgate::ProviderList::default(),
+            provider_key: None,
+            description: tollgate::Description::default(),
+            metadata: tollgate::Metadata::default(),
+        };
+        fixture.agents.create_agent(&Caller::operator(), agent).await.unwrap().id
+    };
+    let refused = fixture.agents.delegate_lease(&parent_caller, &root.id, &stranger, 10, None).await.unwrap_err();
+    assert!(matches!(refused, Error::NotFound { entity: "agent" }), "{refused:?}");
+    // Returning the parent closes the child first; all unspent goes back.
+    let (_, returned) = fixture.agents.return_lease(&parent_caller, &root.id).await.unwrap();
+    assert_eq!(returned, 240);
+    let closed = fixture.agents.report_lease(&child_caller, &delegated.id, &report("c3", 1)).await.unwrap_err();
+    assert!(matches!(closed, Error::LeaseClosed { state: LeaseState::Returned }), "{closed:?}");
+    let account = fixture.account(&parent).await;
+    assert_eq!((account.reserved, account.spent, account.available()), (0, 60, 940));
+    fixture.assert_invariants().await;
 }

@@ -1,5 +1,5 @@
 //! Thousands of random interleavings of handshakes, reports (repeats included), refreshes, returns,
-//! expiries, revocations, allocation changes and approvals across 32 agents' concurrent tasks, with
+//! delegations to child agents, expiries, revocations, allocation changes and approvals across 32 agents' concurrent tasks, with
 //! a clock the test moves. After every step the store's invariants hold; at the end each agent's
 //! `spent` equals the sum of the reports it had accepted, exactly.
 
@@ -53,23 +53,14 @@ async fn random_interleavings_never_break_the_ledger() {
         .map(|(index, (agent, caller))| {
             let (fixture, accepted, approver) = (Arc::clone(&fixture), Arc::clone(&accepted), approver.clone());
             let (agent, caller) = (*agent, caller.clone());
+            let child = agents[(index + 1) % AGENTS].clone();
             tokio::spawn(async move {
                 let mut random = Random(0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) * 0x1000_0001));
                 let mut open: Vec<LeaseId> = Vec::new();
                 let mut request_ids: Vec<(LeaseId, String, i64)> = Vec::new();
                 for step in 0..STEPS_PER_AGENT {
-                    simulate_step(
-                        &fixture,
-                        &agent,
-                        &caller,
-                        &approver,
-                        &mut random,
-                        &mut open,
-                        &mut request_ids,
-                        &accepted,
-                        step,
-                    )
-                    .await;
+                    let step = Step { agent: &agent, caller: &caller, child: &child, approver: &approver, step };
+                    simulate_step(&fixture, &step, &mut random, &mut open, &mut request_ids, &accepted).await;
                     fixture.assert_invariants().await;
                 }
             })
@@ -91,18 +82,25 @@ async fn random_interleavings_never_break_the_ledger() {
     assert!(reports > AGENTS * 6, "the simulation made reports: {reports}");
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Who takes one step, and which agent is its child.
+struct Step<'a> {
+    agent: &'a AgentId,
+    caller: &'a Caller,
+    child: &'a (AgentId, Caller),
+    approver: &'a Caller,
+    step: usize,
+}
+
 async fn simulate_step(
     fixture: &Fixture,
-    agent: &AgentId,
-    caller: &Caller,
-    approver: &Caller,
+    step: &Step<'_>,
     random: &mut Random,
     open: &mut Vec<LeaseId>,
     request_ids: &mut Vec<(LeaseId, String, i64)>,
     accepted: &Mutex<Accepted>,
-    step: usize,
 ) {
+    let (agent, caller, approver) = (step.agent, step.caller, step.approver);
+    let step_number = step.step;
     let agents = &fixture.agents;
     let pick =
         |random: &mut Random, leases: &Vec<LeaseId>| leases.get(random.below(leases.len() as u64) as usize).copied();
@@ -125,7 +123,7 @@ async fn simulate_step(
             let repeat = request_ids.iter().rfind(|(id, _, _)| *id == lease).cloned();
             let (request_id, cost) = match repeat {
                 Some((_, request_id, cost)) if random.below(5) == 0 => (request_id, cost),
-                _ => (format!("s{step}-{}", random.below(1_000_000)), random.below(60) as i64),
+                _ => (format!("s{step_number}-{}", random.below(1_000_000)), random.below(60) as i64),
             };
             match agents.report_lease(caller, &lease, &report(&request_id, cost)).await {
                 Ok(_) => {
@@ -153,10 +151,38 @@ async fn simulate_step(
         70..=79 => {
             let Some(lease) = pick(random, open) else { return };
             let (closed, returned) = agents.return_lease(caller, &lease).await.expect("return");
-            assert!(returned == 0 || returned == closed.granted - closed.reported);
+            assert!(returned == 0 || returned == closed.granted - closed.reported - closed.delegated);
             open.retain(|id| *id != lease);
         }
-        80..=84 => fixture.clock.advance(Duration::from_secs(random.below(120))),
+        80..=81 => fixture.clock.advance(Duration::from_secs(random.below(120))),
+        82..=84 => {
+            // Delegate to the child agent, which reports a few times and maybe returns.
+            let Some(lease) = pick(random, open) else { return };
+            let (child, child_caller) = step.child;
+            match agents.delegate_lease(caller, &lease, child, 1 + random.below(150) as i64, None).await {
+                Ok(delegated) => {
+                    for index in 0..random.below(4) {
+                        let request_id = format!("d{step_number}-{index}");
+                        let cost = random.below(50) as i64;
+                        match agents.report_lease(child_caller, &delegated.id, &report(&request_id, cost)).await {
+                            Ok(_) => {
+                                let mut accepted = accepted.lock().unwrap();
+                                if accepted.reports.insert((delegated.id, request_id)) {
+                                    *accepted.spent.entry(*agent).or_default() += cost;
+                                }
+                            }
+                            Err(Error::LeaseExhausted { .. } | Error::LeaseClosed { .. }) => {}
+                            Err(error) => panic!("child report: {error:?}"),
+                        }
+                    }
+                    if random.below(2) == 0 {
+                        agents.return_lease(child_caller, &delegated.id).await.expect("child return");
+                    }
+                }
+                Err(Error::LeaseExhausted { .. } | Error::LeaseClosed { .. }) => {}
+                Err(error) => panic!("delegate: {error:?}"),
+            }
+        }
         85..=88 => {
             let Some(lease) = pick(random, open) else { return };
             agents.revoke_lease(&Caller::operator(), &lease, Some("simulated")).await.expect("revoke");

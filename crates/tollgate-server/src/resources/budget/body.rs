@@ -92,6 +92,32 @@ impl ApiSchema for ReportBody {
     }
 }
 
+/// `POST /v1/budget/leases/{id}/delegate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DelegateBody {
+    pub(super) agent_id: tollgate::AgentId,
+    pub(super) requested_microdollars: i64,
+    #[serde(default)]
+    pub(super) ttl_seconds: Option<u64>,
+}
+
+impl ApiSchema for DelegateBody {
+    const NAME: &'static str = "BudgetDelegate";
+    fn schema(_: &mut Components) -> Value {
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["agent_id", "requested_microdollars"],
+            "properties": {
+                "agent_id": id("agt_", "The child agent: another agent of the same owner."),
+                "requested_microdollars": { "type": "integer", "minimum": 1, "description": "At most what the parent lease has left is granted." },
+                "ttl_seconds": { "type": "integer", "minimum": 1, "description": "The child lease expires no later than its parent." },
+            }
+        })
+    }
+}
+
 /// `PUT /v1/agents/{id}/budget`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -180,10 +206,13 @@ pub(super) fn lease_properties() -> Value {
         "agent": id("agt_", "Its agent."),
         "credential": id("tok_", "The credential that opened it."),
         "provider": { "type": "string" },
+        "account": id("agt_", "The agent whose budget it spends (for a delegated lease, its root lease's agent)."),
+        "parent": nullable(id("bls_", "The lease it was delegated out of.")),
         "granted": money("What was granted"),
         "reported": money("What was reported spent"),
+        "delegated": money("What is delegated out of it to child leases now"),
         "returned": money("What went back to the account when it closed"),
-        "remaining": money("What is left of the grant"),
+        "remaining": money("What is left of the grant: neither reported nor delegated"),
         "state": { "type": "string", "enum": ["open", "returned", "refreshed", "expired", "revoked"] },
         "refreshed_from": nullable(id("bls_", "The lease it replaced.")),
         "created_at": timestamp("Opened."),

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tollgate::{Handshake, LeaseId, LeaseRecord, LeaseReportInput};
 
-use self::body::{HandshakeBody, LeaseView, RefreshBody, ReportBody, lease_properties};
+use self::body::{DelegateBody, HandshakeBody, LeaseView, RefreshBody, ReportBody, lease_properties};
 use super::agents::agents;
 use crate::auth::AgentCaller;
 use crate::error::ApiError;
@@ -67,6 +67,20 @@ pub(super) fn routes() -> Routes {
                 .response::<RefreshView<'static>>(200, "The new lease")
                 .problems(&[400, 402, 403, 404, 409, 413, 415, 503]),
             refresh,
+        )
+        .post(
+            "/v1/budget/leases/{id}/delegate",
+            lease("budgetDelegate", "Carve a lease for a child agent out of this lease")
+                .describe(
+                    "The child (another agent of the same owner) reports and returns on the new lease with its own \
+                     credential; it spends this lease's budget, expires no later than it, and gives what it does \
+                     not spend back to this lease. Closing this lease closes it first. 409 `lease_exhausted` when \
+                     this lease has less left than the minimum grant.",
+                )
+                .body::<DelegateBody>()
+                .response::<LeaseView<'static>>(201, "The child lease")
+                .problems(&[400, 403, 404, 409, 413, 415, 503]),
+            delegate,
         )
         .post(
             "/v1/budget/leases/{id}/return",
@@ -234,6 +248,19 @@ async fn refresh(
     Ok(axum::Json(RefreshView { lease: LeaseView::new(&record), available_after }).into_response())
 }
 
+async fn delegate(
+    State(state): State<AppState>,
+    caller: AgentCaller,
+    PathId(lease): PathId<LeaseId>,
+    Json(body): Json<DelegateBody>,
+) -> Result<Response, ApiError> {
+    let service = agents(&state)?;
+    let child = service
+        .delegate_lease(&caller.audited(), &lease, &body.agent_id, body.requested_microdollars, ttl(body.ttl_seconds))
+        .await?;
+    Ok((axum::http::StatusCode::CREATED, axum::Json(LeaseView::new(&child))).into_response())
+}
+
 async fn give_back(
     State(state): State<AppState>,
     caller: AgentCaller,
@@ -251,6 +278,7 @@ mod tests {
     #[test]
     fn request_schemas_match_their_types() {
         check_request::<HandshakeBody>();
+        check_request::<DelegateBody>();
         check_request::<RefreshBody>();
         check_request::<ReportBody>();
         check_request::<SetBudgetBody>();

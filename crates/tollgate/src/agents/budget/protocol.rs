@@ -97,6 +97,7 @@ impl AgentService {
             requested,
             min_grant: self.budget.min_grant.min(requested),
             refresh_of: None,
+            delegate_from: None,
             at: now,
             expires_at: now.saturating_add(ttl),
         };
@@ -129,6 +130,7 @@ impl AgentService {
             requested,
             min_grant: self.budget.min_grant.min(requested),
             refresh_of: Some(old.id),
+            delegate_from: None,
             at: now,
             expires_at: now.saturating_add(ttl),
         };
@@ -141,6 +143,61 @@ impl AgentService {
         })?;
         let (lease, account) = self.opened(opened, requested)?;
         Ok((lease, account.available()))
+    }
+
+    /// Carves a lease for a child agent out of an open lease of the calling agent: the child lease
+    /// spends the same budget, expires no later than its parent, and gives what it does not spend back
+    /// to the parent lease when it closes (closing the parent closes it first). The child must be
+    /// another agent of the same owner. Grants the lesser of `requested` and what the parent lease
+    /// has left; `LeaseExhausted` when that is less than the minimum grant.
+    pub async fn delegate_lease(
+        &self,
+        caller: &Caller,
+        parent: &LeaseId,
+        child: &AgentId,
+        requested: i64,
+        ttl: Option<Duration>,
+    ) -> Result<LeaseRecord> {
+        let (agent, credential) = agent_of(&caller.principal, None)?;
+        let requested = self.requested(Some(requested))?;
+        let ttl = self.lease_ttl(ttl)?;
+        let lease = self.own_lease(&agent, parent).await?;
+        let delegator = self.store.agent(&agent).await.map_err(super::super::hidden("agent"))?;
+        let child_record = self.store.agent(child).await.map_err(super::super::hidden("agent"))?;
+        if child_record.owner != delegator.owner || child_record.id == agent {
+            // Another owner's agent is not even acknowledged.
+            return Err(Error::NotFound { entity: "agent" });
+        }
+        if child_record.status != tollgate_types::AgentStatus::Active {
+            return Err(Error::Conflict(format!("the child agent is {}", child_record.status)));
+        }
+        let now = self.now();
+        let open = LeaseOpen {
+            id: LeaseId::generate(),
+            agent: *child,
+            credential,
+            provider: lease.provider.clone(),
+            requested,
+            min_grant: self.budget.min_grant.min(requested),
+            refresh_of: None,
+            delegate_from: Some((lease.id, agent)),
+            at: now,
+            expires_at: now.saturating_add(ttl),
+        };
+        let mut event = AuditEvent::new(caller.principal.actor(), "budget.lease.delegate", open.id, now);
+        event.ip = caller.ip;
+        event.reason = Some(format!("out of {}", lease.id));
+        let opened = self.store.open_lease(&open, &[event]).await.map_err(|error| match error {
+            tollgate_store::StoreError::Conflict(_) => Error::LeaseClosed { state: lease.state },
+            other => other.into(),
+        })?;
+        match opened {
+            LeaseOpened::Opened(child_lease, _) => Ok(child_lease),
+            LeaseOpened::Exhausted(_) => {
+                let parent = self.own_lease(&agent, &lease.id).await?;
+                Err(Error::LeaseExhausted { remaining: parent.remaining() })
+            }
+        }
     }
 
     /// Reports a call's cost against an open lease of the calling agent; idempotent by `request_id`.
