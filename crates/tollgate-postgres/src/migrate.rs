@@ -5,30 +5,12 @@
 //! Several nodes may start at once: the runner holds a session advisory lock (keyed by the schema)
 //! while it reads and applies, so one node migrates and the others find the work done.
 
-use ring::digest;
 use sqlx::PgConnection;
 use tollgate_store::Result;
+pub use tollgate_store::{AppliedMigration, Migration};
 use tollgate_types::{Clock, SystemClock};
 
 use crate::error::{PgResultExt, corrupt, map_error};
-
-/// One migration: a version, a name and its SQL, from `migrations/postgres/<version>_<name>.sql`.
-#[derive(Debug, Clone, Copy)]
-pub struct Migration {
-    /// The version number, from 1, without gaps.
-    pub version: i64,
-    /// The name part of the file name.
-    pub name: &'static str,
-    /// The SQL.
-    pub sql: &'static str,
-}
-
-impl Migration {
-    /// SHA-256 of the SQL, recorded when applied.
-    pub fn checksum(&self) -> Vec<u8> {
-        digest::digest(&digest::SHA256, self.sql.as_bytes()).as_ref().to_vec()
-    }
-}
 
 macro_rules! migration {
     ($version:literal, $file_version:literal, $name:literal) => {
@@ -51,17 +33,6 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007", "agents_and_vault"),
     migration!(8, "0008", "agent_budgets"),
 ];
-
-/// A migration recorded in the database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppliedMigration {
-    /// Its version.
-    pub version: i64,
-    /// Its name.
-    pub name: String,
-    /// Whether the SQL in this binary still has the checksum recorded when it was applied.
-    pub unchanged: bool,
-}
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _tollgate_migrations (
     version    BIGINT PRIMARY KEY,

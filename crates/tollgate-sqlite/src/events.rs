@@ -4,35 +4,22 @@
 //! `usage_events` view expands blocks back into one row per event.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, params};
 use tollgate_store::Result;
-use tollgate_types::{Endpoint, Microdollars, Outcome, Timestamp, TokenId, UsageEvent};
+pub(crate) use tollgate_store::event_blocks::{Block, SeriesKey, encode_blocks};
+use tollgate_types::Timestamp;
 
 use crate::batch::{Statements, chunk_sizes, placeholders};
 use crate::columns::{Column, Columns, collect, scalar};
 use crate::error::SqliteResultExt;
 
-/// The most events in one block (keeps a row around 50 KB).
-const MAX_EVENTS_PER_BLOCK: usize = 1_024;
 /// Whole blocks deleted per purge statement.
 const PURGE_CHUNK: i64 = 1_000;
 
 /// The series of a batch's events by (provider, model, endpoint), created when new.
 type SeriesIds = HashMap<SeriesKey, i64>;
-
-/// What an event was for: provider, model and endpoint (`""` for none).
-pub(crate) type SeriesKey = (String, String, String);
-
-fn series_key(event: &UsageEvent) -> SeriesKey {
-    (
-        event.provider.as_str().to_owned(),
-        event.model.as_str().to_owned(),
-        event.endpoint.as_ref().map_or("", Endpoint::as_str).to_owned(),
-    )
-}
 
 fn series_ids(connection: &Connection, blocks: &[Block]) -> Result<SeriesIds> {
     let mut ids = SeriesIds::new();
@@ -51,86 +38,6 @@ fn series_ids(connection: &Connection, blocks: &[Block]) -> Result<SeriesIds> {
         ids.insert(block.series.clone(), id);
     }
     Ok(ids)
-}
-
-/// Appends one event as `[at,input,output,requests,cost,failed,latency|null,ip|null]`.
-fn encode(event: &UsageEvent, data: &mut String) {
-    let cost = event.cost.unwrap_or(Microdollars::ZERO).micros();
-    let failed = u8::from(event.outcome == Outcome::Error);
-    // Writing to a String cannot fail.
-    let _ = write!(
-        data,
-        "[{},{},{},{},{},{},",
-        event.at.unix_micros(),
-        event.input_tokens,
-        event.output_tokens,
-        event.requests,
-        cost,
-        failed
-    );
-    let _ = match event.latency_ms {
-        Some(latency) => write!(data, "{latency},"),
-        None => write!(data, "null,"),
-    };
-    // An IP address's text form has no characters that JSON would need to escape.
-    let _ = match event.ip {
-        Some(ip) => write!(data, "\"{ip}\"]"),
-        None => write!(data, "null]"),
-    };
-}
-
-/// One block row, encoded before it reaches the writer (so the writer thread only writes).
-#[derive(Debug)]
-pub(crate) struct Block {
-    token_id: TokenId,
-    series: SeriesKey,
-    first_at: Timestamp,
-    last_at: Timestamp,
-    events: usize,
-    data: String,
-}
-
-impl Block {
-    fn encode(token_id: TokenId, series: SeriesKey, events: &[&UsageEvent]) -> Self {
-        let mut data = String::with_capacity(events.len() * 48 + 2);
-        data.push('[');
-        for (index, event) in events.iter().enumerate() {
-            if index > 0 {
-                data.push(',');
-            }
-            encode(event, &mut data);
-        }
-        data.push(']');
-        let first_at = events.iter().map(|event| event.at).min().unwrap_or(Timestamp::from_unix_micros(0));
-        let last_at = events.iter().map(|event| event.at).max().unwrap_or(first_at);
-        Self { token_id, series, first_at, last_at, events: events.len(), data }
-    }
-}
-
-/// Groups `events` into blocks per token and series, in the order each group first appears.
-pub(crate) fn encode_blocks<'a>(events: impl IntoIterator<Item = &'a UsageEvent>) -> Vec<Block> {
-    let mut order: Vec<(TokenId, SeriesKey)> = Vec::new();
-    let mut groups: HashMap<(TokenId, SeriesKey), Vec<&UsageEvent>> = HashMap::new();
-    for event in events {
-        let key = (event.token_id, series_key(event));
-        groups
-            .entry(key.clone())
-            .or_insert_with(|| {
-                order.push(key);
-                Vec::new()
-            })
-            .push(event);
-    }
-    order
-        .into_iter()
-        .flat_map(|key| {
-            let grouped = groups.remove(&key).unwrap_or_default();
-            grouped
-                .chunks(MAX_EVENTS_PER_BLOCK)
-                .map(|events| Block::encode(key.0, key.1.clone(), events))
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 /// Writes encoded blocks.

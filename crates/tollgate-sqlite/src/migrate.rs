@@ -1,30 +1,12 @@
 //! Embedded schema migrations and the runner that applies them in order, refusing a database whose
 //! applied migrations were edited afterwards (checksums) or that is newer than this binary.
 
-use ring::digest;
 use rusqlite::Connection;
 use tollgate_store::StoreError;
+pub use tollgate_store::{AppliedMigration, Migration};
 
 use crate::columns::{collect, first};
 use crate::error::{SqliteResultExt, corrupt};
-
-/// One migration: a version, a name and its SQL, from `migrations/sqlite/<version>_<name>.sql`.
-#[derive(Debug, Clone, Copy)]
-pub struct Migration {
-    /// The version number, from 1, without gaps.
-    pub version: i64,
-    /// The name part of the file name.
-    pub name: &'static str,
-    /// The SQL.
-    pub sql: &'static str,
-}
-
-impl Migration {
-    /// SHA-256 of the SQL, recorded when applied.
-    pub fn checksum(&self) -> Vec<u8> {
-        digest::digest(&digest::SHA256, self.sql.as_bytes()).as_ref().to_vec()
-    }
-}
 
 macro_rules! migration {
     ($version:literal, $file_version:literal, $name:literal) => {
@@ -47,17 +29,6 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007", "agents_and_vault"),
     migration!(8, "0008", "agent_budgets"),
 ];
-
-/// A migration recorded in the database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppliedMigration {
-    /// Its version.
-    pub version: i64,
-    /// Its name.
-    pub name: String,
-    /// Whether the SQL in this binary still has the checksum recorded when it was applied.
-    pub unchanged: bool,
-}
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _tollgate_migrations (
     version    INTEGER PRIMARY KEY,

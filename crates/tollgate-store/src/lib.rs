@@ -10,7 +10,9 @@ mod agents;
 mod audit;
 mod budgets;
 mod error;
+pub mod event_blocks;
 mod limits;
+mod migration;
 mod page;
 mod projects;
 mod quota;
@@ -37,6 +39,7 @@ pub use budgets::{
 };
 pub use error::{Result, StoreError};
 pub use limits::{LimitStore, PriceRecord, PriceStore, RateLimitRecord};
+pub use migration::{AppliedMigration, Migration};
 pub use page::{Page, PageRequest};
 pub use projects::{MemberRemoved, ProjectInsert, ProjectStore};
 pub use quota::{
