@@ -4,14 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde_json::{Value, json};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use tollgate_store::{
     CounterDelta, EventToRecord, RecordOutcome, ReservationInsert, ReservationRecord, ReservationState, ReserveOutcome,
     Result, Settled, StoreError,
 };
-use tollgate_types::{CounterKey, LimitKey, LimitSubject, ReservationId, Timestamp, TokenId};
+use tollgate_types::{CounterKey, ReservationId, Timestamp, TokenId};
 
 use crate::PgStore;
 use crate::counters::{self, fits};
@@ -22,45 +21,15 @@ use crate::rows::{get, optional_time, parsed, time};
 const TABLE: &str = "quota_reservations";
 
 fn holds_json(holds: &[(CounterKey, i64)]) -> String {
-    let rows: Vec<Value> = holds
-        .iter()
-        .map(|(key, amount)| {
-            json!([
-                key.limit.subject.kind(),
-                key.limit.subject.id(),
-                key.limit.metric.as_str(),
-                key.limit.window.as_str(),
-                key.window_start.unix_micros(),
-                amount
-            ])
-        })
-        .collect();
-    Value::Array(rows).to_string()
+    tollgate_store::encode_holds(holds)
 }
 
 fn holds_from_json(text: &str) -> Result<Vec<(CounterKey, i64)>> {
-    let bad = |error: &dyn std::fmt::Display| corrupt("quota_reservations.holds", error);
-    let rows: Vec<(String, String, String, String, i64, i64)> = serde_json::from_str(text).map_err(|e| bad(&e))?;
-    rows.into_iter()
-        .map(|(kind, subject, metric, period, start, amount)| {
-            let limit = LimitKey {
-                subject: LimitSubject::parse(&kind, &subject).map_err(|e| bad(&e))?,
-                metric: metric.parse().map_err(|e| bad(&e))?,
-                window: period.parse().map_err(|e| bad(&e))?,
-            };
-            Ok((CounterKey { limit, window_start: Timestamp::from_unix_micros(start) }, amount))
-        })
-        .collect()
+    tollgate_store::decode_holds(text).map_err(|error| corrupt("quota_reservations.holds", error))
 }
 
 fn state_from(text: &str) -> Result<ReservationState> {
-    Ok(match text {
-        "held" => ReservationState::Held,
-        "settled" => ReservationState::Settled,
-        "released" => ReservationState::Released,
-        "expired" => ReservationState::Expired,
-        other => return Err(corrupt("quota_reservations.state", other)),
-    })
+    ReservationState::from_stored(text).ok_or_else(|| corrupt("quota_reservations.state", text))
 }
 
 const COLUMNS: &str = "id, token_id, holds::text AS holds, state, created_at, expires_at, closed_at";

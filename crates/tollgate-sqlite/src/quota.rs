@@ -5,12 +5,11 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, Row, params};
-use serde_json::{Value, json};
 use tollgate_store::{
     CounterDelta, EventToRecord, LeaseGrant, LeaseRequest, LeaseReturn, LeaseSummary, LeaseUse, QuotaStore,
     RecordOutcome, ReservationInsert, ReservationRecord, ReservationState, ReserveOutcome, Result, Settled, StoreError,
 };
-use tollgate_types::{CounterKey, HolderId, LimitKey, LimitSubject, ReservationId, Timestamp, TokenId};
+use tollgate_types::{CounterKey, HolderId, ReservationId, Timestamp, TokenId};
 
 use crate::SqliteStore;
 use crate::columns::{Column, Columns, collect, execute, first, one};
@@ -31,39 +30,15 @@ fn key_params(key: &CounterKey) -> (String, String, &'static str, &'static str, 
 }
 
 fn holds_json(holds: &[(CounterKey, i64)]) -> String {
-    let rows: Vec<Value> = holds
-        .iter()
-        .map(|(key, amount)| {
-            let (kind, subject, metric, period, start) = key_params(key);
-            json!([kind, subject, metric, period, start, amount])
-        })
-        .collect();
-    Value::Array(rows).to_string()
+    tollgate_store::encode_holds(holds)
 }
 
 fn holds_from_json(text: &str) -> Result<Vec<(CounterKey, i64)>> {
-    let bad = |error: &dyn std::fmt::Display| corrupt("quota_reservations.holds", error);
-    let rows: Vec<(String, String, String, String, i64, i64)> = serde_json::from_str(text).map_err(|e| bad(&e))?;
-    rows.into_iter()
-        .map(|(kind, subject, metric, period, start, amount)| {
-            let limit = LimitKey {
-                subject: LimitSubject::parse(&kind, &subject).map_err(|e| bad(&e))?,
-                metric: metric.parse().map_err(|e| bad(&e))?,
-                window: period.parse().map_err(|e| bad(&e))?,
-            };
-            Ok((CounterKey { limit, window_start: Timestamp::from_unix_micros(start) }, amount))
-        })
-        .collect()
+    tollgate_store::decode_holds(text).map_err(|error| corrupt("quota_reservations.holds", error))
 }
 
 fn state_from(text: &str) -> Result<ReservationState> {
-    Ok(match text {
-        "held" => ReservationState::Held,
-        "settled" => ReservationState::Settled,
-        "released" => ReservationState::Released,
-        "expired" => ReservationState::Expired,
-        other => return Err(corrupt("quota_reservations.state", other)),
-    })
+    ReservationState::from_stored(text).ok_or_else(|| corrupt("quota_reservations.state", text))
 }
 
 const RESERVATION_COLUMNS: &str = "id, token_id, holds, state, created_at, expires_at, closed_at";

@@ -44,7 +44,7 @@ pub use page::{Page, PageRequest};
 pub use projects::{MemberRemoved, ProjectInsert, ProjectStore};
 pub use quota::{
     Hold, LeaseGrant, LeaseRequest, LeaseReturn, LeaseSummary, LeaseUse, QuotaStore, ReservationInsert,
-    ReservationRecord, ReservationState, ReserveOutcome, Settled,
+    ReservationRecord, ReservationState, ReserveOutcome, Settled, decode_holds, encode_holds,
 };
 pub use sessions::{
     RefreshLookup, RefreshOutcome, RefreshRotation, RefreshTokenInsert, SessionStart, SessionStore, SessionWithUser,

@@ -126,6 +126,46 @@ impl ReservationState {
             Self::Expired => "expired",
         }
     }
+
+    /// The state a stored name names, or `None`.
+    pub fn from_stored(text: &str) -> Option<Self> {
+        [Self::Held, Self::Settled, Self::Released, Self::Expired].into_iter().find(|state| state.as_str() == text)
+    }
+}
+
+/// A reservation's holds as every backend stores them: a JSON array of
+/// `[subject_kind, subject, metric, period, window_start, amount]`.
+pub fn encode_holds(holds: &[(CounterKey, i64)]) -> String {
+    let rows: Vec<serde_json::Value> = holds
+        .iter()
+        .map(|(key, amount)| {
+            serde_json::json!([
+                key.limit.subject.kind(),
+                key.limit.subject.id(),
+                key.limit.metric.as_str(),
+                key.limit.window.as_str(),
+                key.window_start.unix_micros(),
+                amount
+            ])
+        })
+        .collect();
+    serde_json::Value::Array(rows).to_string()
+}
+
+/// Reads holds stored by [`encode_holds`]; the error says what is wrong (for a backend's corrupt-row error).
+pub fn decode_holds(text: &str) -> std::result::Result<Vec<(CounterKey, i64)>, String> {
+    let rows: Vec<(String, String, String, String, i64, i64)> =
+        serde_json::from_str(text).map_err(|error| error.to_string())?;
+    rows.into_iter()
+        .map(|(kind, subject, metric, period, start, amount)| {
+            let limit = tollgate_types::LimitKey {
+                subject: tollgate_types::LimitSubject::parse(&kind, &subject).map_err(|error| error.to_string())?,
+                metric: metric.parse().map_err(|error: tollgate_types::ValidationError| error.to_string())?,
+                window: period.parse().map_err(|error: tollgate_types::ValidationError| error.to_string())?,
+            };
+            Ok((CounterKey { limit, window_start: tollgate_types::Timestamp::from_unix_micros(start) }, amount))
+        })
+        .collect()
 }
 
 /// A stored reservation.
