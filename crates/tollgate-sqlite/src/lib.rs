@@ -8,6 +8,7 @@ mod accounts;
 mod agents;
 mod audit;
 mod batch;
+mod budget_leases;
 mod budget_ledger;
 mod budget_requests;
 mod budgets;
