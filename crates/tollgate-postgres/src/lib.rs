@@ -52,6 +52,8 @@ mod quota;
 mod record;
 mod reservations;
 mod rows;
+#[cfg(feature = "scratch")]
+pub mod scratch;
 mod sessions;
 mod store;
 mod tokens;

@@ -72,7 +72,7 @@ async fn no_secret_reaches_the_log() {
         fixture.post("/v1/auth/refresh", None, json!({ "refresh_token": refresh })).await.ok(200).clone();
     let refresh2 = rotated_session["refresh_token"].as_str().unwrap().to_owned();
     fixture.post("/v1/auth/logout", None, json!({ "refresh_token": refresh2 })).await.ok(204);
-    fixture.store.close().await;
+    fixture.close_store().await;
     fixture.get("/v1/tokens", Some(&admin)).await.problem(503, "unavailable");
 
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

@@ -13,7 +13,7 @@ async fn health_checks_the_database() {
     let reply = fixture.get("/health", None).await;
     assert_eq!(reply.ok(200)["status"], "ok");
     assert_eq!(reply.json["database"], "ok");
-    fixture.store.close().await;
+    fixture.close_store().await;
     let reply = fixture.get("/health", None).await;
     let problem = reply.problem(503, "unavailable");
     assert!(!problem.to_string().to_lowercase().contains("pool"), "no driver detail: {problem}");
@@ -25,7 +25,7 @@ async fn an_unavailable_store_is_503_without_internals() {
     let (admin, _) = fixture.token("root", Permission::Admin).await;
     // Verified once, the admin token is served from the cache after the database goes away.
     fixture.get("/v1/auth/verify", Some(&admin)).await.ok(200);
-    fixture.store.close().await;
+    fixture.close_store().await;
     let reply = fixture.get("/v1/tokens", Some(&admin)).await;
     // A store that cannot answer is the service's state, not a bug: retry later.
     let problem = reply.problem(503, "unavailable");

@@ -38,6 +38,27 @@ fn database_bytes(fixture: &Fixture) -> Vec<u8> {
     bytes
 }
 
+/// Every stored provider-key, token and audit row, as text (the PostgreSQL counterpart of the files).
+async fn postgres_rows(fixture: &Fixture) -> Vec<u8> {
+    let mut text = String::new();
+    let keys = tollgate::ProviderKeyStore::list_provider_keys(
+        fixture.store.as_ref(),
+        &tollgate::ProviderKeyFilter::default(),
+        &tollgate::PageRequest::first(100),
+    )
+    .await
+    .unwrap();
+    text.push_str(&serde_json::to_string(&keys.items).unwrap());
+    let sealed = tollgate::ProviderKeyStore::sealed_provider_keys(fixture.store.as_ref()).await.unwrap();
+    for (_, sealed) in sealed {
+        text.push_str(&String::from_utf8_lossy(&sealed.ciphertext));
+        text.push_str(&String::from_utf8_lossy(&sealed.wrapped_key));
+    }
+    let audit = tollgate::AuditStore::audit_chain(fixture.store.as_ref(), 0, 10_000).await.unwrap();
+    text.push_str(&serde_json::to_string(&audit).unwrap());
+    text.into_bytes()
+}
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|window| window == needle.as_bytes())
 }
@@ -86,7 +107,11 @@ async fn no_plaintext_key_or_credential_is_stored_logged_or_shown() {
 
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(log.contains("provider-key"), "the capture covers the routes: {log}");
-    let database = database_bytes(&fixture);
+    // The database files are SQLite's; on PostgreSQL the rows are read back instead.
+    let database = match &fixture.backend {
+        support::Backend::Sqlite(_) => database_bytes(&fixture),
+        support::Backend::Postgres(_) => postgres_rows(&fixture).await,
+    };
     assert!(contains(&database, "sk-…cdef") || contains(&database, "sk-…dcba"), "the masked form is stored");
     for plaintext in ["SECRETPART0123456789abcdef", "REPLACEMENT9876543210fedcba", &credential[4..]] {
         assert!(!log.contains(plaintext), "a secret reached the log:\n{log}");

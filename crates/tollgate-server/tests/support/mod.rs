@@ -1,5 +1,6 @@
-//! Test fixture: a real SQLite database in a temporary directory, a manual clock, the app over
-//! them, and a small request helper that drives the router with `oneshot`.
+//! Test fixture: a real database — a SQLite file in a temporary directory, or with
+//! `TOLLGATE_TEST_BACKEND=postgres` a scratch schema on the server `TOLLGATE_TEST_PG_URL` names —, a
+//! manual clock, the app over them, and a small request helper that drives the router with `oneshot`.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -12,9 +13,9 @@ use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::Value;
 use tollgate::{
-    AccountStore, Caller, Description, Email, JwtKeys, KeyId, ManualClock, Metering, NewServiceAccount, NewToken,
-    NewUser, OwnerId, Password, Permission, Principal, Role, Scope, SqliteOptions, SqliteStore, Timestamp, TokenHasher,
-    TokenId, TokenManager, TokenName, UserId, UserService, Username,
+    Caller, Description, Email, JwtKeys, KeyId, ManualClock, Metering, NewServiceAccount, NewToken, NewUser, OwnerId,
+    Password, Permission, Principal, Role, Scope, SqliteOptions, SqliteStore, Timestamp, TokenHasher, TokenId,
+    TokenManager, TokenName, UserId, UserService, Username,
 };
 use tollgate_server::{AppState, ServerSettings};
 use tower::ServiceExt as _;
@@ -35,7 +36,10 @@ pub struct Fixture {
     pub users: UserService,
     pub metering: Metering,
     pub clock: Arc<ManualClock>,
-    pub store: SqliteStore,
+    /// The store under test (either backend).
+    pub store: Arc<dyn tollgate::Store>,
+    /// The same store, by backend (tests of a backend's own behaviour use it).
+    pub backend: Backend,
     pub state: AppState,
     router: Router,
     _directory: tempfile::TempDir,
@@ -50,15 +54,13 @@ impl Fixture {
     pub async fn with_settings(settings: ServerSettings, peer: &str) -> Self {
         let directory = tempfile::tempdir().expect("temp dir");
         let db_file = directory.path().join("tollgate.db");
-        let store = SqliteStore::open(&db_file, &SqliteOptions::default()).await.expect("open sqlite");
+        let (store, backend) = open_store(&db_file).await;
         let clock = Arc::new(ManualClock::new(START));
         let hasher = TokenHasher::new(KeyId(1), &[42u8; 32]).expect("hasher");
         let metering =
-            Metering::builder(Arc::new(store.clone())).clock(clock.clone()).start().await.expect("start metering");
-        let tokens = TokenManager::builder(Arc::new(store.clone()), hasher)
-            .clock(clock.clone())
-            .metering(metering.clone())
-            .build();
+            Metering::builder(Arc::clone(&store)).clock(clock.clone()).start().await.expect("start metering");
+        let tokens =
+            TokenManager::builder(Arc::clone(&store), hasher).clock(clock.clone()).metering(metering.clone()).build();
         let jwt_keys = JwtKeys::new("test", &[7u8; 32]).expect("jwt keys");
         let refresh_hasher = TokenHasher::new(KeyId(1), &[42u8; 32]).expect("hasher");
         let users = UserService::builder(&tokens, jwt_keys, refresh_hasher)
@@ -81,9 +83,18 @@ impl Fixture {
             metering,
             clock,
             store,
+            backend,
             state,
             router,
             _directory: directory,
+        }
+    }
+
+    /// Closes the store (a database gone away).
+    pub async fn close_store(&self) {
+        match &self.backend {
+            Backend::Sqlite(sqlite) => sqlite.close().await,
+            Backend::Postgres(postgres) => postgres.close().await,
         }
     }
 
@@ -191,6 +202,28 @@ impl Fixture {
     pub async fn patch(&self, path: &str, bearer: Option<&str>, body: Value) -> Reply {
         self.send(request(Method::PATCH, path, bearer, Some(body))).await
     }
+}
+
+/// The backend a fixture runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite(SqliteStore),
+    /// A scratch schema on PostgreSQL.
+    Postgres(tollgate_postgres::PgStore),
+}
+
+/// The store the environment asks for: SQLite at `db_file`, or with `TOLLGATE_TEST_BACKEND=postgres`
+/// a PostgreSQL scratch schema, dropped when the test ends.
+async fn open_store(db_file: &std::path::Path) -> (Arc<dyn tollgate::Store>, Backend) {
+    if std::env::var("TOLLGATE_TEST_BACKEND").as_deref() == Ok("postgres") {
+        let url =
+            std::env::var("TOLLGATE_TEST_PG_URL").expect("TOLLGATE_TEST_BACKEND=postgres needs TOLLGATE_TEST_PG_URL");
+        let store = tollgate_postgres::scratch::store(&url, "tollgate_server_test_").await;
+        return (Arc::new(store.clone()), Backend::Postgres(store));
+    }
+    let sqlite = SqliteStore::open(db_file, &SqliteOptions::default()).await.expect("open sqlite");
+    (Arc::new(sqlite.clone()), Backend::Sqlite(sqlite))
 }
 
 /// A request with an optional bearer token and an optional JSON body.
