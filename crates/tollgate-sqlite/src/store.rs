@@ -134,6 +134,7 @@ impl SqliteStore {
         let owned_path = path.to_owned();
         let settings = options.clone();
         let connection = tokio::task::spawn_blocking(move || {
+            create_private(&owned_path)?;
             let connection = open_writer_connection(&owned_path, &settings)?;
             if settings.migrate {
                 migrate::run(&connection, now_micros())?;
@@ -250,6 +251,21 @@ impl SqliteStore {
             Some(readers) => readers.scan(read).await,
             None => self.inner.writer.write(move |tx| read(tx.connection)).await,
         }
+    }
+}
+
+/// Creates a new database file readable by its owner only (0600): it holds password hashes, emails
+/// and token HMACs. SQLite gives the WAL and shared-memory files the database file's mode. An
+/// existing file is left as it is (`tollgate serve` warns when it is readable by others).
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(StoreError::unavailable(error)),
     }
 }
 

@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tollgate::{
-    AgentId, AgentName, AgentService, BudgetStore, Caller, Description, LeaseId, LeaseReportInput, MasterKeys,
-    Metadata, NewAgent, NewProviderKey, ProviderList, ProviderName, ProviderSecret, TokenId, TokenManager,
-    VerifyRequest,
+    AgentId, AgentName, AgentService, Caller, Description, LeaseId, LeaseReportInput, MasterKeys, Metadata, NewAgent,
+    NewProviderKey, ProviderList, ProviderName, ProviderSecret, TokenId, TokenManager, VerifyRequest,
 };
 use tollgate_store::{LeaseOpen, LeaseOpened};
 

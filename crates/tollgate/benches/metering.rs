@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tollgate::{
     Actor, AuditEvent, Clock, Description, LimitKey, LimitSpec, LimitSubject, Metering, Metric, ModelName, NewProject,
-    NewToken, Principal, ProjectId, ProjectName, ProjectRole, ProjectStore, ProviderName, RateLimitSpec, SystemClock,
-    TokenManager, TokenName, UsageEvent, VerifyRequest, Window,
+    NewToken, Principal, ProjectId, ProjectName, ProjectRole, ProviderName, RateLimitSpec, SystemClock, TokenManager,
+    TokenName, UsageEvent, VerifyRequest, Window,
 };
-use tollgate_store::{EventToRecord, ProjectInsert, UsageBatch, UsageStore};
+use tollgate_store::{EventToRecord, ProjectInsert, UsageBatch};
 
 /// Events per measured iteration of the recording benchmarks.
 const EVENTS_PER_ITERATION: u64 = 20_000;

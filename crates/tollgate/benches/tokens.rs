@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tollgate::{
-    AgentName, AgentService, AuditStore, Caller, Description, MasterKeys, Metadata, NewAgent, NewProviderKey, NewToken,
-    Principal, ProviderKeyStore, ProviderList, ProviderName, ProviderSecret, TokenManager, TokenName, VerifyRequest,
+    AgentName, AgentService, Caller, Description, MasterKeys, Metadata, NewAgent, NewProviderKey, NewToken, Principal,
+    ProviderList, ProviderName, ProviderSecret, TokenManager, TokenName, VerifyRequest,
 };
 
 mod support;

@@ -55,6 +55,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
             }
         }
     });
+    warn_if_readable_by_others(&settings);
     let state = AppState::with_agents(tokens, users, metering, agents, settings.server);
     if !tollgate_server::admin_exists(&state).await? {
         tracing::warn!(
@@ -77,6 +78,30 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
 
     tollgate_server::serve(listener, state, settings.serve, shutdown_signal()).await.context("while shutting down")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Warns about a database or key file that others than its owner may read (hashes, emails, keys).
+fn warn_if_readable_by_others(settings: &config::Settings) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let database = settings.database_url.strip_prefix("sqlite://").map(std::path::PathBuf::from);
+        let files = [
+            Some(settings.key_file.clone()),
+            Some(settings.jwt_key_file.clone()),
+            Some(settings.vault_key_file.clone()),
+            database,
+        ];
+        for file in files.into_iter().flatten() {
+            if let Ok(metadata) = std::fs::metadata(&file)
+                && metadata.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(file = %file.display(), "readable by others than its owner: chmod 600 it");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = settings;
 }
 
 /// The `--db` to repeat in the bootstrap hint, when the operator chose one.

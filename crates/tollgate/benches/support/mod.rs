@@ -1,5 +1,6 @@
-//! What the facade's benchmarks share: a SQLite file in a temporary directory with its runtime, the
-//! benchmark key, the owner of the benchmark tokens, and polling a future once without a runtime.
+//! What the facade's benchmarks share: a SQLite file in a temporary directory with its runtime (or,
+//! with `TOLLGATE_BENCH_PG_URL`, a scratch schema on that PostgreSQL server), the benchmark key, the
+//! owner of the benchmark tokens, and polling a future once without a runtime.
 
 use std::future::Future;
 use std::pin::pin;
@@ -7,16 +8,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use tollgate::{
-    AccountStore, Actor, AuditEvent, Clock, Description, KeyId, NewServiceAccount, OwnerId, ServiceAccountId,
-    SqliteOptions, SqliteStore, SystemClock, TokenHasher, Username,
+    Actor, AuditEvent, Clock, Description, KeyId, NewServiceAccount, OwnerId, ServiceAccountId, SqliteOptions,
+    SqliteStore, Store, SystemClock, TokenHasher, Username,
 };
 use tollgate_store::ServiceAccountInsert;
 
-/// A fresh SQLite file (removed on drop) and a two-worker runtime to drive it, with the service
+/// A fresh SQLite file (removed on drop), or a PostgreSQL scratch schema when
+/// `TOLLGATE_BENCH_PG_URL` names a server, and a two-worker runtime to drive it, with the service
 /// account `bench` that owns the benchmark tokens (a token needs an existing owner).
 pub(crate) struct BenchStore {
     pub(crate) runtime: tokio::runtime::Runtime,
-    pub(crate) store: Arc<SqliteStore>,
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) owner: OwnerId,
     _directory: tempfile::TempDir,
 }
@@ -26,7 +28,12 @@ impl BenchStore {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("bench.db");
-        let store = runtime.block_on(SqliteStore::open(&path, &SqliteOptions::default())).unwrap();
+        let store: Arc<dyn Store> = match std::env::var("TOLLGATE_BENCH_PG_URL") {
+            Ok(url) if !url.is_empty() => {
+                Arc::new(runtime.block_on(tollgate_postgres::scratch::store(&url, "tollgate_bench_")))
+            }
+            _ => Arc::new(runtime.block_on(SqliteStore::open(&path, &SqliteOptions::default())).unwrap()),
+        };
         let id = ServiceAccountId::generate();
         let account = NewServiceAccount {
             name: Username::parse_field("name", "bench").unwrap(),
@@ -35,7 +42,7 @@ impl BenchStore {
         let insert = ServiceAccountInsert { id, account, created_at: SystemClock.now() };
         let event = AuditEvent::new(Actor::cli(), "service_account.create", id, insert.created_at);
         runtime.block_on(store.insert_service_account(&insert, &event)).unwrap();
-        Self { runtime, store: Arc::new(store), owner: OwnerId::ServiceAccount(id), _directory: directory }
+        Self { runtime, store, owner: OwnerId::ServiceAccount(id), _directory: directory }
     }
 }
 
