@@ -55,6 +55,8 @@ pub(crate) fn hasher() -> TokenHasher {
 /// future that must wait goes to `runtime`; without one, waiting is a bug in the benchmark.
 #[allow(dead_code, reason = "not every benchmark polls a future by hand")]
 pub(crate) fn ready<F: Future>(runtime: Option<&tokio::runtime::Handle>, future: F) -> F::Output {
+    // Inside the runtime's context: a backend that must wait (PostgreSQL's pool) registers with it.
+    let _entered = runtime.map(tokio::runtime::Handle::enter);
     let mut future = pin!(future);
     match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(output) => output,
