@@ -132,3 +132,42 @@ async fn malformed_session_bodies_name_the_field() {
     *no_type.body_mut() = axum::body::Body::from(r#"{"username":"a","password":"b"}"#);
     fixture.send(no_type).await.problem(415, "unsupported_media_type");
 }
+
+#[tokio::test]
+async fn users_list_and_end_their_sessions_and_change_their_password() {
+    let fixture = Fixture::new().await;
+    let alice = fixture.user("alice", Role::User).await;
+    let bob = fixture.user("bob", Role::User).await;
+    let (admin, _) = fixture.token("root", Permission::Admin).await;
+    let first = fixture.login("alice").await;
+    let second = fixture.login("alice").await;
+    let access = first["access_token"].as_str().unwrap().to_owned();
+
+    let mine = fixture.get("/v1/me/sessions", Some(&access)).await.ok(200).clone();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 2);
+    let listed = fixture.get(&format!("/v1/users/{alice}/sessions"), Some(&admin)).await.ok(200).clone();
+    assert_eq!(listed["items"], mine["items"], "an admin sees the same sessions");
+    fixture.get(&format!("/v1/users/{bob}/sessions"), Some(&access)).await.problem(403, "forbidden");
+
+    // Ending the second session refuses its access token at once; bob cannot end alice's.
+    let session = second["session_id"].as_str().unwrap();
+    let bob_login = fixture.login("bob").await;
+    let bob_access = bob_login["access_token"].as_str().unwrap();
+    let path = format!("/v1/sessions/{session}/revoke");
+    fixture.post(&path, Some(bob_access), json!({})).await.problem(404, "session_not_found");
+    let ended = fixture.post(&path, Some(&access), json!({ "reason": "lost laptop" })).await.ok(200).clone();
+    assert_eq!(ended["revoke_reason"], "lost laptop");
+    let second_access = second["access_token"].as_str().unwrap();
+    fixture.get(&format!("/v1/users/{alice}"), Some(second_access)).await.problem(401, "revoked");
+
+    // Changing one's password proves the current one and ends every session.
+    let wrong = json!({ "current_password": "not the password at all", "new_password": "a brand new passphrase" });
+    fixture.post("/v1/me/password", Some(&access), wrong).await.problem(401, "invalid_credentials");
+    let change = json!({ "current_password": PASSWORD, "new_password": "a brand new passphrase" });
+    fixture.post("/v1/me/password", Some(&access), change.clone()).await.ok(204);
+    fixture.get("/v1/me/sessions", Some(&access)).await.problem(401, "revoked");
+    let login = json!({ "username": "alice", "password": "a brand new passphrase" });
+    fixture.post("/v1/auth/login", None, login).await.ok(200);
+    // A token is not the user: it cannot change the password.
+    fixture.post("/v1/me/password", Some(&admin), change).await.problem(403, "forbidden");
+}

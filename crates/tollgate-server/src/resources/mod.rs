@@ -20,6 +20,7 @@ mod token_verify;
 mod tokens;
 mod usage;
 mod usage_record;
+mod user_sessions;
 mod users;
 mod verify_view;
 
@@ -35,6 +36,7 @@ pub(crate) fn routes() -> Routes {
         .merge(token_verify::routes())
         .merge(tokens::routes())
         .merge(users::routes())
+        .merge(user_sessions::routes())
         .merge(service_accounts::routes())
         .merge(projects::routes())
         .merge(sessions::routes())
