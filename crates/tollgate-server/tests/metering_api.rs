@@ -195,3 +195,25 @@ async fn reading_limits_writes_nothing() {
     }
     assert_eq!(sqlite.commit_stats().1, writes, "no write job ran for a read");
 }
+
+#[tokio::test]
+async fn a_price_override_is_removed_and_the_shipped_price_applies_again() {
+    let fixture = Fixture::new().await;
+    let (admin, _) = fixture.token("root", Permission::Admin).await;
+    let (alice, _) = fixture.token("alice", Permission::Standard).await;
+    let shipped = fixture.get("/v1/prices", Some(&admin)).await.ok(200).clone();
+    let shipped =
+        shipped["items"].as_array().unwrap().iter().find(|price| price["model"] == "gpt-4o-mini").unwrap().clone();
+    let body = json!({ "input_per_million": "99", "output_per_million": "99" });
+    fixture.put("/v1/prices/openai/gpt-4o-mini", Some(&admin), body).await.ok(200);
+    fixture.delete("/v1/prices/openai/gpt-4o-mini", Some(&alice)).await.problem(403, "forbidden");
+    let restored = fixture.delete("/v1/prices/openai/gpt-4o-mini", Some(&admin)).await.ok(200).clone();
+    assert_eq!(restored["input_per_million_micros"], shipped["input_per_million_micros"], "{restored}");
+    assert_ne!(restored["source"], "stored");
+    // A custom model has nothing to fall back to: 204, and it is gone.
+    let body = json!({ "input_per_million": "1", "output_per_million": "1" });
+    fixture.put("/v1/prices/acme/tiny-1", Some(&admin), body).await.ok(200);
+    assert_eq!(fixture.delete("/v1/prices/acme/tiny-1", Some(&admin)).await.status.as_u16(), 204);
+    let prices = fixture.get("/v1/prices", Some(&admin)).await.ok(200).clone();
+    assert!(!prices.to_string().contains("tiny-1"), "{prices}");
+}

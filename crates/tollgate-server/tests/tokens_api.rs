@@ -193,3 +193,24 @@ async fn unknown_tokens_are_not_found() {
         .await
         .problem(404, "token_not_found");
 }
+
+#[tokio::test]
+async fn admins_clean_up_long_inactive_tokens() {
+    let fixture = Fixture::new().await;
+    let (admin, _) = fixture.token("root", Permission::Admin).await;
+    let (user, _) = fixture.token("alice", Permission::Standard).await;
+    let (_, old) = fixture.token("alice", Permission::Standard).await;
+    fixture.post(&format!("/v1/tokens/{old}/revoke"), Some(&admin), serde_json::json!({})).await.ok(200);
+    let too_young = serde_json::json!({ "older_than_seconds": 60 });
+    let reply = fixture.post("/v1/tokens/cleanup", Some(&admin), too_young).await;
+    assert_eq!(reply.problem(400, "invalid_field")["field"], "older_than");
+    fixture
+        .post("/v1/tokens/cleanup", Some(&user), serde_json::json!({ "older_than_seconds": 0, "force": true }))
+        .await
+        .problem(403, "forbidden");
+    fixture.clock.advance(std::time::Duration::from_secs(2 * 3600));
+    let done =
+        fixture.post("/v1/tokens/cleanup", Some(&admin), serde_json::json!({ "older_than_seconds": 3600 })).await;
+    assert_eq!(done.ok(200)["deleted"], 1);
+    fixture.get(&format!("/v1/tokens/{old}"), Some(&admin)).await.problem(404, "token_not_found");
+}

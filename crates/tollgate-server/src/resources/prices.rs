@@ -35,6 +35,17 @@ pub(super) fn routes() -> Routes {
                 .problems(&[400, 403, 413, 415]),
             set,
         )
+        .delete(
+            "/v1/prices/{provider}/{model}",
+            Doc::new("removePrice", "prices", "Remove a stored price override (admins only; audited)")
+                .describe("The shipped or file price, if any, applies again and is returned; 204 when none does.")
+                .bearer()
+                .path_param("provider", "e.g. openai")
+                .path_param("model", "e.g. gpt-4o-mini")
+                .response::<PriceView>(200, "The price now in effect")
+                .problems(&[400, 403, 404]),
+            remove,
+        )
 }
 
 /// `PUT /v1/prices/{provider}/{model}`.
@@ -115,6 +126,19 @@ async fn set(
     let price = ModelPrice::new(provider, model, input, output)?;
     let entry = state.metering().set_price(&caller.principal, price).await?;
     Ok(axum::Json(PriceView(entry)).into_response())
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((provider, model)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let provider = ProviderName::parse(&provider).map_err(|error| ApiError::invalid_field("provider", error.reason))?;
+    let model = ModelName::parse(&model).map_err(|error| ApiError::invalid_field("model", error.reason))?;
+    match state.metering().remove_price(&caller.principal, &provider, &model).await? {
+        Some(entry) => Ok(axum::Json(PriceView(entry)).into_response()),
+        None => Ok(axum::http::StatusCode::NO_CONTENT.into_response()),
+    }
 }
 
 #[cfg(test)]

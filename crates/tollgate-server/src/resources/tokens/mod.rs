@@ -4,6 +4,7 @@
 //! (`authz.rs`); nothing here repeats that matrix.
 
 mod body;
+mod cleanup;
 mod view;
 
 use axum::extract::State;
@@ -24,6 +25,7 @@ const ID: &str = "The token id (tok_…)";
 
 pub(super) fn routes() -> Routes {
     Routes::new()
+        .merge(cleanup::routes())
         .post(
             "/v1/tokens",
             Doc::new("createToken", "tokens", "Create a token; the secret is in `token`, shown once")
