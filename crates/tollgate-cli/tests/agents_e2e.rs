@@ -9,6 +9,81 @@ use support::{Server, cli, cli_json, cli_with_input, create_token, ensure_owner,
 
 const SECRET: &str = "sk-e2e-PLAINTEXT0123456789abcdef";
 
+/// Over the socket: a user's JWT, another agent's credential, and a revoked and a rotated-out
+/// credential of this agent are refused; the other agent's refusal tells nothing about the key.
+fn refuse_everyone_else(dir: &std::path::Path, db: &str, server: &Server, agent: &str, credential: &str) {
+    let path = format!("/v1/agents/{agent}/provider-key");
+    let code = |reply: &support::Reply| (reply.status, reply.json()["code"].clone());
+    let create = [
+        "--db",
+        db,
+        "user",
+        "create",
+        "--username",
+        "ursula",
+        "--email",
+        "ursula@example.com",
+        "--role",
+        "admin",
+        "--password-stdin",
+        "--bcrypt-cost",
+        "10",
+    ];
+    cli_with_input_raw(dir, &create, "correct horse battery staple\n");
+    let login = json!({ "username": "ursula", "password": "correct horse battery staple" }).to_string();
+    let jwt = server.request("POST", "/v1/auth/login", None, Some(&login)).json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(code(&server.request("POST", &path, Some(&jwt), None)), (401, json!("malformed")));
+
+    let other = cli_json(dir, &["--db", db, "--json", "agent", "create", "--name", "other", "--owner", "alice"]);
+    let other_id = other["id"].as_str().unwrap();
+    let other_credential = cli_json(dir, &["--db", db, "--json", "agent", "credential", "create", other_id]);
+    let other_secret = other_credential["token"].as_str().unwrap();
+    let theirs = server.request("POST", &path, Some(other_secret), None);
+    let nothing = server.request("POST", &format!("/v1/agents/{other_id}/provider-key"), Some(other_secret), None);
+    assert_eq!((code(&theirs), theirs.json()["detail"].clone()), (code(&nothing), nothing.json()["detail"].clone()));
+    assert_eq!(code(&theirs), (404, json!("provider_key_not_found")));
+
+    // A second credential of this agent: rotated without grace (the old secret is unknown at once), then revoked.
+    let spare = cli_json(dir, &["--db", db, "--json", "agent", "credential", "create", agent]);
+    let (spare_secret, spare_id) = (spare["token"].as_str().unwrap(), spare["id"].as_str().unwrap());
+    assert_eq!(server.request("POST", &path, Some(spare_secret), None).status, 200);
+    // Done by another process (the CLI): the server's verify cache (2 s) sees it within its TTL.
+    let refused_soon = |secret: &str, expected: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while code(&server.request("POST", &path, Some(secret), None)) != (401, json!(expected)) {
+            assert!(std::time::Instant::now() < deadline, "{expected} did not reach the server within its cache TTL");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let rotated = cli_json(dir, &["--db", db, "--json", "agent", "credential", "rotate", agent, spare_id]);
+    refused_soon(spare_secret, "not_found");
+    let new_secret = rotated["token"].as_str().unwrap();
+    assert_eq!(server.request("POST", &path, Some(new_secret), None).status, 200);
+    cli_json(dir, &["--db", db, "--json", "agent", "credential", "revoke", agent, spare_id]);
+    refused_soon(new_secret, "revoked");
+    assert_eq!(server.request("POST", &path, Some(credential), None).status, 200, "the first credential still works");
+}
+
+/// [`cli_with_input`] for a command that prints no JSON.
+fn cli_with_input_raw(dir: &std::path::Path, args: &[&str], input: &str) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(support::BINARY)
+        .current_dir(dir)
+        .args(args)
+        .env_remove("TOLLGATE_DB")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tollgate");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|window| window == needle.as_bytes())
 }
@@ -44,6 +119,7 @@ fn an_agent_fetches_its_key_through_a_master_key_rotation() {
     assert_eq!((delivered.status, delivered.json()["secret"].clone()), (200, json!(SECRET)), "{}", delivered.body);
     let refused = server.request("POST", &format!("/v1/agents/{agent_id}/provider-key"), Some(&admin), None);
     assert_eq!((refused.status, refused.json()["code"].clone()), (401, json!("malformed")));
+    refuse_everyone_else(dir, db_arg, &server, &agent_id, &credential);
 
     // Rotation by the CLI while the server runs: every row re-wrapped, the server still delivers.
     let rotation = cli_json(dir, &["--db", db_arg, "--json", "vault", "rotate-master-key"]);
