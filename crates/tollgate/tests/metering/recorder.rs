@@ -14,7 +14,12 @@ fn whole_day() -> UsageFilter {
 /// written: count the rows afterwards. Durable recording is then refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_graceful_shutdown_with_100_000_background_events_loses_none() {
-    let fixture = Fixture::with(|builder| builder.batch_size(200_000)).await;
+    // Nothing may write before the shutdown: no batch fills, the queue never fills (a full queue
+    // triggers a write), and the flush interval does not come round however slow the machine is.
+    let fixture = Fixture::with(|builder| {
+        builder.batch_size(200_000).queue_capacity(200_000).flush_interval(Duration::from_secs(3_600))
+    })
+    .await;
     let (_, token) = fixture.token("alice", Some("search")).await;
     let mut writers = Vec::new();
     for writer in 0..10u32 {
