@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006", "durable_metering"),
     migration!(7, "0007", "agents_and_vault"),
     migration!(8, "0008", "agent_budgets"),
+    migration!(9, "0009", "agent_analytics"),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _tollgate_migrations (

@@ -24,7 +24,7 @@ async fn outcomes_of(connection: &mut PgConnection, items: &[EventToRecord]) -> 
     let mut firsts: BTreeMap<(&[u8], &str), usize> = BTreeMap::new();
     for (index, item) in items.iter().enumerate() {
         if let Some(event_id) = &item.event.event_id {
-            firsts.entry((item.event.token_id.as_bytes().as_slice(), event_id.as_str())).or_insert(index);
+            firsts.entry((item.idempotency_scope().as_slice(), event_id.as_str())).or_insert(index);
         }
     }
     let mut outcomes: Vec<RecordOutcome> = items
@@ -75,8 +75,8 @@ async fn upsert_rollups(connection: &mut PgConnection, events: &[&UsageEvent]) -
         .map(|column| format!("{column} = least(usage_rollups.{column}::numeric + excluded.{column}, {MAX})::bigint"))
         .collect();
     let sql = format!(
-        "INSERT INTO usage_rollups (hour, token_id, provider, model, owner_id, project_id, {columns})
-         SELECT v.hour, v.token_id, v.provider, v.model, t.owner_id, t.project_id, {values}
+        "INSERT INTO usage_rollups (hour, token_id, provider, model, owner_id, project_id, agent_id, {columns})
+         SELECT v.hour, v.token_id, v.provider, v.model, t.owner_id, t.project_id, t.agent_id, {values}
          FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], {arrays})
               AS v (hour, token_id, provider, model, {columns})
          LEFT JOIN tokens t ON t.id = v.token_id
@@ -84,6 +84,7 @@ async fn upsert_rollups(connection: &mut PgConnection, events: &[&UsageEvent]) -
          ON CONFLICT (hour, token_id, provider, model) DO UPDATE SET
             owner_id = coalesce(usage_rollups.owner_id, excluded.owner_id),
             project_id = coalesce(usage_rollups.project_id, excluded.project_id),
+            agent_id = coalesce(usage_rollups.agent_id, excluded.agent_id),
             {updates}",
         columns = summed.join(", "),
         values = summed.iter().map(|column| format!("v.{column}")).collect::<Vec<_>>().join(", "),

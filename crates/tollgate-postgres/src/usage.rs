@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use tollgate_store::{
-    BatchWritten, DeadLetter, DeadLetterRecord, Page, PageRequest, Result, UsageBatch, UsageFilter, UsageGroup,
-    UsageGroupBy, UsageStore, UsageTotals,
+    AgentScope, BatchWritten, DeadLetter, DeadLetterRecord, GroupCursor, Page, PageRequest, Result, UsageBatch,
+    UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UsageTotals, group_page,
 };
 use tollgate_types::{LATENCY_BUCKETS, LatencyHistogram, Microdollars, ModelName, ProviderName, Timestamp, Window};
 
@@ -122,12 +122,12 @@ impl UsageStore for PgStore {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
-    async fn usage_summary(
+    async fn usage_groups(
         &self,
         filter: &UsageFilter,
         group_by: Option<UsageGroupBy>,
-        limit: u32,
-    ) -> Result<Vec<UsageGroup>> {
+        page: &PageRequest,
+    ) -> Result<Page<UsageGroup>> {
         let key = match group_by {
             None => "NULL::text",
             Some(UsageGroupBy::Token) => "token_id",
@@ -136,23 +136,32 @@ impl UsageStore for PgStore {
             Some(UsageGroupBy::Provider) => "provider",
             Some(UsageGroupBy::Model) => "provider || '/' || model",
             Some(UsageGroupBy::Hour) => "hour::text",
+            Some(UsageGroupBy::Agent) => "agent_id",
         };
         let group = if group_by.is_some() { "GROUP BY group_key" } else { "" };
         let sums: Vec<String> = summed_columns()
             .map(|column| format!("least(coalesce(sum({column}), 0), {MAX})::bigint AS {column}"))
             .collect();
-        // Highest cost first (as capped), then by key bytewise with the keyless group first, as on SQLite.
+        // Highest cost first (as capped), then by key bytewise with the keyless group first, as on
+        // SQLite; the page starts after the cursor's (cost, key).
         let sql = format!(
-            "SELECT ({key}) COLLATE \"C\" AS group_key, {sums} FROM usage_rollups
-             WHERE hour >= $1 AND hour < $2 AND ($3::text IS NULL OR token_id = $3)
-               AND ($4::text IS NULL OR owner_id = $4) AND ($5::text IS NULL OR project_id = $5)
-               AND ($6::text IS NULL OR provider = $6) AND ($7::text IS NULL OR model = $7)
-             {group}
-             ORDER BY cost_micros DESC, group_key NULLS FIRST
+            "SELECT * FROM (
+                SELECT ({key}) COLLATE \"C\" AS group_key, {sums} FROM usage_rollups
+                WHERE hour >= $1 AND hour < $2 AND ($3::text IS NULL OR token_id = $3)
+                  AND ($4::text IS NULL OR owner_id = $4) AND ($5::text IS NULL OR project_id = $5)
+                  AND ($6::text IS NULL OR provider = $6) AND ($7::text IS NULL OR model = $7)
+                  AND (NOT $9 OR agent_id IS NOT NULL) AND ($10::text IS NULL OR agent_id = $10)
+                {group}
+             ) AS g
+             WHERE $11::bigint IS NULL OR cost_micros < $11
+                OR (cost_micros = $11 AND coalesce(group_key, '') > $12 COLLATE \"C\")
+             ORDER BY cost_micros DESC, coalesce(group_key, '')
              LIMIT $8",
             sums = sums.join(", "),
         );
+        let after = page.cursor.as_deref().map(GroupCursor::decode).transpose()?;
         let (since, until) = hour_range(filter);
+        let limit = page.limit.clamp(1, PageRequest::MAX_LIMIT);
         let rows = sqlx::query(&sql)
             .bind(since)
             .bind(until)
@@ -161,22 +170,19 @@ impl UsageStore for PgStore {
             .bind(filter.project.map(|id| id.to_string()))
             .bind(filter.provider.as_ref().map(ProviderName::as_str))
             .bind(filter.model.as_ref().map(ModelName::as_str))
-            .bind(i64::from(limit.max(1)))
+            .bind(i64::from(limit) + 1)
+            .bind(filter.agent.is_some())
+            .bind(filter.agent.and_then(AgentScope::agent).map(|id| id.to_string()))
+            .bind(after.as_ref().map(|after| after.cost))
+            .bind(after.as_ref().and_then(|after| after.key.clone()).unwrap_or_default())
             .fetch_all(self.pool())
             .await
             .store()?;
-        rows.iter()
-            .map(|row| {
-                let key: Option<String> = get(row, "usage_rollups", "group_key")?;
-                let key = match group_by {
-                    Some(UsageGroupBy::Hour) => key
-                        .and_then(|micros| micros.parse::<i64>().ok())
-                        .map(|micros| Timestamp::from_unix_micros(micros).to_rfc3339()),
-                    _ => key,
-                };
-                Ok(UsageGroup { key, totals: totals_from_row(row)? })
-            })
-            .collect()
+        let rows = rows
+            .iter()
+            .map(|row| Ok((get::<Option<String>>(row, "usage_rollups", "group_key")?, totals_from_row(row)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(group_page(rows, group_by, limit))
     }
 
     async fn count_usage_events(&self) -> Result<u64> {

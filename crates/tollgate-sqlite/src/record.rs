@@ -43,7 +43,7 @@ fn outcomes_of(tx: &Tx<'_>, items: &[EventToRecord]) -> Result<Vec<RecordOutcome
         .iter()
         .enumerate()
         .filter_map(|(index, item)| {
-            Some((index, item.event.token_id.as_bytes().as_slice(), item.event.event_id.as_ref()?.as_str()))
+            Some((index, item.idempotency_scope().as_slice(), item.event.event_id.as_ref()?.as_str()))
         })
         .collect();
     let mut stored_now = vec![false; items.len()];

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params};
 use tollgate_store::{
-    BatchWritten, DeadLetter, DeadLetterRecord, Page, PageRequest, Result, UsageBatch, UsageFilter, UsageGroup,
-    UsageGroupBy, UsageStore, UsageTotals, hourly_rollups,
+    AgentScope, BatchWritten, DeadLetter, DeadLetterRecord, GroupCursor, Page, PageRequest, Result, UsageBatch,
+    UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UsageTotals, group_page, hourly_rollups,
 };
 use tollgate_types::{
     LATENCY_BUCKETS, LatencyHistogram, Microdollars, ModelName, ProviderName, Timestamp, UsageEvent, Window,
@@ -44,13 +44,13 @@ fn rollup_statement(rows: usize) -> String {
         .collect();
     // `WHERE true` keeps SQLite from reading ON CONFLICT as part of the join.
     format!(
-        "INSERT INTO usage_rollups (hour, token_id, provider, model, owner_id, project_id, events, requests,
-            input_tokens, output_tokens, cost_micros, errors, {latency})
-         SELECT {key}, t.owner_id, t.project_id, {values}
+        "INSERT INTO usage_rollups (hour, token_id, provider, model, owner_id, project_id, agent_id, events,
+            requests, input_tokens, output_tokens, cost_micros, errors, {latency})
+         SELECT {key}, t.owner_id, t.project_id, t.agent_id, {values}
          FROM (VALUES {placeholders}) AS v LEFT JOIN tokens t ON t.id = v.column2 WHERE true
          ON CONFLICT (hour, token_id, provider, model) DO UPDATE SET
             owner_id = coalesce(owner_id, excluded.owner_id), project_id = coalesce(project_id, excluded.project_id),
-            {sums}",
+            agent_id = coalesce(agent_id, excluded.agent_id), {sums}",
         latency = latency_columns(""),
         key = bound[..4].join(", "),
         values = bound[4..].join(", "),
@@ -197,12 +197,12 @@ impl UsageStore for SqliteStore {
         .await
     }
 
-    async fn usage_summary(
+    async fn usage_groups(
         &self,
         filter: &UsageFilter,
         group_by: Option<UsageGroupBy>,
-        limit: u32,
-    ) -> Result<Vec<UsageGroup>> {
+        page: &PageRequest,
+    ) -> Result<Page<UsageGroup>> {
         let key = match group_by {
             None => "NULL",
             Some(UsageGroupBy::Token) => "token_id",
@@ -211,50 +211,55 @@ impl UsageStore for SqliteStore {
             Some(UsageGroupBy::Provider) => "provider",
             Some(UsageGroupBy::Model) => "provider || '/' || model",
             Some(UsageGroupBy::Hour) => "CAST(hour AS TEXT)",
+            Some(UsageGroupBy::Agent) => "agent_id",
         };
         let group = if group_by.is_some() { "GROUP BY group_key" } else { "" };
         let sums: Vec<String> = summed_columns().map(|column| split_sum(&column)).collect();
-        // Highest cost first, compared exactly as read back (saturated at i64::MAX), then by key.
-        let cost = "CASE WHEN cost_micros_hi + (cost_micros_lo >> 32) >= 2147483648 THEN 9223372036854775807 \
-                    ELSE (cost_micros_hi << 32) + cost_micros_lo END";
+        // Highest cost first, compared exactly as read back (saturated at i64::MAX), then by key
+        // (the keyless group first); the page starts after the cursor's (cost, key).
+        let cost = "(CASE WHEN cost_micros_hi + (cost_micros_lo >> 32) >= 2147483648 THEN 9223372036854775807 \
+                    ELSE (cost_micros_hi << 32) + cost_micros_lo END)";
         let sql = format!(
-            "SELECT {key} AS group_key, {sums} FROM usage_rollups
-             WHERE hour >= ?1 AND hour < ?2 AND (?3 IS NULL OR token_id = ?3) AND (?4 IS NULL OR owner_id = ?4)
-               AND (?5 IS NULL OR project_id = ?5) AND (?6 IS NULL OR provider = ?6) AND (?7 IS NULL OR model = ?7)
-             {group}
-             ORDER BY {cost} DESC, group_key
+            "SELECT * FROM (
+                SELECT {key} AS group_key, {sums} FROM usage_rollups
+                WHERE hour >= ?1 AND hour < ?2 AND (?3 IS NULL OR token_id = ?3) AND (?4 IS NULL OR owner_id = ?4)
+                  AND (?5 IS NULL OR project_id = ?5) AND (?6 IS NULL OR provider = ?6) AND (?7 IS NULL OR model = ?7)
+                  AND (?9 = 0 OR agent_id IS NOT NULL) AND (?10 IS NULL OR agent_id = ?10)
+                {group}
+             )
+             WHERE ?11 IS NULL OR {cost} < ?11 OR ({cost} = ?11 AND coalesce(group_key, '') > ?12)
+             ORDER BY {cost} DESC, coalesce(group_key, '')
              LIMIT ?8",
             sums = sums.join(", "),
         );
+        let after = page.cursor.as_deref().map(GroupCursor::decode).transpose()?;
         let (since, until) = hour_range(filter);
         let filter = filter.clone();
-        self.scan(move |connection| {
-            collect(
-                connection,
-                &sql,
-                params![
-                    since,
-                    until,
-                    filter.token_id.map(|id| id.to_string()),
-                    filter.owner.map(|id| id.to_string()),
-                    filter.project.map(|id| id.to_string()),
-                    filter.provider.as_ref().map(ProviderName::as_str),
-                    filter.model.as_ref().map(ModelName::as_str),
-                    i64::from(limit.max(1)),
-                ],
-                |row| {
-                    let key = row.optional_text(Column { index: 0, name: "group_key" })?;
-                    let key = match group_by {
-                        Some(UsageGroupBy::Hour) => key
-                            .and_then(|micros| micros.parse::<i64>().ok())
-                            .map(|micros| Timestamp::from_unix_micros(micros).to_rfc3339()),
-                        _ => key,
-                    };
-                    Ok(UsageGroup { key, totals: totals_from_row(row)? })
-                },
-            )
-        })
-        .await
+        let limit = page.limit.clamp(1, PageRequest::MAX_LIMIT);
+        let rows = self
+            .scan(move |connection| {
+                collect(
+                    connection,
+                    &sql,
+                    params![
+                        since,
+                        until,
+                        filter.token_id.map(|id| id.to_string()),
+                        filter.owner.map(|id| id.to_string()),
+                        filter.project.map(|id| id.to_string()),
+                        filter.provider.as_ref().map(ProviderName::as_str),
+                        filter.model.as_ref().map(ModelName::as_str),
+                        i64::from(limit) + 1,
+                        filter.agent.is_some(),
+                        filter.agent.and_then(AgentScope::agent).map(|id| id.to_string()),
+                        after.as_ref().map(|after| after.cost),
+                        after.as_ref().and_then(|after| after.key.clone()).unwrap_or_default(),
+                    ],
+                    |row| Ok((row.optional_text(Column { index: 0, name: "group_key" })?, totals_from_row(row)?)),
+                )
+            })
+            .await?;
+        Ok(group_page(rows, group_by, limit))
     }
 
     async fn count_usage_events(&self) -> Result<u64> {

@@ -33,8 +33,10 @@ async fn every_event_field_is_stored() {
         UsageEvent::new(token_id, Timestamp::from_unix_micros(5), provider, ModelName::parse("gpt-4o").unwrap());
     bare.ip = Some("192.0.2.9".parse().unwrap());
     let same_series = UsageEvent { at: Timestamp::from_unix_micros(6), ip: None, ..bare.clone() };
-    let events: Vec<EventToRecord> =
-        [full, bare, same_series].into_iter().map(|event| EventToRecord { event, counters: Vec::new() }).collect();
+    let events: Vec<EventToRecord> = [full, bare, same_series]
+        .into_iter()
+        .map(|event| EventToRecord { event, counters: Vec::new(), agent: None })
+        .collect();
     let written = store.record_usage(UsageBatch { events: &events, ..UsageBatch::default() }).await.unwrap();
     assert_eq!(written.outcomes, [RecordOutcome::Recorded; 3]);
 

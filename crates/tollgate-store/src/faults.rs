@@ -247,13 +247,13 @@ impl UsageStore for FaultyStore {
         self.inner.count_dead_letters().await
     }
 
-    async fn usage_summary(
+    async fn usage_groups(
         &self,
         filter: &UsageFilter,
         group_by: Option<UsageGroupBy>,
-        limit: u32,
-    ) -> Result<Vec<UsageGroup>> {
-        self.inner.usage_summary(filter, group_by, limit).await
+        page: &crate::PageRequest,
+    ) -> Result<crate::Page<UsageGroup>> {
+        self.inner.usage_groups(filter, group_by, page).await
     }
 
     async fn count_usage_events(&self) -> Result<u64> {

@@ -51,8 +51,9 @@ pub use sessions::{
 };
 pub use tokens::{HashMatch, SecretRotation, StatusFilter, TokenFilter, TokenInsert, TokenLookup, TokenStore};
 pub use usage::{
-    BatchWritten, CounterDelta, DeadLetter, DeadLetterRecord, EventToRecord, RecordOutcome, RollupKey, ShadowHit,
-    UsageBatch, UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UsageTotals, hourly_rollups,
+    AgentScope, BatchWritten, CounterDelta, DeadLetter, DeadLetterRecord, EventToRecord, GroupCursor, RecordOutcome,
+    RollupKey, ShadowHit, UsageBatch, UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UsageTotals, group_page,
+    hourly_rollups,
 };
 pub use users::{
     LoginFailure, PasswordChange, StatusChange, StatusChanged, UserCredentials, UserFilter, UserInsert, UserStore,

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use serde::Serialize;
 use tollgate_types::{
-    CounterKey, LatencyHistogram, LimitKey, Microdollars, ModelName, Outcome, OwnerId, ProjectId, ProviderName,
-    Timestamp, TokenId, UsageEvent, Window,
+    AgentId, CounterKey, LatencyHistogram, LimitKey, Microdollars, ModelName, Outcome, OwnerId, ProjectId,
+    ProviderName, Timestamp, TokenId, UsageEvent, Window,
 };
 
-use crate::Result;
+use crate::{Page, PageRequest, Result, StoreError};
 
 /// A change to a quota counter, written with a usage batch (the write-behind path of the quota engine).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +40,19 @@ pub struct EventToRecord {
     /// The tokens and cost it adds to each counter (a counter row that does not exist yet is
     /// created, seeded as [`QuotaStore::counter_values`](crate::QuotaStore::counter_values) reads it).
     pub counters: Vec<CounterDelta>,
+    /// The agent whose event this is (a budget report or an analytics event): its `event_id` is
+    /// then unique per agent, across the agent's credentials, instead of per token.
+    pub agent: Option<AgentId>,
+}
+
+impl EventToRecord {
+    /// The 16 bytes within which the event's `event_id` is unique: its agent's id, else its token's.
+    pub fn idempotency_scope(&self) -> &[u8; 16] {
+        match &self.agent {
+            Some(agent) => agent.as_bytes(),
+            None => self.event.token_id.as_bytes(),
+        }
+    }
 }
 
 /// What became of one event of a batch.
@@ -198,13 +211,100 @@ pub struct UsageFilter {
     pub provider: Option<ProviderName>,
     /// Only this model.
     pub model: Option<ModelName>,
+    /// Only agents' usage (their credentials' calls, reports and analytics events), or one agent's.
+    pub agent: Option<AgentScope>,
 }
 
 impl UsageFilter {
     /// Everything in `[since, until)`.
     pub fn between(since: Timestamp, until: Timestamp) -> Self {
-        Self { since, until, token_id: None, owner: None, project: None, provider: None, model: None }
+        Self { since, until, token_id: None, owner: None, project: None, provider: None, model: None, agent: None }
     }
+}
+
+/// Which agents' usage a filter keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentScope {
+    /// Every agent's (no API token's).
+    Any,
+    /// This agent's.
+    One(AgentId),
+}
+
+impl AgentScope {
+    /// The one agent, if any.
+    pub fn agent(self) -> Option<AgentId> {
+        match self {
+            Self::Any => None,
+            Self::One(agent) => Some(agent),
+        }
+    }
+}
+
+/// Where a page of groups ended: the last group's cost and raw key. Groups come highest cost first,
+/// then by key (the keyless group first), so the next page starts after this pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupCursor {
+    /// The last group's cost, in microdollars.
+    pub cost: i64,
+    /// The last group's key as stored (`None`: the keyless group).
+    pub key: Option<String>,
+}
+
+impl GroupCursor {
+    /// The cursor as an opaque string: `<cost>.<key>` (`-` for no key).
+    pub fn encode(&self) -> String {
+        match &self.key {
+            Some(key) => format!("{}.k{key}", self.cost),
+            None => format!("{}.-", self.cost),
+        }
+    }
+
+    /// Reads a cursor made by [`GroupCursor::encode`]; anything else is [`StoreError::InvalidCursor`].
+    pub fn decode(text: &str) -> Result<Self> {
+        let (cost, key) = text.split_once('.').ok_or(StoreError::InvalidCursor)?;
+        let cost: i64 = cost.parse().map_err(|_| StoreError::InvalidCursor)?;
+        let key = match key {
+            "-" => None,
+            key => {
+                Some(key.strip_prefix('k').filter(|key| !key.is_empty()).ok_or(StoreError::InvalidCursor)?.to_owned())
+            }
+        };
+        if cost < 0 {
+            return Err(StoreError::InvalidCursor);
+        }
+        Ok(Self { cost, key })
+    }
+}
+
+/// A page of groups from rows fetched with their raw keys (up to `limit + 1` of them): the next
+/// cursor is taken from the raw key, then hour keys are shown as RFC 3339.
+pub fn group_page(
+    rows: Vec<(Option<String>, UsageTotals)>,
+    group_by: Option<UsageGroupBy>,
+    limit: u32,
+) -> Page<UsageGroup> {
+    let limit = limit as usize;
+    let mut rows = rows;
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|(key, totals)| GroupCursor { cost: totals.cost.micros(), key: key.clone() }.encode())
+    } else {
+        None
+    };
+    let items = rows
+        .into_iter()
+        .map(|(key, totals)| {
+            let key = match group_by {
+                Some(UsageGroupBy::Hour) => key
+                    .and_then(|micros| micros.parse::<i64>().ok())
+                    .map(|micros| Timestamp::from_unix_micros(micros).to_rfc3339()),
+                _ => key,
+            };
+            UsageGroup { key, totals }
+        })
+        .collect();
+    Page { items, next_cursor }
 }
 
 /// How a summary groups its rows.
@@ -223,6 +323,8 @@ pub enum UsageGroupBy {
     Model,
     /// Per hour (RFC 3339 start of the hour).
     Hour,
+    /// Per agent (`agt_…`; API tokens' usage is grouped under no key).
+    Agent,
 }
 
 /// One row of a summary.
@@ -262,7 +364,19 @@ pub trait UsageStore: Send + Sync {
         filter: &UsageFilter,
         group_by: Option<UsageGroupBy>,
         limit: u32,
-    ) -> Result<Vec<UsageGroup>>;
+    ) -> Result<Vec<UsageGroup>> {
+        Ok(self.usage_groups(filter, group_by, &PageRequest::first(limit.max(1))).await?.items)
+    }
+
+    /// [`UsageStore::usage_summary`] a page at a time: the groups after `page.cursor` (a
+    /// [`GroupCursor`]), every filter applied before paging. A malformed cursor is
+    /// [`StoreError::InvalidCursor`].
+    async fn usage_groups(
+        &self,
+        filter: &UsageFilter,
+        group_by: Option<UsageGroupBy>,
+        page: &PageRequest,
+    ) -> Result<Page<UsageGroup>>;
 
     /// How many raw events are stored.
     async fn count_usage_events(&self) -> Result<u64>;

@@ -4,6 +4,7 @@
 //! (CLI flags, HTTP bodies, database rows) and trusted afterwards.
 
 mod agent;
+mod analytics;
 mod audit;
 mod base62;
 mod budget;
@@ -16,6 +17,7 @@ mod limits;
 mod money;
 mod owner;
 mod password;
+mod period;
 mod permission;
 mod price;
 mod principal;
@@ -31,6 +33,10 @@ mod user;
 mod verify;
 
 pub use agent::{AgentPatch, AgentRecord, AgentStatus, Metadata, NewAgent, ProviderList};
+pub use analytics::{
+    AnalyticsEvent, AnalyticsEventInput, AnalyticsEventType, MAX_AGENT_EVENT_ID_CHARS, MAX_ERROR_CODE_CHARS,
+    MAX_ERROR_MESSAGE_CHARS,
+};
 pub use audit::{AUDIT_GENESIS_HASH, Actor, AuditEntry, AuditEvent};
 pub use budget::{BudgetAccount, BudgetRequestRecord, LeaseRecord, LeaseState, LedgerEntry, LedgerKind, RequestState};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
@@ -48,6 +54,7 @@ pub use owner::{
     ServiceAccountRecord,
 };
 pub use password::Password;
+pub use period::Period;
 pub use permission::{Permission, Scope};
 pub use price::ModelPrice;
 pub use principal::{Principal, Role};

@@ -173,7 +173,7 @@ fn record(c: &mut Criterion) {
             let mut event = events[index % events.len()].clone();
             event.cost =
                 metering.cost_of(&event.provider, &event.model, event.input_tokens.into(), event.output_tokens.into());
-            EventToRecord { event, counters: Vec::new() }
+            EventToRecord { event, counters: Vec::new(), agent: None }
         })
         .collect();
     group.throughput(Throughput::Elements(batch.len() as u64));

@@ -182,6 +182,11 @@ pub enum Operation {
         /// The agent the key is assigned to.
         agent: AgentId,
     },
+    /// Send analytics events about `agent`'s LLM calls: only that agent, by its credential.
+    ReportAnalytics {
+        /// The agent the events are about.
+        agent: AgentId,
+    },
     /// Open, report on, refresh and return leases of `agent`'s budget: only that agent, by its credential.
     UseBudget {
         /// The agent the budget belongs to.
@@ -228,7 +233,13 @@ pub fn authorize(principal: &Principal, operation: Operation) -> Result<()> {
     // memberships, it may only receive what is assigned to it.
     if let Principal::Agent { id, .. } = principal {
         return match operation {
-            Operation::ReceiveProviderKey { agent } | Operation::UseBudget { agent } if agent == *id => Ok(()),
+            Operation::ReceiveProviderKey { agent }
+            | Operation::UseBudget { agent }
+            | Operation::ReportAnalytics { agent }
+                if agent == *id =>
+            {
+                Ok(())
+            }
             _ => Err(Error::Forbidden("an agent may only receive what is assigned to it".to_owned())),
         };
     }
@@ -292,7 +303,7 @@ pub fn authorize(principal: &Principal, operation: Operation) -> Result<()> {
         }
         // Agents are answered above; nobody else receives a key.
         Operation::ReceiveProviderKey { .. } => false,
-        Operation::UseBudget { .. } => false,
+        Operation::UseBudget { .. } | Operation::ReportAnalytics { .. } => false,
         Operation::ReadBudget { owner } => admin || owner.is_some_and(|owner| owns(principal, owner)),
         Operation::ManageBudget | Operation::VerifyBudgets => admin,
         Operation::RequestBudget { owner } => admin || (standard && owns(principal, owner)),

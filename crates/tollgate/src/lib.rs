@@ -33,8 +33,9 @@ mod users;
 mod vault;
 
 pub use agents::{
-    AgentService, AgentServiceBuilder, BudgetSettings, BudgetView, DeliveredKey, Handshake, LeaseReportInput,
-    MasterKeyRotation, VaultStatus,
+    AgentService, AgentServiceBuilder, BudgetSettings, BudgetStatus, BudgetView, DeliveredKey, Handshake,
+    IngestedEvent, LeaseReportInput, MasterKeyRotation, RiskLevel, SpendingFigures, SpendingGroup, SpendingReport,
+    VaultStatus,
 };
 pub use audit_log::{AuditLog, AuditReport, BrokenEntry, verify_audit_chain};
 pub use authz::{Operation, UsageScope, authorize};
@@ -70,13 +71,13 @@ pub use vault::{MasterKeyId, MasterKeys, SealedSecret, VaultError};
 pub use tollgate_store::{AccountStore, ProjectStore, ServiceAccountInsert, SessionStore, UserFilter, UserStore};
 pub use tollgate_store::{AgentFilter, AgentStore, BudgetStore, LeaseFilter, ProviderKeyFilter, ProviderKeyStore};
 pub use tollgate_store::{
+    AgentScope, LimitStore, PriceRecord, PriceStore, RateLimitRecord, UsageFilter, UsageGroup, UsageGroupBy,
+    UsageStore, UsageTotals,
+};
+pub use tollgate_store::{
     AuditFilter, AuditStore, Page, PageRequest, StatusFilter, Store, StoreAdmin, StoreError, TokenFilter, TokenStore,
 };
 pub use tollgate_store::{DeadLetterRecord, QuotaStore, ReservationRecord, ReservationState};
-pub use tollgate_store::{
-    LimitStore, PriceRecord, PriceStore, RateLimitRecord, UsageFilter, UsageGroup, UsageGroupBy, UsageStore,
-    UsageTotals,
-};
 pub use tollgate_types::{
     AccountStatus, Imposed, NewProject, NewServiceAccount, OwnerId, OwnerRecord, ProjectId, ProjectMember,
     ProjectRecord, ProjectRole, ServiceAccountId, ServiceAccountRecord,
@@ -91,6 +92,7 @@ pub use tollgate_types::{
     AgentBinding, AgentId, AgentName, AgentPatch, AgentRecord, AgentStatus, BaseUrl, KNOWN_PROVIDERS, Metadata,
     NewAgent, NewProviderKey, ProviderKeyId, ProviderKeyPatch, ProviderKeyRecord, ProviderList, ProviderSecret,
 };
+pub use tollgate_types::{AnalyticsEvent, AnalyticsEventInput, AnalyticsEventType, Period};
 pub use tollgate_types::{
     BudgetAccount, BudgetRequestId, BudgetRequestRecord, LeaseId, LeaseRecord, LeaseState, LedgerEntry, LedgerKind,
     RequestState,

@@ -194,6 +194,7 @@ fn operation(name: &str, target: &Target) -> Operation {
         "vault.manage" => Operation::ManageVault,
         "vault.read" => Operation::ReadVault,
         "budget.use" => Operation::UseBudget { agent: target.agent },
+        "analytics.report" => Operation::ReportAnalytics { agent: target.agent },
         "budget.read" => Operation::ReadBudget { owner: Some(owner) },
         "budget.read_all" => Operation::ReadBudget { owner: None },
         "budget.manage" => Operation::ManageBudget,
@@ -259,6 +260,7 @@ fn row_name(operation: &Operation) -> &'static str {
         Operation::ManageVault => "vault.manage",
         Operation::ReadVault => "vault.read",
         Operation::UseBudget { .. } => "budget.use",
+        Operation::ReportAnalytics { .. } => "analytics.report",
         Operation::ReadBudget { owner: Some(_) } => "budget.read",
         Operation::ReadBudget { owner: None } => "budget.read_all",
         Operation::ManageBudget => "budget.manage",
@@ -404,7 +406,8 @@ fn an_agent_may_only_receive_its_own_key() {
             for membership in [Some(ProjectRole::Member), Some(ProjectRole::Viewer), None] {
                 let operation = operation(row, &target.in_project(membership));
                 let allowed = authorize(&agent, operation).is_ok();
-                let own_delivery = matches!(row, "provider_key.receive" | "budget.use") && target.agent == mine.agent;
+                let own_delivery = matches!(row, "provider_key.receive" | "budget.use" | "analytics.report")
+                    && target.agent == mine.agent;
                 assert_eq!(allowed, own_delivery, "{row} for an agent, target {:?}", target.owner);
             }
         }

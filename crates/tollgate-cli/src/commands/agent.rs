@@ -165,7 +165,8 @@ fn metadata(text: Option<&str>) -> CliResult<Option<Metadata>> {
     Ok(Some(Metadata::parse(value)?))
 }
 
-fn page(limit: u32, cursor: Option<String>) -> CliResult<PageRequest> {
+/// A page of `limit` items (1 to 1000) after `cursor`.
+pub(crate) fn page(limit: u32, cursor: Option<String>) -> CliResult<PageRequest> {
     if !(1..=PageRequest::MAX_LIMIT).contains(&limit) {
         return Err(ValidationError::new("limit", "must be between 1 and 1000").into());
     }

@@ -1,4 +1,5 @@
-//! `tollgate analytics`: the overview of recent usage, from the hourly rollups.
+//! `tollgate analytics`: the overview of recent usage, from the hourly rollups; the agent views
+//! (`spending`, `budgets`) are `agent_analytics`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -6,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use tollgate::{Principal, parse_count};
 
+use super::agent_analytics::AgentView;
 use super::usage::print_groups;
 use crate::cli::GlobalArgs;
 use crate::context;
@@ -13,7 +15,17 @@ use crate::exit::CliResult;
 use crate::output::{print_fields, print_json};
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct AnalyticsArgs {
+    /// Without one: the overview of every token's usage.
+    #[command(subcommand)]
+    view: Option<AgentView>,
+    #[command(flatten)]
+    overview: OverviewArgs,
+}
+
+#[derive(Debug, Args)]
+struct OverviewArgs {
     /// How many hours back (1 to 8784, a leap year).
     #[arg(long, default_value = "24")]
     hours: String,
@@ -22,8 +34,16 @@ pub(crate) struct AnalyticsArgs {
     top: String,
 }
 
-/// Prints totals, error rate, latency percentiles, breakdowns and the top spending tokens.
+/// Runs the overview or one of the agent views.
 pub(crate) async fn run(global: &GlobalArgs, args: AnalyticsArgs) -> CliResult {
+    match args.view {
+        Some(view) => super::agent_analytics::run(global, view).await,
+        None => overview(global, args.overview).await,
+    }
+}
+
+/// Prints totals, error rate, latency percentiles, breakdowns and the top spending tokens.
+async fn overview(global: &GlobalArgs, args: OverviewArgs) -> CliResult {
     let hours = parse_count("hours", &args.hours, 8_784)?;
     if hours == 0 {
         return Err(tollgate::ValidationError::new("hours", "must be at least 1").into());

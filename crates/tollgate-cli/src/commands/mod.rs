@@ -1,6 +1,7 @@
 //! Command dispatch: one module per command group.
 
 pub(crate) mod agent;
+pub(crate) mod agent_analytics;
 pub(crate) mod analytics;
 pub(crate) mod audit;
 pub(crate) mod budget;

@@ -72,6 +72,7 @@ pub(crate) enum GroupArg {
     Provider,
     Model,
     Hour,
+    Agent,
 }
 
 #[derive(Debug, Args)]
@@ -97,9 +98,12 @@ pub(crate) struct ShowArgs {
     /// Breakdown.
     #[arg(long, value_enum, default_value = "model")]
     by: GroupArg,
-    /// Rows in the breakdown.
+    /// Rows in the breakdown (1 to 1000).
     #[arg(long, default_value_t = 20)]
     limit: u32,
+    /// `more: --cursor …` of the previous page of the breakdown.
+    #[arg(long)]
+    cursor: Option<String>,
 }
 
 async fn filter(args: &ShowArgs, tokens: &tollgate::TokenManager, now: Timestamp) -> CliResult<UsageFilter> {
@@ -113,10 +117,11 @@ async fn filter(args: &ShowArgs, tokens: &tollgate::TokenManager, now: Timestamp
         project,
         provider: args.provider.as_deref().map(ProviderName::parse).transpose()?,
         model: args.model.as_deref().map(ModelName::parse).transpose()?,
+        agent: None,
     })
 }
 
-fn group_by(arg: GroupArg) -> UsageGroupBy {
+pub(crate) fn group_by(arg: GroupArg) -> UsageGroupBy {
     match arg {
         GroupArg::Token => UsageGroupBy::Token,
         GroupArg::Owner => UsageGroupBy::Owner,
@@ -124,6 +129,7 @@ fn group_by(arg: GroupArg) -> UsageGroupBy {
         GroupArg::Provider => UsageGroupBy::Provider,
         GroupArg::Model => UsageGroupBy::Model,
         GroupArg::Hour => UsageGroupBy::Hour,
+        GroupArg::Agent => UsageGroupBy::Agent,
     }
 }
 
@@ -271,7 +277,8 @@ pub(crate) async fn run(global: &GlobalArgs, command: UsageCommand) -> CliResult
         UsageCommand::Show(args) => {
             let now = metering.clock().now();
             let filter = filter(&args, &context.tokens, now).await?;
-            let report = metering.usage(&operator, &filter, Some(group_by(args.by)), args.limit.max(1)).await?;
+            let page = super::agent::page(args.limit, args.cursor)?;
+            let report = metering.usage(&operator, &filter, Some(group_by(args.by)), &page).await?;
             metering.shutdown().await?;
             if global.json {
                 print_json(&report);
@@ -286,6 +293,9 @@ pub(crate) async fn run(global: &GlobalArgs, command: UsageCommand) -> CliResult
                 ]);
                 say!();
                 print_groups(&report.groups);
+                if let Some(cursor) = report.next_cursor {
+                    say!("more: --cursor {cursor}");
+                }
             }
         }
         UsageCommand::Purge { older_than, force } => {

@@ -1,5 +1,6 @@
 //! The HTTP resources, one module each, merged into one route table here.
 
+mod agent_analytics;
 mod agents;
 mod audit;
 mod auth_verify;
@@ -51,4 +52,5 @@ pub(crate) fn routes() -> Routes {
         .merge(agents::routes())
         .merge(provider_keys::routes())
         .merge(budget::routes())
+        .merge(agent_analytics::routes())
 }

@@ -8,10 +8,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tollgate::{
-    AnalyticsReport, ModelName, OwnerId, ProjectId, ProviderName, Timestamp, TokenId, UsageFilter, UsageGroupBy,
-    UsageReport, Window,
+    AgentId, AgentScope, AnalyticsReport, ModelName, OwnerId, PageRequest, Period, ProjectId, ProviderName, Timestamp,
+    TokenId, UsageFilter, UsageGroupBy, UsageReport, Window,
 };
 
+use super::users::page_request;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::Query;
@@ -45,6 +46,22 @@ pub(super) fn routes() -> Routes {
         )
 }
 
+/// The range of a report: a named `period`, or `since` and `until`, or the last `hours`, or the
+/// last 24 hours.
+pub(super) fn report_range(
+    period: Option<&str>,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    hours: Option<u64>,
+    now: Timestamp,
+) -> Result<(Timestamp, Timestamp), ApiError> {
+    let Some(period) = period else { return range(since, until, hours, now) };
+    if since.is_some() || until.is_some() || hours.is_some() {
+        return Err(ApiError::invalid_field("period", "give either period or since/until/hours"));
+    }
+    Ok(period.parse::<Period>()?.range(now))
+}
+
 /// The range of a report: `since` and `until`, or the last `hours`, or the last 24 hours.
 fn range(
     since: Option<Timestamp>,
@@ -68,15 +85,20 @@ fn range(
     Ok((since, until))
 }
 
-fn range_properties() -> Value {
+pub(super) fn range_properties() -> Value {
     json!({
+        "period": {
+            "type": "string",
+            "enum": Period::ALL.iter().map(|period| period.as_str()).collect::<Vec<_>>(),
+            "description": "A named UTC range (instead of since/until/hours).",
+        },
         "since": timestamp("From (rounded down to the hour)."),
         "until": timestamp("Until (exclusive); default the end of the current hour."),
         "hours": { "type": "integer", "minimum": 1, "maximum": MAX_HOURS, "description": "The last N hours (default 24)." },
     })
 }
 
-fn merged(mut base: Value, extra: Value) -> Value {
+pub(super) fn merged(mut base: Value, extra: Value) -> Value {
     if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
         base.extend(extra);
     }
@@ -87,6 +109,8 @@ fn merged(mut base: Value, extra: Value) -> Value {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UsageQuery {
+    #[serde(default)]
+    period: Option<String>,
     #[serde(default)]
     since: Option<Timestamp>,
     #[serde(default)]
@@ -104,9 +128,13 @@ struct UsageQuery {
     #[serde(default)]
     model: Option<String>,
     #[serde(default)]
+    agent: Option<String>,
+    #[serde(default)]
     group_by: Option<String>,
     #[serde(default)]
     limit: Option<u32>,
+    #[serde(default)]
+    cursor: Option<String>,
 }
 
 impl ApiSchema for UsageQuery {
@@ -118,28 +146,38 @@ impl ApiSchema for UsageQuery {
             "project": { "type": "string", "pattern": "^prj_[0-9a-f]{32}$", "description": "A project's tokens (its members may read it)." },
             "provider": { "type": "string" },
             "model": { "type": "string" },
-            "group_by": { "type": "string", "enum": ["token", "owner", "project", "provider", "model", "hour"] },
-            "limit": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100, "description": "Groups." },
+            "agent": { "type": "string", "pattern": "^agt_[0-9a-f]{32}$", "description": "One agent's usage." },
+            "group_by": group_by_schema(),
+            "limit": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100, "description": "Groups per page." },
+            "cursor": { "type": "string", "description": "`next_cursor` of the previous page of groups." },
         });
         json!({ "type": "object", "additionalProperties": false, "properties": merged(range_properties(), filters) })
     }
 }
 
-fn group_by(text: &str) -> Result<UsageGroupBy, ApiError> {
-    Ok(match text {
-        "token" => UsageGroupBy::Token,
-        "owner" => UsageGroupBy::Owner,
-        "project" => UsageGroupBy::Project,
-        "provider" => UsageGroupBy::Provider,
-        "model" => UsageGroupBy::Model,
-        "hour" => UsageGroupBy::Hour,
-        _ => {
-            return Err(ApiError::invalid_field(
-                "group_by",
-                "must be one of token, owner, project, provider, model, hour",
-            ));
-        }
+const GROUPS: [(&str, UsageGroupBy); 7] = [
+    ("token", UsageGroupBy::Token),
+    ("owner", UsageGroupBy::Owner),
+    ("project", UsageGroupBy::Project),
+    ("provider", UsageGroupBy::Provider),
+    ("model", UsageGroupBy::Model),
+    ("hour", UsageGroupBy::Hour),
+    ("agent", UsageGroupBy::Agent),
+];
+
+pub(super) fn group_by_schema() -> Value {
+    json!({ "type": "string", "enum": GROUPS.iter().map(|(name, _)| *name).collect::<Vec<_>>() })
+}
+
+pub(super) fn group_by(text: &str) -> Result<UsageGroupBy, ApiError> {
+    GROUPS.iter().find(|(name, _)| *name == text).map(|(_, group_by)| *group_by).ok_or_else(|| {
+        ApiError::invalid_field("group_by", "must be one of token, owner, project, provider, model, hour, agent")
     })
+}
+
+/// The page of groups a query asks for: `limit` 1–1000 (default 100) after `cursor`.
+pub(super) fn group_page(limit: Option<u32>, cursor: Option<String>) -> Result<PageRequest, ApiError> {
+    page_request(limit, cursor, 100, 1000)
 }
 
 /// A report, serialized as the facade shapes it.
@@ -152,13 +190,14 @@ impl ApiSchema for ReportView<UsageReport> {
     fn schema(_: &mut Components) -> Value {
         json!({
             "type": "object",
-            "required": ["since", "until", "group_by", "totals", "groups"],
+            "required": ["since", "until", "group_by", "totals", "groups", "next_cursor"],
             "properties": {
                 "since": timestamp("From."),
                 "until": timestamp("Until (exclusive)."),
                 "group_by": { "type": ["string", "null"] },
                 "totals": { "type": "object", "description": "events, requests, input_tokens, output_tokens, cost_micros, errors, latency" },
                 "groups": { "type": "array", "items": { "type": "object", "description": "`key` plus the totals." } },
+                "next_cursor": { "type": ["string", "null"], "description": "The next page of groups; null on the last." },
             }
         })
     }
@@ -195,19 +234,17 @@ async fn usage(
     Query(query): Query<UsageQuery>,
 ) -> Result<Response, ApiError> {
     let now = state.tokens().clock().now();
-    let (since, until) = range(query.since, query.until, query.hours, now)?;
+    let (since, until) = report_range(query.period.as_deref(), query.since, query.until, query.hours, now)?;
     let mut filter = UsageFilter::between(since, until);
     filter.token_id = query.token_id.as_deref().map(TokenId::parse).transpose()?;
     filter.owner = query.owner.as_deref().map(OwnerId::parse).transpose()?;
     filter.project = query.project.as_deref().map(ProjectId::parse).transpose()?;
     filter.provider = query.provider.as_deref().map(ProviderName::parse).transpose()?;
     filter.model = query.model.as_deref().map(ModelName::parse).transpose()?;
+    filter.agent = query.agent.as_deref().map(AgentId::parse).transpose()?.map(AgentScope::One);
     let grouping = query.group_by.as_deref().map(group_by).transpose()?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid_field("limit", "must be between 1 and 1000"));
-    }
-    let report = state.metering().usage(&caller.principal, &filter, grouping, limit).await?;
+    let page = group_page(query.limit, query.cursor)?;
+    let report = state.metering().usage(&caller.principal, &filter, grouping, &page).await?;
     Ok(axum::Json(ReportView(report)).into_response())
 }
 
@@ -215,6 +252,8 @@ async fn usage(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AnalyticsQuery {
+    #[serde(default)]
+    period: Option<String>,
     #[serde(default)]
     since: Option<Timestamp>,
     #[serde(default)]
@@ -239,7 +278,7 @@ async fn analytics(
     Query(query): Query<AnalyticsQuery>,
 ) -> Result<Response, ApiError> {
     let now = state.tokens().clock().now();
-    let (since, until) = range(query.since, query.until, query.hours, now)?;
+    let (since, until) = report_range(query.period.as_deref(), query.since, query.until, query.hours, now)?;
     let top = query.top.unwrap_or(10);
     if !(1..=100).contains(&top) {
         return Err(ApiError::invalid_field("top", "must be between 1 and 100"));
@@ -268,5 +307,8 @@ mod tests {
         assert_eq!(range(None, None, Some(0), now).unwrap_err().field(), Some("hours"));
         assert_eq!(range(Some(now), None, Some(2), now).unwrap_err().field(), Some("hours"));
         assert_eq!(range(Some(now), Some(now), None, now).unwrap_err().field(), Some("since"));
+        assert_eq!(report_range(Some("today"), None, None, Some(2), now).unwrap_err().field(), Some("period"));
+        assert_eq!(report_range(Some("fortnight"), None, None, None, now).unwrap_err().field(), Some("period"));
+        assert_eq!(report_range(Some("today"), None, None, None, now).unwrap(), Period::Today.range(now));
     }
 }

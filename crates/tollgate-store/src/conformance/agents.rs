@@ -38,7 +38,7 @@ async fn key(store: &dyn Store, owner: &OwnerRecord, tag: u8) -> ProviderKeyId {
     store.insert_provider_key(&insert, &audit("provider_key.create", insert.id, T0)).await.unwrap().id
 }
 
-async fn agent(store: &dyn Store, owner: &OwnerRecord, key: Option<ProviderKeyId>) -> AgentId {
+pub(crate) async fn agent(store: &dyn Store, owner: &OwnerRecord, key: Option<ProviderKeyId>) -> AgentId {
     let insert = AgentInsert {
         id: AgentId::generate(),
         agent: NewAgent {
@@ -57,7 +57,7 @@ async fn agent(store: &dyn Store, owner: &OwnerRecord, key: Option<ProviderKeyId
 }
 
 /// A credential of `agent`: a token insert bound to it.
-fn credential(owner: &OwnerRecord, agent: AgentId) -> crate::TokenInsert {
+pub(crate) fn credential(owner: &OwnerRecord, agent: AgentId) -> crate::TokenInsert {
     crate::TokenInsert { agent: Some(agent), ..insert("credential", owner, None, at(2)) }
 }
 

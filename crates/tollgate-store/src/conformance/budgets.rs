@@ -88,7 +88,7 @@ fn report(
         agent: *agent,
         request_id: request_id.to_owned(),
         cost,
-        usage: EventToRecord { event, counters: Vec::new() },
+        usage: EventToRecord { event, counters: Vec::new(), agent: None },
         at,
     }
 }

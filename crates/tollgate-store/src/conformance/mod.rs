@@ -7,6 +7,7 @@
 //! The factory must return a fresh, empty store each time it is called.
 
 pub mod accounts;
+pub mod agent_usage;
 pub mod agents;
 pub mod audit;
 pub mod budgets;
@@ -148,6 +149,10 @@ macro_rules! conformance_tests {
                 provider_keys_round_trip_change_and_delete,
                 delivery_reads_the_agent_and_its_enabled_key,
                 rewrapping_swaps_only_rows_still_under_the_old_key,
+            ];
+            agent_usage => [
+                agent_usage_is_attributed_and_deduplicated_per_agent,
+                usage_groups_page_through_every_group_once,
             ];
             budgets => [
                 leases_move_the_account_and_the_ledger_together,

@@ -26,7 +26,7 @@ pub(crate) fn event(token_id: TokenId, seconds: i64, model: &str, input: u32, ou
 
 /// `event` to record with what it adds to `counters`.
 pub(crate) fn item(event: UsageEvent, counters: &[CounterDelta]) -> EventToRecord {
-    EventToRecord { event, counters: counters.to_vec() }
+    EventToRecord { event, counters: counters.to_vec(), agent: None }
 }
 
 /// Events to record, adding to no counter.

@@ -13,6 +13,7 @@
 //! # drop(agents); Ok(()) }
 //! ```
 
+mod analytics;
 mod budget;
 mod credentials;
 mod delivery;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use tollgate_store::{Store, StoreError};
 use tollgate_types::Timestamp;
 
+pub use analytics::{BudgetStatus, IngestedEvent, RiskLevel, SpendingFigures, SpendingGroup, SpendingReport};
 pub use budget::{BudgetSettings, BudgetView, Handshake, LeaseReportInput};
 pub use delivery::DeliveredKey;
 pub use vault_admin::{MasterKeyRotation, VaultStatus};

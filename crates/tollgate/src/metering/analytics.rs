@@ -2,7 +2,7 @@
 //! summed from hourly rollups (never from raw events).
 
 use serde::Serialize;
-use tollgate_store::{UsageFilter, UsageGroup, UsageGroupBy, UsageTotals};
+use tollgate_store::{Page, PageRequest, UsageFilter, UsageGroup, UsageGroupBy, UsageTotals};
 use tollgate_types::{LimitSubject, Principal, Timestamp, ValidationError};
 
 use super::Metering;
@@ -20,8 +20,10 @@ pub struct UsageReport {
     pub group_by: Option<UsageGroupBy>,
     /// Sums over everything matched.
     pub totals: UsageTotals,
-    /// Per group, highest cost first.
+    /// Per group, highest cost first (then by key).
     pub groups: Vec<UsageGroup>,
+    /// Pass this back for the next page of groups; `None` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// The operator's overview of a time range.
@@ -54,7 +56,7 @@ pub struct AnalyticsReport {
 }
 
 /// Errored events per event, rounded to four decimals.
-fn error_rate(totals: &UsageTotals) -> f64 {
+pub(crate) fn error_rate(totals: &UsageTotals) -> f64 {
     if totals.events == 0 {
         return 0.0;
     }
@@ -86,22 +88,30 @@ impl Metering {
         Ok(scoped)
     }
 
-    /// Usage matching `filter`: totals, plus at most `limit` groups when `group_by` is given.
+    /// Usage matching `filter`: totals, plus a page of groups when `group_by` is given (every
+    /// filter applied before paging, so the totals cover every page).
     pub async fn usage(
         &self,
         principal: &Principal,
         filter: &UsageFilter,
         group_by: Option<UsageGroupBy>,
-        limit: u32,
+        page: &PageRequest,
     ) -> Result<UsageReport> {
         let filter = self.scoped(principal, filter).await?;
         let store = &self.inner.store;
         let totals = store.usage_summary(&filter, None, 1).await?.first().map(|group| group.totals).unwrap_or_default();
         let groups = match group_by {
-            Some(group_by) => store.usage_summary(&filter, Some(group_by), limit).await?,
-            None => Vec::new(),
+            Some(group_by) => store.usage_groups(&filter, Some(group_by), page).await?,
+            None => Page { items: Vec::new(), next_cursor: None },
         };
-        Ok(UsageReport { since: filter.since, until: filter.until, group_by, totals, groups })
+        Ok(UsageReport {
+            since: filter.since,
+            until: filter.until,
+            group_by,
+            totals,
+            groups: groups.items,
+            next_cursor: groups.next_cursor,
+        })
     }
 
     /// The overview of `[since, until)`: totals, error rate, p50/p95 latency, breakdowns and the

@@ -45,6 +45,7 @@ use tollgate_store::Store;
 use tollgate_types::{Clock, ModelPrice, SystemClock, Timestamp, TokenRecord};
 
 pub use admin::LimitStatus;
+pub(crate) use analytics::error_rate;
 pub use analytics::{AnalyticsReport, UsageReport};
 pub use prices::{PriceEntry, PriceSource, parse_price_toml};
 pub use quotas::{QuotaReservation, RateLimitStatus, Reservation, UnpricedModels};

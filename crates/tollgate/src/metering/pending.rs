@@ -165,7 +165,7 @@ mod tests {
             ProviderName::parse("openai").unwrap(),
             ModelName::parse("gpt-4o").unwrap(),
         );
-        let events = vec![EventToRecord { event, counters: Vec::new() }; count];
+        let events = vec![EventToRecord { event, counters: Vec::new(), agent: None }; count];
         if durable {
             let (reply, answer) = tokio::sync::oneshot::channel();
             (Batch { events, reply: Some(reply) }, Some(answer))

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use tollgate_store::{DeadLetterRecord, EventToRecord, Page, PageRequest, ReservationRecord, StoreError};
 use tollgate_types::{
-    Estimate, Metric, Microdollars, ModelName, Principal, ProviderName, ReservationId, TokenId, UsageEvent, UsageInput,
-    ValidationError,
+    AgentId, Estimate, Metric, Microdollars, ModelName, Principal, ProviderName, ReservationId, TokenId, UsageEvent,
+    UsageInput, ValidationError,
 };
 
 use super::index::Subjects;
@@ -85,6 +85,20 @@ impl Metering {
             }
         }
         let items = self.prepare_all(events).await?;
+        self.record_items(items).await
+    }
+
+    /// Records an agent's events durably (its analytics events): their ids are unique per agent,
+    /// across its credentials, and shared with its budget reports.
+    pub(crate) async fn record_for_agent(&self, agent: AgentId, events: Vec<UsageEvent>) -> Result<Vec<RecordedUsage>> {
+        let mut items = self.prepare_all(events).await?;
+        for item in &mut items {
+            item.agent = Some(agent);
+        }
+        self.record_items(items).await
+    }
+
+    async fn record_items(&self, items: Vec<EventToRecord>) -> Result<Vec<RecordedUsage>> {
         let priced: Vec<UsageEvent> = items.iter().map(|item| item.event.clone()).collect();
         let outcomes = self.inner.recorder.record(items).await?;
         Ok(priced.into_iter().zip(outcomes).map(|(event, outcome)| RecordedUsage { event, outcome }).collect())
@@ -252,7 +266,7 @@ impl Metering {
     async fn prepare(&self, event: UsageEvent) -> Result<EventToRecord> {
         let (event, subjects) = self.priced(event).await?;
         let counters = self.inner.quotas.usage_deltas(subjects.as_deref(), &event);
-        Ok(EventToRecord { event, counters })
+        Ok(EventToRecord { event, counters, agent: None })
     }
 
     /// The subjects of a token, from the cache or the store.

@@ -86,7 +86,8 @@ async fn stored_prices_take_effect_at_once_and_removing_one_restores_the_list_pr
     assert_eq!(removed.unwrap(), None, "no list price to fall back to");
     fixture.metering.flush().await.unwrap();
     let day = UsageFilter::between(at("2026-03-10T00:00:00Z"), at("2026-03-11T00:00:00Z"));
-    let report = fixture.metering.usage(&Principal::Operator, &day, None, 1).await.unwrap();
+    let report =
+        fixture.metering.usage(&Principal::Operator, &day, None, &tollgate::PageRequest::first(1)).await.unwrap();
     assert_eq!(report.totals.cost, dollars("1.00"), "priced at the stored override");
     assert_eq!(actions(&fixture).await, ["price.set", "price.remove", "price.set", "price.remove"]);
     assert!(fixture.metering.prices().len() >= 6);
@@ -112,7 +113,8 @@ async fn rate_limits_and_purges_are_admin_operations() {
     assert_eq!(purged, 1);
     assert_eq!(fixture.store.count_usage_events().await.unwrap(), 1);
     let day = UsageFilter::between(at("2026-03-10T00:00:00Z"), at("2026-03-11T00:00:00Z"));
-    let report = fixture.metering.usage(&Principal::Operator, &day, None, 1).await.unwrap();
+    let report =
+        fixture.metering.usage(&Principal::Operator, &day, None, &tollgate::PageRequest::first(1)).await.unwrap();
     assert_eq!(report.totals.events, 2, "rollups keep purged events");
     assert_eq!(actions(&fixture).await, ["rate_limit.set", "rate_limit.remove", "usage.purge"]);
 }

@@ -23,7 +23,8 @@ async fn counted_token(fixture: &Fixture) -> TokenRecord {
 
 /// (events in reports, tokens counted, cost counted in µ$).
 async fn seen(fixture: &Fixture, token: &TokenRecord) -> (u64, i64, i64) {
-    let report = fixture.metering.usage(&Principal::Operator, &day(), None, 1).await.unwrap();
+    let report =
+        fixture.metering.usage(&Principal::Operator, &day(), None, &tollgate::PageRequest::first(1)).await.unwrap();
     let subject = LimitSubject::Token(token.id);
     let tokens = counter(fixture, subject.clone(), Metric::Tokens, Window::Day).await;
     let cost = counter(fixture, subject, Metric::Cost, Window::Month).await;

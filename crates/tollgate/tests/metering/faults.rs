@@ -51,7 +51,13 @@ fn tokens_of(indices: impl IntoIterator<Item = u32>) -> i64 {
 
 async fn events_in_reports(fixture: &Fixture) -> u64 {
     let day = UsageFilter::between(at("2026-03-10T00:00:00Z"), at("2026-03-11T00:00:00Z"));
-    fixture.metering.usage(&Principal::Operator, &day, None, 1).await.unwrap().totals.events
+    fixture
+        .metering
+        .usage(&Principal::Operator, &day, None, &tollgate::PageRequest::first(1))
+        .await
+        .unwrap()
+        .totals
+        .events
 }
 
 fn stats_without_gauges(stats: MeteringStats) -> MeteringStats {

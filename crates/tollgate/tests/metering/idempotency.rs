@@ -28,7 +28,8 @@ fn keyed(fixture: &Fixture, token: &TokenRecord, id: &str) -> UsageEvent {
 async fn counted(fixture: &Fixture, token: &TokenRecord) -> (u64, u64, i64, i64) {
     let day = UsageFilter::between(at("2026-03-10T00:00:00Z"), at("2026-03-11T00:00:00Z"));
     let filter = UsageFilter { token_id: Some(token.id), ..day };
-    let report = fixture.metering.usage(&Principal::Operator, &filter, None, 1).await.unwrap();
+    let report =
+        fixture.metering.usage(&Principal::Operator, &filter, None, &tollgate::PageRequest::first(1)).await.unwrap();
     let subject = LimitSubject::Token(token.id);
     (
         fixture.store.count_usage_events().await.unwrap(),

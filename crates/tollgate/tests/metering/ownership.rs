@@ -76,17 +76,22 @@ async fn a_projects_limits_and_usage_belong_to_the_project_and_its_members() {
 
     let in_search = UsageFilter { project: Some(search), ..day() };
     for member in [&alice, &bob] {
-        let report = fixture.metering.usage(&member.principal(), &in_search, None, 10).await.unwrap();
+        let report = fixture
+            .metering
+            .usage(&member.principal(), &in_search, None, &tollgate::PageRequest::first(10))
+            .await
+            .unwrap();
         assert_eq!((report.totals.events, report.totals.input_tokens), (1, 100), "{}", member.username);
         let statuses = fixture.metering.limit_status(&member.principal(), Some(&project)).await.unwrap();
         assert_eq!(statuses[0].used, 1);
     }
-    let outsider = fixture.metering.usage(&carol.principal(), &in_search, None, 10).await;
+    let outsider =
+        fixture.metering.usage(&carol.principal(), &in_search, None, &tollgate::PageRequest::first(10)).await;
     assert!(matches!(outsider, Err(Error::NotFound { entity: "project" })), "{outsider:?}");
     let outsider = fixture.metering.limit_status(&carol.principal(), Some(&project)).await;
     assert!(matches!(outsider, Err(Error::NotFound { entity: "project" })), "{outsider:?}");
     let nowhere = UsageFilter { project: Some(tollgate::ProjectId::generate()), ..day() };
-    let unknown = fixture.metering.usage(&carol.principal(), &nowhere, None, 10).await;
+    let unknown = fixture.metering.usage(&carol.principal(), &nowhere, None, &tollgate::PageRequest::first(10)).await;
     assert!(matches!(unknown, Err(Error::NotFound { entity: "project" })), "exists or not: {unknown:?}");
 }
 

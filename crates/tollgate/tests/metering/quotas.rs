@@ -238,7 +238,7 @@ async fn unpriced_models_fail_closed_where_a_cost_cap_applies() {
             &tollgate::Principal::Operator,
             &tollgate::UsageFilter::between(at("2026-03-10T00:00:00Z"), at("2026-03-11T00:00:00Z")),
             None,
-            10,
+            &tollgate::PageRequest::first(10),
         )
         .await
         .unwrap();

@@ -42,7 +42,11 @@ async fn a_graceful_shutdown_with_100_000_background_events_loses_none() {
     );
     fixture.metering.shutdown().await.unwrap();
     assert_eq!(fixture.store.count_usage_events().await.unwrap(), 100_000);
-    let report = fixture.metering.usage(&Principal::Operator, &whole_day(), None, 1).await.unwrap();
+    let report = fixture
+        .metering
+        .usage(&Principal::Operator, &whole_day(), None, &tollgate::PageRequest::first(1))
+        .await
+        .unwrap();
     assert_eq!(report.totals.events, 100_000);
     // Σ (writer + 1) × 10,000 for writers 0..10.
     assert_eq!(report.totals.input_tokens, 550_000);
@@ -80,7 +84,11 @@ async fn events_are_priced_from_the_table_and_rounded_up() {
     reported.cost = Some(tollgate::Microdollars::from_micros(11));
     fixture.metering.record(reported).await.unwrap();
     fixture.metering.flush().await.unwrap();
-    let report = fixture.metering.usage(&Principal::Operator, &whole_day(), None, 1).await.unwrap();
+    let report = fixture
+        .metering
+        .usage(&Principal::Operator, &whole_day(), None, &tollgate::PageRequest::first(1))
+        .await
+        .unwrap();
     assert_eq!(report.totals.cost.micros(), 3 + 7_500 + 11);
 }
 

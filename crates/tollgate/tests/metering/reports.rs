@@ -38,7 +38,8 @@ async fn usage_reports_group_by_every_attribute() {
     let fixture = Fixture::new().await;
     let (alice, bob) = seed(&fixture).await;
     let filter = day();
-    let usage = |group_by| fixture.metering.usage(&Principal::Operator, &filter, Some(group_by), 10);
+    let ten = tollgate::PageRequest::first(10);
+    let usage = |group_by| fixture.metering.usage(&Principal::Operator, &filter, Some(group_by), &ten);
     let report = usage(UsageGroupBy::Model).await.unwrap();
     assert_eq!(report.totals.events, 7);
     // gpt-4o: 4 × (1000 × 2.5 + 100 × 10) = 14,000 µ$; haiku 4.5: 2000 × 1 = 2,000 µ$;
@@ -61,7 +62,8 @@ async fn usage_reports_group_by_every_attribute() {
     let by_hour = usage(UsageGroupBy::Hour).await.unwrap();
     assert_eq!(by_hour.groups.len(), 2);
     let only_bob = UsageFilter { owner: Some(bob.owner), ..day() };
-    let report = fixture.metering.usage(&Principal::Operator, &only_bob, None, 10).await.unwrap();
+    let report =
+        fixture.metering.usage(&Principal::Operator, &only_bob, None, &tollgate::PageRequest::first(10)).await.unwrap();
     assert_eq!((report.totals.events, report.totals.cost.micros()), (2, 11_000));
 }
 
@@ -70,17 +72,27 @@ async fn readers_who_are_not_admins_see_only_their_own_usage() {
     let fixture = Fixture::new().await;
     let (alice, bob) = seed(&fixture).await;
     let alice_reads = as_token(&alice, Permission::ReadOnly);
-    let report = fixture.metering.usage(&alice_reads, &day(), Some(UsageGroupBy::Owner), 10).await.unwrap();
+    let report = fixture
+        .metering
+        .usage(&alice_reads, &day(), Some(UsageGroupBy::Owner), &tollgate::PageRequest::first(10))
+        .await
+        .unwrap();
     assert_eq!(report.totals.events, 5);
     let keys: Vec<_> = report.groups.iter().map(|group| group.key.clone()).collect();
     assert_eq!(keys, [Some(alice.owner.to_string())], "grouped by owner id");
     let bobs = UsageFilter { owner: Some(bob.owner), ..day() };
-    assert!(matches!(fixture.metering.usage(&alice_reads, &bobs, None, 10).await, Err(Error::Forbidden(_))));
+    assert!(matches!(
+        fixture.metering.usage(&alice_reads, &bobs, None, &tollgate::PageRequest::first(10)).await,
+        Err(Error::Forbidden(_))
+    ));
     let analytics =
         fixture.metering.analytics(&alice_reads, at("2026-03-10T00:00:00Z"), at("2026-03-11T00:00:00Z"), 5).await;
     assert!(matches!(analytics, Err(Error::Forbidden(_))));
     let admin = as_token(&alice, Permission::Admin);
-    assert_eq!(fixture.metering.usage(&admin, &bobs, None, 10).await.unwrap().totals.events, 2);
+    assert_eq!(
+        fixture.metering.usage(&admin, &bobs, None, &tollgate::PageRequest::first(10)).await.unwrap().totals.events,
+        2
+    );
 }
 
 #[tokio::test]

@@ -219,10 +219,12 @@ impl AgentService {
         event.input_tokens = u32::try_from(input.input_tokens).unwrap_or(u32::MAX);
         event.output_tokens = u32::try_from(input.output_tokens).unwrap_or(u32::MAX);
         event.cost = Some(Microdollars::from_micros(input.cost));
-        let usage = match self.tokens.metering() {
+        let mut usage = match self.tokens.metering() {
             Some(metering) => metering.prepare_event(event).await?,
-            None => EventToRecord { event, counters: Vec::new() },
+            None => EventToRecord { event, counters: Vec::new(), agent: None },
         };
+        // Unique per agent: an analytics event naming this lease and request is the same call.
+        usage.agent = Some(agent);
         let report = LeaseReport {
             lease: *lease,
             agent,
@@ -252,7 +254,7 @@ impl AgentService {
     }
 
     /// A lease of `agent` (another agent's is `NotFound`), expired on read when overdue.
-    async fn own_lease(&self, agent: &AgentId, lease: &LeaseId) -> Result<LeaseRecord> {
+    pub(in crate::agents) async fn own_lease(&self, agent: &AgentId, lease: &LeaseId) -> Result<LeaseRecord> {
         let record = self.store.budget_lease(lease, self.now()).await.map_err(super::super::hidden("lease"))?;
         if record.agent != *agent {
             return Err(Error::NotFound { entity: "lease" });
