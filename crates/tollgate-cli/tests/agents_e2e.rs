@@ -222,3 +222,62 @@ fn the_cli_manages_agents_and_their_credentials() {
     let output = cli(dir, &["--db", db_arg, "agent", "show", &agent_id]);
     assert!(!output.status.success());
 }
+
+/// An agent sends analytics events over the socket (a retry counted once); the CLI reads its
+/// spending and budget status from the same database, pages the breakdown, and refuses a bad period.
+#[test]
+fn agent_analytics_from_the_socket_to_the_cli() {
+    let (directory, db) = workspace();
+    let dir = directory.path();
+    let db_arg = db.to_str().unwrap();
+    let mut server = Server::start(dir, &["--db", db_arg], &[]);
+    ensure_owner(dir, &db, "alice");
+    let mut agents = Vec::new();
+    for (name, cost) in [("triage", 700_000), ("summarise", 90_000)] {
+        let agent = cli_json(dir, &["--db", db_arg, "--json", "agent", "create", "--name", name, "--owner", "alice"]);
+        let agent_id = agent["id"].as_str().unwrap().to_owned();
+        cli_json(dir, &["--db", db_arg, "--json", "budget", "set", &agent_id, "--allocated", "1.00"]);
+        let credential = cli_json(dir, &["--db", db_arg, "--json", "agent", "credential", "create", &agent_id]);
+        let credential = credential["token"].as_str().unwrap().to_owned();
+        let event = json!({
+            "event_id": "call-1", "timestamp": "2026-01-01T00:00:00Z", "type": "llm_request_completed",
+            "provider": "openai", "model": "gpt-4o", "input_tokens": 900, "output_tokens": 100,
+            "cost_microdollars": cost,
+        });
+        for expected in ["recorded", "duplicate"] {
+            let sent = server.request("POST", "/v1/analytics/events", Some(&credential), Some(&event.to_string()));
+            assert_eq!(sent.status, 200, "{}", sent.body);
+            assert_eq!(sent.json()["events"][0]["outcome"], expected);
+        }
+        agents.push(agent_id);
+    }
+    let spending = ["--db", db_arg, "--json", "analytics", "spending", "--period", "all-time"];
+    let report = cli_json(dir, &spending);
+    assert_eq!(
+        (report["totals"]["cost_micros"].clone(), report["totals"]["events"].clone()),
+        (json!(790_000), json!(2))
+    );
+    assert_eq!(report["groups"][0]["key"], agents[0].as_str(), "highest cost first");
+    let first = cli(dir, &["--db", db_arg, "analytics", "spending", "--period", "all-time", "--limit", "1"]);
+    let text = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(text.contains(&agents[0]) && !text.contains(&agents[1]), "{text}");
+    let cursor = text.lines().find_map(|line| line.strip_prefix("more: --cursor ")).expect("a next page").to_owned();
+    let second = cli(
+        dir,
+        &["--db", db_arg, "analytics", "spending", "--period", "all-time", "--limit", "1", "--cursor", &cursor],
+    );
+    let text = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert!(text.contains(&agents[1]) && !text.contains("more:"), "{text}");
+    let budgets = cli_json(dir, &["--db", db_arg, "--json", "analytics", "budgets"]);
+    let risks: Vec<(String, String)> = budgets["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| (item["agent_id"].as_str().unwrap().to_owned(), item["risk"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(risks.contains(&(agents[0].clone(), "low".to_owned())), "{risks:?}");
+    let refused = cli(dir, &["--db", db_arg, "analytics", "spending", "--period", "fortnight"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).starts_with("error: period:"));
+    assert_eq!(server.terminate(), 0);
+}

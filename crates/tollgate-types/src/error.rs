@@ -15,4 +15,10 @@ impl ValidationError {
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
         Self { field, reason: reason.into() }
     }
+
+    /// The same reason under another field name (a query parameter named differently from the
+    /// value's own field).
+    pub fn renamed(self, field: &'static str) -> Self {
+        Self { field, ..self }
+    }
 }

@@ -269,13 +269,19 @@ async fn spending(
     let now = state.tokens().clock().now();
     let (since, until) = report_range(query.period.as_deref(), query.since, query.until, query.hours, now)?;
     let mut filter = UsageFilter::between(since, until);
-    filter.agent =
-        Some(query.agent.as_deref().map(AgentId::parse).transpose()?.map_or(AgentScope::Any, AgentScope::One));
+    filter.agent = Some(
+        query
+            .agent
+            .as_deref()
+            .map(|agent| AgentId::parse(agent).map_err(|error| error.renamed("agent")))
+            .transpose()?
+            .map_or(AgentScope::Any, AgentScope::One),
+    );
     filter.owner = query.owner.as_deref().map(OwnerId::parse).transpose()?;
     filter.provider = query.provider.as_deref().map(ProviderName::parse).transpose()?;
     filter.model = query.model.as_deref().map(ModelName::parse).transpose()?;
     let grouping = query.group_by.as_deref().map(group_by).transpose()?;
-    let page = group_page(query.limit, query.cursor)?;
+    let page = group_page(grouping, query.limit, query.cursor)?;
     let report = agents(&state)?.spending(&caller.principal, &filter, grouping, &page).await?;
     Ok(axum::Json(SpendingView(report)).into_response())
 }

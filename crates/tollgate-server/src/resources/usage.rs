@@ -175,8 +175,16 @@ pub(super) fn group_by(text: &str) -> Result<UsageGroupBy, ApiError> {
     })
 }
 
-/// The page of groups a query asks for: `limit` 1–1000 (default 100) after `cursor`.
-pub(super) fn group_page(limit: Option<u32>, cursor: Option<String>) -> Result<PageRequest, ApiError> {
+/// The page of groups a query asks for: `limit` 1–1000 (default 100) after `cursor`, which pages
+/// groups and so needs a `group_by`.
+pub(super) fn group_page(
+    grouping: Option<UsageGroupBy>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+) -> Result<PageRequest, ApiError> {
+    if grouping.is_none() && cursor.is_some() {
+        return Err(ApiError::invalid_field("cursor", "pages groups: give group_by"));
+    }
     page_request(limit, cursor, 100, 1000)
 }
 
@@ -241,9 +249,14 @@ async fn usage(
     filter.project = query.project.as_deref().map(ProjectId::parse).transpose()?;
     filter.provider = query.provider.as_deref().map(ProviderName::parse).transpose()?;
     filter.model = query.model.as_deref().map(ModelName::parse).transpose()?;
-    filter.agent = query.agent.as_deref().map(AgentId::parse).transpose()?.map(AgentScope::One);
+    filter.agent = query
+        .agent
+        .as_deref()
+        .map(|agent| AgentId::parse(agent).map_err(|error| error.renamed("agent")))
+        .transpose()?
+        .map(AgentScope::One);
     let grouping = query.group_by.as_deref().map(group_by).transpose()?;
-    let page = group_page(query.limit, query.cursor)?;
+    let page = group_page(grouping, query.limit, query.cursor)?;
     let report = state.metering().usage(&caller.principal, &filter, grouping, &page).await?;
     Ok(axum::Json(ReportView(report)).into_response())
 }

@@ -6,6 +6,7 @@
 #[path = "../owners/mod.rs"]
 mod owners;
 
+mod analytics;
 mod protocol;
 mod requests;
 mod simulation;

@@ -15,7 +15,7 @@ const AGENTS: usize = 32;
 const STEPS_PER_AGENT: usize = 120;
 
 /// A small deterministic generator (xorshift), one per task, so a failure can be replayed.
-struct Random(u64);
+pub(crate) struct Random(pub(crate) u64);
 
 impl Random {
     fn next(&mut self) -> u64 {
@@ -25,7 +25,7 @@ impl Random {
         self.0
     }
 
-    fn below(&mut self, bound: u64) -> u64 {
+    pub(crate) fn below(&mut self, bound: u64) -> u64 {
         self.next() % bound.max(1)
     }
 }
