@@ -1,6 +1,7 @@
 //! Usage over real HTTP: the control API served on a socket over a SQLite file, 64 keep-alive
-//! connections posting `POST /v1/usage` (one event per request, or batches of 100), each answered
-//! once its events are fsync'd. Every event carries its own `event_id`, as gateways send them.
+//! connections posting `POST /v1/usage` (one event per request, or batches of 100) and an agent's
+//! `POST /v1/analytics/events` (batches of 100), each answered once its events are fsync'd. Every
+//! event carries its own `event_id`, as gateways and agent runtimes send them.
 //!
 //! `cargo bench -p tollgate-server --bench usage_http -- --warm-up-time 1 --measurement-time 5`
 
@@ -12,9 +13,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tollgate::{
-    AccountStore, Actor, AuditEvent, Clock, Description, JwtKeys, KeyId, Metering, NewServiceAccount, NewToken,
-    OwnerId, Permission, Principal, ServiceAccountId, SqliteOptions, SqliteStore, SystemClock, TokenHasher,
-    TokenManager, TokenName, UserService, Username,
+    AccountStore, Actor, AgentName, AgentService, AuditEvent, Caller, Clock, Description, JwtKeys, KeyId, MasterKeys,
+    Metadata, Metering, NewAgent, NewServiceAccount, NewToken, OwnerId, Permission, Principal, ProviderList,
+    ServiceAccountId, SqliteOptions, SqliteStore, SystemClock, TokenHasher, TokenManager, TokenName, UserService,
+    Username,
 };
 use tollgate_server::AppState;
 
@@ -27,6 +29,7 @@ struct Served {
     address: std::net::SocketAddr,
     admin: String,
     token_id: String,
+    credential: String,
     metering: Metering,
     _directory: tempfile::TempDir,
 }
@@ -34,7 +37,7 @@ struct Served {
 fn serve() -> Served {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let directory = tempfile::tempdir().unwrap();
-    let (address, admin, token_id, metering) = runtime.block_on(async {
+    let (address, admin, token_id, credential, metering) = runtime.block_on(async {
         let store =
             Arc::new(SqliteStore::open(&directory.path().join("bench.db"), &SqliteOptions::default()).await.unwrap());
         let id = ServiceAccountId::generate();
@@ -54,14 +57,27 @@ fn serve() -> Served {
         let jwt = JwtKeys::new("bench", &[7u8; 32]).unwrap();
         let users =
             UserService::builder(&tokens, jwt, TokenHasher::new(KeyId(1), &[8u8; 32]).unwrap()).build().unwrap();
-        let state = AppState::new(tokens, users, metering.clone());
+        let agents = AgentService::builder(&tokens, MasterKeys::ephemeral().unwrap()).build();
+        let agent = NewAgent {
+            name: AgentName::parse("runtime").unwrap(),
+            owner: OwnerId::ServiceAccount(id),
+            project: None,
+            providers: ProviderList::default(),
+            provider_key: None,
+            description: Description::default(),
+            metadata: Metadata::default(),
+        };
+        let agent = agents.create_agent(&Caller::operator(), agent).await.unwrap().id;
+        let credential = agents.create_credential(&Caller::operator(), &agent, None, None).await.unwrap();
+        let state = AppState::with_agents(tokens, users, metering.clone(), agents, Default::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let app = tollgate_server::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (address, created.secret.expose().to_owned(), created.record.id.to_string(), metering)
+        let credential = credential.secret.expose().to_owned();
+        (address, created.secret.expose().to_owned(), created.record.id.to_string(), credential, metering)
     });
-    Served { runtime, address, admin, token_id, metering, _directory: directory }
+    Served { runtime, address, admin, token_id, credential, metering, _directory: directory }
 }
 
 /// One keep-alive connection: sends a POST, reads the answer (Content-Length bodies only).
@@ -71,12 +87,11 @@ struct Connection {
 }
 
 impl Connection {
-    async fn open(served: &Served) -> Self {
+    async fn open(served: &Served, path: &str, bearer: &str) -> Self {
         let stream = TcpStream::connect(served.address).await.unwrap();
         stream.set_nodelay(true).unwrap();
         let head = format!(
-            "POST /v1/usage HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n",
-            served.admin
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {bearer}\r\nContent-Type: application/json\r\n"
         );
         Self { stream: BufReader::new(stream), head }
     }
@@ -104,6 +119,18 @@ impl Connection {
     }
 }
 
+/// A batch of `count` analytics events numbered from `first`.
+fn analytics_body(_: &str, first: u64, count: u64) -> String {
+    let event = |n: u64| {
+        format!(
+            r#"{{"event_id":"a{n}","timestamp":"2026-01-01T00:00:00Z","type":"llm_request_completed","provider":"openai","model":"gpt-4o-mini","input_tokens":{},"output_tokens":50,"cost_microdollars":90}}"#,
+            200 + n % 1_000
+        )
+    };
+    let events: Vec<String> = (first..first + count).map(event).collect();
+    format!(r#"{{"events":[{}]}}"#, events.join(","))
+}
+
 fn body(token_id: &str, first: u64, count: u64) -> String {
     let event = |n: u64| {
         format!(
@@ -122,6 +149,7 @@ fn body(token_id: &str, first: u64, count: u64) -> String {
 /// returns the connections and the time taken.
 async fn post_all(
     token_id: &str,
+    body: fn(&str, u64, u64) -> String,
     connections: Vec<Connection>,
     per_request: u64,
     next_event: &AtomicU64,
@@ -151,13 +179,26 @@ async fn post_all(
     (connections, start.elapsed())
 }
 
+type Body = fn(&str, u64, u64) -> String;
+
 fn usage_http(c: &mut Criterion) {
     let served = serve();
-    let mut connections = served.runtime.block_on(open_connections(&served));
     let next_event = AtomicU64::new(0);
     let mut group = c.benchmark_group("usage_http");
     group.sample_size(10);
-    for (name, per_request) in [("one_event_per_request_64_connections", 1), ("batches_of_100_64_connections", 100)] {
+    let cases: [(&str, &str, &str, Body, u64); 3] = [
+        ("one_event_per_request_64_connections", "/v1/usage", &served.admin, body, 1),
+        ("batches_of_100_64_connections", "/v1/usage", &served.admin, body, 100),
+        (
+            "analytics_events_batches_of_100_64_connections",
+            "/v1/analytics/events",
+            &served.credential,
+            analytics_body,
+            100,
+        ),
+    ];
+    for (name, path, bearer, body, per_request) in cases {
+        let mut connections = served.runtime.block_on(open_connections(&served, path, bearer));
         group.throughput(Throughput::Elements(REQUESTS * per_request));
         group.bench_function(name, |b| {
             b.iter_custom(|iterations| {
@@ -165,7 +206,7 @@ fn usage_http(c: &mut Criterion) {
                 for _ in 0..iterations {
                     let taken = std::mem::take(&mut connections);
                     let (back, elapsed) =
-                        served.runtime.block_on(post_all(&served.token_id, taken, per_request, &next_event));
+                        served.runtime.block_on(post_all(&served.token_id, body, taken, per_request, &next_event));
                     connections = back;
                     total += elapsed;
                 }
@@ -179,10 +220,10 @@ fn usage_http(c: &mut Criterion) {
     served.runtime.block_on(served.metering.shutdown()).unwrap();
 }
 
-async fn open_connections(served: &Served) -> Vec<Connection> {
+async fn open_connections(served: &Served, path: &str, bearer: &str) -> Vec<Connection> {
     let mut connections = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
-        connections.push(Connection::open(served).await);
+        connections.push(Connection::open(served, path, bearer).await);
     }
     connections
 }
