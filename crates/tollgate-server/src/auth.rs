@@ -59,7 +59,14 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let ip = client_ip(parts, &state.settings().trusted_proxies);
-        let credential = bearer(&parts.headers)?;
+        Self::authenticate(state, bearer(&parts.headers)?, ip).await
+    }
+}
+
+impl Caller {
+    /// Authenticates a bearer credential (an access JWT or an API token) from `ip`, reading the
+    /// user's or the token owner's current status and role.
+    pub(crate) async fn authenticate(state: &AppState, credential: &str, ip: Option<IpAddr>) -> Result<Self, ApiError> {
         if is_access_jwt(credential, state.tokens().prefix().as_str()) {
             let access = state.users().authenticate_access(credential).await?;
             return Ok(Self { principal: access.principal, token: None, ip });
@@ -70,6 +77,26 @@ impl FromRequestParts<AppState> for Caller {
         observe_outcome(state, outcome.as_ref().map(|_| ()));
         let (token, principal) = outcome?;
         Ok(Self { principal, token: Some(token), ip })
+    }
+}
+
+/// A caller that holds a stream open: the caller and its credential, kept (in memory, wiped on
+/// drop) to authenticate it again while the stream lasts.
+pub(crate) struct StreamCaller {
+    /// The caller as authenticated when the stream opened.
+    pub(crate) caller: Caller,
+    /// The bearer credential.
+    pub(crate) credential: zeroize::Zeroizing<String>,
+}
+
+impl FromRequestParts<AppState> for StreamCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = client_ip(parts, &state.settings().trusted_proxies);
+        let credential = zeroize::Zeroizing::new(bearer(&parts.headers)?.to_owned());
+        let caller = Caller::authenticate(state, &credential, ip).await?;
+        Ok(Self { caller, credential })
     }
 }
 

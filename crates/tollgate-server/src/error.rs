@@ -258,6 +258,12 @@ impl From<tollgate::Error> for ApiError {
                 "Lease closed",
                 format!("the lease is {state} and accepts nothing: open a new one with a handshake"),
             ),
+            tollgate::Error::TooManyStreams { limit } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                "Too many event streams",
+                format!("at most {limit} event streams may be open per principal: close one first"),
+            ),
             tollgate::Error::Storage(cause @ tollgate::StoreError::Unavailable(_)) => Self::unavailable(cause),
             unavailable @ tollgate::Error::Unavailable(_) => Self::unavailable(unavailable),
             other => Self::internal(other),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tollgate::TailSettings;
 
 use crate::state::AppState;
 
@@ -21,11 +22,17 @@ pub struct ServeOptions {
     /// After the shutdown signal, how long everything may take (default 30 s): in-flight requests
     /// get most of it, and the final writes the rest (at least a fifth).
     pub shutdown_timeout: Duration,
+    /// How the live event hub is fed from the audit log and metering.
+    pub live: TailSettings,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self { flush_interval: Duration::from_secs(5), shutdown_timeout: Duration::from_secs(30) }
+        Self {
+            flush_interval: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(30),
+            live: TailSettings::default(),
+        }
     }
 }
 
@@ -39,10 +46,14 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tail = state.start_live_tail(options.live).await.map_err(std::io::Error::other)?;
     let (stopping, stop) = watch::channel(None::<Instant>);
+    let hub = state.live().clone();
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
+        // Event streams never finish by themselves: end them so the drain can.
+        hub.close();
         let _ = stopping.send(Some(Instant::now()));
     });
 
@@ -67,6 +78,7 @@ pub async fn serve(
     }
     flusher.abort();
     let _ = flusher.await;
+    tail.stop().await;
 
     let started = (*stop.borrow()).unwrap_or_else(Instant::now);
     let left = options.shutdown_timeout.saturating_sub(started.elapsed()).max(options.shutdown_timeout / 5);

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tollgate::{
-    AgentService, AuditLog, IpAllowList, Metering, PageRequest, TokenManager, UserService, ValidationError,
+    AgentService, AuditLog, HubSettings, IpAllowList, LiveHub, LiveTail, Metering, PageRequest, TailSettings,
+    TokenManager, UserService, ValidationError,
 };
 
 use crate::metrics::Metrics;
@@ -46,6 +47,10 @@ pub struct ServerSettings {
     pub default_page_size: u32,
     /// The largest page a client may ask for (default and at most 1000).
     pub max_page_size: u32,
+    /// The live event hub's buffers and per-principal stream cap.
+    pub live: HubSettings,
+    /// How often an idle event stream gets a heartbeat (default 15 s).
+    pub heartbeat: Duration,
 }
 
 impl Default for ServerSettings {
@@ -56,6 +61,8 @@ impl Default for ServerSettings {
             trusted_proxies: TrustedProxies::default(),
             default_page_size: PageRequest::DEFAULT_LIMIT,
             max_page_size: PageRequest::MAX_LIMIT,
+            live: HubSettings::default(),
+            heartbeat: Duration::from_secs(15),
         }
     }
 }
@@ -88,6 +95,7 @@ struct Inner {
     agents: Option<AgentService>,
     settings: ServerSettings,
     metrics: Metrics,
+    live: LiveHub,
 }
 
 impl AppState {
@@ -130,8 +138,22 @@ impl AppState {
         settings.max_page_size = settings.max_page_size.clamp(1, PageRequest::MAX_LIMIT);
         settings.default_page_size = settings.default_page_size.clamp(1, settings.max_page_size);
         let audit = AuditLog::new(Arc::clone(users.store()));
-        let inner = Inner { tokens, users, audit, metering, agents, settings, metrics: Metrics::default() };
+        let live = LiveHub::new(settings.live, tokens.clock().now());
+        let inner = Inner { tokens, users, audit, metering, agents, settings, metrics: Metrics::default(), live };
         Self { inner: Arc::new(inner) }
+    }
+
+    /// The live event hub behind `GET /v1/events` and `/v1/events/ws`.
+    pub fn live(&self) -> &LiveHub {
+        &self.inner.live
+    }
+
+    /// Starts feeding the hub from the audit log's tail and the metering state; stop the tail
+    /// (or drop it) at shutdown, after [`LiveHub::close`].
+    pub async fn start_live_tail(&self, settings: TailSettings) -> tollgate::Result<LiveTail> {
+        let store = Arc::clone(self.inner.users.store());
+        let clock = Arc::clone(self.inner.tokens.clock());
+        LiveTail::start(self.inner.live.clone(), store, Some(self.inner.metering.clone()), clock, settings).await
     }
 
     /// The agent service, when this state serves agents.

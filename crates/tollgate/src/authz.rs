@@ -182,6 +182,11 @@ pub enum Operation {
         /// The agent the key is assigned to.
         agent: AgentId,
     },
+    /// Receive live events about what `owner` owns (`None`: every event, system ones included).
+    ReadLiveEvents {
+        /// Whose events.
+        owner: Option<OwnerId>,
+    },
     /// Send analytics events about `agent`'s LLM calls: only that agent, by its credential.
     ReportAnalytics {
         /// The agent the events are about.
@@ -304,7 +309,9 @@ pub fn authorize(principal: &Principal, operation: Operation) -> Result<()> {
         // Agents are answered above; nobody else receives a key.
         Operation::ReceiveProviderKey { .. } => false,
         Operation::UseBudget { .. } | Operation::ReportAnalytics { .. } => false,
-        Operation::ReadBudget { owner } => admin || owner.is_some_and(|owner| owns(principal, owner)),
+        Operation::ReadBudget { owner } | Operation::ReadLiveEvents { owner } => {
+            admin || owner.is_some_and(|owner| owns(principal, owner))
+        }
         Operation::ManageBudget | Operation::VerifyBudgets => admin,
         Operation::RequestBudget { owner } => admin || (standard && owns(principal, owner)),
         Operation::DecideBudgetRequest { own_request } => {

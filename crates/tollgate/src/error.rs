@@ -52,6 +52,12 @@ pub enum Error {
         /// How it closed.
         state: tollgate_types::LeaseState,
     },
+    /// The principal already holds its maximum of open live-event streams.
+    #[error("too many open event streams: at most {limit} per principal")]
+    TooManyStreams {
+        /// The most a principal may hold open.
+        limit: usize,
+    },
     /// The service cannot take this now (a full usage queue, metering shut down, storage that
     /// cannot write): retrying later may succeed.
     #[error("unavailable: {0}")]

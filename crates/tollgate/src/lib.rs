@@ -25,6 +25,7 @@ mod authz;
 mod caller;
 mod error;
 mod keys;
+mod live;
 mod metering;
 mod open;
 mod sessions;
@@ -42,6 +43,9 @@ pub use authz::{Operation, UsageScope, authorize};
 pub use caller::Caller;
 pub use error::{Error, Result};
 pub use keys::{KeyFile, load_or_create_key_file};
+pub use live::{
+    HubSettings, LiveEvent, LiveHub, LiveTail, NewLiveEvent, Resume, Subscription, TailSettings, Visibility,
+};
 pub use metering::{
     AnalyticsReport, LimitStatus, Metering, MeteringBuilder, MeteringStats, PriceEntry, PriceSource, QuotaReservation,
     RateLimitStatus, RecordedUsage, Reservation, Settlement, UnpricedModels, UsageOutcome, UsageReport,

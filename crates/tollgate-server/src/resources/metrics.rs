@@ -17,7 +17,7 @@ pub(super) fn routes() -> Routes {
         Doc::new("metrics", "operations", "Prometheus metrics")
             .describe(
                 "Requests by route and status, latency histograms, verify outcomes by code and the verify \
-             cache's hit ratio, the usage queue (depth, accepted, written, duplicates, dead letters, failed writes, degraded), and request quotas lost with crashed processes (stranded). Unauthenticated: expose it only where your scraper can reach it.",
+             cache's hit ratio, the usage queue (depth, accepted, written, duplicates, dead letters, failed writes, degraded), request quotas lost with crashed processes (stranded), and open live event streams. Unauthenticated: expose it only where your scraper can reach it.",
             )
             .response_text(200, "Prometheus text format 0.0.4", "text/plain"),
         metrics,
@@ -55,6 +55,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             "gauge",
             "1 while usage writes are failing.",
             u64::from(usage.degraded.is_some()),
+        ),
+        (
+            "tollgate_live_subscribers",
+            "gauge",
+            "Open live event streams (SSE and WebSocket).",
+            state.live().subscribers() as u64,
         ),
     ] {
         let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");

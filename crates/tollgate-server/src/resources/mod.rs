@@ -5,6 +5,7 @@ mod agents;
 mod audit;
 mod auth_verify;
 mod budget;
+mod events;
 mod health;
 mod limits;
 mod me;
@@ -53,4 +54,5 @@ pub(crate) fn routes() -> Routes {
         .merge(provider_keys::routes())
         .merge(budget::routes())
         .merge(agent_analytics::routes())
+        .merge(events::routes())
 }
