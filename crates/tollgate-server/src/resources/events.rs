@@ -35,6 +35,8 @@ use crate::state::AppState;
 const REAUTHENTICATE: Duration = Duration::from_secs(30);
 /// Messages waiting for a slow socket before the producer waits too (and the hub drops it).
 const OUTBOX: usize = 256;
+/// How long a dropped subscriber has to take its final notice (`lagged`, `unauthorized`).
+const LAST_WORD: Duration = Duration::from_secs(5);
 
 pub(super) fn routes() -> Routes {
     let describe = "Events: token.created|revoked|rotated, user.suspended, agent.paused|resumed, \
@@ -228,7 +230,7 @@ impl Producer {
             tokio::select! {
                 () = &mut closing => {
                     let notice = Outgoing::notice("closed", json!({ "reason": "the server is shutting down" }));
-                    let _ = self.outbox.try_send(notice);
+                    self.last_word(notice, Duration::from_secs(1)).await;
                     return;
                 }
                 () = &mut gone => return,
@@ -245,13 +247,19 @@ impl Producer {
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         let notice = json!({ "missed": missed, "reason": "this subscriber fell too far behind; reconnect with Last-Event-ID" });
-                        let _ = self.outbox.try_send(Outgoing::notice("lagged", notice));
+                        self.last_word(Outgoing::notice("lagged", notice), LAST_WORD).await;
                         return;
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
             }
         }
+    }
+
+    /// Sends the stream's final notice, waiting at most `patience` for room behind what the
+    /// subscriber has not read yet.
+    async fn last_word(&self, notice: Outgoing, patience: Duration) {
+        let _ = tokio::time::timeout(patience, self.outbox.send(notice)).await;
     }
 
     /// Sends an event the subscriber may see and asked for; false when the stream is over.
@@ -289,7 +297,7 @@ impl Producer {
             }
             None => {
                 let notice = json!({ "reason": "the credential no longer reads events: authenticate again" });
-                let _ = self.outbox.try_send(Outgoing::notice("unauthorized", notice));
+                self.last_word(Outgoing::notice("unauthorized", notice), LAST_WORD).await;
                 false
             }
         }
