@@ -9,6 +9,7 @@ use crate::commands::analytics::AnalyticsArgs;
 use crate::commands::audit::AuditCommand;
 use crate::commands::budget::BudgetCommand;
 use crate::commands::dev::DevCommand;
+use crate::commands::events::EventsArgs;
 use crate::commands::limit::LimitCommand;
 use crate::commands::login::LoginArgs;
 use crate::commands::price::PriceCommand;
@@ -91,7 +92,7 @@ pub(crate) enum Command {
     /// Quotas (requests, tokens, cost per minute/hour/day/month) and per-token rate limits.
     #[command(subcommand)]
     Limit(LimitCommand),
-    /// Totals, error rate, latency percentiles and top spenders over recent hours.
+    /// Totals, error rate, latency percentiles and top spenders over recent hours; agents' spending and budgets.
     Analytics(AnalyticsArgs),
     /// Model prices per million tokens: list, set, remove.
     #[command(subcommand)]
@@ -108,4 +109,6 @@ pub(crate) enum Command {
     /// Agents' budgets: show, set, leases, revoke a lease, history, verify; change requests.
     #[command(subcommand)]
     Budget(BudgetCommand),
+    /// Tail a running server's live events (token from --token-file or TOLLGATE_TOKEN).
+    Events(EventsArgs),
 }

@@ -10,6 +10,14 @@ pub(crate) fn print_json<T: Serialize + ?Sized>(value: &T) {
     }
 }
 
+/// Prints `value` as one line of JSON (for streams: one event per line).
+pub(crate) fn print_json_line<T: Serialize + ?Sized>(value: &T) {
+    match serde_json::to_string(value) {
+        Ok(text) => say!("{text}"),
+        Err(error) => eprintln!("error: cannot encode output: {error}"),
+    }
+}
+
 /// Prints rows under headers with columns padded to their widest cell.
 pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|header| header.chars().count()).collect();

@@ -274,3 +274,64 @@ fn a_password_in_the_database_url_never_reaches_the_output() {
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(printed.contains("***@127.0.0.1:1"), "the error names the server: {printed}");
 }
+
+/// `tollgate events` tails a running server over its socket: a revocation made by another process
+/// (the CLI on the same database) reaches it; at SIGTERM the server ends open streams (`closed`)
+/// and still stops cleanly. The credential comes from a file, never argv.
+#[test]
+fn events_tail_sees_another_process_and_shutdown_ends_the_stream() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+
+    let (directory, db) = workspace();
+    let dir = directory.path();
+    let db_arg = db.to_str().unwrap();
+    let mut server = Server::start(dir, &["--db", db_arg], &[]);
+    let (admin, _) = create_token(dir, &db, "root", "admin");
+    let (_, doomed) = create_token(dir, &db, "alice", "standard");
+    let token_file = dir.join("admin.token");
+    std::fs::write(&token_file, format!("{admin}\n")).unwrap();
+    let url = format!("http://{}", server.address);
+    let tail = |extra: &[&str]| {
+        let mut command = Command::new(support::BINARY);
+        command.current_dir(dir).args([
+            "--json",
+            "events",
+            "--url",
+            &url,
+            "--token-file",
+            token_file.to_str().unwrap(),
+        ]);
+        command.args(extra).env_remove("TOLLGATE_TOKEN").stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.spawn().unwrap()
+    };
+    let mut one = tail(&["--type", "token.revoked", "--count", "1"]);
+    let mut open = tail(&[]);
+    // The streams are open once the server counts them (no sleep: poll the gauge).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !server.request("GET", "/metrics", None, None).body.contains("tollgate_live_subscribers 2") {
+        assert!(std::time::Instant::now() < deadline, "the event streams did not open");
+        std::thread::yield_now();
+    }
+    let revoked = cli(dir, &["--db", db_arg, "token", "revoke", &doomed]);
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    let output = one.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{:?}", String::from_utf8_lossy(&output.stdout)));
+    assert_eq!((line["event"].clone(), line["data"]["subject"].clone()), (json!("token.revoked"), json!(doomed)));
+
+    assert_eq!(server.terminate(), 0, "an open stream does not hold the shutdown");
+    let output = open.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let last = BufReader::new(&output.stdout[..]).lines().map_while(Result::ok).last().unwrap();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&last).unwrap()["event"], "closed");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains(&admin), "the credential never reaches the output");
+
+    // Without a credential, or with a bad URL, it refuses before connecting (exit 2).
+    let refused = cli(dir, &["events", "--url", &url]);
+    assert_eq!(refused.status.code(), Some(2));
+    let refused = cli(dir, &["events", "--url", "https://x", "--token-file", token_file.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2));
+}

@@ -8,10 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::Fixture;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tollgate::{HubSettings, LiveTail, NewLiveEvent, Permission, Role, TailSettings};
-use tollgate_server::ServerSettings;
+use tollgate_server::{EventClient, EventClientError, ServerSettings, StreamEvent};
 
 /// How long a test waits for an event before failing (not a sleep: reading returns as soon as it comes).
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -33,19 +31,8 @@ async fn serve(settings: ServerSettings) -> Served {
     Served { fixture, address, _tail: tail }
 }
 
-/// One SSE event as read off the wire.
-#[derive(Debug, Clone)]
-struct SseEvent {
-    id: Option<u64>,
-    event: String,
-    data: Value,
-}
-
-/// A raw HTTP/1.1 SSE client: reads a chunked `text/event-stream` line by line.
-struct SseClient {
-    stream: BufReader<TcpStream>,
-    pending: Vec<u8>,
-}
+/// A subscriber: the server's own event-stream client, with helpers that wait for an event.
+struct SseClient(EventClient);
 
 impl SseClient {
     async fn open(
@@ -54,80 +41,22 @@ impl SseClient {
         bearer: &str,
         last_event_id: Option<u64>,
     ) -> Result<Self, (u16, String)> {
-        let stream = TcpStream::connect(served.address).await.unwrap();
-        let mut stream = BufReader::new(stream);
-        let resume = last_event_id.map(|id| format!("Last-Event-ID: {id}\r\n")).unwrap_or_default();
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {bearer}\r\nAccept: text/event-stream\r\n{resume}\r\n"
-        );
-        stream.get_mut().write_all(request.as_bytes()).await.unwrap();
-        let mut line = String::new();
-        stream.read_line(&mut line).await.unwrap();
-        let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
-        let mut length = None;
-        loop {
-            line.clear();
-            stream.read_line(&mut line).await.unwrap();
-            if line == "\r\n" {
-                break;
-            }
-            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = value.trim().parse::<usize>().ok();
-            }
+        let query = path.split_once('?').map_or("", |(_, query)| query);
+        let url = format!("http://{}", served.address);
+        match EventClient::connect(&url, bearer, query, last_event_id, PATIENCE).await {
+            Ok(client) => Ok(Self(client)),
+            Err(EventClientError::Refused { status, code }) => Err((status, code.unwrap_or_default())),
+            Err(error) => panic!("{error}"),
         }
-        if status != 200 {
-            let mut body = vec![0; length.unwrap_or(0)];
-            stream.read_exact(&mut body).await.unwrap();
-            return Err((status, String::from_utf8_lossy(&body).into_owned()));
-        }
-        Ok(Self { stream, pending: Vec::new() })
     }
 
-    /// The next chunk of the body, appended to what is pending.
-    async fn read_chunk(&mut self) -> bool {
-        let mut size = String::new();
-        if self.stream.read_line(&mut size).await.unwrap_or(0) == 0 {
-            return false;
-        }
-        let size = usize::from_str_radix(size.trim(), 16).unwrap();
-        if size == 0 {
-            return false;
-        }
-        let mut chunk = vec![0; size + 2];
-        self.stream.read_exact(&mut chunk).await.unwrap();
-        self.pending.extend_from_slice(&chunk[..size]);
-        true
-    }
-
-    /// The next event that is not a heartbeat; `None` when the stream ended.
-    async fn next(&mut self) -> Option<SseEvent> {
-        loop {
-            if let Some(end) = self.pending.windows(2).position(|window| window == b"\n\n") {
-                let block: Vec<u8> = self.pending.drain(..end + 2).collect();
-                let text = String::from_utf8(block).unwrap();
-                let (mut id, mut event, mut data) = (None, "message".to_owned(), String::new());
-                for line in text.lines() {
-                    if let Some(value) = line.strip_prefix("id:") {
-                        id = value.trim().parse().ok();
-                    } else if let Some(value) = line.strip_prefix("event:") {
-                        event = value.trim().to_owned();
-                    } else if let Some(value) = line.strip_prefix("data:") {
-                        data.push_str(value.trim_start());
-                    }
-                }
-                if data.is_empty() {
-                    continue; // a heartbeat comment
-                }
-                return Some(SseEvent { id, event, data: serde_json::from_str(&data).unwrap() });
-            }
-            if !self.read_chunk().await {
-                return None;
-            }
-        }
+    /// The next event; `None` when the stream ended.
+    async fn next(&mut self) -> Option<StreamEvent> {
+        self.0.next().await.unwrap()
     }
 
     /// The next event of `kind` about `subject`, skipping others.
-    async fn next_about(&mut self, kind: &str, subject: &str) -> SseEvent {
+    async fn next_about(&mut self, kind: &str, subject: &str) -> StreamEvent {
         loop {
             let event = self.next_of(kind).await;
             if event.data["subject"] == subject {
@@ -137,7 +66,7 @@ impl SseClient {
     }
 
     /// The next event of `kind`, skipping others.
-    async fn next_of(&mut self, kind: &str) -> SseEvent {
+    async fn next_of(&mut self, kind: &str) -> StreamEvent {
         tokio::time::timeout(PATIENCE, async {
             loop {
                 let event = self.next().await.expect("the stream ended");

@@ -6,6 +6,7 @@ pub(crate) mod analytics;
 pub(crate) mod audit;
 pub(crate) mod budget;
 pub(crate) mod dev;
+pub(crate) mod events;
 mod identity;
 pub(crate) mod limit;
 pub(crate) mod login;
@@ -57,5 +58,6 @@ pub(crate) async fn run(cli: Cli) -> CliResult {
         Command::ProviderKey(command) => provider_key::run(&cli.global, command).await,
         Command::Vault(command) => vault::run(&cli.global, command).await,
         Command::Budget(command) => budget::run(&cli.global, command).await,
+        Command::Events(args) => events::run(&cli.global, args).await,
     }
 }
