@@ -305,8 +305,8 @@ fn events_tail_sees_another_process_and_shutdown_ends_the_stream() {
         command.args(extra).env_remove("TOLLGATE_TOKEN").stdout(Stdio::piped()).stderr(Stdio::piped());
         command.spawn().unwrap()
     };
-    let mut one = tail(&["--type", "token.revoked", "--count", "1"]);
-    let mut open = tail(&[]);
+    let one = tail(&["--type", "token.revoked", "--count", "1"]);
+    let open = tail(&[]);
     // The streams are open once the server counts them (no sleep: poll the gauge).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !server.request("GET", "/metrics", None, None).body.contains("tollgate_live_subscribers 2") {
