@@ -21,8 +21,13 @@ struct Served {
 }
 
 async fn serve(settings: ServerSettings) -> Served {
+    serve_sampling(settings, Duration::from_secs(3600)).await
+}
+
+/// Served, with metering state sampled every `sample`.
+async fn serve_sampling(settings: ServerSettings, sample: Duration) -> Served {
     let fixture = Fixture::with_settings(settings, "192.0.2.10:40000").await;
-    let tail_settings = TailSettings { poll: Duration::from_millis(10), sample: Duration::from_secs(3600) };
+    let tail_settings = TailSettings { poll: Duration::from_millis(10), sample };
     let tail = fixture.state.start_live_tail(tail_settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -271,4 +276,39 @@ async fn the_websocket_carries_the_same_events() {
     );
     let plain = fixture.get("/v1/events/ws", Some(&admin)).await;
     assert_eq!(plain.status, 400, "not an upgrade: {}", plain.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quota_refusals_are_told_to_the_tokens_owner_once_per_second() {
+    let served = serve_sampling(ServerSettings::default(), Duration::from_millis(20)).await;
+    let fixture = &served.fixture;
+    let (admin, _) = fixture.token("root", Permission::Admin).await;
+    let (alice_id, alice) = fixture.user_jwt("alice", Role::User).await;
+    let (_, bob) = fixture.user_jwt("bob", Role::User).await;
+    let (alice_token, alice_token_id) = fixture.user_token(alice_id, Permission::Standard).await;
+    let path = format!("/v1/limits/token/{alice_token_id}/requests_per_day");
+    fixture.put(&path, Some(&admin), json!({ "max": 1 })).await.ok(200);
+    let mut alices = SseClient::open(&served, "/v1/events?types=quota.exceeded", &alice, None).await.unwrap();
+    let mut bobs = SseClient::open(&served, "/v1/events", &bob, None).await.unwrap();
+    fixture.get("/v1/auth/verify", Some(&alice_token)).await.ok(200);
+    for _ in 0..3 {
+        fixture.get("/v1/auth/verify", Some(&alice_token)).await.problem(429, "quota_exceeded");
+    }
+    let mut refused = 0;
+    while refused < 3 {
+        let event = alices.next_of("quota.exceeded").await;
+        assert_eq!(event.data["subject"], alice_token_id.to_string());
+        assert_eq!(event.data["data"]["limit"], "requests_per_day");
+        refused += event.data["data"]["refused"].as_u64().unwrap();
+    }
+    assert_eq!(refused, 3, "every refusal counted once");
+    // Bob sees none of it: the next thing he sees is his own token's creation.
+    let (_, bobs_token) = fixture.token("bob", Permission::Standard).await;
+    loop {
+        let seen = tokio::time::timeout(PATIENCE, bobs.next()).await.unwrap().unwrap();
+        assert_ne!(seen.event, "quota.exceeded", "bob sees no refusal of alice's token");
+        if seen.data["subject"] == bobs_token.to_string() {
+            break;
+        }
+    }
 }

@@ -47,9 +47,9 @@ pub use live::{
     HubSettings, LiveEvent, LiveHub, LiveTail, NewLiveEvent, Resume, Subscription, TailSettings, Visibility,
 };
 pub use metering::{
-    AnalyticsReport, LimitStatus, Metering, MeteringBuilder, MeteringStats, PriceEntry, PriceSource, QuotaReservation,
-    RateLimitStatus, RecordedUsage, Reservation, Settlement, UnpricedModels, UsageOutcome, UsageReport,
-    parse_price_toml,
+    AnalyticsReport, LimitStatus, Metering, MeteringBuilder, MeteringStats, PriceEntry, PriceSource, QuotaRefusals,
+    QuotaReservation, RateLimitStatus, RecordedUsage, Reservation, Settlement, UnpricedModels, UsageOutcome,
+    UsageReport, parse_price_toml,
 };
 pub use open::{StoreOptions, open, open_with};
 

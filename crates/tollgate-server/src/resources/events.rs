@@ -41,7 +41,7 @@ const LAST_WORD: Duration = Duration::from_secs(5);
 pub(super) fn routes() -> Routes {
     let describe = "Events: token.created|revoked|rotated, user.suspended, agent.paused|resumed, \
                     lease.opened|exhausted|returned|expired|revoked, budget.threshold_crossed (50/80/95/100 %), \
-                    requests.completed (per second), writer.degraded|recovered. Each has an id that only grows; \
+                    requests.completed and quota.exceeded (per second), writer.degraded|recovered. Each has an id that only grows; \
                     send `Last-Event-ID` (or `last_event_id`) to resume: what was missed is replayed from a \
                     bounded buffer, or a `resync` event says it is gone. A subscriber that falls too far \
                     behind gets `lagged` and is closed. Admins see every event; everyone else events about \

@@ -1,6 +1,7 @@
 //! Feeding the hub: the audit log's tail (every process's and node's changes, in commit order)
 //! turned into live events with the owner who may see each, and metering state sampled every
-//! second (the writer degraded or recovered, usage events written per second).
+//! second (the writer degraded or recovered, usage events written per second, quota refusals per
+//! token).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -261,6 +262,20 @@ impl Sampler {
             _ => {}
         }
         self.degraded = stats.degraded.clone();
+        let (refusals, others) = metering.take_quota_refusals();
+        for refusal in refusals {
+            let data = json!({ "token_id": refusal.token_id, "refused": refusal.refused, "limit": refusal.limit });
+            events.push(NewLiveEvent {
+                kind: "quota.exceeded",
+                at,
+                subject: Some(refusal.token_id.to_string()),
+                data,
+                owner: Some(refusal.owner),
+            });
+        }
+        if others > 0 {
+            events.push(system("quota.exceeded", json!({ "token_id": null, "refused": others, "limit": null })));
+        }
         if let Some(before) = self.written.replace(stats.written_events) {
             let written = stats.written_events.saturating_sub(before);
             if written > 0 {

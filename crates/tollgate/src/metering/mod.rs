@@ -33,6 +33,7 @@ mod quotas;
 mod rates;
 mod record;
 mod recorder;
+mod refusals;
 mod writer;
 
 use std::num::NonZeroUsize;
@@ -42,7 +43,7 @@ use std::time::Duration;
 use tollgate_ratelimit::{LocalLimiter, RateLimiter};
 
 use tollgate_store::Store;
-use tollgate_types::{Clock, ModelPrice, SystemClock, Timestamp, TokenRecord};
+use tollgate_types::{Clock, ModelPrice, RefusalCode, SystemClock, Timestamp, TokenRecord};
 
 pub use admin::LimitStatus;
 pub(crate) use analytics::error_rate;
@@ -51,6 +52,8 @@ pub use prices::{PriceEntry, PriceSource, parse_price_toml};
 pub use quotas::{QuotaReservation, RateLimitStatus, Reservation, UnpricedModels};
 pub use record::{RecordedUsage, Settlement};
 pub use recorder::{MeteringStats, UsageOutcome};
+pub use refusals::QuotaRefusals;
+use refusals::RefusalTally;
 
 use self::index::{SubjectCache, Subjects};
 use self::leases::LeaseBook;
@@ -59,7 +62,7 @@ use self::quotas::{Admission, QuotaEngine};
 use self::rates::RateLimits;
 use self::recorder::{Recorder, RecorderSettings};
 use self::writer::WorkerParts;
-use crate::Result;
+use crate::{Error, Result};
 
 /// Builds [`Metering`]; every setting has a production default.
 #[derive(Debug)]
@@ -170,6 +173,7 @@ impl MeteringBuilder {
                 rates,
                 recorder,
                 subjects: SubjectCache::new(self.subject_cache),
+                refusals: RefusalTally::default(),
             }),
         })
     }
@@ -184,6 +188,7 @@ struct Inner {
     rates: Arc<RateLimits>,
     recorder: Recorder,
     subjects: SubjectCache,
+    refusals: RefusalTally,
 }
 
 /// Usage recording, prices, quotas and analytics over one store. Cheap to clone.
@@ -254,6 +259,12 @@ impl Metering {
 
     /// Admits one request of a verified token (the verify path): its rate limit first
     /// (`rate_limited` spends no quota), then every quota that governs it, holding `reservation`.
+    /// The quota refusals per token since the last call (and those past the tally's cap), for the
+    /// live `quota.exceeded` events.
+    pub fn take_quota_refusals(&self) -> (Vec<QuotaRefusals>, u64) {
+        self.inner.refusals.take()
+    }
+
     pub(crate) async fn admit(
         &self,
         record: &TokenRecord,
@@ -269,7 +280,13 @@ impl Metering {
                 Some(subjects) => subjects,
                 None => self.inner.subjects.insert(Subjects::of(record)),
             };
-            quotas.admit(&subjects, reservation, now).await?
+            let admitted = quotas.admit(&subjects, reservation, now).await;
+            if let Err(Error::Refused(refusal)) = &admitted
+                && refusal.code == RefusalCode::QuotaExceeded
+            {
+                self.inner.refusals.note(record.id, record.owner, refusal.limit.as_deref());
+            }
+            admitted?
         };
         if let Some(rate) = rate {
             admission.rate_limit = Some(rate.tighter(admission.rate_limit));
