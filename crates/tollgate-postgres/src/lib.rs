@@ -57,6 +57,7 @@ pub mod scratch;
 mod sessions;
 mod store;
 mod tokens;
+mod traces;
 mod usage;
 mod user_email;
 mod users;

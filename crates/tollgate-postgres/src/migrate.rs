@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007", "agents_and_vault"),
     migration!(8, "0008", "agent_budgets"),
     migration!(9, "0009", "agent_analytics"),
+    migration!(10, "0010", "request_traces"),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _tollgate_migrations (

@@ -29,6 +29,7 @@ mod sessions;
 mod store;
 mod syncer;
 mod tokens;
+mod traces;
 mod usage;
 mod user_email;
 mod users;

@@ -25,6 +25,7 @@ use tollgate_types::{
     Timestamp, TokenHash, TokenId, TokenPatch, TokenRecord, UserId, UserRecord, Username,
 };
 
+use crate::traces::TraceStore;
 use crate::{
     AccountStatusChanged, AccountStore, AgentFilter, AgentInsert, AgentStore, AllocationChange, AuditFilter,
     AuditStore, BatchWritten, BudgetDecision, BudgetRequestFilter, BudgetRequestInsert, BudgetStore, DeadLetter,
@@ -484,4 +485,12 @@ pass_through!(BudgetStore {
     ) -> Result<Page<BudgetRequestRecord>>;
     fn decide_budget_request(&self, decision: &BudgetDecision, audit: &AuditEvent) -> Result<BudgetRequestRecord>;
     fn check_budgets(&self) -> Result<Option<String>>;
+});
+
+pass_through!(TraceStore {
+    fn insert_trace(&self, insert: &crate::TraceInsert) -> Result<tollgate_types::TraceRecord>;
+    fn trace(&self, id: &tollgate_types::TraceId) -> Result<tollgate_types::TraceRecord>;
+    fn list_traces(&self, filter: &crate::TraceFilter, page: &PageRequest) -> Result<Page<tollgate_types::TraceRecord>>;
+    fn purge_traces(&self, before: Timestamp, max_payload_bytes: u64) -> Result<crate::TracesPurged>;
+    fn trace_payload_bytes(&self) -> Result<u64>;
 });

@@ -18,6 +18,7 @@ mod projects;
 mod quota;
 mod sessions;
 mod tokens;
+mod traces;
 mod usage;
 mod users;
 
@@ -50,6 +51,7 @@ pub use sessions::{
     RefreshLookup, RefreshOutcome, RefreshRotation, RefreshTokenInsert, SessionStart, SessionStore, SessionWithUser,
 };
 pub use tokens::{HashMatch, SecretRotation, StatusFilter, TokenFilter, TokenInsert, TokenLookup, TokenStore};
+pub use traces::{TraceFilter, TraceInsert, TraceStore, TracesPurged};
 pub use usage::{
     AgentScope, BatchWritten, CounterDelta, DeadLetter, DeadLetterRecord, EventToRecord, GroupCursor, RecordOutcome,
     RollupKey, ShadowHit, UsageBatch, UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UsageTotals, group_page,
@@ -76,6 +78,7 @@ pub trait Store:
     + AgentStore
     + ProviderKeyStore
     + BudgetStore
+    + TraceStore
     + std::fmt::Debug
 {
 }
@@ -95,6 +98,7 @@ impl<
         + AgentStore
         + ProviderKeyStore
         + BudgetStore
+        + TraceStore
         + std::fmt::Debug,
 > Store for T
 {

@@ -121,6 +121,10 @@ define_id!(
     BudgetRequestId, "brq_", "request_id"
 );
 define_id!(
+    /// A request trace (`trc_…`).
+    TraceId, "trc_", "trace_id"
+);
+define_id!(
     /// The id of an audit log entry (`aud_…`).
     AuditId, "aud_", "audit_id"
 );

@@ -28,6 +28,7 @@ mod text;
 mod token;
 mod token_hash;
 mod token_record;
+mod trace;
 mod usage;
 mod user;
 mod verify;
@@ -45,7 +46,7 @@ pub use error::ValidationError;
 pub use estimate::{Estimate, EstimateInput};
 pub use id::{
     AgentId, AuditId, BudgetRequestId, HolderId, LeaseId, ProjectId, ProviderKeyId, ReservationId, ServiceAccountId,
-    SessionId, TokenId, UserId,
+    SessionId, TokenId, TraceId, UserId,
 };
 pub use limits::{IpAllowList, ToolList};
 pub use money::Microdollars;
@@ -67,6 +68,7 @@ pub use text::{AgentName, Description, OwnerName, ProjectName, TokenName};
 pub use token::{TokenFormatError, TokenPrefix, TokenSecret};
 pub use token_hash::{KeyId, TokenHash, TokenHasher};
 pub use token_record::{AgentBinding, Imposed, NewToken, TokenPatch, TokenRecord, TokenStatus};
+pub use trace::{MAX_TRACE_PAYLOAD_BYTES, NewTrace, TraceInput, TraceRecord};
 pub use usage::{
     Endpoint, EventId, LATENCY_BUCKET_BOUNDS_MS, LATENCY_BUCKETS, LatencyHistogram, MAX_CLOCK_SKEW, MAX_COST_PER_EVENT,
     MAX_LATENCY_MS, MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, ModelName, Outcome, ProviderName, UsageEvent,

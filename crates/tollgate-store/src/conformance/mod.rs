@@ -21,6 +21,7 @@ pub mod sessions;
 pub mod subjects;
 pub mod token_owners;
 pub mod tokens;
+pub mod traces;
 pub mod usage;
 pub mod users;
 
@@ -153,6 +154,10 @@ macro_rules! conformance_tests {
             agent_usage => [
                 agent_usage_is_attributed_and_deduplicated_per_agent,
                 usage_groups_page_through_every_group_once,
+            ];
+            traces => [
+                traces_are_attributed_filtered_and_paged,
+                purges_go_by_age_then_by_total_size,
             ];
             budgets => [
                 leases_move_the_account_and_the_ledger_together,
