@@ -30,6 +30,7 @@ mod metering;
 mod open;
 mod sessions;
 mod tokens;
+mod traces;
 mod users;
 mod vault;
 
@@ -69,6 +70,7 @@ fn check_delete_age(older_than: std::time::Duration, force: bool) -> Result<()> 
 }
 pub use sessions::{AccessClaims, AccessContext, AccessToken, JwtCodec, JwtKeys, SessionTokens};
 pub use tokens::{AgentCredentialContext, CacheStats, CreatedToken, TokenContext, TokenManager, TokenManagerBuilder};
+pub use traces::{REDACTED, TraceService, TraceSettings, redact};
 pub use users::{IpThrottlePolicy, LockoutPolicy, UserService, UserServiceBuilder};
 pub use vault::{MasterKeyId, MasterKeys, SealedSecret, VaultError};
 
@@ -82,6 +84,7 @@ pub use tollgate_store::{
     AuditFilter, AuditStore, Page, PageRequest, StatusFilter, Store, StoreAdmin, StoreError, TokenFilter, TokenStore,
 };
 pub use tollgate_store::{DeadLetterRecord, QuotaStore, ReservationRecord, ReservationState};
+pub use tollgate_store::{TraceFilter, TraceStore, TracesPurged};
 pub use tollgate_types::{
     AccountStatus, Imposed, NewProject, NewServiceAccount, OwnerId, OwnerRecord, ProjectId, ProjectMember,
     ProjectRecord, ProjectRole, ServiceAccountId, ServiceAccountRecord,
@@ -110,6 +113,7 @@ pub use tollgate_types::{
 pub use tollgate_types::{
     Email, NewUser, Password, PasswordHash, SessionId, SessionRecord, UserRecord, UserStatus, Username,
 };
+pub use tollgate_types::{MAX_TRACE_PAYLOAD_BYTES, NewTrace, TraceId, TraceInput, TraceRecord};
 
 pub use tollgate_ratelimit::{LocalLimiter, RateLimiter};
 

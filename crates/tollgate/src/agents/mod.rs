@@ -122,7 +122,7 @@ impl AgentService {
 }
 
 /// Maps a store `NotFound` to the facade's, naming `entity` (hiding which id named nothing).
-fn hidden(entity: &'static str) -> impl Fn(StoreError) -> Error {
+pub(crate) fn hidden(entity: &'static str) -> impl Fn(StoreError) -> Error {
     move |error| match error {
         StoreError::NotFound { .. } => Error::NotFound { entity },
         other => other.into(),
