@@ -18,6 +18,7 @@ use crate::commands::provider_key::ProviderKeyCommand;
 use crate::commands::serve::ServeArgs;
 use crate::commands::service_account::ServiceAccountCommand;
 use crate::commands::token::TokenCommand;
+use crate::commands::traces::TracesCommand;
 use crate::commands::usage::UsageCommand;
 use crate::commands::user::UserCommand;
 use crate::commands::vault::VaultCommand;
@@ -111,4 +112,7 @@ pub(crate) enum Command {
     Budget(BudgetCommand),
     /// Tail a running server's live events (token from --token-file or TOLLGATE_TOKEN).
     Events(EventsArgs),
+    /// Request traces: list, show, purge.
+    #[command(subcommand)]
+    Traces(TracesCommand),
 }

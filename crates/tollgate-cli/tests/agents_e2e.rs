@@ -279,5 +279,19 @@ fn agent_analytics_from_the_socket_to_the_cli() {
     let refused = cli(dir, &["--db", db_arg, "analytics", "spending", "--period", "fortnight"]);
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).starts_with("error: period:"));
+
+    // A gateway's trace of a call through an API token, read back by the CLI.
+    let (admin, token_id) = create_token(dir, &db, "root", "admin");
+    let body =
+        json!({ "token_id": token_id, "provider": "openai", "model": "gpt-4o", "status": 502, "latency_ms": 1800 });
+    let traced = server.request("POST", "/v1/traces", Some(&admin), Some(&body.to_string()));
+    assert_eq!(traced.status, 201, "{}", traced.body);
+    let trace_id = traced.json()["id"].as_str().unwrap().to_owned();
+    let listed = cli_json(dir, &["--db", db_arg, "--json", "traces", "list", "--min-status", "500"]);
+    assert_eq!(listed["items"][0]["id"], trace_id.as_str());
+    let shown = cli(dir, &["--db", db_arg, "traces", "show", &trace_id]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("1800 ms"));
+    let purged = cli_json(dir, &["--db", db_arg, "--json", "traces", "purge", "--retention", "1h", "--max-bytes", "0"]);
+    assert_eq!(purged["by_size"], 0, "a trace without bodies takes no bytes");
     assert_eq!(server.terminate(), 0);
 }

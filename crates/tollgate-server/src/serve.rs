@@ -58,6 +58,7 @@ pub async fn serve(
     });
 
     let flusher = tokio::spawn(flush_periodically(state.clone(), options.flush_interval, stop.clone()));
+    let trace_purger = tokio::spawn(purge_traces_periodically(state.clone()));
 
     let mut stop_accepting = stop.clone();
     let router = crate::app(state.clone());
@@ -78,6 +79,7 @@ pub async fn serve(
     }
     flusher.abort();
     let _ = flusher.await;
+    trace_purger.abort();
     tail.stop().await;
 
     let started = (*stop.borrow()).unwrap_or_else(Instant::now);
@@ -106,6 +108,22 @@ async fn final_writes(state: &AppState) -> Vec<String> {
         failures.push(format!("usage: {error}"));
     }
     failures
+}
+
+/// Keeps traces within their retention and total size, every ten minutes.
+async fn purge_traces_periodically(state: AppState) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(600));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match state.traces().purge().await {
+            Ok(purged) if purged.by_age + purged.by_size > 0 => {
+                tracing::info!(by_age = purged.by_age, by_size = purged.by_size, "purged request traces");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "purging request traces failed; will retry"),
+        }
+    }
 }
 
 async fn flush_periodically(state: AppState, interval: Duration, mut stop: watch::Receiver<Option<Instant>>) {

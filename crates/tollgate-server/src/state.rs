@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tollgate::{
     AgentService, AuditLog, HubSettings, IpAllowList, LiveHub, LiveTail, Metering, PageRequest, TailSettings,
-    TokenManager, UserService, ValidationError,
+    TokenManager, TraceService, TraceSettings, UserService, ValidationError,
 };
 
 use crate::metrics::Metrics;
@@ -51,6 +51,8 @@ pub struct ServerSettings {
     pub live: HubSettings,
     /// How often an idle event stream gets a heartbeat (default 15 s).
     pub heartbeat: Duration,
+    /// What request traces keep (payload capture is off by default).
+    pub traces: TraceSettings,
 }
 
 impl Default for ServerSettings {
@@ -63,6 +65,7 @@ impl Default for ServerSettings {
             max_page_size: PageRequest::MAX_LIMIT,
             live: HubSettings::default(),
             heartbeat: Duration::from_secs(15),
+            traces: TraceSettings::default(),
         }
     }
 }
@@ -96,6 +99,7 @@ struct Inner {
     settings: ServerSettings,
     metrics: Metrics,
     live: LiveHub,
+    traces: TraceService,
 }
 
 impl AppState {
@@ -139,8 +143,15 @@ impl AppState {
         settings.default_page_size = settings.default_page_size.clamp(1, settings.max_page_size);
         let audit = AuditLog::new(Arc::clone(users.store()));
         let live = LiveHub::new(settings.live, tokens.clock().now());
-        let inner = Inner { tokens, users, audit, metering, agents, settings, metrics: Metrics::default(), live };
+        let traces = TraceService::new(&tokens, settings.traces);
+        let metrics = Metrics::default();
+        let inner = Inner { tokens, users, audit, metering, agents, settings, metrics, live, traces };
         Self { inner: Arc::new(inner) }
+    }
+
+    /// Request traces.
+    pub fn traces(&self) -> &TraceService {
+        &self.inner.traces
     }
 
     /// The live event hub behind `GET /v1/events` and `/v1/events/ws`.

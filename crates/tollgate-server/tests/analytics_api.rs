@@ -253,3 +253,109 @@ async fn budget_status_shows_spent_reserved_and_risk() {
     let spending = fixture.get("/v1/analytics/spending?period=all-time", Some(&setup.alice)).await;
     assert_eq!(spending.ok(200)["totals"]["cost_micros"], 8_500);
 }
+
+fn trace(token_id: &str, status: u16, request: &str) -> Value {
+    json!({
+        "token_id": token_id, "endpoint": "/v1/chat/completions", "provider": "openai", "model": "gpt-4o",
+        "status": status, "latency_ms": 420, "input_tokens": 12, "output_tokens": 3, "cost_microdollars": 90,
+        "request": request, "response": "{\"choices\":[]}",
+    })
+}
+
+#[tokio::test]
+async fn traces_keep_bodies_only_when_captured_redacted_and_cut() {
+    let secret_token = format!("tg_{}", "Q7w8".repeat(12) + "e");
+    let provider_key = "sk-proj-SECRETSECRETSECRETSECRET0123";
+    let request =
+        format!(r#"{{"auth":"Bearer {secret_token}","key":"{provider_key}","prompt":"{}"}}"#, "y".repeat(200));
+
+    // Capture off (the default): the figures only.
+    let fixture = Fixture::new().await;
+    let (admin, _) = fixture.token("root", Permission::Admin).await;
+    let (_, token_id) = fixture.token("alice", Permission::Standard).await;
+    let stored = fixture.post("/v1/traces", Some(&admin), trace(&token_id.to_string(), 200, &request)).await;
+    let stored = stored.ok(201).clone();
+    assert_eq!((stored["request"].clone(), stored["payload_bytes"].clone()), (Value::Null, json!(0)));
+
+    // Capture on, 96 bytes a trace: redacted first, then cut.
+    let mut settings = tollgate_server::ServerSettings::default();
+    settings.traces.capture_payloads = true;
+    settings.traces.max_payload_bytes = 96;
+    let fixture = Fixture::with_settings(settings, "192.0.2.10:40000").await;
+    let (admin, _) = fixture.token("root", Permission::Admin).await;
+    let (_, token_id) = fixture.token("alice", Permission::Standard).await;
+    let stored = fixture.post("/v1/traces", Some(&admin), trace(&token_id.to_string(), 502, &request)).await;
+    let stored = stored.ok(201).clone();
+    let kept = stored["request"].as_str().unwrap();
+    assert!(kept.contains("[REDACTED]") && !kept.contains(&secret_token) && !kept.contains("SECRETSECRET"), "{kept}");
+    assert_eq!(stored["truncated"], true);
+    assert!(stored["payload_bytes"].as_u64().unwrap() <= 96, "{stored}");
+    let shown = fixture.get(&format!("/v1/traces/{}", stored["id"].as_str().unwrap()), Some(&admin)).await;
+    assert_eq!(shown.ok(200)["request"], kept);
+    fixture.close_store().await;
+    if matches!(fixture.backend, support::Backend::Sqlite(_)) {
+        let bytes = std::fs::read(&fixture.db_file).unwrap();
+        let wal = std::fs::read(fixture.db_file.with_extension("db-wal")).unwrap_or_default();
+        for secret in [secret_token.as_bytes(), provider_key.as_bytes()] {
+            let found = |haystack: &[u8]| haystack.windows(secret.len()).any(|window| window == secret);
+            assert!(!found(&bytes) && !found(&wal), "a secret reached the database file");
+        }
+    }
+}
+
+#[tokio::test]
+async fn traces_are_validated_scoped_filtered_and_paged() {
+    let fixture = Fixture::new().await;
+    let (admin, _) = fixture.token("root", Permission::Admin).await;
+    let (alice_id, alice) = fixture.user_jwt("alice", Role::User).await;
+    let (_, alices_token) = fixture.user_token(alice_id, Permission::Standard).await;
+    let (bob_id, bob) = fixture.user_jwt("bob", Role::User).await;
+    let (_, bobs_token) = fixture.user_token(bob_id, Permission::Standard).await;
+    let alices_token = alices_token.to_string();
+    for status in [200, 500, 429] {
+        fixture.post("/v1/traces", Some(&alice), trace(&alices_token, status, "{}")).await.ok(201);
+    }
+    fixture.post("/v1/traces", Some(&bob), trace(&bobs_token.to_string(), 200, "{}")).await.ok(201);
+    // Bob cannot report on, list or read alice's traces.
+    fixture.post("/v1/traces", Some(&bob), trace(&alices_token, 200, "{}")).await.problem(404, "token_not_found");
+    let bobs = fixture.get("/v1/traces", Some(&bob)).await;
+    assert_eq!(bobs.ok(200)["items"].as_array().unwrap().len(), 1);
+    let alices = fixture.get("/v1/traces", Some(&alice)).await.ok(200).clone();
+    let alice_ids: Vec<&str> =
+        alices["items"].as_array().unwrap().iter().map(|item| item["id"].as_str().unwrap()).collect();
+    assert_eq!(alice_ids.len(), 3);
+    fixture.get(&format!("/v1/traces/{}", alice_ids[0]), Some(&bob)).await.problem(404, "trace_not_found");
+    let failures = fixture.get("/v1/traces?min_status=400", Some(&alice)).await;
+    assert_eq!(failures.ok(200)["items"].as_array().unwrap().len(), 2);
+    let all = fixture.get("/v1/traces", Some(&admin)).await;
+    assert_eq!(all.ok(200)["items"].as_array().unwrap().len(), 4);
+    // Pages of one cover alice's traces once, newest first.
+    let mut paged = Vec::new();
+    let mut url = "/v1/traces?limit=1".to_owned();
+    loop {
+        let page = fixture.get(&url, Some(&alice)).await.ok(200).clone();
+        paged.push(page["items"][0]["id"].as_str().unwrap().to_owned());
+        match page["next_cursor"].as_str() {
+            Some(cursor) => url = format!("/v1/traces?limit=1&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, alice_ids);
+    for (query, field) in
+        [("limit=0", "limit"), ("cursor=nope", "cursor"), ("min_status=42", "min_status"), ("agent=x", "agent")]
+    {
+        let reply = fixture.get(&format!("/v1/traces?{query}"), Some(&alice)).await;
+        assert_eq!(reply.problem(400, "invalid_field")["field"], field, "{query}");
+    }
+    for (field, value) in [
+        ("status", json!(42)),
+        ("token_id", json!("tok_x")),
+        ("model", json!("GPT 4")),
+        ("cost_microdollars", json!(-1)),
+    ] {
+        let mut bad = trace(&alices_token, 200, "{}");
+        bad[field] = value;
+        let reply = fixture.post("/v1/traces", Some(&alice), bad).await;
+        assert_eq!(reply.problem(400, "invalid_field")["field"], field);
+    }
+}

@@ -17,6 +17,7 @@ pub(crate) mod serve;
 pub(crate) mod service_account;
 pub(crate) mod token;
 mod token_verify;
+pub(crate) mod traces;
 pub(crate) mod usage;
 mod usage_event;
 pub(crate) mod user;
@@ -59,5 +60,6 @@ pub(crate) async fn run(cli: Cli) -> CliResult {
         Command::Vault(command) => vault::run(&cli.global, command).await,
         Command::Budget(command) => budget::run(&cli.global, command).await,
         Command::Events(args) => events::run(&cli.global, args).await,
+        Command::Traces(command) => traces::run(&cli.global, command).await,
     }
 }

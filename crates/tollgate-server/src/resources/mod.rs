@@ -20,6 +20,7 @@ mod service_accounts;
 mod sessions;
 mod token_verify;
 mod tokens;
+mod traces;
 mod usage;
 mod usage_record;
 mod user_sessions;
@@ -55,4 +56,5 @@ pub(crate) fn routes() -> Routes {
         .merge(budget::routes())
         .merge(agent_analytics::routes())
         .merge(events::routes())
+        .merge(traces::routes())
 }

@@ -88,6 +88,15 @@ pub(crate) struct ServeArgs {
     /// The least grant worth a lease, in dollars: less available is budget_exhausted [default: 0.001].
     #[arg(long, env = "TOLLGATE_LEASE_MIN_GRANT")]
     pub(crate) lease_min_grant: Option<String>,
+    /// Keep request and response bodies in traces (redacted, cut to --trace-payload-bytes) [default: off].
+    #[arg(long, env = "TOLLGATE_CAPTURE_TRACE_PAYLOADS")]
+    pub(crate) capture_trace_payloads: bool,
+    /// The most payload bytes one trace keeps [default: 8192].
+    #[arg(long, env = "TOLLGATE_TRACE_PAYLOAD_BYTES")]
+    pub(crate) trace_payload_bytes: Option<usize>,
+    /// How long traces are kept [default: 7d].
+    #[arg(long, env = "TOLLGATE_TRACE_RETENTION")]
+    pub(crate) trace_retention: Option<String>,
 }
 
 /// The TOML file: the same settings under the same names (snake_case).
@@ -116,6 +125,9 @@ pub(crate) struct FileConfig {
     lease_max_ttl: Option<String>,
     lease_default_grant: Option<String>,
     lease_min_grant: Option<String>,
+    capture_trace_payloads: Option<bool>,
+    trace_payload_bytes: Option<usize>,
+    trace_retention: Option<String>,
 }
 
 impl FileConfig {
@@ -208,6 +220,13 @@ pub(crate) fn resolve(
     if let Some(proxies) = args.trusted_proxies.clone().or(file.trusted_proxies) {
         server.trusted_proxies = TrustedProxies::parse(&proxies)?;
     }
+    server.traces.capture_payloads = args.capture_trace_payloads || file.capture_trace_payloads.unwrap_or(false);
+    server.traces.max_payload_bytes =
+        args.trace_payload_bytes.or(file.trace_payload_bytes).unwrap_or(server.traces.max_payload_bytes);
+    if server.traces.max_payload_bytes > tollgate::MAX_TRACE_PAYLOAD_BYTES {
+        return Err(ValidationError::new("trace_payload_bytes", "must be at most 1048576"));
+    }
+    server.traces.retention = duration("trace_retention", &args.trace_retention, file.trace_retention, 7 * 86_400)?;
     let mut serve = ServeOptions::default();
     serve.flush_interval = duration("flush_interval", &args.flush_interval, file.flush_interval, 5)?;
     serve.shutdown_timeout = duration("shutdown_timeout", &args.shutdown_timeout, file.shutdown_timeout, 30)?;
