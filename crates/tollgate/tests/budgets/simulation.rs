@@ -80,6 +80,13 @@ async fn random_interleavings_never_break_the_ledger() {
         assert!(account.spent + account.reserved <= account.allocated);
     }
     assert!(reports > AGENTS * 6, "the simulation made reports: {reports}");
+    // Every accepted report is spending in the analytics too, exactly once (retries included).
+    let (since, until) = tollgate::Period::AllTime.range(tollgate::Clock::now(fixture.clock.as_ref()));
+    let all = tollgate::UsageFilter::between(since, until);
+    let page = tollgate::PageRequest::first(1);
+    let spending = fixture.agents.spending(&Principal::Operator, &all, None, &page).await.unwrap();
+    assert_eq!(spending.totals.totals.cost.micros(), spent.values().sum::<i64>(), "analytics equal the ledger");
+    assert_eq!(spending.totals.totals.events, reports as u64);
 }
 
 /// Who takes one step, and which agent is its child.
