@@ -260,3 +260,38 @@ async fn a_writer_waiting_to_retry_background_events_does_not_spin() {
     let used = cpu_time().saturating_sub(before);
     assert!(used < Duration::from_millis(300), "the writer used {used:?} of CPU in one idle second");
 }
+
+#[tokio::test]
+async fn live_events_tell_when_the_writer_degrades_and_recovers() {
+    let (fixture, faulty) = faulty_fixture().await;
+    let token = counted_token(&fixture, "alice").await;
+    let hub = tollgate::LiveHub::new(tollgate::HubSettings::default(), tollgate::Clock::now(fixture.clock.as_ref()));
+    let settings = tollgate::TailSettings { poll: Duration::from_millis(10), sample: Duration::from_millis(10) };
+    let clock: Arc<dyn tollgate::Clock> = fixture.clock.clone();
+    let tail = tollgate::LiveTail::start(
+        hub.clone(),
+        Arc::clone(&fixture.store),
+        Some(fixture.metering.clone()),
+        clock,
+        settings,
+    )
+    .await
+    .unwrap();
+    let mut subscription = hub.subscribe("operator", None).unwrap();
+    let mut next_system_event = async || loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), subscription.receiver.recv()).await.unwrap().unwrap();
+        if event.kind.starts_with("writer.") {
+            return event;
+        }
+    };
+    faulty.set_unavailable(true);
+    assert!(fixture.metering.record(numbered(&fixture, &token, 0)).await.is_err());
+    let degraded = next_system_event().await;
+    assert_eq!(degraded.kind, "writer.degraded");
+    assert!(degraded.data["reason"].as_str().unwrap().contains("storage is down"));
+    assert_eq!(degraded.owner, None, "admins only");
+    faulty.set_unavailable(false);
+    fixture.metering.record(numbered(&fixture, &token, 1)).await.unwrap();
+    assert_eq!(next_system_event().await.kind, "writer.recovered");
+    tail.stop().await;
+}
