@@ -115,4 +115,15 @@ pub(crate) enum Command {
     /// Request traces: list, show, purge.
     #[command(subcommand)]
     Traces(TracesCommand),
+    /// Copy the SQLite database, consistently while it is served, with its key files (all 0600).
+    Backup {
+        /// The new backup file (its key files go beside it: FILE.key, FILE.jwt.key, FILE.vault.key).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup (and the key files beside it) into --db, which must not exist yet.
+    Restore {
+        /// The backup file.
+        backup: PathBuf,
+    },
 }

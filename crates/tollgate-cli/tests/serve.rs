@@ -335,3 +335,79 @@ fn events_tail_sees_another_process_and_shutdown_ends_the_stream() {
     let refused = cli(dir, &["events", "--url", "https://x", "--token-file", token_file.to_str().unwrap()]);
     assert_eq!(refused.status.code(), Some(2));
 }
+
+/// A backup taken while tokens are being created over HTTP holds every token acknowledged before it
+/// started; restored elsewhere (with its key files, all 0600) it verifies its audit chain and the
+/// tokens still verify.
+#[test]
+fn a_backup_under_write_load_restores_every_acknowledged_write() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let (directory, db) = workspace();
+    let dir = directory.path();
+    let db_arg = db.to_str().unwrap();
+    let mut server = Server::start(dir, &["--db", db_arg], &[]);
+    let (admin, _) = create_token(dir, &db, "ops", "admin");
+    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (address, acknowledged, stop, admin) =
+            (server.address.clone(), Arc::clone(&acknowledged), Arc::clone(&stop), admin.clone());
+        std::thread::spawn(move || {
+            let mut index = 0;
+            while !stop.load(Ordering::Acquire) {
+                let body = json!({ "name": format!("load-{index}"), "owner": "ops" }).to_string();
+                let created = support::http(&address, "POST", "/v1/tokens", Some(&admin), Some(&body)).unwrap();
+                assert_eq!(created.status, 201, "{}", created.body);
+                let created = created.json();
+                let pair = (created["id"].as_str().unwrap().to_owned(), created["token"].as_str().unwrap().to_owned());
+                acknowledged.lock().unwrap().push(pair);
+                index += 1;
+            }
+        })
+    };
+    while acknowledged.lock().unwrap().len() < 40 {
+        std::thread::yield_now();
+    }
+    let before: Vec<(String, String)> = acknowledged.lock().unwrap().clone();
+    let backup = dir.join("backup.db");
+    let taken = cli(dir, &["--db", db_arg, "--json", "backup", "--to", backup.to_str().unwrap()]);
+    assert!(taken.status.success(), "{}", String::from_utf8_lossy(&taken.stderr));
+    stop.store(true, Ordering::Release);
+    writer.join().unwrap();
+    assert!(acknowledged.lock().unwrap().len() > before.len(), "writes went on during the backup");
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let restored = elsewhere.path().join("restored.db");
+    let restored_arg = restored.to_str().unwrap();
+    let output = cli(dir, &["--db", restored_arg, "--json", "restore", backup.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    for file in [restored.clone(), elsewhere.path().join("restored.db.key"), backup.clone(), dir.join("backup.db.key")]
+    {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+    let listed = cli(dir, &["--db", restored_arg, "--json", "token", "list", "--limit", "1000", "--status", "all"]);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let ids: std::collections::HashSet<&str> =
+        listed["items"].as_array().unwrap().iter().map(|token| token["id"].as_str().unwrap()).collect();
+    for (id, _) in &before {
+        assert!(ids.contains(id.as_str()), "{id} was acknowledged before the backup and is missing");
+    }
+    let audit = cli(dir, &["--db", restored_arg, "audit", "verify"]);
+    assert!(audit.status.success(), "{}", String::from_utf8_lossy(&audit.stdout));
+    // The restored key file still verifies the tokens (stdin only).
+    let mut verify = std::process::Command::new(support::BINARY)
+        .current_dir(dir)
+        .args(["--db", restored_arg, "token", "verify"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut verify.stdin.take().unwrap(), before[0].1.as_bytes()).unwrap();
+    assert!(verify.wait().unwrap().success(), "a token restored with its key verifies");
+    let again = cli(dir, &["--db", restored_arg, "restore", backup.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "restore never overwrites");
+    assert_eq!(server.terminate(), 0);
+}

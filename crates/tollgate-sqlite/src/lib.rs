@@ -7,6 +7,7 @@
 mod accounts;
 mod agents;
 mod audit;
+mod backup;
 mod batch;
 mod budget_leases;
 mod budget_ledger;

@@ -82,19 +82,8 @@ pub struct SqliteStore {
     inner: Arc<Inner>,
 }
 
-/// Creates the database file readable by its owner only (bcrypt hashes, emails and HMACs live
-/// there); SQLite gives the WAL and shared-memory files the same mode.
-fn create_private_file(path: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Ok(_) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(error) => Err(StoreError::backend(error)),
-    }
-}
-
 fn open_writer_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
-    create_private_file(path)?;
+    create_private(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = Connection::open_with_flags(path, flags).store()?;
     configure_writer(&connection, options)?;
@@ -257,7 +246,7 @@ impl SqliteStore {
 /// Creates a new database file readable by its owner only (0600): it holds password hashes, emails
 /// and token HMACs. SQLite gives the WAL and shared-memory files the database file's mode. An
 /// existing file is left as it is (`tollgate serve` warns when it is readable by others).
-fn create_private(path: &Path) -> Result<(), StoreError> {
+pub(crate) fn create_private(path: &Path) -> Result<(), StoreError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

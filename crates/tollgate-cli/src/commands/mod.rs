@@ -4,6 +4,7 @@ pub(crate) mod agent;
 pub(crate) mod agent_analytics;
 pub(crate) mod analytics;
 pub(crate) mod audit;
+pub(crate) mod backup;
 pub(crate) mod budget;
 pub(crate) mod dev;
 pub(crate) mod events;
@@ -61,5 +62,7 @@ pub(crate) async fn run(cli: Cli) -> CliResult {
         Command::Budget(command) => budget::run(&cli.global, command).await,
         Command::Events(args) => events::run(&cli.global, args).await,
         Command::Traces(command) => traces::run(&cli.global, command).await,
+        Command::Backup { to } => backup::backup(&cli.global, &to).await,
+        Command::Restore { backup: from } => backup::restore(&cli.global, &from).await,
     }
 }
