@@ -39,6 +39,10 @@ pub(crate) struct GlobalArgs {
     /// The SQLite database file (created when missing).
     #[arg(long, global = true, env = "TOLLGATE_DB", default_value = "./tollgate.db")]
     pub(crate) db: PathBuf,
+    /// A database URL instead of --db: sqlite://PATH or postgres://USER@HOST:PORT/DATABASE (the
+    /// key files must then be named, e.g. --key-file, unless it is a SQLite file).
+    #[arg(long, global = true, env = "TOLLGATE_DATABASE_URL")]
+    pub(crate) database_url: Option<String>,
     /// The token hashing key file (created beside the database, mode 0600, when missing).
     #[arg(long, global = true, env = "TOLLGATE_KEY_FILE")]
     pub(crate) key_file: Option<PathBuf>,

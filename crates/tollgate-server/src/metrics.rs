@@ -193,6 +193,18 @@ impl Metrics {
         out.push_str("# HELP tollgate_verify_cache_entries Tokens held in the verify cache.\n");
         out.push_str("# TYPE tollgate_verify_cache_entries gauge\n");
         let _ = writeln!(out, "tollgate_verify_cache_entries {}", cache.entries);
+        out.push_str(
+            "# HELP tollgate_verify_cache_unconfirmed_total Verifies that read through because the change follower's last look was older than its bound.\n",
+        );
+        out.push_str("# TYPE tollgate_verify_cache_unconfirmed_total counter\n");
+        let _ = writeln!(out, "tollgate_verify_cache_unconfirmed_total {}", cache.unconfirmed);
+        if let Some(age) = cache.confirmation_age {
+            out.push_str(
+                "# HELP tollgate_change_follower_age_seconds How old the change follower's last confirmed look at the audit log is.\n",
+            );
+            out.push_str("# TYPE tollgate_change_follower_age_seconds gauge\n");
+            let _ = writeln!(out, "tollgate_change_follower_age_seconds {}", age.as_secs_f64());
+        }
         out
     }
 }
@@ -237,7 +249,8 @@ mod tests {
         metrics.observe_verify(Ok(()));
         metrics.observe_verify(Err(RefusalCode::Revoked));
         metrics.observe_verify(Err(RefusalCode::Revoked));
-        let text = metrics.render(CacheStats { hits: 3, misses: 1, entries: 1 });
+        let text =
+            metrics.render(CacheStats { hits: 3, misses: 1, entries: 1, unconfirmed: 0, confirmation_age: None });
         assert!(text.contains(r#"tollgate_verify_total{code="valid"} 1"#));
         assert!(text.contains(r#"tollgate_verify_total{code="revoked"} 2"#));
         assert!(text.contains("tollgate_verify_cache_hit_ratio 0.75"));

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tollgate::TailSettings;
+use tollgate::{FollowSettings, TailSettings};
 
 use crate::state::AppState;
 
@@ -24,6 +24,8 @@ pub struct ServeOptions {
     pub shutdown_timeout: Duration,
     /// How the live event hub is fed from the audit log and metering.
     pub live: TailSettings,
+    /// How changes made by other processes and nodes reach this one's caches, and within what bound.
+    pub follow: FollowSettings,
 }
 
 impl Default for ServeOptions {
@@ -32,6 +34,7 @@ impl Default for ServeOptions {
             flush_interval: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(30),
             live: TailSettings::default(),
+            follow: FollowSettings::default(),
         }
     }
 }
@@ -46,6 +49,7 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let follower = state.start_change_follower(options.follow).await.map_err(std::io::Error::other)?;
     let tail = state.start_live_tail(options.live).await.map_err(std::io::Error::other)?;
     let (stopping, stop) = watch::channel(None::<Instant>);
     let hub = state.live().clone();
@@ -81,6 +85,7 @@ pub async fn serve(
     let _ = flusher.await;
     trace_purger.abort();
     tail.stop().await;
+    follower.stop().await;
 
     let started = (*stop.borrow()).unwrap_or_else(Instant::now);
     let left = options.shutdown_timeout.saturating_sub(started.elapsed()).max(options.shutdown_timeout / 5);

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tollgate::{
-    AgentService, AuditLog, HubSettings, IpAllowList, LiveHub, LiveTail, Metering, PageRequest, TailSettings,
-    TokenManager, TraceService, TraceSettings, UserService, ValidationError,
+    AgentService, AuditLog, ChangeFollower, FollowSettings, HubSettings, IpAllowList, LiveHub, LiveTail, Metering,
+    PageRequest, TailSettings, TokenManager, TraceService, TraceSettings, UserService, ValidationError,
 };
 
 use crate::metrics::Metrics;
@@ -165,6 +165,13 @@ impl AppState {
         let store = Arc::clone(self.inner.users.store());
         let clock = Arc::clone(self.inner.tokens.clock());
         LiveTail::start(self.inner.live.clone(), store, Some(self.inner.metering.clone()), clock, settings).await
+    }
+
+    /// Starts applying changes other processes and nodes make (revocations, suspensions, limits) to
+    /// this process's caches, within `settings.bound` (see [`ChangeFollower`]).
+    pub async fn start_change_follower(&self, settings: FollowSettings) -> tollgate::Result<ChangeFollower> {
+        let store = Arc::clone(self.inner.users.store());
+        ChangeFollower::start(store, self.inner.tokens.clone(), Some(self.inner.metering.clone()), settings).await
     }
 
     /// The agent service, when this state serves agents.

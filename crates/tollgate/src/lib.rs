@@ -24,6 +24,7 @@ mod audit_log;
 mod authz;
 mod caller;
 mod error;
+mod follow;
 mod keys;
 mod live;
 mod metering;
@@ -43,6 +44,7 @@ pub use audit_log::{AuditLog, AuditReport, BrokenEntry, verify_audit_chain};
 pub use authz::{Operation, UsageScope, authorize};
 pub use caller::Caller;
 pub use error::{Error, Result};
+pub use follow::{ChangeFollower, FollowSettings};
 pub use keys::{KeyFile, load_or_create_key_file};
 pub use live::{
     HubSettings, LiveEvent, LiveHub, LiveTail, NewLiveEvent, Resume, Subscription, TailSettings, Visibility,
@@ -115,7 +117,7 @@ pub use tollgate_types::{
 };
 pub use tollgate_types::{MAX_TRACE_PAYLOAD_BYTES, NewTrace, TraceId, TraceInput, TraceRecord};
 
-pub use tollgate_ratelimit::{LocalLimiter, RateLimiter};
+pub use tollgate_ratelimit::{Decision, LocalLimiter, RateKey, RateLimiter, RateQuota};
 
 #[cfg(feature = "sqlite")]
 pub use tollgate_sqlite::{Durability, SqliteOptions, SqliteStore};

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use tollgate::{SqliteOptions, SqliteStore, StoreAdmin as _, ValidationError};
 
 use crate::cli::GlobalArgs;
-use crate::context::{key_file_path, vault_key_file_path};
+use crate::context::{jwt_key_file_path, key_file_path, vault_key_file_path};
 use crate::exit::{CliError, CliResult};
 use crate::output::print_json;
 
@@ -23,17 +23,25 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn jwt_key_file_path(global: &GlobalArgs) -> PathBuf {
-    global.jwt_key_file.clone().unwrap_or_else(|| beside(&global.db, ".jwt.key"))
+/// The database's key files and the suffixes they take beside a backup.
+fn key_files(global: &GlobalArgs) -> Result<[(PathBuf, &'static str); 3], ValidationError> {
+    Ok([
+        (key_file_path(global)?, ".key"),
+        (jwt_key_file_path(global)?, ".jwt.key"),
+        (vault_key_file_path(global)?, ".vault.key"),
+    ])
 }
 
-/// The database's key files and the suffixes they take beside a backup.
-fn key_files(global: &GlobalArgs) -> [(PathBuf, &'static str); 3] {
-    [
-        (key_file_path(global), ".key"),
-        (jwt_key_file_path(global), ".jwt.key"),
-        (vault_key_file_path(global), ".vault.key"),
-    ]
+/// Backups are of SQLite files; a PostgreSQL database is backed up with its server's tools.
+fn check_sqlite(global: &GlobalArgs) -> Result<(), ValidationError> {
+    match &global.database_url {
+        Some(url) if !url.starts_with("sqlite:") => Err(ValidationError::new(
+            "database_url",
+            "backup and restore are for SQLite files; use pg_dump for PostgreSQL",
+        )),
+        Some(_) => Err(ValidationError::new("database_url", "give the SQLite file as --db")),
+        None => Ok(()),
+    }
 }
 
 /// Copies `from` to a new file `to` (refused if it exists) readable by its owner only.
@@ -53,6 +61,7 @@ fn copy_private(from: &Path, to: &Path) -> anyhow::Result<()> {
 
 /// Writes a consistent copy of `--db` to `to` (and its key files beside it), while it is served.
 pub(crate) async fn backup(global: &GlobalArgs, to: &Path) -> CliResult {
+    check_sqlite(global)?;
     if !global.db.exists() {
         return Err(ValidationError::new("db", "names no database to back up").into());
     }
@@ -66,7 +75,7 @@ pub(crate) async fn backup(global: &GlobalArgs, to: &Path) -> CliResult {
     let version = store.schema_version().await.map_err(|error| CliError::Failed(error.into()))?;
     store.close().await;
     let mut keys = Vec::new();
-    for (key, suffix) in key_files(global) {
+    for (key, suffix) in key_files(global)? {
         if key.exists() {
             let copy = beside(to, suffix);
             copy_private(&key, &copy)?;
@@ -79,13 +88,14 @@ pub(crate) async fn backup(global: &GlobalArgs, to: &Path) -> CliResult {
 
 /// Restores a backup into `--db`, which must not exist yet, with the key files taken beside it.
 pub(crate) async fn restore(global: &GlobalArgs, from: &Path) -> CliResult {
+    check_sqlite(global)?;
     if !from.exists() {
         return Err(ValidationError::new("backup", "names no file").into());
     }
     if global.db.exists() {
         return Err(ValidationError::new("db", "already exists: restore into a new place").into());
     }
-    let targets = key_files(global);
+    let targets = key_files(global)?;
     if let Some((existing, _)) = targets.iter().find(|(key, suffix)| key.exists() && beside(from, suffix).exists()) {
         let reason = format!("{} already exists: restore into a new place", existing.display());
         return Err(CliError::Failed(anyhow::anyhow!(reason)));

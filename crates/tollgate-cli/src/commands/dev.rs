@@ -95,10 +95,10 @@ async fn import_token(global: &GlobalArgs, args: ImportArgs) -> CliResult {
 
     // The manager's clock stands at the creation time, then at the revocation time, so the stored times
     // and the audit log read as if it all happened then.
-    let store = tollgate::open(&format!("sqlite://{}", global.db.display()))
-        .await
-        .with_context(|| format!("while opening {}", global.db.display()))?;
-    let key_file = tollgate::load_or_create_key_file(&key_file_path(global))?;
+    let url = crate::context::database_url(global)?;
+    let store =
+        tollgate::open(&url).await.with_context(|| format!("while opening {}", tollgate::redact_database_url(&url)))?;
+    let key_file = tollgate::load_or_create_key_file(&key_file_path(global)?)?;
     let clock = Arc::new(ManualClock::new(created_at));
     let tokens = TokenManager::builder(store, key_file.hasher()?).clock(clock.clone()).build();
     let (owner, project) = super::token::resolve(&tokens, Some(&args.owner), args.project.as_deref()).await?;

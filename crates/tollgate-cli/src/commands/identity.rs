@@ -3,7 +3,7 @@
 //! resolving a user given by id or username.
 
 use std::io::{IsTerminal, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::anyhow;
 use tollgate::{JwtKeys, KeyFile, Password, Principal, TokenManager, UserId, UserService, Username, ValidationError};
@@ -13,21 +13,12 @@ use crate::cli::GlobalArgs;
 use crate::context::{self, Context};
 use crate::exit::{CliError, CliResult};
 
-/// The JWT signing key file: `--jwt-key-file`, else `<database>.jwt.key` beside the database.
-pub(crate) fn jwt_key_file_path(global: &GlobalArgs) -> PathBuf {
-    global.jwt_key_file.clone().unwrap_or_else(|| {
-        let mut path = global.db.clone().into_os_string();
-        path.push(".jwt.key");
-        PathBuf::from(path)
-    })
-}
-
 /// Opens the database, the token manager and the user service.
 pub(crate) async fn open(global: &GlobalArgs) -> CliResult<(Context, UserService)> {
     check_bcrypt_cost(global.bcrypt_cost)?;
     let context = context::open(global).await?;
-    let token_key = tollgate::load_or_create_key_file(&context::key_file_path(global))?;
-    let users = user_service(&context.tokens, &token_key, &jwt_key_file_path(global), global.bcrypt_cost)?;
+    let token_key = tollgate::load_or_create_key_file(&context::key_file_path(global)?)?;
+    let users = user_service(&context.tokens, &token_key, &context::jwt_key_file_path(global)?, global.bcrypt_cost)?;
     Ok((context, users))
 }
 

@@ -63,7 +63,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
              tollgate user create --role admin --username <you> --email <you@example.com>{db} \
              or tollgate service-account create --name ops{db} and then \
              tollgate token create --permission admin --name admin --owner ops{db}",
-            db = db_flag(global)
+            db = db_flag(global, &settings.key_file)
         );
     }
 
@@ -104,8 +104,12 @@ fn warn_if_readable_by_others(settings: &config::Settings) {
     let _ = settings;
 }
 
-/// The `--db` to repeat in the bootstrap hint, when the operator chose one.
-fn db_flag(global: &GlobalArgs) -> String {
+/// The `--db` (or database URL and key file) to repeat in the bootstrap hint, when the operator
+/// chose one. A URL is never repeated: it may hold a password.
+fn db_flag(global: &GlobalArgs, key_file: &std::path::Path) -> String {
+    if global.database_url.is_some() {
+        return format!(" --database-url \"$TOLLGATE_DATABASE_URL\" --key-file {}", key_file.display());
+    }
     if global.db_is_default { String::new() } else { format!(" --db {}", global.db.display()) }
 }
 

@@ -179,6 +179,20 @@ impl MeteringBuilder {
     }
 }
 
+/// Reads every limit, rate limit and stored price again; the first failure is the error, after
+/// every part was tried.
+pub(crate) async fn reload_settings(
+    store: &dyn Store,
+    quotas: &QuotaEngine,
+    rates: &RateLimits,
+    prices: &PriceBook,
+) -> Result<()> {
+    let limits = quotas.reload().await;
+    let rate_limits = rates.reload(store).await;
+    let stored = store.prices().await.map(|stored| prices.apply_stored(&stored)).map_err(Error::from);
+    limits.and(rate_limits).and(stored)
+}
+
 #[derive(Debug)]
 struct Inner {
     store: Arc<dyn Store>,
@@ -226,6 +240,13 @@ impl Metering {
     /// The clock in use.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
+    }
+
+    /// Reads limits, rate limits and prices from the store again, for changes another process
+    /// made (the change follower calls it when the audit log shows one).
+    pub(crate) async fn reload_settings(&self) -> Result<()> {
+        let Inner { store, quotas, rates, prices, .. } = &*self.inner;
+        reload_settings(store.as_ref(), quotas, rates, prices).await
     }
 
     /// Waits until every event recorded before this call (in the background too), every shadow

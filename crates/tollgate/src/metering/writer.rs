@@ -343,18 +343,11 @@ impl Worker {
             Ok(expired) => tracing::info!(expired, "reservations expired; their holds were returned"),
             Err(error) => tracing::warn!(error = %error, "expiring reservations failed"),
         }
-        if let Err(error) = quotas.reload().await {
-            tracing::warn!(error = %error, "reloading limits failed");
+        if let Err(error) = super::reload_settings(store.as_ref(), quotas, rates, prices).await {
+            tracing::warn!(error = %error, "reloading limits, rate limits and prices failed");
         }
         quotas.forget_ended(now);
-        if let Err(error) = rates.reload(store.as_ref()).await {
-            tracing::warn!(error = %error, "reloading rate limits failed");
-        }
         rates.evict_idle();
-        match store.prices().await {
-            Ok(stored) => prices.apply_stored(&stored),
-            Err(error) => tracing::warn!(error = %error, "reloading prices failed"),
-        }
     }
 
     /// Deletes ended counters, leases and closed reservations, and, when a retention is configured,

@@ -4,11 +4,16 @@
 //! A lookup that read a row before an eviction must not put it back after: every eviction bumps an
 //! epoch, a lookup notes the epoch before it reads the store, and its insert is dropped when the
 //! epoch has moved since. A revoke is therefore refused on the very next verify in this process.
+//!
+//! Changes made by other processes or nodes reach the cache through the change follower
+//! ([`crate::ChangeFollower`]), which confirms after every look at the audit log that it has applied
+//! everything committed before that look began. With a follower attached the cache answers only
+//! while that confirmation is younger than the bound; otherwise lookups read through to the store.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tollgate_store::HashMatch;
 use tollgate_types::{Timestamp, TokenHash, TokenId, TokenRecord};
@@ -38,6 +43,15 @@ pub(crate) struct VerifyCache {
     capacity: usize,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Where confirmations are measured from.
+    started: Instant,
+    /// How old the last confirmation may be, in nanoseconds since `started`; 0 when nothing follows
+    /// other processes' changes (then only the TTL bounds staleness).
+    bound_nanos: AtomicU64,
+    /// When the follower last began a look whose changes it has applied, in nanoseconds since `started`.
+    confirmed_nanos: AtomicU64,
+    /// Lookups that read through because the confirmation was too old.
+    unconfirmed: AtomicU64,
 }
 
 /// How well the verify cache serves: lookups answered from memory, lookups that went to the store,
@@ -50,6 +64,11 @@ pub struct CacheStats {
     pub misses: u64,
     /// Tokens cached now.
     pub entries: usize,
+    /// Lookups that read through because the change follower's last confirmed look was older than
+    /// its bound (the database was away, or the follower is behind).
+    pub unconfirmed: u64,
+    /// How old the follower's last confirmed look is; `None` when no follower is attached.
+    pub confirmation_age: Option<Duration>,
 }
 
 impl VerifyCache {
@@ -61,11 +80,49 @@ impl VerifyCache {
             capacity,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            started: Instant::now(),
+            bound_nanos: AtomicU64::new(0),
+            confirmed_nanos: AtomicU64::new(0),
+            unconfirmed: AtomicU64::new(0),
         }
     }
 
+    /// From now on, answer only while a confirmation younger than `bound` holds.
+    pub(crate) fn require_confirmation(&self, bound: Duration, confirmed: Instant) {
+        self.confirm(confirmed);
+        self.bound_nanos.store(nanos(bound).max(1), Ordering::Release);
+    }
+
+    /// Everything committed elsewhere before `looked` has been applied.
+    pub(crate) fn confirm(&self, looked: Instant) {
+        let at = nanos(looked.saturating_duration_since(self.started));
+        self.confirmed_nanos.fetch_max(at, Ordering::AcqRel);
+    }
+
+    /// How old the last confirmation is, when a follower is attached.
+    fn confirmation_age(&self) -> Option<Duration> {
+        let bound = self.bound_nanos.load(Ordering::Acquire);
+        (bound != 0).then(|| {
+            let confirmed = Duration::from_nanos(self.confirmed_nanos.load(Ordering::Acquire));
+            self.started.elapsed().saturating_sub(confirmed)
+        })
+    }
+
+    fn confirmed(&self) -> bool {
+        let bound = self.bound_nanos.load(Ordering::Acquire);
+        if bound == 0 {
+            return true;
+        }
+        let now = nanos(self.started.elapsed());
+        let fresh = now.saturating_sub(self.confirmed_nanos.load(Ordering::Acquire)) < bound;
+        if !fresh {
+            self.unconfirmed.fetch_add(1, Ordering::Relaxed);
+        }
+        fresh
+    }
+
     pub(crate) fn get(&self, hash: &TokenHash, now: Timestamp) -> Option<CachedToken> {
-        if self.ttl.is_zero() {
+        if self.ttl.is_zero() || !self.confirmed() {
             return None;
         }
         let found = self.find(hash, now);
@@ -79,6 +136,8 @@ impl VerifyCache {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             entries: self.len(),
+            unconfirmed: self.unconfirmed.load(Ordering::Relaxed),
+            confirmation_age: self.confirmation_age(),
         }
     }
 
@@ -149,4 +208,8 @@ impl VerifyCache {
     pub(crate) fn len(&self) -> usize {
         self.inner.read().unwrap_or_else(|poisoned| poisoned.into_inner()).by_hash.len()
     }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }

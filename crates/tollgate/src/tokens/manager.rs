@@ -99,7 +99,7 @@ pub struct TokenManager {
     pub(super) prefix: TokenPrefix,
     pub(super) agent_prefix: TokenPrefix,
     pub(super) clock: Arc<dyn Clock>,
-    pub(super) cache: Arc<VerifyCache>,
+    pub(crate) cache: Arc<VerifyCache>,
     pub(super) last_used: Arc<LastUsed>,
     pub(super) metering: Option<Metering>,
 }

@@ -32,9 +32,6 @@ pub(crate) struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port.
     #[arg(long, env = "TOLLGATE_LISTEN")]
     pub(crate) listen: Option<String>,
-    /// Database URL, e.g. sqlite://tollgate.db (instead of --db).
-    #[arg(long, env = "TOLLGATE_DATABASE_URL")]
-    pub(crate) database_url: Option<String>,
     /// TOML configuration file (flags and environment variables override it).
     #[arg(long, env = "TOLLGATE_CONFIG")]
     pub(crate) config: Option<PathBuf>,
@@ -97,6 +94,10 @@ pub(crate) struct ServeArgs {
     /// How long traces are kept [default: 7d].
     #[arg(long, env = "TOLLGATE_TRACE_RETENTION")]
     pub(crate) trace_retention: Option<String>,
+    /// How soon a change made by another process or node (a revocation, a suspension, a limit)
+    /// applies here; past it, verifies read through to the database [default: 1s].
+    #[arg(long, env = "TOLLGATE_REVOCATION_BOUND")]
+    pub(crate) revocation_bound: Option<String>,
 }
 
 /// The TOML file: the same settings under the same names (snake_case).
@@ -128,6 +129,7 @@ pub(crate) struct FileConfig {
     capture_trace_payloads: Option<bool>,
     trace_payload_bytes: Option<usize>,
     trace_retention: Option<String>,
+    revocation_bound: Option<String>,
 }
 
 impl FileConfig {
@@ -173,7 +175,7 @@ pub(crate) fn resolve(
         min_grant: file.lease_min_grant.take(),
     };
     let explicit_db = (!global.db_is_default).then(|| global.db.clone());
-    let database_url = match (args.database_url.clone(), explicit_db) {
+    let database_url = match (global.database_url.clone(), explicit_db) {
         (Some(_), Some(_)) => return Err(ValidationError::new("database_url", "give either --db or --database-url")),
         (Some(url), None) => url,
         (None, Some(db)) => sqlite_url(&db)?,
@@ -191,15 +193,15 @@ pub(crate) fn resolve(
     };
     let key_file = match global.key_file.clone().or(file.key_file) {
         Some(path) => path,
-        None => default_key_file(&database_url, ".key")?,
+        None => crate::context::beside_database(&database_url, "key_file", ".key")?,
     };
     let jwt_key_file = match global.jwt_key_file.clone().or(file.jwt_key_file) {
         Some(path) => path,
-        None => default_key_file(&database_url, ".jwt.key")?,
+        None => crate::context::beside_database(&database_url, "jwt_key_file", ".jwt.key")?,
     };
     let vault_key_file = match global.vault_key_file.clone().or(file.vault_key_file) {
         Some(path) => path,
-        None => default_key_file(&database_url, ".vault.key")?,
+        None => crate::context::beside_database(&database_url, "vault_key_file", ".vault.key")?,
     };
 
     let duration = |field: &'static str, flag: &Option<String>, file: Option<String>, default: u64| {
@@ -230,6 +232,11 @@ pub(crate) fn resolve(
     let mut serve = ServeOptions::default();
     serve.flush_interval = duration("flush_interval", &args.flush_interval, file.flush_interval, 5)?;
     serve.shutdown_timeout = duration("shutdown_timeout", &args.shutdown_timeout, file.shutdown_timeout, 30)?;
+    let bound = duration("revocation_bound", &args.revocation_bound, file.revocation_bound, 1)?;
+    if bound < Duration::from_millis(100) || bound > Duration::from_secs(60) {
+        return Err(ValidationError::new("revocation_bound", "must be between 100ms and 60s"));
+    }
+    serve.follow = tollgate::FollowSettings { poll: bound / 10, bound };
     let usage_flush_interval =
         duration("usage_flush_interval", &args.usage_flush_interval, file.usage_flush_interval, 1)?;
     let reservation_ttl = duration("reservation_ttl", &args.reservation_ttl, file.reservation_ttl, 600)?;
@@ -324,24 +331,20 @@ fn sqlite_url(path: &Path) -> Result<String, ValidationError> {
     Ok(format!("sqlite://{}", path.display()))
 }
 
-/// `<database file><suffix>` (`.key`, `.jwt.key`) beside a SQLite database, as the other commands use.
-fn default_key_file(database_url: &str, suffix: &str) -> Result<PathBuf, ValidationError> {
-    let path = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))
-        .filter(|path| !path.is_empty() && !path.starts_with(':'))
-        .ok_or_else(|| ValidationError::new("key_file", "give --key-file for a database that is not a SQLite file"))?;
-    Ok(PathBuf::from(format!("{path}{suffix}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Global flags with `--db` given (`Some`) or left at its default (`None`).
     fn global(db: Option<&str>) -> GlobalArgs {
+        with_url(db, None)
+    }
+
+    /// Global flags with `--db` and `--database-url` as given.
+    fn with_url(db: Option<&str>, database_url: Option<&str>) -> GlobalArgs {
         GlobalArgs {
             db: PathBuf::from(db.unwrap_or(DEFAULT_DB)),
+            database_url: database_url.map(str::to_owned),
             key_file: None,
             json: false,
             jwt_key_file: None,
@@ -396,9 +399,11 @@ mod tests {
 
     #[test]
     fn contradictions_and_bad_values_name_the_setting() {
-        let url = ServeArgs { database_url: Some("sqlite://a.db".into()), ..ServeArgs::default() };
         let cases = [
-            (resolve(&url, &global(Some("b.db")), FileConfig::default()), "database_url"),
+            (
+                resolve(&ServeArgs::default(), &with_url(Some("b.db"), Some("sqlite://a.db")), FileConfig::default()),
+                "database_url",
+            ),
             (
                 resolve(&ServeArgs::default(), &global(None), file("db = 'a'\ndatabase_url = 'sqlite://b'")),
                 "database_url",
@@ -413,12 +418,9 @@ mod tests {
                 "usage_flush_interval",
             ),
             (resolve(&ServeArgs::default(), &global(None), file("group_commit_window = '1s'")), "group_commit_window"),
+            (resolve(&ServeArgs::default(), &global(None), file("revocation_bound = '10ms'")), "revocation_bound"),
             (
-                resolve(
-                    &ServeArgs { database_url: Some("sqlite::memory:".into()), ..ServeArgs::default() },
-                    &global(None),
-                    FileConfig::default(),
-                ),
+                resolve(&ServeArgs::default(), &with_url(None, Some("sqlite::memory:")), FileConfig::default()),
                 "key_file",
             ),
         ];
