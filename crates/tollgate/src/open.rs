@@ -18,6 +18,11 @@ pub struct StoreOptions {
     /// what queued while the previous commit was being flushed, which is enough under load).
     /// SQLite only: PostgreSQL commits each transaction itself.
     pub group_commit_window: Duration,
+    /// PostgreSQL: the most connections the pool opens (`None`: 10).
+    pub max_connections: Option<u32>,
+    /// PostgreSQL: how long a call waits for a connection before it fails as unavailable (`None`:
+    /// 30 s). While the server is away, calls fail after this.
+    pub acquire_timeout: Option<Duration>,
 }
 
 /// Opens the store a URL names and applies pending migrations.
@@ -49,7 +54,13 @@ pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn Stor
     {
         use tollgate_postgres::{PgOptions, PgStore};
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Arc::new(PgStore::connect(url, &PgOptions::default()).await?));
+            let defaults = PgOptions::default();
+            let pg = PgOptions {
+                max_connections: options.max_connections.unwrap_or(defaults.max_connections),
+                acquire_timeout: options.acquire_timeout.unwrap_or(defaults.acquire_timeout),
+                ..defaults
+            };
+            return Ok(Arc::new(PgStore::connect(url, &pg).await?));
         }
     }
     let _ = options;

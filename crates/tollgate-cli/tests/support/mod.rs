@@ -36,7 +36,11 @@ impl Server {
         for (key, value) in env {
             command.env(key, value);
         }
-        command.env_remove("TOLLGATE_DB").env_remove("TOLLGATE_LISTEN").env_remove("RUST_LOG");
+        command
+            .env_remove("TOLLGATE_DB")
+            .env_remove("TOLLGATE_DATABASE_URL")
+            .env_remove("TOLLGATE_LISTEN")
+            .env_remove("RUST_LOG");
         let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn tollgate serve");
         let stdout = child.stdout.take().expect("stdout");
         let (line_sender, lines) = mpsc::channel();
@@ -123,7 +127,13 @@ impl Drop for Server {
 
 /// Runs `tollgate <args>` in `directory`.
 pub fn cli(directory: &Path, args: &[&str]) -> Output {
-    Command::new(BINARY).current_dir(directory).args(args).env_remove("TOLLGATE_DB").output().expect("run tollgate")
+    Command::new(BINARY)
+        .current_dir(directory)
+        .args(args)
+        .env_remove("TOLLGATE_DB")
+        .env_remove("TOLLGATE_DATABASE_URL")
+        .output()
+        .expect("run tollgate")
 }
 
 /// Runs `tollgate <args>` in `directory` with `input` on standard input; returns its JSON output.
@@ -132,6 +142,7 @@ pub fn cli_with_input(directory: &Path, args: &[&str], input: &str) -> serde_jso
         .current_dir(directory)
         .args(args)
         .env_remove("TOLLGATE_DB")
+        .env_remove("TOLLGATE_DATABASE_URL")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -94,6 +94,12 @@ pub(crate) struct ServeArgs {
     /// How long traces are kept [default: 7d].
     #[arg(long, env = "TOLLGATE_TRACE_RETENTION")]
     pub(crate) trace_retention: Option<String>,
+    /// PostgreSQL: the most connections the pool opens [default: 10].
+    #[arg(long, env = "TOLLGATE_DB_MAX_CONNECTIONS")]
+    pub(crate) db_max_connections: Option<u32>,
+    /// PostgreSQL: how long a request waits for a connection before it is answered 503 [default: 30s].
+    #[arg(long, env = "TOLLGATE_DB_ACQUIRE_TIMEOUT")]
+    pub(crate) db_acquire_timeout: Option<String>,
     /// How soon a change made by another process or node (a revocation, a suspension, a limit)
     /// applies here; past it, verifies read through to the database [default: 1s].
     #[arg(long, env = "TOLLGATE_REVOCATION_BOUND")]
@@ -130,6 +136,8 @@ pub(crate) struct FileConfig {
     trace_payload_bytes: Option<usize>,
     trace_retention: Option<String>,
     revocation_bound: Option<String>,
+    db_max_connections: Option<u32>,
+    db_acquire_timeout: Option<String>,
 }
 
 impl FileConfig {
@@ -256,6 +264,12 @@ pub(crate) fn resolve(
         return Err(ValidationError::new("agent_credential_ttl", "must not be longer than agent_credential_max_ttl"));
     }
     let mut store = tollgate::StoreOptions::default();
+    store.max_connections = args.db_max_connections.or(file.db_max_connections);
+    if store.max_connections.is_some_and(|max| !(1..=1_000).contains(&max)) {
+        return Err(ValidationError::new("db_max_connections", "must be between 1 and 1000"));
+    }
+    store.acquire_timeout =
+        Some(duration("db_acquire_timeout", &args.db_acquire_timeout, file.db_acquire_timeout, 30)?);
     if let Some(text) = args.group_commit_window.clone().or(file.group_commit_window) {
         store.group_commit_window = parse_duration("group_commit_window", &text)?;
         if store.group_commit_window > Duration::from_millis(100) {
