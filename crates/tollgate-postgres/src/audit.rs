@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
-use tollgate_store::{AuditFilter, AuditStore, Page, PageRequest, Result, StoreError};
+use tollgate_store::{AuditFilter, AuditStore, AuditWaker, Page, PageRequest, Result, StoreError};
 use tollgate_types::{AUDIT_GENESIS_HASH, Actor, AuditEntry, AuditEvent, Timestamp};
 
 use crate::PgStore;
@@ -67,6 +67,7 @@ pub(crate) async fn append_all(connection: &mut PgConnection, events: &[AuditEve
     .execute(&mut *connection)
     .await
     .store()?;
+    sqlx::query("SELECT pg_notify($1, '')").bind(crate::notify::CHANNEL).execute(&mut *connection).await.store()?;
     Ok(entries)
 }
 
@@ -162,5 +163,9 @@ impl AuditStore for PgStore {
         let rows =
             sqlx::query(&sql).bind(after_sequence).bind(i64::from(limit)).fetch_all(self.pool()).await.store()?;
         rows.iter().map(entry_from_row).collect()
+    }
+
+    fn watch_audit(&self, wake: AuditWaker) -> bool {
+        self.audit_watch.add(self.pool(), wake)
     }
 }

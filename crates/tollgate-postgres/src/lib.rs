@@ -45,6 +45,7 @@ mod error;
 mod events;
 mod limits;
 mod migrate;
+mod notify;
 mod prices;
 mod projects;
 mod provider_keys;

@@ -37,6 +37,8 @@ impl Default for PgOptions {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Who is woken when the audit log grows (LISTEN/NOTIFY).
+    pub(crate) audit_watch: std::sync::Arc<crate::notify::AuditWatch>,
 }
 
 /// Why a URL or option was refused (never the URL itself: it may hold a password).
@@ -73,7 +75,7 @@ impl PgStore {
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
             .connect_lazy_with(connect);
-        let store = Self { pool };
+        let store = Self { pool, audit_watch: std::sync::Arc::default() };
         if options.migrate {
             store.migrate().await?;
         }

@@ -28,4 +28,16 @@ pub trait AuditStore: Send + Sync {
 
     /// Entries in chain order from `after_sequence` (exclusive), at most `limit`, for verification.
     async fn audit_chain(&self, after_sequence: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+
+    /// Calls `wake` whenever another process or node may have appended to the log (PostgreSQL:
+    /// LISTEN/NOTIFY), so a follower can read at once instead of at its next poll. Returns false when
+    /// this backend sends no such hint. A hint can be lost (while a connection is down), so readers
+    /// poll as well; `wake` must return quickly.
+    fn watch_audit(&self, wake: AuditWaker) -> bool {
+        let _ = wake;
+        false
+    }
 }
+
+/// What [`AuditStore::watch_audit`] calls on a hint.
+pub type AuditWaker = std::sync::Arc<dyn Fn() + Send + Sync>;

@@ -33,7 +33,7 @@ pub use agents::{
     AgentFilter, AgentInsert, AgentStore, Delivery, NewSecret, ProviderKeyFilter, ProviderKeyInsert, ProviderKeyStore,
     Rewrap, SealedKey,
 };
-pub use audit::{AuditFilter, AuditStore};
+pub use audit::{AuditFilter, AuditStore, AuditWaker};
 pub use budgets::{
     AllocationChange, BudgetDecision, BudgetRequestFilter, BudgetRequestInsert, BudgetStore, LeaseClose, LeaseFilter,
     LeaseOpen, LeaseOpened, LeaseReport, Reported,

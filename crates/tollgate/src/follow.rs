@@ -8,7 +8,9 @@
 //! owner's, agent's or project's entry clears the cache, and a limit's, rate limit's or price's entry
 //! reloads metering's settings. After each look it confirms to the cache that everything committed
 //! before the look began is applied; the cache answers only while that confirmation is younger than
-//! `bound`, and otherwise reads through to the store. A node that cannot read the log (its database is
+//! `bound`, and otherwise reads through to the store. Where the store can hint that the log grew
+//! (PostgreSQL's LISTEN/NOTIFY), the follower also looks at once on a hint: the poll is the
+//! guarantee, the hint the fast path. A node that cannot read the log (its database is
 //! away) therefore stops serving from memory after `bound`, and nothing is missed while it is away:
 //! the next look starts from the last sequence applied.
 
@@ -101,8 +103,11 @@ impl ChangeFollower {
         let after = newest.items.first().map_or(0, |entry| entry.sequence);
         tokens.cache.require_confirmation(settings.bound, looked);
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let hint = Arc::new(tokio::sync::Notify::new());
+        let waker = Arc::clone(&hint);
+        store.watch_audit(Arc::new(move || waker.notify_one()));
         let follower = Follower { store, tokens, metering, after, reload_pending: false, away_since: None };
-        let task = tokio::spawn(follower.run(settings.poll, stopped));
+        let task = tokio::spawn(follower.run(settings.poll, hint, stopped));
         Ok(Self { stop, task: Some(task) })
     }
 
@@ -134,13 +139,20 @@ struct Follower {
 }
 
 impl Follower {
-    async fn run(mut self, poll: Duration, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    /// Looks every `poll`, and at once when the store hints that the log grew.
+    async fn run(
+        mut self,
+        poll: Duration,
+        hint: Arc<tokio::sync::Notify>,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
+    ) {
         let mut ticks = tokio::time::interval(poll.max(Duration::from_millis(1)));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = stopped.changed() => return,
                 _ = ticks.tick() => self.look().await,
+                () = hint.notified() => self.look().await,
             }
         }
     }
