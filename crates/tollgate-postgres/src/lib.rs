@@ -57,6 +57,7 @@ mod rows;
 pub mod scratch;
 mod sessions;
 mod store;
+mod throttle;
 mod tokens;
 mod traces;
 mod usage;

@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008", "agent_budgets"),
     migration!(9, "0009", "agent_analytics"),
     migration!(10, "0010", "request_traces"),
+    migration!(11, "0011", "login_throttle"),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _tollgate_migrations (

@@ -29,6 +29,7 @@ mod record;
 mod sessions;
 mod store;
 mod syncer;
+mod throttle;
 mod tokens;
 mod traces;
 mod usage;

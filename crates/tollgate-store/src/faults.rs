@@ -25,6 +25,7 @@ use tollgate_types::{
     Timestamp, TokenHash, TokenId, TokenPatch, TokenRecord, UserId, UserRecord, Username,
 };
 
+use crate::throttle::{LoginSlot, LoginThrottleStore};
 use crate::traces::TraceStore;
 use crate::{
     AccountStatusChanged, AccountStore, AgentFilter, AgentInsert, AgentStore, AllocationChange, AuditFilter,
@@ -493,4 +494,10 @@ pass_through!(TraceStore {
     fn list_traces(&self, filter: &crate::TraceFilter, page: &PageRequest) -> Result<Page<tollgate_types::TraceRecord>>;
     fn purge_traces(&self, before: Timestamp, max_payload_bytes: u64) -> Result<crate::TracesPurged>;
     fn trace_payload_bytes(&self) -> Result<u64>;
+});
+
+pass_through!(LoginThrottleStore {
+    fn take_login_slot(&self, client: &str, now: Timestamp, window: std::time::Duration, max: u32) -> Result<LoginSlot>;
+    fn return_login_slot(&self, client: &str, window_started: Timestamp) -> Result<()>;
+    fn purge_login_slots(&self, before: Timestamp) -> Result<u64>;
 });

@@ -17,6 +17,7 @@ mod page;
 mod projects;
 mod quota;
 mod sessions;
+mod throttle;
 mod tokens;
 mod traces;
 mod usage;
@@ -50,6 +51,7 @@ pub use quota::{
 pub use sessions::{
     RefreshLookup, RefreshOutcome, RefreshRotation, RefreshTokenInsert, SessionStart, SessionStore, SessionWithUser,
 };
+pub use throttle::{LoginSlot, LoginThrottleStore};
 pub use tokens::{HashMatch, SecretRotation, StatusFilter, TokenFilter, TokenInsert, TokenLookup, TokenStore};
 pub use traces::{TraceFilter, TraceInsert, TraceStore, TracesPurged};
 pub use usage::{
@@ -79,6 +81,7 @@ pub trait Store:
     + ProviderKeyStore
     + BudgetStore
     + TraceStore
+    + LoginThrottleStore
     + std::fmt::Debug
 {
 }
@@ -99,6 +102,7 @@ impl<
         + ProviderKeyStore
         + BudgetStore
         + TraceStore
+        + LoginThrottleStore
         + std::fmt::Debug,
 > Store for T
 {

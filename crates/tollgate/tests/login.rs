@@ -110,6 +110,45 @@ async fn one_address_cannot_lock_out_everyone() {
     fx.users.login("bob", presented(PASSWORD), ip("2001:db8::ff")).await.unwrap();
 }
 
+/// Sixteen wrong passwords at once from one address, half through another process on the same
+/// database: the limit is shared and taken before bcrypt, so exactly `max_failures` attempts run
+/// bcrypt and the rest are refused at once.
+#[tokio::test]
+async fn concurrent_failures_from_one_address_in_two_processes_pass_the_limit_only_max_times() {
+    let throttle = IpThrottlePolicy { max_failures: 3, window: Duration::from_secs(600) };
+    let fx = Fixture::with(|builder| builder.ip_throttle(throttle)).await;
+    fx.user("alice", Role::User).await;
+    let other_store = tollgate::SqliteStore::open(&fx.path, &tollgate::SqliteOptions::default()).await.unwrap();
+    let hasher = tollgate::TokenHasher::new(tollgate::KeyId(1), &[7; 32]).unwrap();
+    let other_tokens =
+        tollgate::TokenManager::builder(std::sync::Arc::new(other_store), hasher).clock(fx.clock.clone()).build();
+    let other = common::owners::user_service_builder(&other_tokens).ip_throttle(throttle).build().unwrap();
+    let before = fx.users.password_verifications() + other.password_verifications();
+    let attacker = ip("203.0.113.7");
+    let attempts: Vec<_> = (0..16)
+        .map(|attempt| {
+            let users = if attempt % 2 == 0 { fx.users.clone() } else { other.clone() };
+            tokio::spawn(
+                async move { users.login("alice", presented("guess guess guess"), attacker).await.unwrap_err() },
+            )
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for attempt in attempts {
+        errors.push(attempt.await.unwrap());
+    }
+    let limited = errors.iter().filter(|error| code(error) == Some(RefusalCode::RateLimited)).count();
+    let refused = errors.iter().filter(|error| code(error) == Some(RefusalCode::InvalidCredentials)).count();
+    assert_eq!((refused, limited), (3, 13), "{errors:?}");
+    let ran = fx.users.password_verifications() + other.password_verifications() - before;
+    assert_eq!(ran, 3, "bcrypt ran only for the attempts that held a slot");
+    // A success gives its slot back: the right password from a fresh address is not counted.
+    let friend = ip("198.51.100.9");
+    for _ in 0..5 {
+        fx.users.login("alice", presented(PASSWORD), friend).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn unknown_users_and_wrong_passwords_get_the_same_answer_at_the_same_cost() {
     let fx = Fixture::new().await;

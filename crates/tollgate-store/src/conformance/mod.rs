@@ -19,6 +19,7 @@ pub mod recording;
 pub mod reservations;
 pub mod sessions;
 pub mod subjects;
+pub mod throttle;
 pub mod token_owners;
 pub mod tokens;
 pub mod traces;
@@ -158,6 +159,9 @@ macro_rules! conformance_tests {
             traces => [
                 traces_are_attributed_filtered_and_paged,
                 purges_go_by_age_then_by_total_size,
+            ];
+            throttle => [
+                login_slots_are_taken_atomically_and_given_back,
             ];
             budgets => [
                 leases_move_the_account_and_the_ledger_together,

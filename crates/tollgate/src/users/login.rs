@@ -38,14 +38,15 @@ impl UserService {
         now: Timestamp,
     ) -> Result<UserCredentials> {
         let inner = &self.inner;
-        if let Some(ip) = ip
-            && let Err(retry_after) = inner.throttle.check(ip, now)
-        {
-            tracing::warn!(%ip, "login refused: too many failures from this address");
-            let mut refusal = Refusal::new(RefusalCode::RateLimited);
-            refusal.retry_after = Some(retry_after);
-            return Err(Error::Refused(refusal));
-        }
+        // The slot is taken before any work, so concurrent attempts cannot pass the limit together.
+        let slot = match ip {
+            Some(ip) => Some(inner.throttle.take(ip, now).await.inspect_err(|error| {
+                if matches!(error, Error::Refused(_)) {
+                    tracing::warn!(%ip, "login refused: too many failures from this address");
+                }
+            })?),
+            None => None,
+        };
         // Before anything depends on the account, so the first unknown-user login is not slower.
         inner.passwords.warm_up().await?;
         let credentials = match account {
@@ -97,11 +98,13 @@ impl UserService {
                 }
                 reason
             }
-            Some(_) => return credentials.ok_or_else(invalid_credentials),
+            Some(_) => {
+                if let Some(slot) = slot {
+                    inner.throttle.give_back(slot).await;
+                }
+                return credentials.ok_or_else(invalid_credentials);
+            }
         };
-        if let Some(ip) = ip {
-            inner.throttle.record_failure(ip, now);
-        }
         tracing::info!(reason = refusal, "login refused");
         Err(invalid_credentials())
     }

@@ -112,14 +112,15 @@ impl UserServiceBuilder {
             return Err(Error::Config("jwt issuer and audience must not be empty".to_owned()));
         }
         let jwt = JwtCodec::new(self.jwt_keys, &self.issuer, &self.audience, self.access_ttl, self.leeway);
+        let store = Arc::clone(self.tokens.store());
         Ok(UserService {
             inner: Arc::new(Inner {
-                store: Arc::clone(self.tokens.store()),
+                store: Arc::clone(&store),
                 tokens: self.tokens,
                 clock: self.clock,
                 passwords: Passwords::new(self.bcrypt_cost),
                 lockout: LockoutPolicy { max_failures: self.lockout.max_failures.max(1), ..self.lockout },
-                throttle: IpThrottle::new(self.ip_throttle, 100_000),
+                throttle: IpThrottle::new(self.ip_throttle, Arc::clone(&store)),
                 jwt,
                 refresh_hasher: self.refresh_hasher,
                 refresh_prefix: TokenPrefix::parse("tgr").expect("a valid literal prefix"),
