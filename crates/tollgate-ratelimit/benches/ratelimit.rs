@@ -1,5 +1,6 @@
 //! Cost of one check on the in-process limiter: one hot key, 100,000 keys, a refused key, and through the
-//! async trait object. Run with `cargo bench -p tollgate-ratelimit -- --warm-up-time 1 --measurement-time 3`.
+//! async trait object; and one round trip of the shared limiter when `TOLLGATE_TEST_REDIS_URL` names a Redis.
+//! Run with `cargo bench -p tollgate-ratelimit -- --warm-up-time 1 --measurement-time 3`.
 
 use std::hint::black_box;
 use std::num::NonZeroUsize;
@@ -73,5 +74,27 @@ fn check(c: &mut Criterion) {
     assert!(matches!(one_key.check(&hot_key, &quota, 1), Ok(Decision::Allowed { .. })));
 }
 
-criterion_group!(benches, check);
+/// One check on the Redis limiter: a round trip and the script, on a current-thread runtime.
+#[cfg(feature = "redis")]
+fn redis_check(c: &mut Criterion) {
+    let Ok(url) = std::env::var("TOLLGATE_TEST_REDIS_URL") else {
+        eprintln!("SKIPPED: TOLLGATE_TEST_REDIS_URL not set, no redis benchmark");
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let prefix = format!("tollgate-bench:{}:", std::process::id());
+    let config = tollgate_ratelimit::RedisLimiterConfig::new(url).with_key_prefix(prefix);
+    let limiter = runtime.block_on(tollgate_ratelimit::RedisLimiter::connect(config)).expect("redis answers");
+    let quota = generous();
+    let hot_key = key(1);
+    c.bench_function("redis/1_key_allowed", |b| {
+        b.iter(|| runtime.block_on(limiter.check(black_box(&hot_key), &quota, 1)).expect("redis answers"))
+    });
+    // The key expires by itself once its bucket is full again (at once, for this quota).
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_check(_: &mut Criterion) {}
+
+criterion_group!(benches, check, redis_check);
 criterion_main!(benches);

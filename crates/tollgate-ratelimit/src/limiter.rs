@@ -1,4 +1,5 @@
-//! The contract every limiter keeps (in-process now, Redis later): the trait, its decision and its counters.
+//! The contract every limiter keeps (in process, on Redis, or Redis with a local fallback): the trait, its
+//! decision and its counters.
 
 use std::fmt;
 use std::time::Duration;
@@ -54,6 +55,12 @@ pub struct RateLimitStats {
     pub evicted_active: u64,
     /// Checks on a new key decided without storing it because no room could be made (fail-open for that check).
     pub untracked: u64,
+    /// Checks a shared limiter decided in process because its backend failed, timed out or was being given time
+    /// to recover. Always zero for a limiter without a fallback.
+    pub fallback_decisions: u64,
+    /// Calls to a shared backend that failed or timed out (each one also made a fallback decision, if the
+    /// limiter has a fallback). Always zero for the in-process limiter.
+    pub backend_errors: u64,
 }
 
 /// A per-key rate limiter. Held as `Arc<dyn RateLimiter>` by the facade and the server.
@@ -79,4 +86,10 @@ pub trait RateLimiter: Send + Sync + fmt::Debug {
 
     /// Running totals for metrics.
     fn stats(&self) -> RateLimitStats;
+
+    /// True while a shared limiter decides in process because its backend is unreachable (see
+    /// [`crate::FallbackLimiter`]). A limiter with nothing to fall back from is never degraded.
+    fn is_degraded(&self) -> bool {
+        false
+    }
 }

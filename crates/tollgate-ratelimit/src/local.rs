@@ -146,6 +146,7 @@ impl<C: Clock> LocalLimiter<C> {
             evicted_idle: self.counters.evicted_idle.load(Ordering::Relaxed),
             evicted_active: self.counters.evicted_active.load(Ordering::Relaxed),
             untracked: self.counters.untracked.load(Ordering::Relaxed),
+            ..RateLimitStats::default()
         }
     }
 
