@@ -117,7 +117,10 @@ pub use tollgate_types::{
 };
 pub use tollgate_types::{MAX_TRACE_PAYLOAD_BYTES, NewTrace, TraceId, TraceInput, TraceRecord};
 
-pub use tollgate_ratelimit::{Decision, LocalLimiter, RateKey, RateLimiter, RateQuota};
+pub use tollgate_ratelimit::{
+    BackgroundTask, Decision, FallbackConfig, FallbackLimiter, LiveNodes, LocalLimiter, NodeRegistry, RateKey,
+    RateLimitStats, RateLimiter, RateQuota, RedisLimiter, RedisLimiterConfig,
+};
 
 #[cfg(feature = "sqlite")]
 pub use tollgate_sqlite::{Durability, SqliteOptions, SqliteStore};

@@ -2,6 +2,7 @@
 //! standard error (text or JSON), and on SIGINT/SIGTERM drains requests and flushes before exit.
 
 mod config;
+mod shared_limits;
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -31,11 +32,18 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
         format!("while opening the database {}", tollgate::redact_database_url(&settings.database_url))
     })?;
     let key_file = tollgate::load_or_create_key_file(&settings.key_file)?;
-    let metering = Metering::builder(std::sync::Arc::clone(&store))
+    let mut metering = Metering::builder(std::sync::Arc::clone(&store))
         .flush_interval(settings.usage_flush_interval)
-        .reservation_ttl(settings.reservation_ttl)
-        .start()
-        .await?;
+        .reservation_ttl(settings.reservation_ttl);
+    // Kept until exit: the heartbeat and recovery tasks stop when dropped.
+    let mut _shared_limit_tasks = Vec::new();
+    if let Some((url, prefix)) = &settings.redis {
+        let shared = shared_limits::start(url, prefix)?;
+        metering = metering.rate_limiter(shared.limiter);
+        _shared_limit_tasks = shared.tasks;
+        tracing::info!(key_prefix = %prefix, "rate limits are shared through Redis");
+    }
+    let metering = metering.start().await?;
     let tokens = TokenManager::builder(store, key_file.hasher()?).metering(metering.clone()).build();
     let users = identity::user_service(&tokens, &key_file, &settings.jwt_key_file, global.bcrypt_cost)?;
     let vault = tollgate::MasterKeys::load_or_create(&settings.vault_key_file)?;

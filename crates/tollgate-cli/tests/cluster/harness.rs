@@ -7,6 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,9 @@ pub fn postgres_url() -> Option<String> {
     match std::env::var("TOLLGATE_TEST_PG_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            eprintln!(
+            // On the process's stderr itself: the harness captures `eprintln!` of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n*** SKIPPED: the cluster tests need a PostgreSQL server; set TOLLGATE_TEST_PG_URL \
                  (e.g. postgres://postgres@127.0.0.1:5432/postgres). .ci/run sets it. ***\n"
             );
@@ -256,4 +259,77 @@ pub fn until(patience: Duration, mut done: impl FnMut() -> bool) -> Option<Durat
 pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
     sorted[index.min(sorted.len() - 1)]
+}
+
+/// The Redis the tests share (`TOLLGATE_TEST_REDIS_URL`), or `None` after saying so.
+pub fn redis_url() -> Option<String> {
+    match std::env::var("TOLLGATE_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: set TOLLGATE_TEST_REDIS_URL (.ci/run sets it). ***\n");
+            None
+        }
+    }
+}
+
+/// A key prefix no other test uses.
+pub fn unique_prefix(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("tollgate-cluster-test:{tag}:{}:{nanos:x}:", std::process::id())
+}
+
+/// A `redis-server` of the test's own, which it can stop and start again on the same port.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    pub const BINARY: &str = "/usr/bin/redis-server";
+
+    /// `None` (after saying so) when the machine has no redis-server.
+    pub fn start() -> Option<Self> {
+        if !Path::new(Self::BINARY).exists() {
+            let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {} is not installed. ***\n", Self::BINARY);
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut server = Self { port, child: None };
+        server.resume();
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn resume(&mut self) {
+        let child = Command::new(Self::BINARY)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let address = format!("127.0.0.1:{}", self.port);
+        assert!(
+            until(Duration::from_secs(10), || TcpStream::connect(&address).is_ok()).is_some(),
+            "redis-server started"
+        );
+    }
+
+    /// Kills the server (SIGKILL: nothing is saved).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

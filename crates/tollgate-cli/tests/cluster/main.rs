@@ -7,6 +7,7 @@
 mod support;
 
 mod harness;
+mod rate_limits;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,7 @@ use harness::{Cluster, Proxy, ScratchDatabase, postgres_url, quantile, until, ve
 use serde_json::json;
 
 /// The bound the issue sets and serve's default.
-const BOUND: Duration = Duration::from_secs(1);
+pub(crate) const BOUND: Duration = Duration::from_secs(1);
 
 #[test]
 fn a_revocation_through_one_node_is_refused_by_every_node_within_the_bound() {

@@ -27,6 +27,7 @@ pub(super) fn routes() -> Routes {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.metrics().render(state.tokens().cache_stats());
     let usage = state.metering().stats();
+    let (limiter, limiter_local) = state.metering().rate_limiter_state();
     for (name, kind, help, value) in [
         ("tollgate_usage_queue_depth", "gauge", "Usage events accepted and not yet written.", usage.queued_events),
         ("tollgate_usage_events_accepted_total", "counter", "Usage events accepted.", usage.accepted_events),
@@ -55,6 +56,24 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             "gauge",
             "1 while usage writes are failing.",
             u64::from(usage.degraded.is_some()),
+        ),
+        (
+            "tollgate_rate_limiter_degraded",
+            "gauge",
+            "1 while the shared rate limiter (Redis) is unreachable and this node limits at its share of each policy.",
+            u64::from(limiter_local),
+        ),
+        (
+            "tollgate_rate_limit_fallback_decisions_total",
+            "counter",
+            "Rate-limit decisions made locally because the shared limiter did not answer.",
+            limiter.fallback_decisions,
+        ),
+        (
+            "tollgate_rate_limit_backend_errors_total",
+            "counter",
+            "Calls to the shared rate limiter that failed or timed out.",
+            limiter.backend_errors,
         ),
         (
             "tollgate_live_subscribers",

@@ -278,6 +278,12 @@ impl Metering {
         self.inner.recorder.degraded()
     }
 
+    /// The rate limiter's counters (decisions, fallback decisions, backend errors), and whether it
+    /// decides locally because its shared backend (Redis) is away, for `/health` and `/metrics`.
+    pub fn rate_limiter_state(&self) -> (tollgate_ratelimit::RateLimitStats, bool) {
+        self.inner.rates.limiter_state()
+    }
+
     /// Admits one request of a verified token (the verify path): its rate limit first
     /// (`rate_limited` spends no quota), then every quota that governs it, holding `reservation`.
     /// The quota refusals per token since the last call (and those past the tally's cap), for the

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tollgate_ratelimit::{Decision, RateKey, RateLimitError, RateLimiter, RateQuota};
+use tollgate_ratelimit::{Decision, RateKey, RateLimitError, RateLimitStats, RateLimiter, RateQuota};
 use tollgate_store::{RateLimitRecord, Store};
 use tollgate_types::{RateLimitSpec, Refusal, RefusalCode, TokenId, ValidationError};
 
@@ -34,6 +34,11 @@ pub(crate) struct RateLimits {
 impl RateLimits {
     pub(crate) fn new(limiter: Arc<dyn RateLimiter>) -> Self {
         Self { limiter, rates: RwLock::new(Arc::default()) }
+    }
+
+    /// The limiter's counters, and whether it decides locally because its shared backend is away.
+    pub(crate) fn limiter_state(&self) -> (RateLimitStats, bool) {
+        (self.limiter.stats(), self.limiter.is_degraded())
     }
 
     /// Replaces the rates in memory with `records` (skipping any the limiter would refuse to use).
