@@ -411,3 +411,27 @@ fn a_backup_under_write_load_restores_every_acknowledged_write() {
     assert_eq!(again.status.code(), Some(2), "restore never overwrites");
     assert_eq!(server.terminate(), 0);
 }
+
+/// `--log` filters per target and every level means what it says: TRACE lines from tollgate at
+/// `trace` (alone or per target), none at `debug`; no secret at any level.
+#[test]
+fn log_levels_mean_what_they_say_per_target() {
+    let (directory, db) = workspace();
+    let dir = directory.path();
+    let db_arg = db.to_str().unwrap();
+    let (admin, _) = create_token(dir, &db, "ops", "admin");
+    for (filter, traced) in [("tollgate=trace,sqlx=warn", true), ("trace", true), ("tollgate=debug", false)] {
+        let mut server = Server::start(dir, &["--db", db_arg, "--log", filter], &[]);
+        assert_eq!(server.request("GET", "/v1/auth/verify", Some(&admin), None).status, 200);
+        assert_eq!(server.terminate(), 0);
+        let log = server.log.join("\n");
+        let trace_lines: Vec<&str> = log.lines().filter(|line| line.contains("TRACE")).collect();
+        assert_eq!(!trace_lines.is_empty(), traced, "--log {filter}:\n{log}");
+        if traced {
+            assert!(trace_lines.iter().any(|line| line.contains("token verified")), "{log}");
+            assert!(trace_lines.iter().any(|line| line.contains("received")), "{log}");
+        }
+        assert!(log.lines().any(|line| line.contains("DEBUG")), "--log {filter} includes debug:\n{log}");
+        assert!(!log.contains(&admin[3..]), "a secret reached the log at --log {filter}");
+    }
+}

@@ -29,6 +29,7 @@ pub(crate) async fn observe(State(state): State<AppState>, request: Request, nex
     // Debug level: at 50k requests/s an info span per request costs a few percent of the CPU
     // (the fmt layer formats its fields); server errors are logged below with their route.
     let span = tracing::debug_span!("request", method = %method, route);
+    tracing::trace!(parent: &span, "received");
     let handled = tokio::time::timeout(state.settings().request_timeout, catching_panics(next.run(request)));
     let response = match handled.instrument(span.clone()).await {
         Ok(Ok(response)) => response,

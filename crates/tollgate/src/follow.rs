@@ -192,6 +192,11 @@ impl Follower {
             }
             if let Some(last) = entries.last() {
                 self.after = last.sequence;
+                tracing::trace!(
+                    entries = entries.len(),
+                    through = last.sequence,
+                    "change follower applied audit entries"
+                );
             }
             if entries.len() < BATCH as usize {
                 break;

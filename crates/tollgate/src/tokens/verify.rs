@@ -77,6 +77,7 @@ impl TokenManager {
             None => (None, QuotaReservation::empty(record.id)),
         };
         self.last_used.record(record.id, now);
+        tracing::trace!(token_id = %record.id, "token verified");
         let context = TokenContext {
             token_id: record.id,
             effective_permission: record.effective_permission(),
