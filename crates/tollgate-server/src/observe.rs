@@ -1,5 +1,7 @@
 //! The middleware every request passes: a tracing span, the handler timeout, panic recovery and
-//! the metrics. It never records headers or bodies, so no credential reaches a log. One
+//! the metrics. It never records headers or bodies, so no credential reaches a log. A refusal of a
+//! request that carries a body closes the connection (`Connection: close`), since the body may not
+//! have been read. One
 //! middleware rather than a stack of layers: each layer costs a boxed future per request.
 
 use std::any::Any;
@@ -10,6 +12,7 @@ use std::task::Poll;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument as _;
@@ -24,6 +27,7 @@ pub(crate) async fn observe(State(state): State<AppState>, request: Request, nex
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+    let declares_body = declares_body(request.headers());
     let metrics = state.metrics();
     let in_flight = metrics.start_request();
     // Debug level: at 50k requests/s an info span per request costs a few percent of the CPU
@@ -31,7 +35,7 @@ pub(crate) async fn observe(State(state): State<AppState>, request: Request, nex
     let span = tracing::debug_span!("request", method = %method, route);
     tracing::trace!(parent: &span, "received");
     let handled = tokio::time::timeout(state.settings().request_timeout, catching_panics(next.run(request)));
-    let response = match handled.instrument(span.clone()).await {
+    let mut response = match handled.instrument(span.clone()).await {
         Ok(Ok(response)) => response,
         Ok(Err(_panic)) => span.in_scope(|| ApiError::internal("a handler panicked").into_response()),
         Err(_elapsed) => span.in_scope(|| ApiError::timeout().into_response()),
@@ -39,6 +43,11 @@ pub(crate) async fn observe(State(state): State<AppState>, request: Request, nex
     drop(in_flight);
     let latency = started.elapsed();
     let status = response.status().as_u16();
+    if declares_body && status >= 400 {
+        // A refusal may come before the body is read (401, 413, 415): the unread rest would be
+        // taken for the next request, so the connection ends here, and says so to pooled clients.
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     metrics.observe_request(route, &method, status, latency);
     if status >= 500 {
         tracing::warn!(%method, route, status, "answered with a server error");
@@ -46,6 +55,12 @@ pub(crate) async fn observe(State(state): State<AppState>, request: Request, nex
         tracing::debug!(parent: &span, status, latency_us = latency.as_micros() as u64, "answered");
     }
     response
+}
+
+/// Whether a request says it carries a body (a length above zero, or chunked).
+fn declares_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers.get(header::CONTENT_LENGTH).is_some_and(|length| length.as_bytes() != b"0")
 }
 
 /// Runs `future`, turning a panic while polling it into `Err` (the panic message has already
