@@ -19,8 +19,13 @@ struct PooledClient {
 }
 
 /// What went wrong on the wire (never an HTTP status: those are answers).
-#[derive(Debug)]
 struct TransportError(String);
+
+impl std::fmt::Debug for TransportError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
 
 impl PooledClient {
     /// Sends one request; returns the status. A server that closes a connection it did not
