@@ -149,6 +149,22 @@ async fn concurrent_failures_from_one_address_in_two_processes_pass_the_limit_on
     }
 }
 
+/// A hash made at a cheaper cost (a database from a `--bcrypt-cost 10` deployment, say) does not make
+/// its user's refusals cheaper than an unknown user's: the check is padded to the configured cost.
+#[tokio::test]
+async fn a_user_hashed_at_a_lower_cost_is_refused_at_the_configured_cost() {
+    let fx = Fixture::new().await; // hashes at cost 4
+    fx.user("old", Role::User).await;
+    let dearer = common::owners::user_service_builder(&fx.tokens).insecure_bcrypt_cost_for_tests(6).build().unwrap();
+    dearer.warm_up().await.unwrap();
+    let before = dearer.password_work();
+    dearer.login("old", presented("guess guess guess"), None).await.unwrap_err();
+    let known = dearer.password_work() - before;
+    dearer.login("nobody", presented("guess guess guess"), None).await.unwrap_err();
+    let unknown = dearer.password_work() - before - known;
+    assert_eq!((known, unknown), (1 << 6, 1 << 6), "the same bcrypt work for a known and an unknown user");
+}
+
 #[tokio::test]
 async fn unknown_users_and_wrong_passwords_get_the_same_answer_at_the_same_cost() {
     let fx = Fixture::new().await;

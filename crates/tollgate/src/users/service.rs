@@ -215,6 +215,12 @@ impl UserService {
         self.inner.passwords.verifications()
     }
 
+    /// bcrypt work done by password checks, in rounds (`2^cost` per run): every login costs the
+    /// configured cost's, whatever cost the stored hash was made at (a metric; tests prove it).
+    pub fn password_work(&self) -> u64 {
+        self.inner.passwords.work()
+    }
+
     /// How many passwords have been hashed.
     pub fn password_hashes(&self) -> u64 {
         self.inner.passwords.hashes()
