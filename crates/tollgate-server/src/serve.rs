@@ -26,6 +26,30 @@ pub struct ServeOptions {
     pub live: TailSettings,
     /// How changes made by other processes and nodes reach this one's caches, and within what bound.
     pub follow: FollowSettings,
+    /// Where node-local live events (metering samples) are relayed to the other nodes, if anywhere.
+    pub relay: Option<RelaySettings>,
+}
+
+/// A Redis pub/sub channel that carries node-local live events between nodes.
+#[derive(Clone)]
+pub struct RelaySettings {
+    /// The Redis URL (may hold a password: never logged, redacted in `Debug`).
+    pub url: String,
+    /// The channel.
+    pub channel: String,
+    /// This node's name on the channel (its own events are not fed back).
+    pub node: String,
+}
+
+impl std::fmt::Debug for RelaySettings {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RelaySettings")
+            .field("url", &"<redacted>")
+            .field("channel", &self.channel)
+            .field("node", &self.node)
+            .finish()
+    }
 }
 
 impl Default for ServeOptions {
@@ -35,6 +59,7 @@ impl Default for ServeOptions {
             shutdown_timeout: Duration::from_secs(30),
             live: TailSettings::default(),
             follow: FollowSettings::default(),
+            relay: None,
         }
     }
 }
@@ -50,7 +75,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let follower = state.start_change_follower(options.follow).await.map_err(std::io::Error::other)?;
-    let tail = state.start_live_tail(options.live).await.map_err(std::io::Error::other)?;
+    let relay = match &options.relay {
+        Some(relay) => Some(
+            tollgate::LiveRelay::start(state.live().clone(), &relay.url, &relay.channel, &relay.node)
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
+    let tail = state.start_relayed_live_tail(options.live, relay).await.map_err(std::io::Error::other)?;
     let (stopping, stop) = watch::channel(None::<Instant>);
     let hub = state.live().clone();
     tokio::spawn(async move {

@@ -162,9 +162,20 @@ impl AppState {
     /// Starts feeding the hub from the audit log's tail and the metering state; stop the tail
     /// (or drop it) at shutdown, after [`LiveHub::close`].
     pub async fn start_live_tail(&self, settings: TailSettings) -> tollgate::Result<LiveTail> {
+        self.start_relayed_live_tail(settings, None).await
+    }
+
+    /// [`AppState::start_live_tail`], also relaying this node's metering samples to other nodes
+    /// (and theirs into this hub) through `relay`.
+    pub async fn start_relayed_live_tail(
+        &self,
+        settings: TailSettings,
+        relay: Option<tollgate::LiveRelay>,
+    ) -> tollgate::Result<LiveTail> {
         let store = Arc::clone(self.inner.users.store());
         let clock = Arc::clone(self.inner.tokens.clock());
-        LiveTail::start(self.inner.live.clone(), store, Some(self.inner.metering.clone()), clock, settings).await
+        let metering = Some(self.inner.metering.clone());
+        LiveTail::start(self.inner.live.clone(), store, metering, clock, settings, relay).await
     }
 
     /// Starts applying changes other processes and nodes make (revocations, suspensions, limits) to

@@ -47,7 +47,7 @@ pub use error::{Error, Result};
 pub use follow::{ChangeFollower, FollowSettings};
 pub use keys::{KeyFile, load_or_create_key_file};
 pub use live::{
-    HubSettings, LiveEvent, LiveHub, LiveTail, NewLiveEvent, Resume, Subscription, TailSettings, Visibility,
+    HubSettings, LiveEvent, LiveHub, LiveRelay, LiveTail, NewLiveEvent, Resume, Subscription, TailSettings, Visibility,
 };
 pub use metering::{
     AnalyticsReport, LimitStatus, Metering, MeteringBuilder, MeteringStats, PriceEntry, PriceSource, QuotaRefusals,

@@ -25,7 +25,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
         Some(path) => FileConfig::read(path).map_err(CliError::Invalid)?,
         None => FileConfig::default(),
     };
-    let settings = config::resolve(&args, global, file)?;
+    let mut settings = config::resolve(&args, global, file)?;
     install_logging(&settings)?;
 
     let store = tollgate::open_with(&settings.database_url, &settings.store).await.with_context(|| {
@@ -38,7 +38,10 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
     // Kept until exit: the heartbeat and recovery tasks stop when dropped.
     let mut _shared_limit_tasks = Vec::new();
     if let Some((url, prefix)) = &settings.redis {
-        let shared = shared_limits::start(url, prefix)?;
+        let node = shared_limits::node_id();
+        let shared = shared_limits::start(url, prefix, &node)?;
+        let channel = format!("{prefix}events");
+        settings.serve.relay = Some(tollgate_server::RelaySettings { url: url.clone(), channel, node });
         metering = metering.rate_limiter(shared.limiter);
         _shared_limit_tasks = shared.tasks;
         tracing::info!(key_prefix = %prefix, "rate limits are shared through Redis");

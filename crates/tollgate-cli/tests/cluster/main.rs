@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod events;
 mod harness;
 mod rate_limits;
 

@@ -7,6 +7,7 @@
 //! what it missed is no longer there. A subscriber that falls more than its queue behind is told
 //! `lagged` and dropped: the hub never waits for anyone.
 
+mod relay;
 mod tail;
 
 use std::collections::{HashMap, VecDeque};
@@ -17,6 +18,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use tollgate_types::{OwnerId, Principal, Timestamp};
 
+pub use relay::LiveRelay;
 pub use tail::{LiveTail, TailSettings};
 
 use crate::authz::{Operation, authorize};

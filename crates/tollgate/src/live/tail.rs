@@ -11,7 +11,7 @@ use serde_json::json;
 use tollgate_store::{AuditFilter, PageRequest, Store};
 use tollgate_types::{AgentId, AuditEntry, Clock, LeaseId, OwnerId, TokenId, UserId};
 
-use super::{LiveHub, NewLiveEvent};
+use super::{LiveHub, LiveRelay, NewLiveEvent};
 use crate::agents::RiskLevel;
 use crate::{Metering, Result};
 
@@ -46,19 +46,22 @@ pub struct LiveTail {
 }
 
 impl LiveTail {
-    /// Starts tailing from the end of the audit log as it is now.
+    /// Starts tailing from the end of the audit log as it is now. With a `relay`, the metering
+    /// samples (which only this node knows) also go to the other nodes.
     pub async fn start(
         hub: LiveHub,
         store: Arc<dyn Store>,
         metering: Option<Metering>,
         clock: Arc<dyn Clock>,
         settings: TailSettings,
+        relay: Option<LiveRelay>,
     ) -> Result<Self> {
         let newest = store.list_audit(&AuditFilter::default(), &PageRequest::first(1)).await?;
         let after = newest.items.first().map_or(0, |entry| entry.sequence);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut state = Tail {
             hub,
+            relay,
             store,
             clock,
             after,
@@ -87,6 +90,7 @@ impl Drop for LiveTail {
 
 struct Tail {
     hub: LiveHub,
+    relay: Option<LiveRelay>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     after: i64,
@@ -117,6 +121,9 @@ impl Tail {
                 _ = sample.tick() => {
                     if let Some(metering) = &metering {
                         for event in sampler.sample(metering, self.clock.now(), settings.sample) {
+                            if let Some(relay) = &self.relay {
+                                relay.forward(&event);
+                            }
                             self.hub.publish(event);
                         }
                     }

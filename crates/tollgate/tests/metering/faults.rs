@@ -274,6 +274,7 @@ async fn live_events_tell_when_the_writer_degrades_and_recovers() {
         Some(fixture.metering.clone()),
         clock,
         settings,
+        None,
     )
     .await
     .unwrap();
