@@ -214,3 +214,33 @@ async fn admins_clean_up_long_inactive_tokens() {
     assert_eq!(done.ok(200)["deleted"], 1);
     fixture.get(&format!("/v1/tokens/{old}"), Some(&admin)).await.problem(404, "token_not_found");
 }
+
+/// An admin moves a token in from another deployment with its id and secret: it verifies here, the
+/// answer never repeats the secret, and only admins may do it.
+#[tokio::test]
+async fn an_admin_imports_a_token_with_its_id_and_secret() {
+    let fixture = Fixture::new().await;
+    let (admin, _) = fixture.token("root", Permission::Admin).await;
+    let (standard, _) = fixture.token("alice", Permission::Standard).await;
+    fixture.owner("bob").await;
+    let secret = tollgate::TokenSecret::generate(&tollgate::TokenPrefix::default()).unwrap();
+    let id = tollgate::TokenId::generate();
+    let body = json!({ "id": id, "secret": secret.expose(), "token": { "name": "moved", "owner": "bob" } });
+
+    let refused = fixture.post("/v1/tokens/import", Some(&standard), body.clone()).await;
+    refused.problem(403, "forbidden");
+    let reply = fixture.post("/v1/tokens/import", Some(&admin), body.clone()).await;
+    let imported = reply.ok(201);
+    assert_eq!(imported["id"], json!(id));
+    assert_eq!(reply.headers["location"], format!("/v1/tokens/{id}"));
+    assert!(!reply.text().contains(secret.expose()), "the secret is never echoed");
+    let verified = fixture.get("/v1/auth/verify", Some(secret.expose())).await;
+    assert_eq!(verified.ok(200)["token_id"], json!(id));
+
+    let again = fixture.post("/v1/tokens/import", Some(&admin), body).await;
+    again.problem(409, "conflict");
+    let foreign = json!({ "id": tollgate::TokenId::generate(), "secret": "sk-not-ours", "token": { "name": "x" } });
+    let problem = fixture.post("/v1/tokens/import", Some(&admin), foreign).await;
+    assert_eq!(problem.problem(400, "invalid_field")["field"], "secret");
+    assert!(!problem.text().contains("sk-not-ours"), "a rejected value is not echoed");
+}

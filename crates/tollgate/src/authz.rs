@@ -53,7 +53,7 @@ pub enum Operation {
     /// Delete long-inactive tokens of everybody.
     CleanupTokens,
     /// Store a token whose secret the caller chose (development fixtures, moving tokens between
-    /// deployments). Operator only: a known secret is only as safe as the place it came from.
+    /// deployments). Admins only: a known secret is only as safe as the place it came from.
     ImportToken,
     /// Create a user with `role`.
     CreateUser {
@@ -263,7 +263,7 @@ pub fn authorize(principal: &Principal, operation: Operation) -> Result<()> {
         Operation::ManageToken { owner } => admin || (standard && owns(principal, owner)),
         Operation::LoosenConstraints { .. } => admin,
         Operation::CleanupTokens => admin,
-        Operation::ImportToken => matches!(principal, Principal::Operator),
+        Operation::ImportToken => admin,
         Operation::CreateUser { .. } | Operation::ResetPassword { .. } | Operation::UnlockUser { .. } => admin,
         Operation::ReadUsers { user } => admin || user.is_some_and(|user| is_self(principal, user)),
         Operation::ChangeUserStatus { user, status } => {

@@ -54,7 +54,14 @@ pub(super) struct VerifyTokenBody {
 }
 
 /// A presented token: zeroized on drop, never shown by `Debug`.
-struct PresentedToken(Zeroizing<String>);
+pub(crate) struct PresentedToken(Zeroizing<String>);
+
+impl PresentedToken {
+    /// The token as presented.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
 
 impl std::fmt::Debug for PresentedToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -10,8 +10,8 @@ use crate::authz::{Operation, authorize};
 
 impl TokenManager {
     /// Stores `token` under `id` with a secret chosen by the caller, hashed like a generated one, and
-    /// created at the manager clock's `now`. Only the operator may import (a known secret is only as
-    /// safe as the place it came from); the secret must be in this manager's format, prefix included.
+    /// created at the manager clock's `now`. Only admins may import (a known secret is only as safe as
+    /// the place it came from); the secret must be in this manager's format, prefix included.
     /// `Conflict` when the id or the secret is already stored.
     #[tracing::instrument(skip_all, fields(token_id = %id, owner = %token.owner))]
     pub async fn import(

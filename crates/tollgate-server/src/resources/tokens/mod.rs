@@ -1,10 +1,11 @@
-//! `/v1/tokens`: create, list, show, update, revoke and rotate API tokens.
+//! `/v1/tokens`: create, import, list, show, update, revoke and rotate API tokens, and clean up.
 //!
 //! Every handler passes the caller's principal to the facade, which decides what it may do
 //! (`authz.rs`); nothing here repeats that matrix.
 
 mod body;
 mod cleanup;
+mod import;
 mod view;
 
 use axum::extract::State;
@@ -26,6 +27,7 @@ const ID: &str = "The token id (tok_…)";
 pub(super) fn routes() -> Routes {
     Routes::new()
         .merge(cleanup::routes())
+        .merge(import::routes())
         .post(
             "/v1/tokens",
             Doc::new("createToken", "tokens", "Create a token; the secret is in `token`, shown once")
