@@ -95,9 +95,14 @@ fn files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Whether `file` is test code as a whole (database paths are free there).
+/// Whether `file` is test code as a whole (database paths are free there): under a `tests`,
+/// `benches` or `conformance` folder, or a module of unit tests kept in its own file (`tests.rs`,
+/// `…_tests.rs`).
 fn is_test_file(file: &str) -> bool {
-    file.split('/').any(|part| matches!(part, "tests" | "benches" | "conformance"))
+    let name = file.rsplit('/').next().unwrap_or_default();
+    name == "tests.rs"
+        || name.ends_with("_tests.rs")
+        || file.split('/').any(|part| matches!(part, "tests" | "benches" | "conformance"))
 }
 
 fn check_file(file: &str, text: &str, violations: &mut Vec<Violation>) {
