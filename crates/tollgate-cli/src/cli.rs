@@ -10,6 +10,8 @@ use crate::commands::audit::AuditCommand;
 use crate::commands::budget::BudgetCommand;
 use crate::commands::dev::DevCommand;
 use crate::commands::events::EventsArgs;
+use crate::commands::export::ExportArgs;
+use crate::commands::import::ImportArgs;
 use crate::commands::limit::LimitCommand;
 use crate::commands::login::LoginArgs;
 use crate::commands::price::PriceCommand;
@@ -130,4 +132,10 @@ pub(crate) enum Command {
         /// The backup file.
         backup: PathBuf,
     },
+    /// Write every row of the database, SQLite or PostgreSQL, as JSON lines for `import` (hashes and
+    /// wrapped keys as stored; no secret). The key files are not included: copy them.
+    Export(ExportArgs),
+    /// Load an export into an empty database of either backend and verify its audit chain. The key
+    /// files are not in an export: copy them beside the new database or name them (--key-file …).
+    Import(ImportArgs),
 }

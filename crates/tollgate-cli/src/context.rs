@@ -79,11 +79,20 @@ pub(crate) async fn open_agents(global: &GlobalArgs) -> CliResult<(Context, toll
     Ok((context, agents))
 }
 
-/// Opens the database (migrating it) and the key file (creating it on first use).
+/// Opens the database (creating the schema in a new one; an older schema is refused: upgrading
+/// is `tollgate migrate`) and the key file (creating it on first use).
 pub(crate) async fn open(global: &GlobalArgs) -> CliResult<Context> {
+    open_with(global, tollgate::MigratePolicy::NewDatabaseOnly).await
+}
+
+/// [`open`], applying migrations as `migrate` says.
+pub(crate) async fn open_with(global: &GlobalArgs, migrate: tollgate::MigratePolicy) -> CliResult<Context> {
     let url = database_url(global)?;
-    let store =
-        tollgate::open(&url).await.with_context(|| format!("while opening {}", tollgate::redact_database_url(&url)))?;
+    let mut options = tollgate::StoreOptions::default();
+    options.migrate = migrate;
+    let store = tollgate::open_with(&url, &options)
+        .await
+        .with_context(|| format!("while opening {}", tollgate::redact_database_url(&url)))?;
     let key_file = tollgate::load_or_create_key_file(&key_file_path(global)?)?;
     let metering = Metering::builder(std::sync::Arc::clone(&store)).start().await?;
     let tokens = TokenManager::builder(store, key_file.hasher()?).metering(metering.clone()).build();

@@ -41,6 +41,7 @@ mod budget_store;
 mod budgets;
 mod counters;
 mod dead_letters;
+mod dump;
 mod error;
 mod events;
 mod limits;

@@ -82,6 +82,9 @@ impl PgStore {
         Ok(store)
     }
 
+    /// The newest schema version this build knows (its last migration).
+    pub const LATEST_SCHEMA_VERSION: i64 = crate::migrate::MIGRATIONS[crate::migrate::MIGRATIONS.len() - 1].version;
+
     /// Closes every connection; later calls fail as unavailable.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -16,6 +16,7 @@ mod budgets;
 mod checkpointer;
 mod columns;
 mod dead_letters;
+mod dump;
 mod error;
 mod events;
 mod limits;

@@ -171,6 +171,9 @@ impl SqliteStore {
         })
     }
 
+    /// The newest schema version this build knows (its last migration).
+    pub const LATEST_SCHEMA_VERSION: i64 = migrate::MIGRATIONS[migrate::MIGRATIONS.len() - 1].version;
+
     /// The database file, when there is one.
     pub fn path(&self) -> Option<&Path> {
         self.inner.path.as_deref()

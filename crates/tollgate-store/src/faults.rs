@@ -30,14 +30,14 @@ use crate::traces::TraceStore;
 use crate::{
     AccountStatusChanged, AccountStore, AgentFilter, AgentInsert, AgentStore, AllocationChange, AuditFilter,
     AuditStore, BatchWritten, BudgetDecision, BudgetRequestFilter, BudgetRequestInsert, BudgetStore, DeadLetter,
-    DeadLetterRecord, Delivery, EventToRecord, LeaseClose, LeaseFilter, LeaseGrant, LeaseOpen, LeaseOpened,
-    LeaseReport, LeaseRequest, LeaseReturn, LeaseSummary, LeaseUse, LimitStore, LoginFailure, MemberRemoved, NewSecret,
-    Page, PageRequest, PasswordChange, PriceRecord, PriceStore, ProjectInsert, ProjectStore, ProviderKeyFilter,
-    ProviderKeyInsert, ProviderKeyStore, QuotaStore, RateLimitRecord, RefreshLookup, RefreshOutcome, RefreshRotation,
-    Reported, ReservationInsert, ReservationRecord, ReserveOutcome, Result, Rewrap, SealedKey, SecretRotation,
-    ServiceAccountInsert, SessionStart, SessionStore, SessionWithUser, Settled, StatusChange, StatusChanged, Store,
-    StoreAdmin, StoreError, TokenFilter, TokenInsert, TokenLookup, TokenStore, UsageBatch, UsageFilter, UsageGroup,
-    UsageGroupBy, UsageStore, UserCredentials, UserFilter, UserInsert, UserStore,
+    DeadLetterRecord, Delivery, DumpCursor, DumpRow, DumpStore, EventToRecord, LeaseClose, LeaseFilter, LeaseGrant,
+    LeaseOpen, LeaseOpened, LeaseReport, LeaseRequest, LeaseReturn, LeaseSummary, LeaseUse, LimitStore, LoginFailure,
+    MemberRemoved, NewSecret, Page, PageRequest, PasswordChange, PriceRecord, PriceStore, ProjectInsert, ProjectStore,
+    ProviderKeyFilter, ProviderKeyInsert, ProviderKeyStore, QuotaStore, RateLimitRecord, RefreshLookup, RefreshOutcome,
+    RefreshRotation, Reported, ReservationInsert, ReservationRecord, ReserveOutcome, Result, Rewrap, SealedKey,
+    SecretRotation, ServiceAccountInsert, SessionStart, SessionStore, SessionWithUser, Settled, StatusChange,
+    StatusChanged, Store, StoreAdmin, StoreError, TableSchema, TokenFilter, TokenInsert, TokenLookup, TokenStore,
+    UsageBatch, UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UserCredentials, UserFilter, UserInsert, UserStore,
 };
 
 /// The error behind every injected failure (its message says which fault it was).
@@ -500,4 +500,15 @@ pass_through!(LoginThrottleStore {
     fn take_login_slot(&self, client: &str, now: Timestamp, window: std::time::Duration, max: u32) -> Result<LoginSlot>;
     fn return_login_slot(&self, client: &str, window_started: Timestamp) -> Result<()>;
     fn purge_login_slots(&self, before: Timestamp) -> Result<u64>;
+});
+
+pass_through!(DumpStore {
+    fn dump_schema(&self) -> Result<Vec<TableSchema>>;
+    fn dump_rows(
+        &self,
+        table: &str,
+        after: Option<&DumpCursor>,
+        limit: u32
+    ) -> Result<(Vec<DumpRow>, Option<DumpCursor>)>;
+    fn load_rows(&self, table: &str, rows: &[DumpRow]) -> Result<u64>;
 });

@@ -9,6 +9,8 @@ mod admin;
 mod agents;
 mod audit;
 mod budgets;
+mod dump;
+mod dump_value;
 mod error;
 pub mod event_blocks;
 mod limits;
@@ -39,6 +41,11 @@ pub use budgets::{
     AllocationChange, BudgetDecision, BudgetRequestFilter, BudgetRequestInsert, BudgetStore, LeaseClose, LeaseFilter,
     LeaseOpen, LeaseOpened, LeaseReport, Reported,
 };
+pub use dump::{
+    ColumnSchema, DUMP_BOOLEAN_COLUMNS, DUMP_JSON_VALUE_COLUMNS, DUMP_TABLES, DumpCursor, DumpRow, DumpStore,
+    TableSchema, dump_table,
+};
+pub use dump_value::{ColumnKind, DumpValue};
 pub use error::{Result, StoreError};
 pub use limits::{LimitStore, PriceRecord, PriceStore, RateLimitRecord};
 pub use migration::{AppliedMigration, Migration};
@@ -82,6 +89,7 @@ pub trait Store:
     + BudgetStore
     + TraceStore
     + LoginThrottleStore
+    + DumpStore
     + std::fmt::Debug
 {
 }
@@ -103,6 +111,7 @@ impl<
         + BudgetStore
         + TraceStore
         + LoginThrottleStore
+        + DumpStore
         + std::fmt::Debug,
 > Store for T
 {

@@ -54,7 +54,7 @@ pub use metering::{
     QuotaReservation, RateLimitStatus, RecordedUsage, Reservation, Settlement, UnpricedModels, UsageOutcome,
     UsageReport, parse_price_toml,
 };
-pub use open::{StoreOptions, open, open_with};
+pub use open::{MigratePolicy, StoreOptions, open, open_with};
 
 /// The youngest age an irreversible bulk delete (token cleanup, usage purge) accepts without `force`.
 pub const MIN_DELETE_AGE: std::time::Duration = std::time::Duration::from_secs(3_600);

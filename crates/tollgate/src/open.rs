@@ -23,6 +23,21 @@ pub struct StoreOptions {
     /// PostgreSQL: how long a call waits for a connection before it fails as unavailable (`None`:
     /// 30 s). While the server is away, calls fail after this.
     pub acquire_timeout: Option<Duration>,
+    /// When the schema is created or upgraded on open (default: only a new, empty database).
+    pub migrate: MigratePolicy,
+}
+
+/// When [`open_with`] applies migrations. Whatever the policy, a database whose schema is newer
+/// than this build knows is refused, naming both versions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MigratePolicy {
+    /// Create the schema in a new, empty database; refuse an older schema (upgrading is an explicit
+    /// step: `tollgate migrate`, or `serve --migrate`), so a newer CLI never migrates a database under
+    /// a running older server.
+    #[default]
+    NewDatabaseOnly,
+    /// Apply every pending migration.
+    Always,
 }
 
 /// Opens the store a URL names and applies pending migrations.
@@ -36,18 +51,51 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 
 /// [`open`] with options.
 pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>> {
+    let (store, latest) = open_unmigrated(url, options).await?;
+    let version = store.schema_version().await?;
+    if version > latest {
+        return Err(Error::Config(format!(
+            "the database is at schema version {version}, newer than this tollgate knows ({latest}): use a newer tollgate"
+        )));
+    }
+    match options.migrate {
+        _ if version == latest => {}
+        MigratePolicy::Always => {
+            store.migrate().await?;
+        }
+        MigratePolicy::NewDatabaseOnly if version == 0 => {
+            store.migrate().await?;
+        }
+        MigratePolicy::NewDatabaseOnly => {
+            return Err(Error::Config(format!(
+                "the database is at schema version {version} and this tollgate needs {latest}: back it up, then \
+                 run `tollgate migrate` (or `tollgate serve --migrate`)"
+            )));
+        }
+    }
+    Ok(store)
+}
+
+/// Opens the store a URL names without migrating it; also returns the newest schema version the
+/// backend knows.
+async fn open_unmigrated(url: &str, options: &StoreOptions) -> Result<(Arc<dyn Store>, i64)> {
     #[cfg(feature = "sqlite")]
     {
         use tollgate_sqlite::{SqliteOptions, SqliteStore};
         if url == "sqlite::memory:" {
-            return Ok(Arc::new(SqliteStore::open_in_memory().await?));
+            return Ok((Arc::new(SqliteStore::open_in_memory().await?), SqliteStore::LATEST_SCHEMA_VERSION));
         }
         if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             if path.is_empty() {
                 return Err(Error::Config("database url: sqlite URL has no path".to_owned()));
             }
-            let sqlite = SqliteOptions { group_commit_window: options.group_commit_window, ..SqliteOptions::default() };
-            return Ok(Arc::new(SqliteStore::open(Path::new(path), &sqlite).await?));
+            let sqlite = SqliteOptions {
+                group_commit_window: options.group_commit_window,
+                migrate: false,
+                ..SqliteOptions::default()
+            };
+            let store = SqliteStore::open(Path::new(path), &sqlite).await?;
+            return Ok((Arc::new(store), SqliteStore::LATEST_SCHEMA_VERSION));
         }
     }
     #[cfg(feature = "postgres")]
@@ -58,9 +106,10 @@ pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn Stor
             let pg = PgOptions {
                 max_connections: options.max_connections.unwrap_or(defaults.max_connections),
                 acquire_timeout: options.acquire_timeout.unwrap_or(defaults.acquire_timeout),
+                migrate: false,
                 ..defaults
             };
-            return Ok(Arc::new(PgStore::connect(url, &pg).await?));
+            return Ok((Arc::new(PgStore::connect(url, &pg).await?), PgStore::LATEST_SCHEMA_VERSION));
         }
     }
     let _ = options;

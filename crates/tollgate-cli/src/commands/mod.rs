@@ -8,7 +8,10 @@ pub(crate) mod backup;
 pub(crate) mod budget;
 pub(crate) mod dev;
 pub(crate) mod events;
+pub(crate) mod export;
+mod export_file;
 mod identity;
+pub(crate) mod import;
 pub(crate) mod limit;
 pub(crate) mod login;
 pub(crate) mod price;
@@ -41,8 +44,8 @@ pub(crate) async fn run(cli: Cli) -> CliResult {
         Command::Analytics(args) => analytics::run(&cli.global, args).await,
         Command::Price(command) => price::run(&cli.global, command).await,
         Command::Migrate => {
-            let context = context::open(&cli.global).await?;
-            // Opening the database already applied pending migrations; this reports where the schema stands.
+            let context = context::open_with(&cli.global, tollgate::MigratePolicy::Always).await?;
+            // Opening the database applied pending migrations; this reports where the schema stands.
             let (_, version) = context.tokens.store_migrations().await?;
             if cli.global.json {
                 crate::output::print_json(&serde_json::json!({ "database": cli.global.db, "schema_version": version }));
@@ -64,5 +67,7 @@ pub(crate) async fn run(cli: Cli) -> CliResult {
         Command::Traces(command) => traces::run(&cli.global, command).await,
         Command::Backup { to } => backup::backup(&cli.global, &to).await,
         Command::Restore { backup: from } => backup::restore(&cli.global, &from).await,
+        Command::Export(args) => export::run(&cli.global, args).await,
+        Command::Import(args) => import::run(&cli.global, args).await,
     }
 }

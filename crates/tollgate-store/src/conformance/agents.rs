@@ -18,7 +18,7 @@ fn sealed(tag: u8, master_key_id: u32) -> SealedKey {
     SealedKey { ciphertext: vec![tag; 40], nonce: vec![tag; 12], wrapped_key: vec![tag; 60], master_key_id }
 }
 
-async fn key(store: &dyn Store, owner: &OwnerRecord, tag: u8) -> ProviderKeyId {
+pub(crate) async fn key(store: &dyn Store, owner: &OwnerRecord, tag: u8) -> ProviderKeyId {
     let insert = ProviderKeyInsert {
         id: ProviderKeyId::generate(),
         key: NewProviderKey {

@@ -13,7 +13,7 @@ use crate::{
 };
 
 /// An agent of `owner` with a credential and `allocated` microdollars.
-async fn agent(store: &dyn Store, owner: &OwnerRecord, allocated: i64) -> (AgentId, TokenId) {
+pub(crate) async fn agent(store: &dyn Store, owner: &OwnerRecord, allocated: i64) -> (AgentId, TokenId) {
     let id = AgentId::generate();
     let new = NewAgent {
         name: AgentName::parse("runner").unwrap(),
@@ -49,7 +49,7 @@ async fn allocate(
     store.set_allocation(&change, &audit("budget.allocate", agent, at(seconds))).await
 }
 
-fn open(agent: &AgentId, credential: &TokenId, requested: i64, seconds: i64) -> LeaseOpen {
+pub(crate) fn open(agent: &AgentId, credential: &TokenId, requested: i64, seconds: i64) -> LeaseOpen {
     LeaseOpen {
         id: LeaseId::generate(),
         agent: *agent,
@@ -64,14 +64,14 @@ fn open(agent: &AgentId, credential: &TokenId, requested: i64, seconds: i64) -> 
     }
 }
 
-async fn opened(store: &dyn Store, open: &LeaseOpen) -> tollgate_types::LeaseRecord {
+pub(crate) async fn opened(store: &dyn Store, open: &LeaseOpen) -> tollgate_types::LeaseRecord {
     match store.open_lease(open, &[audit("budget.lease.open", open.id, open.at)]).await.unwrap() {
         LeaseOpened::Opened(lease, _) => lease,
         LeaseOpened::Exhausted(account) => panic!("exhausted: {account:?}"),
     }
 }
 
-fn report(
+pub(crate) fn report(
     lease: &LeaseId,
     agent: &AgentId,
     credential: &TokenId,
@@ -93,7 +93,7 @@ fn report(
     }
 }
 
-async fn reported(store: &dyn Store, report: &LeaseReport) -> Reported {
+pub(crate) async fn reported(store: &dyn Store, report: &LeaseReport) -> Reported {
     store.report_lease(report, &audit("budget.lease.report", report.lease, report.at)).await.unwrap()
 }
 

@@ -4,13 +4,16 @@
 //! tollgate_store::conformance_tests!(|| async { my_backend::open_fresh_store().await });
 //! ```
 //!
-//! The factory must return a fresh, empty store each time it is called.
+//! The factory must return a fresh, empty store each time it is called; the cases that move data
+//! from one store to another (`dump_round_trip`) call it twice.
 
 pub mod accounts;
 pub mod agent_usage;
 pub mod agents;
 pub mod audit;
 pub mod budgets;
+pub mod dump;
+mod dump_content;
 pub mod fixtures;
 pub mod limits;
 pub mod projects;
@@ -177,7 +180,14 @@ macro_rules! conformance_tests {
                 usage_groups_and_filters_by_owner_and_project_id,
                 attribution_outlives_the_token,
             ];
+            dump => [
+                dump_tables_cover_the_schema,
+                loads_refuse_what_the_schema_does_not_have,
+            ];
         );
+        $crate::conformance_tests!(@pairs $factory; dump_round_trip => dump [
+            a_dump_loads_into_an_empty_store_unchanged,
+        ]);
     };
     (@cases $factory:expr; $($module:ident => [$($case:ident),* $(,)?];)*) => {
         $(
@@ -193,5 +203,20 @@ macro_rules! conformance_tests {
                 )*
             }
         )*
+    };
+    // Cases over two fresh stores: data moves from the first to the second.
+    (@pairs $factory:expr; $test_module:ident => $module:ident [$($case:ident),* $(,)?]) => {
+        mod $test_module {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[::tokio::test]
+                async fn $case() {
+                    let source = ($factory)().await;
+                    let target = ($factory)().await;
+                    $crate::conformance::$module::$case(&source, &target).await;
+                }
+            )*
+        }
     };
 }

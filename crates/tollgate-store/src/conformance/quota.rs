@@ -10,13 +10,13 @@ use crate::{
 };
 
 /// A holder registered at `at(seconds)`.
-async fn holder(store: &dyn Store, seconds: i64) -> HolderId {
+pub(crate) async fn holder(store: &dyn Store, seconds: i64) -> HolderId {
     let holder = HolderId::generate();
     store.register_holder(&holder, at(seconds)).await.expect("register a holder");
     holder
 }
 
-async fn lease(store: &dyn Store, holder: &HolderId, key: &CounterKey, want: u64, max: u64) -> LeaseGrant {
+pub(crate) async fn lease(store: &dyn Store, holder: &HolderId, key: &CounterKey, want: u64, max: u64) -> LeaseGrant {
     let request = LeaseRequest { key: key.clone(), want, max };
     store.lease(holder, &request, at(1)).await.expect("lease")
 }

@@ -100,6 +100,10 @@ pub(crate) struct ServeArgs {
     /// PostgreSQL: how long a request waits for a connection before it is answered 503 [default: 30s].
     #[arg(long, env = "TOLLGATE_DB_ACQUIRE_TIMEOUT")]
     pub(crate) db_acquire_timeout: Option<String>,
+    /// Apply pending schema migrations on start (a new database always gets its schema; an older
+    /// one is otherwise refused, so that upgrading is a step you take: this flag or `tollgate migrate`).
+    #[arg(long, env = "TOLLGATE_MIGRATE")]
+    pub(crate) migrate: bool,
     /// Redis for rate limits shared by every node (redis://[:PASSWORD@]HOST:PORT[/DB]); without it
     /// each node limits alone [default: none].
     #[arg(long, env = "TOLLGATE_REDIS_URL")]
@@ -143,6 +147,7 @@ pub(crate) struct FileConfig {
     trace_payload_bytes: Option<usize>,
     trace_retention: Option<String>,
     revocation_bound: Option<String>,
+    migrate: Option<bool>,
     redis_url: Option<String>,
     redis_key_prefix: Option<String>,
     db_max_connections: Option<u32>,
@@ -275,6 +280,9 @@ pub(crate) fn resolve(
         return Err(ValidationError::new("agent_credential_ttl", "must not be longer than agent_credential_max_ttl"));
     }
     let mut store = tollgate::StoreOptions::default();
+    if args.migrate || file.migrate.unwrap_or(false) {
+        store.migrate = tollgate::MigratePolicy::Always;
+    }
     store.max_connections = args.db_max_connections.or(file.db_max_connections);
     if store.max_connections.is_some_and(|max| !(1..=1_000).contains(&max)) {
         return Err(ValidationError::new("db_max_connections", "must be between 1 and 1000"));
