@@ -13,7 +13,7 @@ use tollgate_store::{
     LoginFailure, Page, PageRequest, PasswordChange, Result, StatusChange, StatusChanged, StoreError, UserCredentials,
     UserFilter, UserInsert, UserStore,
 };
-use tollgate_types::{AuditEvent, Email, Role, Timestamp, UserId, UserRecord, UserStatus, Username};
+use tollgate_types::{AuditEvent, Email, PasswordHash, Role, Timestamp, UserId, UserRecord, UserStatus, Username};
 
 use crate::PgStore;
 use crate::error::PgResultExt;
@@ -378,6 +378,38 @@ impl UserStore for PgStore {
 
     async fn unlock_user(&self, id: &UserId, at: Timestamp, audit: &AuditEvent) -> Result<UserRecord> {
         retrying(move || unlock(self, id, at, audit)).await
+    }
+
+    async fn rehash_password(
+        &self,
+        id: &UserId,
+        old: &PasswordHash,
+        new: &PasswordHash,
+        audit: &AuditEvent,
+    ) -> Result<bool> {
+        retrying(move || async move {
+            let mut tx = self.begin().await?;
+            let replaced = sqlx::query(
+                "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4",
+            )
+            .bind(new.as_str())
+            .bind(audit.at.unix_micros())
+            .bind(id.to_string())
+            .bind(old.as_str())
+            .execute(tx.conn())
+            .await
+            .store()?
+            .rows_affected()
+                == 1;
+            if !replaced {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            tx.audit(audit.clone());
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn record_login_failure(&self, failure: &LoginFailure, audit: &AuditEvent) -> Result<UserRecord> {

@@ -7,7 +7,9 @@ use tollgate_store::{
     LoginFailure, Page, PageRequest, PasswordChange, Result, StatusChange, StatusChanged, StoreError, UserCredentials,
     UserFilter, UserInsert, UserStore,
 };
-use tollgate_types::{AuditEvent, Email, Role, Timestamp, TokenId, UserId, UserRecord, UserStatus, Username};
+use tollgate_types::{
+    AuditEvent, Email, PasswordHash, Role, Timestamp, TokenId, UserId, UserRecord, UserStatus, Username,
+};
 
 use crate::SqliteStore;
 use crate::audit::append;
@@ -307,6 +309,28 @@ impl UserStore for SqliteStore {
             )?;
             revoke_user_sessions(tx.connection, &change.id, "password changed", change.at)?;
             finish_user_with_audit(tx, &change.id, &audit)
+        })
+        .await
+    }
+
+    async fn rehash_password(
+        &self,
+        id: &UserId,
+        old: &PasswordHash,
+        new: &PasswordHash,
+        audit: &AuditEvent,
+    ) -> Result<bool> {
+        let (id, old, new, audit) = (*id, old.clone(), new.clone(), audit.clone());
+        self.write(move |tx| {
+            let replaced = execute(
+                tx.connection,
+                "UPDATE users SET password_hash = ?1, updated_at = ?2 WHERE id = ?3 AND password_hash = ?4",
+                params![new.as_str(), audit.at.unix_micros(), id.to_string(), old.as_str()],
+            )? == 1;
+            if replaced {
+                append(tx, &audit)?;
+            }
+            Ok(replaced)
         })
         .await
     }

@@ -323,6 +323,13 @@ pass_through!(UserStore {
     fn set_password(&self, change: &PasswordChange, audit: &AuditEvent) -> Result<UserRecord>;
     fn unlock_user(&self, id: &UserId, at: Timestamp, audit: &AuditEvent) -> Result<UserRecord>;
     fn record_login_failure(&self, failure: &LoginFailure, audit: &AuditEvent) -> Result<UserRecord>;
+    fn rehash_password(
+        &self,
+        id: &UserId,
+        old: &tollgate_types::PasswordHash,
+        new: &tollgate_types::PasswordHash,
+        audit: &AuditEvent
+    ) -> Result<bool>;
 });
 
 pass_through!(AccountStore {

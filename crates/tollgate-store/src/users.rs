@@ -137,6 +137,17 @@ pub trait UserStore: Send + Sync {
     /// Replaces a user's password hash and revokes their live sessions. `Conflict` when the user is deleted.
     async fn set_password(&self, change: &PasswordChange, audit: &AuditEvent) -> Result<UserRecord>;
 
+    /// Stores the same password hashed anew (at another bcrypt cost) if the stored hash is still
+    /// `old` — a change made meanwhile wins — and appends `audit`; sessions, `password_changed_at` and
+    /// `must_change_password` stay. Returns whether it replaced the hash.
+    async fn rehash_password(
+        &self,
+        id: &UserId,
+        old: &PasswordHash,
+        new: &PasswordHash,
+        audit: &AuditEvent,
+    ) -> Result<bool>;
+
     /// Clears failed logins and any lock.
     async fn unlock_user(&self, id: &UserId, at: Timestamp, audit: &AuditEvent) -> Result<UserRecord>;
 

@@ -55,8 +55,9 @@ enum Effect {
 }
 
 /// Actions on owners, agents and projects that change nothing a cached token carries.
-const HARMLESS: [&str; 7] = [
+const HARMLESS: [&str; 8] = [
     "user.login_failed",
+    "user.password_rehashed",
     "user.create",
     "user.unlock",
     "user.reset_password",

@@ -150,9 +150,10 @@ async fn concurrent_failures_from_one_address_in_two_processes_pass_the_limit_on
 }
 
 /// A hash made at a cheaper cost (a database from a `--bcrypt-cost 10` deployment, say) does not make
-/// its user's refusals cheaper than an unknown user's: the check is padded to the configured cost.
+/// its user's refusals cheaper than an unknown user's: the check is padded to the configured cost,
+/// and the first successful login stores the password at the configured cost.
 #[tokio::test]
-async fn a_user_hashed_at_a_lower_cost_is_refused_at_the_configured_cost() {
+async fn a_user_hashed_at_a_lower_cost_is_refused_at_the_configured_cost_and_rehashed_on_success() {
     let fx = Fixture::new().await; // hashes at cost 4
     fx.user("old", Role::User).await;
     let dearer = common::owners::user_service_builder(&fx.tokens).insecure_bcrypt_cost_for_tests(6).build().unwrap();
@@ -163,6 +164,18 @@ async fn a_user_hashed_at_a_lower_cost_is_refused_at_the_configured_cost() {
     dearer.login("nobody", presented("guess guess guess"), None).await.unwrap_err();
     let unknown = dearer.password_work() - before - known;
     assert_eq!((known, unknown), (1 << 6, 1 << 6), "the same bcrypt work for a known and an unknown user");
+
+    // A successful login stores the password at the configured cost (once, audited).
+    let hashes = dearer.password_hashes();
+    dearer.login("old", presented(PASSWORD), None).await.unwrap();
+    let username = tollgate::Username::parse("old").unwrap();
+    let stored = fx.store.user_credentials(&username).await.unwrap().unwrap();
+    assert_eq!(stored.password_hash.cost(), 6);
+    assert_eq!(dearer.password_hashes(), hashes + 1);
+    dearer.login("old", presented(PASSWORD), None).await.unwrap();
+    assert_eq!(dearer.password_hashes(), hashes + 1, "nothing to re-hash the second time");
+    let rehashed = fx.audit_actions().await.iter().filter(|action| *action == "user.password_rehashed").count();
+    assert_eq!(rehashed, 1);
 }
 
 #[tokio::test]

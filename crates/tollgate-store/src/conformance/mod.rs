@@ -68,6 +68,7 @@ macro_rules! conformance_tests {
                 deleted_users_stay_deleted,
                 login_failures_lock_and_unlock,
                 password_change_revokes_sessions,
+                rehash_keeps_sessions_and_loses_to_a_change,
                 tokens_need_an_active_user,
                 user_by_email_finds_the_user_with_credentials,
                 email_change_is_audited_and_stays_unique,

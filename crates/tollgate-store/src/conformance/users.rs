@@ -250,6 +250,26 @@ pub async fn password_change_revokes_sessions(store: &dyn Store) {
     assert!(store.session(&session.id).await.unwrap().revoked_at.is_some());
 }
 
+/// A rehash replaces the hash only while it is still the one read (a change meanwhile wins), keeps
+/// sessions and `password_changed_at`, and is audited.
+pub async fn rehash_keeps_sessions_and_loses_to_a_change(store: &dyn Store) {
+    let alice = create_user(store, "alice", Role::User).await;
+    let session = start_session(store, &alice, 1).await;
+    let before = store.user_credentials(&alice.username).await.unwrap().unwrap();
+    let event = audit("user.password_rehashed", alice.id, at(5));
+    assert!(store.rehash_password(&alice.id, &before.password_hash, &fake_password_hash(8), &event).await.unwrap());
+    let after = store.user_credentials(&alice.username).await.unwrap().unwrap();
+    assert_eq!(after.password_hash, fake_password_hash(8));
+    assert_eq!(after.record.password_changed_at, before.record.password_changed_at);
+    assert!(store.session(&session.id).await.unwrap().revoked_at.is_none(), "sessions stay");
+    let stale = audit("user.password_rehashed", alice.id, at(6));
+    assert!(!store.rehash_password(&alice.id, &before.password_hash, &fake_password_hash(9), &stale).await.unwrap());
+    let kept = store.user_credentials(&alice.username).await.unwrap().unwrap();
+    assert_eq!(kept.password_hash, fake_password_hash(8), "a stale rehash changes nothing");
+    let chain = store.audit_chain(0, 1_000).await.unwrap();
+    assert_eq!(actions(&chain).iter().filter(|action| **action == "user.password_rehashed").count(), 1);
+}
+
 /// A token can only be issued to an existing, active user; a refused token leaves nothing behind.
 pub async fn tokens_need_an_active_user(store: &dyn Store) {
     let ghost = create_user(store, "ghost", Role::User).await;

@@ -114,12 +114,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_the_operator_imports_and_never_twice() {
+    async fn only_admins_import_and_never_twice() {
         let manager = manager(Timestamp::from_unix_micros(1_000_000)).await;
         let id = TokenId::parse("tok_00000000000070008000000000000002").unwrap();
-        let admin =
-            Principal::User { id: UserId::generate(), username: Username::parse("admin").unwrap(), role: Role::Admin };
-        let refused = manager.import(&admin, id, new_token(), &secret()).await.unwrap_err();
+        let user =
+            Principal::User { id: UserId::generate(), username: Username::parse("someone").unwrap(), role: Role::User };
+        let refused = manager.import(&user, id, new_token(), &secret()).await.unwrap_err();
         assert!(matches!(refused, Error::Forbidden(_)), "{refused:?}");
         manager.import(&Principal::Operator, id, new_token(), &secret()).await.unwrap();
         let again = manager.import(&Principal::Operator, id, new_token(), &secret()).await.unwrap_err();

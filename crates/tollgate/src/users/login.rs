@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use serde_json::json;
 use tollgate_store::{LoginFailure, PasswordChange, RefreshTokenInsert, SessionStart, UserCredentials};
 use tollgate_types::{
-    Actor, AuditEvent, Email, Password, Refusal, RefusalCode, SessionId, Timestamp, TokenSecret, UserStatus, Username,
-    ValidationError,
+    Actor, AuditEvent, Email, Password, PasswordHash, Refusal, RefusalCode, SessionId, Timestamp, TokenSecret,
+    UserStatus, Username, ValidationError,
 };
 
 use super::service::{UserService, conflict_is_refusal};
@@ -59,7 +59,7 @@ impl UserService {
                 Err(_) => None,
             },
         };
-        let matched = inner.passwords.verify(password, credentials.as_ref().map(|found| &found.password_hash)).await?;
+        let matched = inner.passwords.verify(&password, credentials.as_ref().map(|found| &found.password_hash)).await?;
 
         let anonymous = Actor::id("anonymous");
         let failed = |target: String, reason: &str| {
@@ -98,15 +98,60 @@ impl UserService {
                 }
                 reason
             }
-            Some(_) => {
+            Some(found) => {
                 if let Some(slot) = slot {
                     inner.throttle.give_back(slot).await;
                 }
-                return credentials.ok_or_else(invalid_credentials);
+                let rehashed = match inner.passwords.needs_rehash(&found.password_hash) {
+                    true => self.rehash(found, &password, ip, now).await,
+                    false => None,
+                };
+                let mut credentials = credentials.ok_or_else(invalid_credentials)?;
+                // The session is started against the hash now stored.
+                if let Some(rehashed) = rehashed {
+                    credentials.password_hash = rehashed;
+                }
+                return Ok(credentials);
             }
         };
         tracing::info!(reason = refusal, "login refused");
         Err(invalid_credentials())
+    }
+
+    /// Stores the password just verified hashed at the configured cost (the stored hash was made at
+    /// another): later logins cost what the configured cost says. Returns the hash stored now, if it
+    /// was replaced; a failure only leaves the old hash.
+    async fn rehash(
+        &self,
+        found: &UserCredentials,
+        password: &Password,
+        ip: Option<IpAddr>,
+        now: Timestamp,
+    ) -> Option<PasswordHash> {
+        let inner = &self.inner;
+        let rehashed = match inner.passwords.hash(password).await {
+            Ok(rehashed) => rehashed,
+            Err(error) => {
+                tracing::warn!(error = %error, "re-hashing a password failed");
+                return None;
+            }
+        };
+        let mut event =
+            AuditEvent::new(Actor::id(found.record.id.to_string()), "user.password_rehashed", found.record.id, now);
+        event.ip = ip;
+        event.before = Some(json!({ "cost": found.password_hash.cost() }));
+        event.after = Some(json!({ "cost": rehashed.cost() }));
+        match inner.store.rehash_password(&found.record.id, &found.password_hash, &rehashed, &event).await {
+            Ok(true) => {
+                tracing::info!(user_id = %found.record.id, cost = rehashed.cost(), "password re-hashed at the configured cost");
+                Some(rehashed)
+            }
+            Ok(false) => None,
+            Err(error) => {
+                tracing::warn!(error = %error, "storing a re-hashed password failed");
+                None
+            }
+        }
     }
 
     /// Logs in with a username and password and starts a session: a short-lived access JWT and a
@@ -180,7 +225,7 @@ impl UserService {
         let now = self.inner.clock.now();
         let credentials = self.authenticate_password(Account::Username(username), current, ip, now).await?;
         let user = credentials.record;
-        let password_hash = self.inner.passwords.hash(new).await?;
+        let password_hash = self.inner.passwords.hash(&new).await?;
         let mut event = AuditEvent::new(Actor::id(user.id), "user.change_password", user.id, now);
         event.ip = ip;
         let change = PasswordChange { id: user.id, password_hash, must_change_password: false, at: now };

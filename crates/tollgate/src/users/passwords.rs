@@ -51,12 +51,13 @@ impl Passwords {
     }
 
     /// Hashes a new password at the configured cost.
-    pub(crate) async fn hash(&self, password: Password) -> Result<PasswordHash> {
+    pub(crate) async fn hash(&self, password: &Password) -> Result<PasswordHash> {
         let cost = self.cost;
         self.hashes.fetch_add(1, Ordering::Relaxed);
         // `Password` guarantees at most 72 bytes, so bcrypt never drops a byte of it. (The crate's
         // `non_truncating_hash` would refuse exactly 72 bytes: it counts its own NUL terminator.)
-        let text = tokio::task::spawn_blocking(move || bcrypt::hash(password.expose(), cost))
+        let bytes = Zeroizing::new(password.expose().as_bytes().to_vec());
+        let text = tokio::task::spawn_blocking(move || bcrypt::hash(bytes.as_slice(), cost))
             .await
             .map_err(|_| hashing_failed())?
             .map_err(|_| hashing_failed())?;
@@ -76,7 +77,7 @@ impl Passwords {
     /// Checks `password` against `hash`, or against the dummy hash when there is no user; `false`
     /// for the dummy. The bcrypt work is the configured cost's either way: a hash made at a lower cost
     /// `s` is followed by dummy runs at costs `s, s+1, …, cost-1` (2^s + … + 2^(cost-1) = 2^cost − 2^s).
-    pub(crate) async fn verify(&self, password: Password, hash: Option<&PasswordHash>) -> Result<bool> {
+    pub(crate) async fn verify(&self, password: &Password, hash: Option<&PasswordHash>) -> Result<bool> {
         let (hash, real) = match hash {
             Some(hash) => (hash.clone(), true),
             None => (self.dummy().await?.clone(), false),
@@ -110,6 +111,11 @@ impl Passwords {
         let hash = random_hash(cost).await?;
         padding.insert(cost, hash.clone());
         Ok(hash)
+    }
+
+    /// Whether a hash should be made again at the configured cost (after a successful login).
+    pub(crate) fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        hash.cost() != self.cost
     }
 
     /// bcrypt work done by verifications so far, in rounds (`2^cost` per run): lets tests prove that
@@ -160,29 +166,30 @@ mod tests {
     #[tokio::test]
     async fn hash_verify_and_dummy_each_run_bcrypt_once() {
         let passwords = Passwords::new(4);
-        let hash = passwords.hash(Password::new("correct horse battery".into()).unwrap()).await.unwrap();
+        let hash = passwords.hash(&Password::new("correct horse battery".into()).unwrap()).await.unwrap();
         assert_eq!(hash.cost(), 4);
         let right = Password::presented("correct horse battery".into()).unwrap();
-        assert!(passwords.verify(right, Some(&hash)).await.unwrap());
+        assert!(passwords.verify(&right, Some(&hash)).await.unwrap());
         let wrong = Password::presented("wrong horse battery".into()).unwrap();
-        assert!(!passwords.verify(wrong, Some(&hash)).await.unwrap());
+        assert!(!passwords.verify(&wrong, Some(&hash)).await.unwrap());
         let anything = Password::presented("correct horse battery".into()).unwrap();
-        assert!(!passwords.verify(anything, None).await.unwrap());
+        assert!(!passwords.verify(&anything, None).await.unwrap());
         assert_eq!((passwords.verifications(), passwords.hashes()), (3, 1));
         assert_eq!(passwords.dummy_cost(), Some(4));
     }
 
     #[tokio::test]
     async fn a_cheaper_stored_hash_is_padded_to_the_configured_cost() {
-        let old = Passwords::new(4).hash(Password::new("correct horse battery".into()).unwrap()).await.unwrap();
+        let old = Passwords::new(4).hash(&Password::new("correct horse battery".into()).unwrap()).await.unwrap();
         let passwords = Passwords::new(6);
         let wrong = Password::presented("wrong horse battery".into()).unwrap();
-        assert!(!passwords.verify(wrong, Some(&old)).await.unwrap());
+        assert!(!passwords.verify(&wrong, Some(&old)).await.unwrap());
         assert_eq!(passwords.work(), 1 << 6, "2^4 + 2^4 + 2^5");
         let unknown = Password::presented("wrong horse battery".into()).unwrap();
-        assert!(!passwords.verify(unknown, None).await.unwrap());
+        assert!(!passwords.verify(&unknown, None).await.unwrap());
         assert_eq!(passwords.work(), 2 << 6, "the dummy at the configured cost");
         let right = Password::presented("correct horse battery".into()).unwrap();
-        assert!(passwords.verify(right, Some(&old)).await.unwrap(), "padding does not change the answer");
+        assert!(passwords.verify(&right, Some(&old)).await.unwrap(), "padding does not change the answer");
+        assert!(passwords.needs_rehash(&old));
     }
 }

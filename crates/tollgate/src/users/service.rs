@@ -246,7 +246,7 @@ impl UserService {
     #[tracing::instrument(skip_all, fields(username = %user.username, role = %user.role))]
     pub async fn create(&self, caller: &Caller, user: NewUser, password: Password) -> Result<UserRecord> {
         authorize(&caller.principal, Operation::CreateUser { role: user.role })?;
-        let password_hash = self.inner.passwords.hash(password).await?;
+        let password_hash = self.inner.passwords.hash(&password).await?;
         let id = UserId::generate();
         let mut event = self.event(caller, "user.create", id);
         event.after = Some(json!({
@@ -376,7 +376,7 @@ impl UserService {
     ) -> Result<UserRecord> {
         authorize(&caller.principal, Operation::ResetPassword { user: *id })?;
         self.inner.store.user(id).await?;
-        let password_hash = self.inner.passwords.hash(password).await?;
+        let password_hash = self.inner.passwords.hash(&password).await?;
         let mut event = self.event(caller, "user.reset_password", *id);
         event.after = Some(json!({ "must_change_password": must_change_password }));
         let change = PasswordChange { id: *id, password_hash, must_change_password, at: event.at };
