@@ -168,4 +168,8 @@ impl StoreAdmin for PgStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.store().map(drop)
     }
+
+    async fn close(&self) {
+        PgStore::close(self).await;
+    }
 }

@@ -274,4 +274,8 @@ impl StoreAdmin for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.point(|connection| crate::columns::scalar::<i64>(connection, "SELECT 1", [])).await.map(drop)
     }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await;
+    }
 }

@@ -16,4 +16,8 @@ pub trait StoreAdmin: Send + Sync {
 
     /// Checks that the backend answers a trivial query (health checks).
     async fn ping(&self) -> Result<()>;
+
+    /// Finishes what is queued and closes the backend's connections; later calls fail as
+    /// unavailable. For a store held as `Arc<dyn Store>` (from `tollgate::open`).
+    async fn close(&self);
 }

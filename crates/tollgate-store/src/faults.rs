@@ -285,6 +285,7 @@ pass_through!(StoreAdmin {
     fn migrate(&self) -> Result<usize>;
     fn schema_version(&self) -> Result<i64>;
     fn ping(&self) -> Result<()>;
+    fn close(&self) -> ();
 });
 
 pass_through!(TokenStore {

@@ -42,6 +42,8 @@ impl fmt::Debug for TokenHash {
 pub struct KeyId(pub u32);
 
 /// HMAC-SHA256 keys: one current key that hashes new tokens, and older keys still accepted on verify.
+/// Cloning copies the keys (one hasher per manager, say); `Debug` shows only the key ids.
+#[derive(Clone)]
 pub struct TokenHasher {
     current: (KeyId, hmac::Key),
     previous: Vec<(KeyId, hmac::Key)>,
@@ -106,6 +108,15 @@ impl fmt::Debug for TokenHasher {
 mod tests {
     use super::*;
     use crate::TokenPrefix;
+
+    #[test]
+    fn a_clone_hashes_alike() {
+        let secret = TokenSecret::generate(&TokenPrefix::default()).unwrap();
+        let hasher = TokenHasher::new(KeyId(3), &[5u8; 32]).unwrap();
+        let copy = hasher.clone();
+        assert_eq!(copy.hash(&secret), hasher.hash(&secret));
+        assert_eq!(copy.current_key_id(), KeyId(3));
+    }
 
     #[test]
     fn hashes_depend_on_the_key() {

@@ -156,6 +156,17 @@ pub fn redact_database_url(url: &str) -> String {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn a_store_from_open_can_be_closed() {
+        let directory = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", directory.path().join("t.db").display());
+        let store = open(&url).await.unwrap();
+        store.ping().await.unwrap();
+        store.close().await;
+        assert!(store.ping().await.is_err(), "a closed store answers nothing");
+    }
+
     #[test]
     fn credentials_never_survive_redaction() {
         let cases = [
