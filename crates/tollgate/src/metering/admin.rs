@@ -85,7 +85,7 @@ impl Metering {
         event.before = before.as_ref().map(|record| json(&record.spec));
         event.after = Some(json(&spec));
         let record = self.inner.store.put_limit(&spec, now, &event).await?;
-        self.inner.quotas.reload().await?;
+        self.inner.quotas.apply_limit(spec.key(), Some(spec.clone()));
         tracing::info!(limit = %spec.key(), max = spec.max(), shadow = spec.shadow(), "limit set");
         Ok(record)
     }
@@ -101,7 +101,7 @@ impl Metering {
         let mut event = AuditEvent::new(principal.actor(), "limit.remove", key, now);
         event.before = Some(json(&before.spec));
         let record = self.inner.store.delete_limit(key, &event).await?;
-        self.inner.quotas.reload().await?;
+        self.inner.quotas.apply_limit(key, None);
         Ok(record)
     }
 
@@ -146,7 +146,7 @@ impl Metering {
         event.after = Some(json(&spec));
         super::rates::quota_of(&spec)?;
         let record = self.inner.store.put_rate_limit(token_id, &spec, now, &event).await?;
-        self.inner.rates.reload(self.inner.store.as_ref()).await?;
+        self.inner.rates.apply_one(*token_id, Some(&spec))?;
         Ok(record)
     }
 
@@ -155,7 +155,7 @@ impl Metering {
         authorize(principal, Operation::ManageMetering)?;
         let event = AuditEvent::new(principal.actor(), "rate_limit.remove", token_id, self.inner.clock.now());
         let record = self.inner.store.delete_rate_limit(token_id, &event).await?;
-        self.inner.rates.reload(self.inner.store.as_ref()).await?;
+        self.inner.rates.apply_one(*token_id, None)?;
         Ok(record)
     }
 

@@ -29,7 +29,7 @@ impl Subjects {
 }
 
 /// Every limit, by subject.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct LimitIndex {
     by_token: HashMap<TokenId, Vec<LimitSpec>>,
     by_owner: HashMap<OwnerId, Vec<LimitSpec>>,
@@ -54,6 +54,26 @@ impl LimitIndex {
             }
         }
         index
+    }
+
+    /// This index with the limit of `key` replaced by `spec` (removed when `None`): one change in
+    /// memory, instead of reading every stored limit again.
+    pub(crate) fn replaced(&self, key: &LimitKey, spec: Option<LimitSpec>) -> Self {
+        let mut next = self.clone();
+        let specs = match &key.subject {
+            LimitSubject::Token(id) => next.by_token.entry(*id).or_default(),
+            LimitSubject::Owner(id) => next.by_owner.entry(*id).or_default(),
+            LimitSubject::Project(id) => next.by_project.entry(*id).or_default(),
+        };
+        specs.retain(|existing| existing.key() != key);
+        specs.extend(spec);
+        next.by_token.retain(|_, specs| !specs.is_empty());
+        next.by_owner.retain(|_, specs| !specs.is_empty());
+        next.by_project.retain(|_, specs| !specs.is_empty());
+        let all = || next.by_token.values().chain(next.by_owner.values()).chain(next.by_project.values()).flatten();
+        next.has_usage_limits = all().any(|spec| spec.key().metric != Metric::Requests);
+        next.has_cost_limits = all().any(|spec| spec.key().metric == Metric::Cost && !spec.shadow());
+        next
     }
 
     /// Whether there are no limits at all (the common fast path).
@@ -123,6 +143,26 @@ mod tests {
             shadow_hits: 0,
             last_shadow_hit_at: None,
         }
+    }
+
+    #[test]
+    fn one_limit_replaced_in_memory_matches_a_rebuild() {
+        let token_id = TokenId::generate();
+        let requests = record(LimitSubject::Token(token_id), Metric::Requests, false);
+        let cost = record(LimitSubject::Token(token_id), Metric::Cost, false);
+        let index = LimitIndex::build(std::slice::from_ref(&requests));
+        assert!(!index.has_cost_limits);
+        let added = index.replaced(cost.spec.key(), Some(cost.spec.clone()));
+        assert!(added.has_cost_limits && added.has_usage_limits);
+        assert!(added.spec(cost.spec.key()).is_some() && added.spec(requests.spec.key()).is_some());
+        let tighter = LimitSpec::new(cost.spec.key().clone(), 3, false).unwrap();
+        let changed = added.replaced(cost.spec.key(), Some(tighter));
+        assert_eq!(changed.spec(cost.spec.key()).map(LimitSpec::max), Some(3), "replaced, not added twice");
+        let removed = changed.replaced(cost.spec.key(), None);
+        assert!(!removed.has_cost_limits, "the flags follow a removal");
+        assert!(removed.spec(cost.spec.key()).is_none());
+        let empty = removed.replaced(requests.spec.key(), None);
+        assert!(empty.is_empty());
     }
 
     #[test]

@@ -211,6 +211,12 @@ impl QuotaEngine {
         self.unpriced
     }
 
+    /// Applies one limit just stored (or removed, `None`) to the index in memory.
+    pub(crate) fn apply_limit(&self, key: &LimitKey, spec: Option<LimitSpec>) {
+        let mut index = self.index.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *index = Arc::new(index.replaced(key, spec));
+    }
+
     /// Reads every limit from the store, and refreshes the known totals of tokens and cost counters.
     pub(crate) async fn reload(&self) -> Result<()> {
         let records = self.store.limits(None).await?;

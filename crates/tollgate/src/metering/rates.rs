@@ -56,6 +56,19 @@ impl RateLimits {
         *self.rates.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(rates);
     }
 
+    /// Applies one token's rate just stored (or removed, `None`) in memory.
+    pub(crate) fn apply_one(&self, token_id: TokenId, spec: Option<&RateLimitSpec>) -> Result<()> {
+        let quota = spec.map(quota_of).transpose()?;
+        let mut rates = self.rates.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut next = HashMap::clone(&rates);
+        match quota {
+            Some(quota) => next.insert(token_id, quota),
+            None => next.remove(&token_id),
+        };
+        *rates = Arc::new(next);
+        Ok(())
+    }
+
     /// Reads every rate from the store.
     pub(crate) async fn reload(&self, store: &dyn Store) -> Result<()> {
         self.apply(&store.rate_limits().await?);
