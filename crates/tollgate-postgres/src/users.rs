@@ -278,7 +278,9 @@ async fn login_failure(store: &PgStore, failure: &LoginFailure, audit: &AuditEve
     let mut tx = store.begin().await?;
     let current = fetch_user(tx.conn(), &failure.id, true).await?;
     if current.is_locked(failure.at) {
-        tx.audit(audit.clone());
+        if !failure.suppressed {
+            tx.audit(audit.clone());
+        }
         tx.commit().await?;
         return Ok(current);
     }
@@ -293,7 +295,9 @@ async fn login_failure(store: &PgStore, failure: &LoginFailure, audit: &AuditEve
         .await
         .store()?;
     let record = fetch_user(tx.conn(), &failure.id, false).await?;
-    tx.audit(audit.clone());
+    if !failure.suppressed {
+        tx.audit(audit.clone());
+    }
     if let Some(until) = locked_until {
         let mut lock = AuditEvent::new(audit.actor.clone(), "user.lock", failure.id, failure.at);
         lock.after = Some(serde_json::json!({ "locked_until": until, "failed_logins": failures }));

@@ -140,6 +140,9 @@ async fn final_writes(state: &AppState) -> Vec<String> {
     if let Err(error) = state.tokens().flush().await {
         failures.push(format!("tokens' last-used times: {error}"));
     }
+    if let Err(error) = state.users().flush_login_failures(true).await {
+        failures.push(format!("summaries of repeated failed logins: {error}"));
+    }
     // Requests have drained: every usage event accepted is in the queue by now.
     if let Err(error) = state.metering().shutdown().await {
         failures.push(format!("usage: {error}"));
@@ -172,6 +175,9 @@ async fn flush_periodically(state: AppState, interval: Duration, mut stop: watch
             _ = ticker.tick() => {
                 if let Err(error) = state.tokens().flush().await {
                     tracing::warn!(%error, "flush failed; will retry");
+                }
+                if let Err(error) = state.users().flush_login_failures(false).await {
+                    tracing::warn!(%error, "writing summaries of repeated failed logins failed; will retry");
                 }
             }
             // The only change is to `Some` (or the sender is gone): either way, stop.

@@ -357,7 +357,9 @@ impl UserStore for SqliteStore {
         self.write(move |tx| {
             let current = fetch_user(tx.connection, &failure.id)?;
             if current.is_locked(failure.at) {
-                append(tx, &audit)?;
+                if !failure.suppressed {
+                    append(tx, &audit)?;
+                }
                 return Ok(current);
             }
             let failures = current.failed_logins.saturating_add(1);
@@ -373,7 +375,9 @@ impl UserStore for SqliteStore {
                 ],
             )?;
             let record = fetch_user(tx.connection, &failure.id)?;
-            append(tx, &audit)?;
+            if !failure.suppressed {
+                append(tx, &audit)?;
+            }
             if let Some(until) = locked_until {
                 let mut lock = AuditEvent::new(audit.actor.clone(), "user.lock", failure.id, failure.at);
                 lock.after = Some(serde_json::json!({ "locked_until": until, "failed_logins": failures }));

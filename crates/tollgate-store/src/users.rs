@@ -95,6 +95,9 @@ pub struct LoginFailure {
     pub max_failures: u32,
     /// For how long.
     pub lock_for: Duration,
+    /// Count the failure but leave its event out (repeats within a minute are summarized instead,
+    /// so failed logins cannot fill the disk); a lock is written all the same.
+    pub suppressed: bool,
 }
 
 /// User storage. Every mutation writes its audit event in the same transaction.
@@ -153,6 +156,7 @@ pub trait UserStore: Send + Sync {
 
     /// Counts a failed login atomically. The failure that reaches `max_failures` locks the account
     /// until `at + lock_for`, resets the count and writes a `user.lock` event after `audit`.
-    /// Failures while the account is locked are recorded (the audit event) but not counted.
+    /// Failures while the account is locked are recorded (the audit event) but not counted. With
+    /// `failure.suppressed` the failure's own event is not written.
     async fn record_login_failure(&self, failure: &LoginFailure, audit: &AuditEvent) -> Result<UserRecord>;
 }

@@ -55,8 +55,9 @@ enum Effect {
 }
 
 /// Actions on owners, agents and projects that change nothing a cached token carries.
-const HARMLESS: [&str; 8] = [
+const HARMLESS: [&str; 9] = [
     "user.login_failed",
+    "user.login_failed_repeated",
     "user.password_rehashed",
     "user.create",
     "user.unlock",
@@ -239,7 +240,7 @@ mod tests {
         for action in ["limit.set", "rate_limit.remove", "price.set"] {
             assert_eq!(effect(&entry(action, "x")), Effect::ReloadMetering, "{action}");
         }
-        for action in ["user.login_failed", "session.refresh", "budget.lease.report", "vault.rewrap"] {
+        for action in ["user.login_failed", "user.login_failed_repeated", "user.password_rehashed", "session.refresh"] {
             assert_eq!(effect(&entry(action, "x")), Effect::None, "{action}");
         }
     }

@@ -178,6 +178,37 @@ async fn a_user_hashed_at_a_lower_cost_is_refused_at_the_configured_cost_and_reh
     assert_eq!(rehashed, 1);
 }
 
+/// A flood of failed logins does not grow the audit log one entry per attempt: per account and
+/// address, the first ten of a minute are written in full and the rest become one summary with the
+/// count; lockout still counts every attempt.
+#[tokio::test]
+async fn repeated_failures_within_a_minute_are_summarized_not_written_one_by_one() {
+    let throttle = IpThrottlePolicy { max_failures: 1_000, window: Duration::from_secs(600) };
+    let fx = Fixture::with(|builder| builder.ip_throttle(throttle)).await;
+    fx.user("alice", Role::User).await;
+    let attacker = ip("203.0.113.99");
+    for _ in 0..50 {
+        fx.users.login("alice", presented("guess guess guess"), attacker).await.unwrap_err();
+        fx.users.login("nobody", presented("guess guess guess"), attacker).await.unwrap_err();
+    }
+    let count = |actions: &[String], action: &str| actions.iter().filter(|each| *each == action).count();
+    let actions = fx.audit_actions().await;
+    assert_eq!(count(&actions, "user.login_failed"), 20, "ten per account and address in the minute");
+    assert_eq!(count(&actions, "user.lock"), 1, "lockout counted every attempt");
+    fx.users.flush_login_failures(true).await.unwrap();
+    let chain = fx.store.audit_chain(0, 1_000).await.unwrap();
+    let summaries: Vec<_> = chain.iter().filter(|entry| entry.event.action == "user.login_failed_repeated").collect();
+    assert_eq!(summaries.len(), 2);
+    for summary in summaries {
+        assert_eq!(summary.event.after.as_ref().unwrap()["count"], 40, "{summary:?}");
+        assert_eq!(summary.event.ip, attacker);
+    }
+    // The next minute starts detailed again.
+    fx.advance(60);
+    fx.users.login("nobody", presented("guess guess guess"), attacker).await.unwrap_err();
+    assert_eq!(count(&fx.audit_actions().await, "user.login_failed"), 21);
+}
+
 #[tokio::test]
 async fn unknown_users_and_wrong_passwords_get_the_same_answer_at_the_same_cost() {
     let fx = Fixture::new().await;

@@ -67,6 +67,7 @@ macro_rules! conformance_tests {
                 last_active_admin_cannot_be_removed,
                 deleted_users_stay_deleted,
                 login_failures_lock_and_unlock,
+                suppressed_failures_count_without_an_event,
                 password_change_revokes_sessions,
                 rehash_keeps_sessions_and_loses_to_a_change,
                 tokens_need_an_active_user,

@@ -43,7 +43,8 @@ async fn rotate(
 /// the user's failed attempts and records the time.
 pub async fn start_session_round_trip(store: &dyn Store) {
     let alice = create_user(store, "alice", Role::User).await;
-    let failure = LoginFailure { id: alice.id, at: at(1), max_failures: 5, lock_for: Duration::from_secs(60) };
+    let failure =
+        LoginFailure { id: alice.id, at: at(1), max_failures: 5, lock_for: Duration::from_secs(60), suppressed: false };
     store.record_login_failure(&failure, &audit("user.login_failed", alice.id, at(1))).await.unwrap();
     let start = session_start(&alice, 2);
     let session = store.start_session(&start, &audit("session.create", alice.id, at(2))).await.unwrap();
@@ -73,7 +74,8 @@ pub async fn start_session_refuses_users_who_cannot_log_in(store: &dyn Store) {
     let error = store.start_session(&changed_password, &audit("session.create", alice.id, at(1))).await.unwrap_err();
     assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
 
-    let failure = LoginFailure { id: alice.id, at: at(2), max_failures: 1, lock_for: Duration::from_secs(60) };
+    let failure =
+        LoginFailure { id: alice.id, at: at(2), max_failures: 1, lock_for: Duration::from_secs(60), suppressed: false };
     store.record_login_failure(&failure, &audit("user.login_failed", alice.id, at(2))).await.unwrap();
     let locked = session_start(&alice, 3);
     let error = store.start_session(&locked, &audit("session.create", alice.id, at(3))).await.unwrap_err();

@@ -83,7 +83,7 @@ pub async fn missing_user_is_not_found(store: &dyn Store) {
     assert!(not_found(store.set_password(&password, &event).await));
     assert!(not_found(store.unlock_user(&id, T0, &event).await));
     assert!(not_found(store.set_user_email(&id, &Email::parse("ghost@example.com").unwrap(), T0, &event).await));
-    let failure = LoginFailure { id, at: T0, max_failures: 5, lock_for: Duration::from_secs(60) };
+    let failure = LoginFailure { id, at: T0, max_failures: 5, lock_for: Duration::from_secs(60), suppressed: false };
     assert!(not_found(store.record_login_failure(&failure, &event).await));
 }
 
@@ -205,8 +205,13 @@ pub async fn deleted_users_stay_deleted(store: &dyn Store) {
 /// are audited but not counted; unlock clears everything and a second unlock writes nothing.
 pub async fn login_failures_lock_and_unlock(store: &dyn Store) {
     let alice = create_user(store, "alice", Role::User).await;
-    let failure =
-        |seconds| LoginFailure { id: alice.id, at: at(seconds), max_failures: 3, lock_for: Duration::from_secs(900) };
+    let failure = |seconds| LoginFailure {
+        id: alice.id,
+        at: at(seconds),
+        max_failures: 3,
+        lock_for: Duration::from_secs(900),
+        suppressed: false,
+    };
     let failed = |seconds| {
         let mut event = AuditEvent::new(Actor::id("anonymous"), "user.login_failed", alice.id, at(seconds));
         event.ip = Some("192.0.2.9".parse().unwrap());
@@ -234,6 +239,30 @@ pub async fn login_failures_lock_and_unlock(store: &dyn Store) {
     let count = store.audit_chain(0, 100).await.unwrap().len();
     store.unlock_user(&alice.id, at(6), &audit("user.unlock", alice.id, at(6))).await.unwrap();
     assert_eq!(store.audit_chain(0, 100).await.unwrap().len(), count);
+}
+
+/// A suppressed failure is counted (and locks when it reaches the limit) without its own event;
+/// the lock is written all the same.
+pub async fn suppressed_failures_count_without_an_event(store: &dyn Store) {
+    let alice = create_user(store, "alice", Role::User).await;
+    let failure = |seconds, suppressed| LoginFailure {
+        id: alice.id,
+        at: at(seconds),
+        max_failures: 2,
+        lock_for: Duration::from_secs(60),
+        suppressed,
+    };
+    let event = |seconds| AuditEvent::new(Actor::id("anonymous"), "user.login_failed", alice.id, at(seconds));
+    let before = store.audit_chain(0, 100).await.unwrap().len();
+    let counted = store.record_login_failure(&failure(1, true), &event(1)).await.unwrap();
+    assert_eq!(counted.failed_logins, 1);
+    assert_eq!(store.audit_chain(0, 100).await.unwrap().len(), before, "no event for a suppressed failure");
+    let locked = store.record_login_failure(&failure(2, true), &event(2)).await.unwrap();
+    assert_eq!(locked.locked_until, Some(at(62)));
+    let chain = store.audit_chain(0, 100).await.unwrap();
+    assert_eq!(actions(&chain[before..]), ["user.lock"]);
+    store.record_login_failure(&failure(3, true), &event(3)).await.unwrap();
+    assert_eq!(store.audit_chain(0, 100).await.unwrap().len(), before + 1, "nor while locked");
 }
 
 /// A password change stores the new hash and ends the user's sessions.

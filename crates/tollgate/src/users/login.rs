@@ -11,6 +11,7 @@ use tollgate_types::{
     UserStatus, Username, ValidationError,
 };
 
+use super::failures::Detail;
 use super::service::{UserService, conflict_is_refusal};
 use crate::sessions::SessionTokens;
 use crate::{Error, Result};
@@ -68,35 +69,49 @@ impl UserService {
             event.ip = ip;
             event
         };
-        let refusal = match &credentials {
+        // Repeats within a minute per account and address are summarized, not written one by one.
+        let note = |target: &str, reason: &str| {
+            let (detail, due) = inner.failures.note(target, ip, reason, now);
+            (detail == Detail::Suppress, due)
+        };
+        let (refusal, due) = match &credentials {
             // The attempted name is not recorded: people type passwords into username fields.
             None => {
                 let reason = match account {
                     Account::Username(_) => "unknown username",
                     Account::Email(_) => "unknown email",
                 };
-                inner.store.append_audit(&failed("unknown".to_owned(), reason)).await?;
-                reason
+                let (suppressed, due) = note("unknown", reason);
+                if !suppressed {
+                    inner.store.append_audit(&failed("unknown".to_owned(), reason)).await?;
+                }
+                (reason, due)
             }
             Some(found) if found.record.status != UserStatus::Active => {
                 let reason = format!("user {}", found.record.status);
-                inner.store.append_audit(&failed(found.record.id.to_string(), &reason)).await?;
-                "inactive user"
+                let target = found.record.id.to_string();
+                let (suppressed, due) = note(&target, &reason);
+                if !suppressed {
+                    inner.store.append_audit(&failed(target, &reason)).await?;
+                }
+                ("inactive user", due)
             }
             Some(found) if !matched || found.record.is_locked(now) => {
                 let reason = if found.record.is_locked(now) { "account locked" } else { "wrong password" };
+                let (suppressed, due) = note(&found.record.id.to_string(), reason);
                 let failure = LoginFailure {
                     id: found.record.id,
                     at: now,
                     max_failures: inner.lockout.max_failures,
                     lock_for: inner.lockout.lock_for,
+                    suppressed,
                 };
                 let record =
                     inner.store.record_login_failure(&failure, &failed(found.record.id.to_string(), reason)).await?;
                 if record.locked_until != found.record.locked_until {
                     tracing::warn!(user_id = %record.id, "account locked after repeated login failures");
                 }
-                reason
+                (reason, due)
             }
             Some(found) => {
                 if let Some(slot) = slot {
@@ -114,8 +129,20 @@ impl UserService {
                 return Ok(credentials);
             }
         };
+        for summary in due {
+            inner.store.append_audit(&summary).await?;
+        }
         tracing::info!(reason = refusal, "login refused");
         Err(invalid_credentials())
+    }
+
+    /// Writes the summaries of repeated failed logins whose minute has ended (every one with
+    /// `everything`, at shutdown). Call on an interval; login failures also write them as they go.
+    pub async fn flush_login_failures(&self, everything: bool) -> Result<()> {
+        for summary in self.inner.failures.take(self.inner.clock.now(), everything) {
+            self.inner.store.append_audit(&summary).await?;
+        }
+        Ok(())
     }
 
     /// Stores the password just verified hashed at the configured cost (the stored hash was made at

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod email;
+mod failures;
 mod login;
 mod passwords;
 mod projects;

@@ -11,6 +11,7 @@ use tollgate_types::{
     Username, ValidationError,
 };
 
+use super::failures::FailureDigest;
 use super::passwords::{DEFAULT_COST, MIN_COST, Passwords};
 use super::throttle::{IpThrottle, IpThrottlePolicy, LockoutPolicy};
 use crate::authz::{Operation, authorize};
@@ -121,6 +122,7 @@ impl UserServiceBuilder {
                 passwords: Passwords::new(self.bcrypt_cost),
                 lockout: LockoutPolicy { max_failures: self.lockout.max_failures.max(1), ..self.lockout },
                 throttle: IpThrottle::new(self.ip_throttle, Arc::clone(&store)),
+                failures: FailureDigest::default(),
                 jwt,
                 refresh_hasher: self.refresh_hasher,
                 refresh_prefix: TokenPrefix::parse("tgr").expect("a valid literal prefix"),
@@ -138,6 +140,7 @@ pub(crate) struct Inner {
     pub(crate) passwords: Passwords,
     pub(crate) lockout: LockoutPolicy,
     pub(crate) throttle: IpThrottle,
+    pub(crate) failures: FailureDigest,
     pub(crate) jwt: JwtCodec,
     pub(crate) refresh_hasher: TokenHasher,
     pub(crate) refresh_prefix: TokenPrefix,
