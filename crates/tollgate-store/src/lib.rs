@@ -1,7 +1,7 @@
 //! Storage traits for tollgate, split by capability, and the conformance suite every backend runs.
 //!
-//! Backends (SQLite now, PostgreSQL next) implement these traits and call
-//! [`conformance_tests!`] from one integration test, so a case added here runs on every backend.
+//! Backends (SQLite and PostgreSQL) implement these traits and call
+//! `conformance_tests!` from one integration test, so a case added here runs on every backend.
 //! Nothing here names a database: no SQL types, no sqlx errors.
 
 mod accounts;

@@ -104,7 +104,7 @@ pub(crate) struct ServeArgs {
     /// one is otherwise refused, so that upgrading is a step you take: this flag or `tollgate migrate`).
     #[arg(long, env = "TOLLGATE_MIGRATE")]
     pub(crate) migrate: bool,
-    /// Redis for rate limits shared by every node (redis://[:PASSWORD@]HOST:PORT[/DB]); without it
+    /// Redis for rate limits shared by every node (`redis://[:PASSWORD@]HOST:PORT[/DB]`); without it
     /// each node limits alone [default: none].
     #[arg(long, env = "TOLLGATE_REDIS_URL")]
     pub(crate) redis_url: Option<String>,
