@@ -73,15 +73,7 @@ async fn import(
     let ImportTokenBody { id, secret, token: body } = body;
     let secret = TokenSecret::parse(tokens.prefix(), secret.expose())
         .map_err(|_| ApiError::invalid_field("secret", "is not a token of this deployment"))?;
-    let own = caller.principal.owner_id().ok_or_else(|| ApiError::invalid_field("token.owner", "is required"))?;
-    let (owner, project) = (body.owner()?.map(str::to_owned), body.project()?.map(str::to_owned));
-    let mut token = body.into_new_token(own, None, tokens.clock().now())?;
-    if let Some(owner) = owner {
-        token.owner = tokens.resolve_owner(&caller.principal, &owner).await?;
-    }
-    if let Some(project) = project {
-        token.project = Some(tokens.resolve_project(&caller.principal, &project).await?);
-    }
+    let token = super::new_token(&state, &caller, body, "token.owner").await?;
     let record = tokens.import(&caller.principal, id, token, &secret).await?;
     let mut response = (StatusCode::CREATED, axum::Json(TokenView::new(&record, tokens.clock().now()))).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/tokens/{}", record.id)) {

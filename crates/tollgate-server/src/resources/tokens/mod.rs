@@ -117,10 +117,22 @@ async fn create(
     caller: Caller,
     Json(body): Json<CreateTokenBody>,
 ) -> Result<Response, ApiError> {
+    let token = new_token(&state, &caller, body, "owner").await?;
+    let created = state.tokens().create(&caller.principal, token).await?;
+    Ok(created_response(&state, &created))
+}
+
+/// The token a creation body asks for: every field checked before anything is looked up, then the
+/// owner and project it names resolved (`owner_field` names the owner in errors).
+async fn new_token(
+    state: &AppState,
+    caller: &Caller,
+    body: CreateTokenBody,
+    owner_field: &'static str,
+) -> Result<tollgate::NewToken, ApiError> {
     let tokens = state.tokens();
-    let own = caller.principal.owner_id().ok_or_else(|| ApiError::invalid_field("owner", "is required"))?;
+    let own = caller.principal.owner_id().ok_or_else(|| ApiError::invalid_field(owner_field, "is required"))?;
     let (owner, project) = (body.owner()?.map(str::to_owned), body.project()?.map(str::to_owned));
-    // Every field is checked before anything is looked up; the owner and project named are then resolved.
     let mut token = body.into_new_token(own, None, tokens.clock().now())?;
     if let Some(owner) = owner {
         token.owner = tokens.resolve_owner(&caller.principal, &owner).await?;
@@ -128,8 +140,7 @@ async fn create(
     if let Some(project) = project {
         token.project = Some(tokens.resolve_project(&caller.principal, &project).await?);
     }
-    let created = tokens.create(&caller.principal, token).await?;
-    Ok(created_response(&state, &created))
+    Ok(token)
 }
 
 async fn list(
