@@ -50,31 +50,34 @@ fn rate_from_row(row: &PgRow) -> Result<RateLimitRecord> {
     })
 }
 
-async fn put_limit(store: &PgStore, spec: &LimitSpec, at: Timestamp, audit: &AuditEvent) -> Result<LimitRecord> {
+async fn put_limits(store: &PgStore, changes: &[(LimitSpec, AuditEvent)], at: Timestamp) -> Result<Vec<LimitRecord>> {
     let mut tx = store.begin().await?;
-    let key = spec.key();
-    let row = sqlx::query(&format!(
-        "INSERT INTO quota_limits (subject_kind, subject, metric, period, maximum, shadow, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-         ON CONFLICT (subject_kind, subject, metric, period)
-         DO UPDATE SET maximum = excluded.maximum, shadow = excluded.shadow,
-            updated_at = greatest(quota_limits.updated_at, excluded.updated_at)
-         RETURNING {LIMIT_COLUMNS}"
-    ))
-    .bind(key.subject.kind())
-    .bind(key.subject.id())
-    .bind(key.metric.as_str())
-    .bind(key.window.as_str())
-    .bind(i64::try_from(spec.max()).unwrap_or(i64::MAX))
-    .bind(spec.shadow())
-    .bind(at.unix_micros())
-    .fetch_one(tx.conn())
-    .await
-    .store()?;
-    let record = limit_from_row(&row)?;
-    tx.audit(audit.clone());
+    let mut records = Vec::with_capacity(changes.len());
+    for (spec, audit) in changes {
+        let key = spec.key();
+        let row = sqlx::query(&format!(
+            "INSERT INTO quota_limits (subject_kind, subject, metric, period, maximum, shadow, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+             ON CONFLICT (subject_kind, subject, metric, period)
+             DO UPDATE SET maximum = excluded.maximum, shadow = excluded.shadow,
+                updated_at = greatest(quota_limits.updated_at, excluded.updated_at)
+             RETURNING {LIMIT_COLUMNS}"
+        ))
+        .bind(key.subject.kind())
+        .bind(key.subject.id())
+        .bind(key.metric.as_str())
+        .bind(key.window.as_str())
+        .bind(i64::try_from(spec.max()).unwrap_or(i64::MAX))
+        .bind(spec.shadow())
+        .bind(at.unix_micros())
+        .fetch_one(tx.conn())
+        .await
+        .store()?;
+        records.push(limit_from_row(&row)?);
+        tx.audit(audit.clone());
+    }
     tx.commit().await?;
-    Ok(record)
+    Ok(records)
 }
 
 async fn delete_limit(store: &PgStore, key: &LimitKey, audit: &AuditEvent) -> Result<LimitRecord> {
@@ -150,7 +153,14 @@ async fn delete_rate_limit(store: &PgStore, token_id: &TokenId, audit: &AuditEve
 #[async_trait]
 impl LimitStore for PgStore {
     async fn put_limit(&self, spec: &LimitSpec, at: Timestamp, audit: &AuditEvent) -> Result<LimitRecord> {
-        retrying(move || put_limit(self, spec, at, audit)).await
+        let changes = [(spec.clone(), audit.clone())];
+        let changes = &changes;
+        let mut records = retrying(move || put_limits(self, changes, at)).await?;
+        records.pop().ok_or(StoreError::NotFound { entity: "limit" })
+    }
+
+    async fn put_limits(&self, changes: &[(LimitSpec, AuditEvent)], at: Timestamp) -> Result<Vec<LimitRecord>> {
+        retrying(move || put_limits(self, changes, at)).await
     }
 
     async fn delete_limit(&self, key: &LimitKey, audit: &AuditEvent) -> Result<LimitRecord> {

@@ -28,7 +28,7 @@ pub(crate) struct Doc {
     pub(crate) description: Option<&'static str>,
     pub(crate) bearer: bool,
     pub(crate) path_params: Vec<(&'static str, &'static str)>,
-    pub(crate) headers: Vec<(&'static str, &'static str)>,
+    pub(crate) headers: Vec<(&'static str, &'static str, serde_json::Value)>,
     pub(crate) query: Option<SchemaFn>,
     pub(crate) body: Option<SchemaFn>,
     pub(crate) responses: Vec<ResponseDoc>,
@@ -69,9 +69,9 @@ impl Doc {
         self
     }
 
-    /// An optional request header.
-    pub(crate) fn header(mut self, name: &'static str, description: &'static str) -> Self {
-        self.headers.push((name, description));
+    /// An optional request header whose values `schema` describes.
+    pub(crate) fn header(mut self, name: &'static str, schema: serde_json::Value, description: &'static str) -> Self {
+        self.headers.push((name, description, schema));
         self
     }
 

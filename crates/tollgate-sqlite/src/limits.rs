@@ -209,29 +209,37 @@ fn rate_from_row(row: &Row<'_>) -> Result<RateLimitRecord> {
 #[async_trait]
 impl LimitStore for SqliteStore {
     async fn put_limit(&self, spec: &LimitSpec, at: Timestamp, audit: &AuditEvent) -> Result<LimitRecord> {
-        let (spec, audit) = (spec.clone(), audit.clone());
+        let mut records = self.put_limits(&[(spec.clone(), audit.clone())], at).await?;
+        records.pop().ok_or(StoreError::NotFound { entity: "limit" })
+    }
+
+    async fn put_limits(&self, changes: &[(LimitSpec, AuditEvent)], at: Timestamp) -> Result<Vec<LimitRecord>> {
+        let changes = changes.to_vec();
         self.write(move |tx| {
-            let key = spec.key();
-            execute(
-                tx.connection,
-                "INSERT INTO quota_limits (subject_kind, subject, metric, period, maximum, shadow, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
-                 ON CONFLICT (subject_kind, subject, metric, period)
-                 DO UPDATE SET maximum = excluded.maximum, shadow = excluded.shadow,
-                    updated_at = max(updated_at, excluded.updated_at)",
-                params![
-                    key.subject.kind(),
-                    key.subject.id(),
-                    key.metric.as_str(),
-                    key.window.as_str(),
-                    i64::try_from(spec.max()).unwrap_or(i64::MAX),
-                    i64::from(spec.shadow()),
-                    at.unix_micros(),
-                ],
-            )?;
-            let record = fetch_limit(tx.connection, key)?.ok_or(StoreError::NotFound { entity: "limit" })?;
-            append(tx, &audit)?;
-            Ok(record)
+            let mut records = Vec::with_capacity(changes.len());
+            for (spec, audit) in &changes {
+                let key = spec.key();
+                execute(
+                    tx.connection,
+                    "INSERT INTO quota_limits (subject_kind, subject, metric, period, maximum, shadow, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                     ON CONFLICT (subject_kind, subject, metric, period)
+                     DO UPDATE SET maximum = excluded.maximum, shadow = excluded.shadow,
+                        updated_at = max(updated_at, excluded.updated_at)",
+                    params![
+                        key.subject.kind(),
+                        key.subject.id(),
+                        key.metric.as_str(),
+                        key.window.as_str(),
+                        i64::try_from(spec.max()).unwrap_or(i64::MAX),
+                        i64::from(spec.shadow()),
+                        at.unix_micros(),
+                    ],
+                )?;
+                records.push(fetch_limit(tx.connection, key)?.ok_or(StoreError::NotFound { entity: "limit" })?);
+                append(tx, audit)?;
+            }
+            Ok(records)
         })
         .await
     }

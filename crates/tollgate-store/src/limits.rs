@@ -37,6 +37,10 @@ pub trait LimitStore: Send + Sync {
     /// Creates or replaces the limit with `spec`'s key; shadow tallies survive a change.
     async fn put_limit(&self, spec: &LimitSpec, at: Timestamp, audit: &AuditEvent) -> Result<LimitRecord>;
 
+    /// Creates or replaces every limit of `changes`, each with the audit event that describes it, in
+    /// one transaction: all of them or none. The records come back in the order given.
+    async fn put_limits(&self, changes: &[(LimitSpec, AuditEvent)], at: Timestamp) -> Result<Vec<LimitRecord>>;
+
     /// Deletes a limit; `NotFound` when there is none. Its counters stay until their windows end,
     /// so removing a limit and setting it again mid-window does not reset what was used.
     async fn delete_limit(&self, key: &LimitKey, audit: &AuditEvent) -> Result<LimitRecord>;

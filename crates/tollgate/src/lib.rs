@@ -50,9 +50,9 @@ pub use live::{
     HubSettings, LiveEvent, LiveHub, LiveRelay, LiveTail, NewLiveEvent, Resume, Subscription, TailSettings, Visibility,
 };
 pub use metering::{
-    AnalyticsReport, LimitStatus, Metering, MeteringBuilder, MeteringStats, PriceEntry, PriceSource, QuotaRefusals,
-    QuotaReservation, RateLimitStatus, RecordedUsage, Reservation, Settlement, UnpricedModels, UsageOutcome,
-    UsageReport, parse_price_toml,
+    Admission, AnalyticsReport, LimitStatus, Metering, MeteringBuilder, MeteringStats, PriceEntry, PriceSource,
+    QuotaRefusals, QuotaReservation, RateLimitStatus, RecordedUsage, Reservation, Settlement, UnpricedModels,
+    UsageOutcome, UsageReport, parse_price_toml,
 };
 pub use open::{MigratePolicy, StoreOptions, open, open_with};
 
@@ -108,9 +108,9 @@ pub use tollgate_types::{
 };
 pub use tollgate_types::{
     CounterKey, Endpoint, Estimate, EstimateInput, EventId, HolderId, LatencyHistogram, LimitKey, LimitRecord,
-    LimitSpec, LimitSubject, MAX_LATENCY_MS, MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, Metric, Microdollars,
-    ModelName, ModelPrice, Outcome, ProviderName, RateLimitSpec, ReservationId, UsageEvent, UsageInput, Window,
-    parse_count,
+    LimitSpec, LimitSubject, MAX_COST_PER_EVENT, MAX_LATENCY_MS, MAX_REQUESTS_PER_EVENT, MAX_TOKENS_PER_EVENT, Metric,
+    Microdollars, ModelName, ModelPrice, Outcome, ProviderName, RateLimitSpec, ReservationId, UsageEvent, UsageInput,
+    Window, parse_count,
 };
 pub use tollgate_types::{
     Email, NewUser, Password, PasswordHash, SessionId, SessionRecord, UserRecord, UserStatus, Username,

@@ -18,7 +18,9 @@ use super::users::{page_request, paging_properties};
 use crate::auth::{AgentCaller, Caller};
 use crate::error::ApiError;
 use crate::extract::{Json, Query, from_value};
-use crate::openapi::{ApiSchema, Components, timestamp};
+use crate::openapi::{
+    ApiSchema, Components, event_cost, group_cursor, identifier, latency, model, notes, timestamp, token_count,
+};
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 
@@ -92,7 +94,6 @@ struct Batch {
 }
 
 fn event_schema() -> Value {
-    let count = |description: &str| json!({ "type": "integer", "minimum": 0, "description": description });
     json!({
         "type": "object",
         "additionalProperties": false,
@@ -103,13 +104,13 @@ fn event_schema() -> Value {
             "type": { "type": "string", "enum": ["llm_request_completed", "llm_request_failed"] },
             "provider": { "type": "string", "pattern": "^[a-z0-9._:/-]{1,64}$" },
             "model": { "type": "string", "pattern": "^[a-z0-9._:/-]{1,128}$" },
-            "input_tokens": count("Prompt tokens."),
-            "output_tokens": count("Completion tokens."),
-            "cost_microdollars": count("What the call cost."),
-            "latency_ms": count("How long it took."),
+            "input_tokens": token_count("Prompt tokens."),
+            "output_tokens": token_count("Completion tokens."),
+            "cost_microdollars": event_cost("What the call cost."),
+            "latency_ms": latency(),
             "lease_id": { "type": "string", "pattern": "^bls_[0-9a-f]{32}$", "description": "The agent's lease the call ran under." },
             "error_code": { "type": "string", "pattern": "^[A-Za-z0-9._:/-]{1,64}$" },
-            "error_message": { "type": "string", "maxLength": 1024, "description": "Checked, not stored." },
+            "error_message": notes(1024, "Checked, not stored."),
         }
     })
 }
@@ -124,7 +125,7 @@ impl ApiSchema for EventsBody {
                     "type": "object",
                     "additionalProperties": false,
                     "required": ["events"],
-                    "properties": { "events": { "type": "array", "maxItems": MAX_BATCH, "items": event_schema() } },
+                    "properties": { "events": { "type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": event_schema() } },
                 },
             ]
         })
@@ -218,11 +219,11 @@ impl ApiSchema for SpendingQuery {
         let filters = json!({
             "agent": { "type": "string", "pattern": "^agt_[0-9a-f]{32}$" },
             "owner": { "type": "string", "pattern": "^(usr|svc)_[0-9a-f]{32}$", "description": "Agents of this owner." },
-            "provider": { "type": "string" },
-            "model": { "type": "string" },
+            "provider": identifier(64, "Only this provider."),
+            "model": model("Only this model."),
             "group_by": group_by_schema(),
             "limit": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 },
-            "cursor": { "type": "string" },
+            "cursor": group_cursor(),
         });
         json!({ "type": "object", "additionalProperties": false, "properties": merged(range_properties(), filters) })
     }

@@ -10,7 +10,7 @@ use super::users::{page_request, paging_properties};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::Query;
-use crate::openapi::{ApiSchema, Components, nullable, timestamp};
+use crate::openapi::{ApiSchema, Components, identifier, nullable, timestamp};
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 
@@ -56,8 +56,8 @@ impl ApiSchema for AuditQuery {
     const NAME: &'static str = "ListAuditQuery";
     fn schema(_: &mut Components) -> Value {
         let mut properties = json!({
-            "actor": { "type": "string", "description": "Actor equals (`usr_…`, `tok_…`, `cli`, `anonymous`)." },
-            "target": { "type": "string", "description": "Target equals (a public id)." },
+            "actor": identifier(128, "Actor equals (`usr_…`, `tok_…`, `cli`, `anonymous`)."),
+            "target": identifier(128, "Target equals (a public id)."),
             "since": timestamp("Entries at or after this time."),
         });
         if let (Some(properties), Value::Object(paging)) = (properties.as_object_mut(), paging_properties()) {

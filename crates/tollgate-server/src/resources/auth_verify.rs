@@ -33,9 +33,14 @@ pub(super) fn routes() -> Routes {
                  with `POST /v1/reservations/{id}/settle` or release it.",
             )
             .bearer()
-            .header("X-Tollgate-Tool", "The tool the caller is about to use, checked against allowed tools")
+            .header(
+                "X-Tollgate-Tool",
+                crate::openapi::header_text(128),
+                "The tool the caller is about to use, checked against allowed tools",
+            )
             .header(
                 "X-Tollgate-Reserve",
+                crate::openapi::reserve_header(),
                 "An estimate to hold, e.g. `provider=openai, model=gpt-4o, max_input_tokens=1200, max_output_tokens=800`",
             )
             .response::<VerifyResult<'static>>(200, "The token is valid; its context")
@@ -47,6 +52,8 @@ pub(super) fn routes() -> Routes {
 
 async fn verify(State(state): State<AppState>, request: Request) -> Result<impl IntoResponse, ApiError> {
     let (parts, _body) = request.into_parts();
+    // A request without a credential is told so first, whatever else is wrong with it.
+    crate::auth::bearer(&parts.headers)?;
     let tool = tool_header(&parts.headers)?;
     let estimate = reserve_header(&parts.headers)?;
     let request = VerifyRequest { ip: client_ip(&parts, &state.settings().trusted_proxies), tool };

@@ -90,8 +90,8 @@ impl ApiSchema for EventsQuery {
             "type": "object",
             "additionalProperties": false,
             "properties": {
-                "types": { "type": "string", "description": "Comma-separated types, e.g. token.revoked,lease.opened." },
-                "subject": { "type": "string", "maxLength": 64 },
+                "types": { "type": "string", "pattern": "^[a-z_.]{1,64}(,[a-z_.]{1,64}){0,31}$", "description": "Comma-separated types, e.g. token.revoked,lease.opened." },
+                "subject": { "type": "string", "pattern": "^[a-z]{2,4}_[0-9a-f]{32}$", "description": "Only events about this id." },
                 "last_event_id": { "type": "integer", "minimum": 0 },
             }
         })

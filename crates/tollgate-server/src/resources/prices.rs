@@ -10,7 +10,7 @@ use tollgate::{Microdollars, ModelName, ModelPrice, PriceEntry, ProviderName};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::Json;
-use crate::openapi::{ApiSchema, Components};
+use crate::openapi::{ApiSchema, Components, dollars};
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 
@@ -59,7 +59,7 @@ struct PriceBody {
 impl ApiSchema for PriceBody {
     const NAME: &'static str = "SetPrice";
     fn schema(_: &mut Components) -> Value {
-        let dollars = json!({ "type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,6})?$", "examples": ["2.50"] });
+        let dollars = dollars("Dollars per million tokens, e.g. 2.50.");
         json!({
             "type": "object",
             "additionalProperties": false,

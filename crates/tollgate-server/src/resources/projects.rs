@@ -12,7 +12,7 @@ use super::users::PageQuery;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Json, PathId, Query};
-use crate::openapi::{ApiSchema, Components, id, timestamp};
+use crate::openapi::{ApiSchema, Components, id, notes, text, timestamp};
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 
@@ -92,8 +92,8 @@ impl ApiSchema for CreateProjectBody {
             "additionalProperties": false,
             "required": ["name"],
             "properties": {
-                "name": { "type": "string", "minLength": 1, "maxLength": 128, "description": "Unique, case-insensitively." },
-                "description": { "type": "string", "maxLength": 1024 },
+                "name": text(128, "Unique, case-insensitively."),
+                "description": notes(1024, ""),
             }
         })
     }

@@ -18,7 +18,9 @@ use super::users::{page_request, paging_properties};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Json, PathId, Query};
-use crate::openapi::{ApiSchema, Components, id, nullable, timestamp};
+use crate::openapi::{
+    ApiSchema, Components, base_url, id, identifier, notes, nullable, owner_reference, text, timestamp,
+};
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 
@@ -118,11 +120,11 @@ impl ApiSchema for CreateProviderKeyBody {
             "required": ["provider", "secret"],
             "properties": {
                 "provider": { "type": "string", "pattern": "^[a-z0-9._:/-]{1,64}$", "description": "openai, anthropic, google, azure-openai, or your own name (then `base_url` is required)." },
-                "secret": { "type": "string", "minLength": 8, "maxLength": 4096, "writeOnly": true, "description": "The provider API key. Never shown again." },
-                "base_url": { "type": "string", "description": "https:// address of the provider's API (no credentials, query or fragment)." },
-                "description": { "type": "string", "maxLength": 1024 },
-                "owner": { "type": "string", "description": "A user or service account, by id or name (default: the caller)." },
-                "project": { "type": "string", "description": "Bind it to a project (by id or name) the caller is a member of: only that project's agents may be given it." },
+                "secret": { "type": "string", "pattern": "^[!-~]{8,4096}$", "writeOnly": true, "description": "The provider API key. Never shown again." },
+                "base_url": base_url("https:// address of the provider's API (no credentials, query or fragment)."),
+                "description": notes(1024, ""),
+                "owner": owner_reference("A user or service account, by id or name (default: the caller)."),
+                "project": text(128, "Bind it to a project (by id or name) the caller is a member of: only that project's agents may be given it."),
                 "balance_micros": { "type": "integer", "minimum": 0, "description": "What is left on the provider account, in microdollars." },
                 "metadata": { "type": "object", "description": "Free-form JSON object, at most 4096 bytes." },
             }
@@ -156,14 +158,15 @@ impl ApiSchema for PatchProviderKeyBody {
         json!({
             "type": "object",
             "additionalProperties": false,
+            "minProperties": 1,
             "properties": {
-                "description": { "type": "string", "maxLength": 1024 },
+                "description": notes(1024, ""),
                 "enabled": { "type": "boolean", "description": "false: no agent receives it until enabled again." },
                 "balance_micros": { "type": ["integer", "null"], "minimum": 0 },
-                "base_url": { "type": ["string", "null"] },
-                "project": { "type": ["string", "null"], "description": "Another project (id or name), or null for none." },
+                "base_url": nullable(base_url("A new address, or null for the provider's default.")),
+                "project": nullable(text(128, "Another project (id or name), or null for none.")),
                 "metadata": { "type": "object" },
-                "secret": { "type": "string", "minLength": 8, "maxLength": 4096, "writeOnly": true, "description": "A new secret for the same key id." },
+                "secret": { "type": "string", "pattern": "^[!-~]{8,4096}$", "writeOnly": true, "description": "A new secret for the same key id." },
             }
         })
     }
@@ -190,11 +193,8 @@ impl ApiSchema for ListProviderKeysQuery {
     fn schema(_: &mut Components) -> Value {
         let mut properties = paging_properties();
         if let Some(map) = properties.as_object_mut() {
-            map.insert(
-                "owner".to_owned(),
-                json!({ "type": "string", "description": "Only this owner's; non-admins see only their own." }),
-            );
-            map.insert("provider".to_owned(), json!({ "type": "string" }));
+            map.insert("owner".to_owned(), id("(usr|svc)_", "Only this owner's; non-admins see only their own."));
+            map.insert("provider".to_owned(), identifier(64, "Only keys of this provider."));
             map.insert("project".to_owned(), id("prj_", "Only keys bound to this project."));
         }
         json!({ "type": "object", "additionalProperties": false, "properties": properties })

@@ -12,7 +12,7 @@ use super::users::PageQuery;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Json, PathId, Query};
-use crate::openapi::{ApiSchema, Components, id, timestamp};
+use crate::openapi::{ApiSchema, Components, id, notes, text, timestamp};
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 
@@ -87,7 +87,7 @@ impl ApiSchema for CreateAccountBody {
                     "type": "string", "pattern": "^[A-Za-z0-9._-]{3,64}$",
                     "description": "Stored lowercase; unique among users and service accounts.",
                 },
-                "description": { "type": "string", "maxLength": 1024 },
+                "description": notes(1024, ""),
             }
         })
     }
@@ -107,7 +107,7 @@ impl ApiSchema for SuspendAccountBody {
             "type": "object",
             "additionalProperties": false,
             "required": ["reason"],
-            "properties": { "reason": { "type": "string", "minLength": 1, "maxLength": 1024 } }
+            "properties": { "reason": text(1024, "Why (audited).") }
         })
     }
 }

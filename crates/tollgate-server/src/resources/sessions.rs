@@ -16,7 +16,7 @@ use super::users::PresentedPassword;
 use crate::auth::ClientIp;
 use crate::error::ApiError;
 use crate::extract::Json;
-use crate::openapi::{ApiSchema, Components};
+use crate::openapi::{ApiSchema, Components, owner_reference, password};
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 
@@ -77,10 +77,11 @@ impl ApiSchema for LoginBody {
             "additionalProperties": false,
             "required": ["password"],
             "description": "Exactly one of `username` and `email`.",
+            "oneOf": [{ "required": ["username"] }, { "required": ["email"] }],
             "properties": {
-                "username": { "type": "string" },
-                "email": { "type": "string" },
-                "password": { "type": "string", "writeOnly": true },
+                "username": owner_reference("The username (or give email instead)."),
+                "email": { "type": "string", "format": "email", "maxLength": 254, "description": "The email (or give username instead)." },
+                "password": password(1, ""),
             }
         })
     }
@@ -111,7 +112,7 @@ impl ApiSchema for RefreshBody {
             "type": "object",
             "additionalProperties": false,
             "required": ["refresh_token"],
-            "properties": { "refresh_token": { "type": "string", "writeOnly": true } }
+            "properties": { "refresh_token": { "type": "string", "writeOnly": true, "pattern": "^tgr_[0-9A-Za-z]{49}$" } }
         })
     }
 }

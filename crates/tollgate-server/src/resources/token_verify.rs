@@ -14,7 +14,7 @@ use super::verify_view::{ReservationView, VerifyResult};
 use crate::auth::{Caller, VERIFY_SCOPE, check_tool};
 use crate::error::ApiError;
 use crate::extract::Json;
-use crate::openapi::{ApiSchema, Components};
+use crate::openapi::{ApiSchema, Components, event_cost, identifier, ip_address, model, text, token_count};
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 
@@ -84,8 +84,8 @@ impl ApiSchema for VerifyTokenBody {
             "required": ["token"],
             "properties": {
                 "token": { "type": "string", "description": "The token the caller presented.", "writeOnly": true },
-                "ip": { "type": "string", "description": "The caller's IP address (IPv4 or IPv6)." },
-                "tool": { "type": "string", "maxLength": 128, "description": "The tool the caller is about to use." },
+                "ip": ip_address("The caller's IP address (IPv4 or IPv6)."),
+                "tool": text(128, "The tool the caller is about to use."),
                 "cost": {
                     "type": "integer", "minimum": 1, "maximum": 1_000_000,
                     "description": "Units this request spends against rate limits (default 1).",
@@ -103,11 +103,11 @@ pub(super) fn estimate_schema() -> Value {
         "additionalProperties": false,
         "description": "The most the call may use: held until settled, released or expired.",
         "properties": {
-            "provider": { "type": "string", "description": "With model: price the estimate from the table." },
-            "model": { "type": "string" },
-            "max_input_tokens": { "type": "integer", "minimum": 0 },
-            "max_output_tokens": { "type": "integer", "minimum": 0, "description": "The call's max_tokens." },
-            "cost_micros": { "type": "integer", "minimum": 0, "description": "Hold this much money instead of pricing." },
+            "provider": identifier(64, "With model: price the estimate from the table."),
+            "model": model(""),
+            "max_input_tokens": token_count(""),
+            "max_output_tokens": token_count("The call's max_tokens."),
+            "cost_micros": event_cost("Hold this much money instead of pricing."),
         }
     })
 }

@@ -14,7 +14,9 @@ use super::users::{page_request, paging_properties};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Json, PathId, Query};
-use crate::openapi::{ApiSchema, Components, timestamp};
+use crate::openapi::{
+    ApiSchema, Components, endpoint, event_cost, id, identifier, latency, model, timestamp, token_count,
+};
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 
@@ -66,19 +68,19 @@ struct TraceBody;
 impl ApiSchema for TraceBody {
     const NAME: &'static str = "RecordTrace";
     fn schema(_: &mut Components) -> Value {
-        let count = json!({ "type": "integer", "minimum": 0 });
         json!({
             "type": "object",
             "additionalProperties": false,
             "required": ["token_id", "status"],
             "properties": {
-                "token_id": { "type": "string", "description": "tok_… (an API token or an agent credential)" },
+                "token_id": id("tok_", "An API token or an agent credential."),
                 "at": timestamp("When; default now; at most 5 minutes ahead."),
-                "endpoint": { "type": "string" },
+                "endpoint": endpoint(),
                 "provider": { "type": "string", "pattern": "^[a-z0-9._:/-]{1,64}$" },
                 "model": { "type": "string", "pattern": "^[a-z0-9._:/-]{1,128}$" },
                 "status": { "type": "integer", "minimum": 100, "maximum": 599 },
-                "latency_ms": count, "input_tokens": count, "output_tokens": count, "cost_microdollars": count,
+                "latency_ms": latency(), "input_tokens": token_count(""), "output_tokens": token_count(""),
+                "cost_microdollars": event_cost(""),
                 "request": { "type": "string", "maxLength": 1_048_576, "description": "The request body (kept only with capture on)." },
                 "response": { "type": "string", "maxLength": 1_048_576, "description": "The response body (kept only with capture on)." },
             }
@@ -156,8 +158,9 @@ impl ApiSchema for TracesQuery {
     const NAME: &'static str = "TracesQuery";
     fn schema(_: &mut Components) -> Value {
         let mut properties = json!({
-            "token_id": { "type": "string" }, "owner": { "type": "string" }, "agent": { "type": "string" },
-            "provider": { "type": "string" }, "model": { "type": "string" },
+            "token_id": id("tok_", "Only this token's."), "owner": id("(usr|svc)_", "Only this owner's."),
+            "agent": id("agt_", "Only this agent's."),
+            "provider": identifier(64, "Only this provider."), "model": model("Only this model."),
             "min_status": { "type": "integer", "minimum": 100, "maximum": 599 },
             "max_status": { "type": "integer", "minimum": 100, "maximum": 599 },
             "since": timestamp("At or after."), "until": timestamp("Before."),

@@ -16,7 +16,7 @@ use super::users::page_request;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::Query;
-use crate::openapi::{ApiSchema, Components, timestamp};
+use crate::openapi::{ApiSchema, Components, group_cursor, identifier, model, timestamp};
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 
@@ -144,12 +144,12 @@ impl ApiSchema for UsageQuery {
             "token_id": { "type": "string", "pattern": "^tok_[0-9a-f]{32}$" },
             "owner": { "type": "string", "pattern": "^(usr|svc)_[0-9a-f]{32}$", "description": "A user's or service account's tokens." },
             "project": { "type": "string", "pattern": "^prj_[0-9a-f]{32}$", "description": "A project's tokens (its members may read it)." },
-            "provider": { "type": "string" },
-            "model": { "type": "string" },
+            "provider": identifier(64, "Only this provider."),
+            "model": model("Only this model."),
             "agent": { "type": "string", "pattern": "^agt_[0-9a-f]{32}$", "description": "One agent's usage." },
             "group_by": group_by_schema(),
             "limit": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100, "description": "Groups per page." },
-            "cursor": { "type": "string", "description": "`next_cursor` of the previous page of groups." },
+            "cursor": group_cursor(),
         });
         json!({ "type": "object", "additionalProperties": false, "properties": merged(range_properties(), filters) })
     }

@@ -11,7 +11,10 @@ use super::users::{page_request, paging_properties};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Json, Query, from_value};
-use crate::openapi::{ApiSchema, Components, nullable, timestamp};
+use crate::openapi::{
+    ApiSchema, Components, endpoint, event_cost, id, ip_address, latency, nullable, request_count, timestamp,
+    token_count,
+};
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 
@@ -71,18 +74,18 @@ pub(super) fn event_schema(token_required: bool) -> Value {
                 "type": "string", "pattern": "^[A-Za-z0-9._:/-]{1,128}$",
                 "description": "Idempotency key (a gateway's request id): a repeat for the token is counted once.",
             },
-            "token_id": { "type": "string", "description": "tok_…" },
+            "token_id": id("tok_", "The token the usage is of."),
             "at": timestamp("When; default now; at most 5 minutes ahead."),
             "provider": { "type": "string", "pattern": "^[a-z0-9._:/-]{1,64}$" },
             "model": { "type": "string", "pattern": "^[a-z0-9._:/-]{1,128}$" },
-            "input_tokens": { "type": "integer", "minimum": 0 },
-            "output_tokens": { "type": "integer", "minimum": 0 },
-            "requests": { "type": "integer", "minimum": 0, "default": 1 },
-            "cost_micros": { "type": "integer", "minimum": 0, "description": "Omit to price from the table." },
-            "endpoint": { "type": "string" },
+            "input_tokens": token_count(""),
+            "output_tokens": token_count(""),
+            "requests": request_count(),
+            "cost_micros": event_cost("Omit to price from the table."),
+            "endpoint": endpoint(),
             "outcome": { "type": "string", "enum": ["success", "error"] },
-            "latency_ms": { "type": "integer", "minimum": 0 },
-            "ip": { "type": "string" },
+            "latency_ms": latency(),
+            "ip": ip_address(""),
         }
     })
 }
@@ -97,7 +100,7 @@ impl ApiSchema for UsageBody {
                     "type": "object",
                     "additionalProperties": false,
                     "required": ["events"],
-                    "properties": { "events": { "type": "array", "maxItems": MAX_BATCH, "items": event_schema(true) } },
+                    "properties": { "events": { "type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": event_schema(true) } },
                 },
             ]
         })

@@ -13,7 +13,7 @@ use super::users::{PageQuery, PresentedPassword};
 use crate::auth::{Caller, ClientIp};
 use crate::error::ApiError;
 use crate::extract::{Json, OptionalJson, PathId, Query};
-use crate::openapi::{ApiSchema, Components, id, nullable, timestamp};
+use crate::openapi::{ApiSchema, Components, id, notes, nullable, password, timestamp};
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 
@@ -74,7 +74,7 @@ impl ApiSchema for RevokeSessionBody {
         json!({
             "type": "object",
             "additionalProperties": false,
-            "properties": { "reason": { "type": "string", "maxLength": 1024 } }
+            "properties": { "reason": notes(1024, "Recorded in the audit log.") }
         })
     }
 }
@@ -95,8 +95,8 @@ impl ApiSchema for ChangePasswordBody {
             "additionalProperties": false,
             "required": ["current_password", "new_password"],
             "properties": {
-                "current_password": { "type": "string", "writeOnly": true },
-                "new_password": { "type": "string", "writeOnly": true, "minLength": 12, "description": "The password policy applies." },
+                "current_password": password(1, ""),
+                "new_password": password(12, "The password policy applies: at least 12 characters."),
             }
         })
     }

@@ -34,6 +34,26 @@ pub async fn limits_are_created_replaced_and_audited(store: &dyn Store) {
     assert_eq!(actions(store).await, ["limit.set", "limit.set"]);
 }
 
+/// Many limits are put in one call, each audited, and come back in the order given.
+pub async fn many_limits_are_put_in_one_transaction(store: &dyn Store) {
+    let subject = some_owner();
+    let keys =
+        [key(subject.clone(), Metric::Requests, Window::Day), key(subject.clone(), Metric::Tokens, Window::Month)];
+    let changes: Vec<(LimitSpec, tollgate_types::AuditEvent)> = keys
+        .iter()
+        .enumerate()
+        .map(|(n, key)| {
+            (LimitSpec::new(key.clone(), 10 + n as u64, false).unwrap(), audit("limit.set", &subject, at(1)))
+        })
+        .collect();
+    let records = store.put_limits(&changes, at(1)).await.unwrap();
+    let maxima: Vec<u64> = records.iter().map(|record| record.spec.max()).collect();
+    assert_eq!(maxima, [10, 11]);
+    assert_eq!(store.limits(Some(&subject)).await.unwrap().len(), 2);
+    assert_eq!(actions(store).await, ["limit.set", "limit.set"]);
+    assert!(store.put_limits(&[], at(2)).await.unwrap().is_empty(), "nothing to put is not an error");
+}
+
 /// Deleting a limit removes it but keeps its counters: set again mid-window, it continues from
 /// what was used. Deleting a missing one is `NotFound` and writes nothing.
 pub async fn deleting_a_limit_keeps_its_counters(store: &dyn Store) {

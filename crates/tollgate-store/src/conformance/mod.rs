@@ -121,6 +121,7 @@ macro_rules! conformance_tests {
             ];
             limits => [
                 limits_are_created_replaced_and_audited,
+                many_limits_are_put_in_one_transaction,
                 deleting_a_limit_keeps_its_counters,
                 limits_list_by_subject_in_a_stable_order,
                 new_counters_start_from_rolled_up_usage,

@@ -153,6 +153,7 @@ pass_through!(SessionStore {
 
 pass_through!(LimitStore {
     fn put_limit(&self, spec: &LimitSpec, at: Timestamp, audit: &AuditEvent) -> Result<LimitRecord>;
+    fn put_limits(&self, changes: &[(LimitSpec, AuditEvent)], at: Timestamp) -> Result<Vec<LimitRecord>>;
     fn delete_limit(&self, key: &LimitKey, audit: &AuditEvent) -> Result<LimitRecord>;
     fn limits(&self, subject: Option<&LimitSubject>) -> Result<Vec<LimitRecord>>;
     fn purge_counters(&self, before: Timestamp) -> Result<u64>;

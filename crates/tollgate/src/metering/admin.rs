@@ -90,6 +90,56 @@ impl Metering {
         Ok(record)
     }
 
+    /// Creates or replaces many limits in one transaction (all or none, one durable write): what
+    /// [`set_limit`](Self::set_limit) does for each, for an operator provisioning thousands of
+    /// tenants. Every subject must exist; the first that does not is the error and nothing is
+    /// stored. At most [`MAX_LIMITS_PER_CALL`](Self::MAX_LIMITS_PER_CALL) limits.
+    pub async fn set_limits(&self, principal: &Principal, specs: Vec<LimitSpec>) -> Result<Vec<LimitRecord>> {
+        authorize(principal, Operation::ManageMetering)?;
+        if specs.len() > Self::MAX_LIMITS_PER_CALL {
+            let reason = format!("must hold at most {} limits", Self::MAX_LIMITS_PER_CALL);
+            return Err(Error::Validation(tollgate_types::ValidationError::new("limits", reason)));
+        }
+        let mut checked: std::collections::HashSet<LimitSubject> = std::collections::HashSet::new();
+        for spec in &specs {
+            let subject = &spec.key().subject;
+            if checked.insert(subject.clone()) {
+                match subject {
+                    LimitSubject::Token(id) => drop(self.inner.store.token(id).await?),
+                    LimitSubject::Owner(id) => drop(self.inner.store.owner(id).await?),
+                    LimitSubject::Project(id) => drop(self.inner.store.project(id).await?),
+                }
+            }
+        }
+        let now = self.inner.clock.now();
+        let stored: std::collections::HashMap<LimitKey, LimitSpec> = self
+            .inner
+            .store
+            .limits(None)
+            .await?
+            .into_iter()
+            .map(|record| (record.spec.key().clone(), record.spec))
+            .collect();
+        let changes: Vec<(LimitSpec, AuditEvent)> = specs
+            .into_iter()
+            .map(|spec| {
+                let mut event = AuditEvent::new(principal.actor(), "limit.set", spec.key(), now);
+                event.before = stored.get(spec.key()).map(json);
+                event.after = Some(json(&spec));
+                (spec, event)
+            })
+            .collect();
+        let records = self.inner.store.put_limits(&changes, now).await?;
+        for (spec, _) in changes {
+            self.inner.quotas.apply_limit(spec.key(), Some(spec.clone()));
+        }
+        tracing::info!(limits = records.len(), "limits set");
+        Ok(records)
+    }
+
+    /// The most limits one [`set_limits`](Self::set_limits) call takes.
+    pub const MAX_LIMITS_PER_CALL: usize = 10_000;
+
     /// Removes a limit. Its counters stay until their windows end, so setting it again mid-window
     /// continues from what was used.
     pub async fn remove_limit(&self, principal: &Principal, key: &LimitKey) -> Result<LimitRecord> {

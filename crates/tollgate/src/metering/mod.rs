@@ -49,7 +49,7 @@ pub use admin::LimitStatus;
 pub(crate) use analytics::error_rate;
 pub use analytics::{AnalyticsReport, UsageReport};
 pub use prices::{PriceEntry, PriceSource, parse_price_toml};
-pub use quotas::{QuotaReservation, RateLimitStatus, Reservation, UnpricedModels};
+pub use quotas::{Admission, QuotaReservation, RateLimitStatus, Reservation, UnpricedModels};
 pub use record::{RecordedUsage, Settlement};
 pub use recorder::{MeteringStats, UsageOutcome};
 pub use refusals::QuotaRefusals;
@@ -58,7 +58,7 @@ use refusals::RefusalTally;
 use self::index::{SubjectCache, Subjects};
 use self::leases::LeaseBook;
 use self::prices::PriceBook;
-use self::quotas::{Admission, QuotaEngine};
+use self::quotas::QuotaEngine;
 use self::rates::RateLimits;
 use self::recorder::{Recorder, RecorderSettings};
 use self::writer::WorkerParts;
@@ -150,7 +150,7 @@ impl MeteringBuilder {
         prices.apply_stored(&self.store.prices().await?);
         let leases = LeaseBook::new(Arc::clone(&self.store), Arc::clone(&self.clock));
         let quotas = Arc::new(QuotaEngine::new(Arc::clone(&self.store), leases, self.unpriced, self.reservation_ttl));
-        quotas.reload().await?;
+        quotas.reload(self.clock.now()).await?;
         let limiter = self
             .rate_limiter
             .unwrap_or_else(|| Arc::new(LocalLimiter::new(NonZeroUsize::new(100_000).expect("100,000 is not zero"))));
@@ -186,8 +186,9 @@ pub(crate) async fn reload_settings(
     quotas: &QuotaEngine,
     rates: &RateLimits,
     prices: &PriceBook,
+    now: Timestamp,
 ) -> Result<()> {
-    let limits = quotas.reload().await;
+    let limits = quotas.reload(now).await;
     let rate_limits = rates.reload(store).await;
     let stored = store.prices().await.map(|stored| prices.apply_stored(&stored)).map_err(Error::from);
     limits.and(rate_limits).and(stored)
@@ -246,7 +247,7 @@ impl Metering {
     /// made (the change follower calls it when the audit log shows one).
     pub(crate) async fn reload_settings(&self) -> Result<()> {
         let Inner { store, quotas, rates, prices, .. } = &*self.inner;
-        reload_settings(store.as_ref(), quotas, rates, prices).await
+        reload_settings(store.as_ref(), quotas, rates, prices, self.inner.clock.now()).await
     }
 
     /// Waits until every event recorded before this call (in the background too), every shadow
@@ -284,14 +285,24 @@ impl Metering {
         self.inner.rates.limiter_state()
     }
 
-    /// Admits one request of a verified token (the verify path): its rate limit first
-    /// (`rate_limited` spends no quota), then every quota that governs it, holding `reservation`.
     /// The quota refusals per token since the last call (and those past the tally's cap), for the
     /// live `quota.exceeded` events.
     pub fn take_quota_refusals(&self) -> (Vec<QuotaRefusals>, u64) {
         self.inner.refusals.take()
     }
 
+    /// Admits one request of `record` outside verify — for a caller that authenticated the request
+    /// some other way (a JWT, a session) and charges it to a token: exactly what
+    /// [`TokenManager::verify`](crate::TokenManager::verify) does after its checks. The token's rate
+    /// limit first (`rate_limited` spends no quota), then every quota that governs it (its own, its
+    /// owner's, its project's), holding `reservation` (`Reservation::default()` holds nothing).
+    /// A refusal is [`Error::Refused`] with `rate_limited` or `quota_exceeded`; nothing is spent.
+    /// The token's status is the caller's business: pass a record you just read.
+    pub async fn admit_request(&self, record: &TokenRecord, reservation: &Reservation) -> Result<Admission> {
+        self.admit(record, reservation, self.inner.clock.now()).await
+    }
+
+    /// [`admit_request`](Self::admit_request) at `now` (the verify path passes its own clock reading).
     pub(crate) async fn admit(
         &self,
         record: &TokenRecord,

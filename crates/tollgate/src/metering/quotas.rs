@@ -133,11 +133,15 @@ impl RateLimitStatus {
     }
 }
 
-/// An admission: the holds to settle later and the rate-limit state for headers.
+/// An admitted request: the holds to settle or release later, and the tightest rate-limit state
+/// (for `RateLimit-*` headers).
 #[derive(Debug)]
-pub(crate) struct Admission {
-    pub(crate) reservation: QuotaReservation,
-    pub(crate) rate_limit: Option<RateLimitStatus>,
+#[non_exhaustive]
+pub struct Admission {
+    /// What the request holds against its tokens and cost limits (empty without an estimate).
+    pub reservation: QuotaReservation,
+    /// The tightest request limit or rate limit that applied, if any.
+    pub rate_limit: Option<RateLimitStatus>,
 }
 
 fn max_of(spec: &LimitSpec) -> i64 {
@@ -217,12 +221,17 @@ impl QuotaEngine {
         *index = Arc::new(index.replaced(key, spec));
     }
 
-    /// Reads every limit from the store, and refreshes the known totals of tokens and cost counters.
-    pub(crate) async fn reload(&self) -> Result<()> {
+    /// Reads every limit from the store, and refreshes the known totals of tokens and cost counters:
+    /// those already viewed and those of every limit's window at `now`, in one read — so the first
+    /// request of each owner in a window does not wait for its counters.
+    pub(crate) async fn reload(&self, now: Timestamp) -> Result<()> {
         let records = self.store.limits(None).await?;
         *self.index.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(LimitIndex::build(&records));
-        let keys: Vec<CounterKey> =
+        let mut keys: Vec<CounterKey> =
             self.views.read().unwrap_or_else(|poisoned| poisoned.into_inner()).keys().cloned().collect();
+        keys.extend(records.iter().map(|record| CounterKey::at(record.spec.key().clone(), now)));
+        keys.sort();
+        keys.dedup();
         self.refresh_views(keys).await
     }
 

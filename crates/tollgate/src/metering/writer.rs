@@ -343,7 +343,7 @@ impl Worker {
             Ok(expired) => tracing::info!(expired, "reservations expired; their holds were returned"),
             Err(error) => tracing::warn!(error = %error, "expiring reservations failed"),
         }
-        if let Err(error) = super::reload_settings(store.as_ref(), quotas, rates, prices).await {
+        if let Err(error) = super::reload_settings(store.as_ref(), quotas, rates, prices, now).await {
             tracing::warn!(error = %error, "reloading limits, rate limits and prices failed");
         }
         quotas.forget_ended(now);

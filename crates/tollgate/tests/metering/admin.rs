@@ -180,3 +180,23 @@ async fn purges_and_cleanups_younger_than_an_hour_need_force() {
         "an hour is old enough"
     );
 }
+
+/// Many limits in one call: all of them or none, each audited, enforced at once.
+#[tokio::test]
+async fn many_limits_are_set_in_one_call_or_none() {
+    let fixture = Fixture::new().await;
+    let (secret, token) = fixture.token("alice", None).await;
+    let owner = LimitSubject::Owner(token.owner);
+    let admin = Principal::Operator;
+    let missing = LimitSubject::Token(TokenId::generate());
+    let refused = fixture.metering.set_limits(&admin, vec![spec(owner.clone(), 5), spec(missing, 5)]).await;
+    assert!(matches!(refused, Err(Error::NotFound { .. })), "{refused:?}");
+    assert!(fixture.metering.limits(&admin, None).await.unwrap().is_empty(), "nothing was stored");
+    let set = fixture.metering.set_limits(&admin, vec![spec(owner, 1), spec(LimitSubject::Token(token.id), 9)]).await;
+    assert_eq!(set.unwrap().len(), 2);
+    assert_eq!(actions(&fixture).await, ["limit.set", "limit.set"]);
+    fixture.tokens.verify(&secret, &VerifyRequest::default()).await.unwrap();
+    assert!(fixture.tokens.verify(&secret, &VerifyRequest::default()).await.is_err(), "the owner's limit of one");
+    let too_many = vec![spec(LimitSubject::Token(token.id), 1); tollgate::Metering::MAX_LIMITS_PER_CALL + 1];
+    assert!(matches!(fixture.metering.set_limits(&admin, too_many).await, Err(Error::Validation(_))));
+}

@@ -273,3 +273,39 @@ async fn a_restart_continues_from_the_persisted_counters() {
     };
     assert_eq!(admitted, 2);
 }
+
+/// `Metering::admit_request` charges a request to a token outside verify, against the same
+/// counters: together they admit exactly the cap, and a refusal spends nothing.
+#[tokio::test]
+async fn requests_admitted_outside_verify_share_the_quota_with_verify() {
+    let fixture = Fixture::new().await;
+    let (secret, token) = fixture.token("alice", None).await;
+    fixture.limit(LimitSubject::Token(token.id), Metric::Requests, Window::Day, 3, false).await;
+    fixture.metering.admit_request(&token, &Reservation::default()).await.unwrap();
+    fixture.tokens.verify(&secret, &VerifyRequest::default()).await.unwrap();
+    let admission = fixture.metering.admit_request(&token, &Reservation::default()).await.unwrap();
+    assert_eq!(admission.rate_limit.map(|limit| limit.remaining), Some(0), "the third of three");
+    let refused = fixture.metering.admit_request(&token, &Reservation::default()).await.unwrap_err();
+    assert!(matches!(&refused, Error::Refused(refusal) if refusal.code == RefusalCode::QuotaExceeded), "{refused:?}");
+    let refused = fixture.tokens.verify(&secret, &VerifyRequest::default()).await.unwrap_err();
+    assert!(matches!(&refused, Error::Refused(refusal) if refusal.code == RefusalCode::QuotaExceeded), "{refused:?}");
+    fixture.metering.shutdown().await.unwrap();
+    assert_eq!(counter(&fixture, LimitSubject::Token(token.id), Metric::Requests, Window::Day).await, 3);
+}
+
+/// A metering reads the counters of every tokens and cost limit when it starts, in one read: the
+/// first request of an owner in the window is decided without waiting for the database (here, with
+/// the database gone, it is still decided).
+#[tokio::test]
+async fn counters_are_warm_from_the_start() {
+    let fixture = Fixture::new().await;
+    let (_, token) = fixture.token("alice", None).await;
+    let owner = LimitSubject::Owner(token.owner);
+    fixture.limit(owner.clone(), Metric::Cost, Window::Day, 1_000, false).await;
+    let store = tollgate::SqliteStore::open(&fixture.path, &tollgate::SqliteOptions::default()).await.unwrap();
+    let shared: std::sync::Arc<dyn tollgate::Store> = std::sync::Arc::new(store.clone());
+    let fresh = Fixture::metering_over(&shared, &fixture.clock, |builder| builder).await;
+    store.close().await;
+    let admission = fresh.admit_request(&token, &Reservation::default()).await;
+    assert!(admission.is_ok(), "decided from the counters read at start: {admission:?}");
+}

@@ -10,7 +10,7 @@ use tollgate::{
 use super::super::tokens::present;
 use super::super::users::{page_request, paging_properties};
 use crate::error::ApiError;
-use crate::openapi::{ApiSchema, Components, id, nullable, timestamp};
+use crate::openapi::{ApiSchema, Components, id, notes, nullable, owner_reference, text, timestamp};
 
 fn providers_schema() -> Value {
     json!({
@@ -51,12 +51,12 @@ impl ApiSchema for CreateAgentBody {
             "additionalProperties": false,
             "required": ["name"],
             "properties": {
-                "name": { "type": "string", "minLength": 1, "maxLength": 128 },
-                "owner": { "type": "string", "description": "A user or service account, by id or name (default: the caller). Non-admins may name only themselves." },
-                "project": { "type": "string", "description": "A project, by id or name, that the owner is a member of." },
+                "name": text(128, ""),
+                "owner": owner_reference("A user or service account, by id or name (default: the caller). Non-admins may name only themselves."),
+                "project": text(128, "A project, by id or name, that the owner is a member of."),
                 "providers": providers_schema(),
                 "provider_key_id": id("pk_", "A provider key the caller owns (or any, for an admin) to give it."),
-                "description": { "type": "string", "maxLength": 1024 },
+                "description": notes(1024, ""),
                 "metadata": metadata_schema(),
             }
         })
@@ -97,11 +97,12 @@ impl ApiSchema for PatchAgentBody {
         json!({
             "type": "object",
             "additionalProperties": false,
+            "minProperties": 1,
             "properties": {
-                "name": { "type": "string", "minLength": 1, "maxLength": 128 },
+                "name": text(128, ""),
                 "providers": providers_schema(),
                 "provider_key_id": nullable(id("pk_", "Another provider key, or null for none.")),
-                "description": { "type": "string", "maxLength": 1024 },
+                "description": notes(1024, ""),
                 "metadata": metadata_schema(),
             }
         })
@@ -122,7 +123,7 @@ impl ApiSchema for AgentStatusBody {
         json!({
             "type": "object",
             "additionalProperties": false,
-            "properties": { "reason": { "type": "string", "maxLength": 1024, "description": "Recorded in the audit log." } }
+            "properties": { "reason": notes(1024, "Recorded in the audit log.") }
         })
     }
 }
@@ -159,7 +160,10 @@ impl ApiSchema for ListAgentsQuery {
     fn schema(_: &mut Components) -> Value {
         let mut properties = paging_properties();
         if let Some(map) = properties.as_object_mut() {
-            map.insert("owner".to_owned(), json!({ "type": "string", "description": "Only this owner's (usr_… or svc_…); non-admins see only their own." }));
+            map.insert(
+                "owner".to_owned(),
+                id("(usr|svc)_", "Only this owner's (usr_… or svc_…); non-admins see only their own."),
+            );
             map.insert("project".to_owned(), id("prj_", "Only agents of this project."));
             map.insert("status".to_owned(), json!({ "type": "string", "enum": ["active", "paused", "disabled"] }));
         }
@@ -241,7 +245,7 @@ impl ApiSchema for CreateCredentialBody {
             "type": "object",
             "additionalProperties": false,
             "properties": {
-                "name": { "type": "string", "minLength": 1, "maxLength": 128 },
+                "name": text(128, ""),
                 "expires_in_seconds": { "type": "integer", "minimum": 1, "description": "Lifetime (default 30 days, at most the server's maximum, 90 days by default)." },
             }
         })

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tollgate::{BudgetView, LeaseRecord, LedgerEntry, Page};
 
-use crate::openapi::{ApiSchema, Components, id, nullable, timestamp};
+use crate::openapi::{
+    ApiSchema, Components, event_cost, id, identifier, lease_ttl, model, notes, nullable, text, timestamp, token_count,
+};
 
 fn money(description: &str) -> Value {
     json!({ "type": "integer", "description": format!("{description} (microdollars).") })
@@ -29,9 +31,9 @@ impl ApiSchema for HandshakeBody {
             "additionalProperties": false,
             "required": ["provider"],
             "properties": {
-                "provider": { "type": "string", "description": "The provider the agent will call; its assigned key must be of it." },
+                "provider": identifier(64, "The provider the agent will call; its assigned key must be of it."),
                 "requested_microdollars": { "type": "integer", "minimum": 1, "description": "How much to lease (default: the server's default grant); the grant is at most what is available." },
-                "ttl_seconds": { "type": "integer", "minimum": 1, "description": "How long the lease lives (default 15 minutes, at most the server's maximum)." },
+                "ttl_seconds": lease_ttl("How long the lease lives (default 15 minutes, at most the server's maximum)."),
             }
         })
     }
@@ -55,7 +57,7 @@ impl ApiSchema for RefreshBody {
             "additionalProperties": false,
             "properties": {
                 "requested_microdollars": { "type": "integer", "minimum": 1 },
-                "ttl_seconds": { "type": "integer", "minimum": 1 },
+                "ttl_seconds": lease_ttl(""),
             }
         })
     }
@@ -83,10 +85,10 @@ impl ApiSchema for ReportBody {
             "required": ["request_id", "cost_microdollars", "model"],
             "properties": {
                 "request_id": { "type": "string", "pattern": "^[A-Za-z0-9._:/-]{1,90}$", "description": "Your key for this call: a repeat changes nothing." },
-                "cost_microdollars": { "type": "integer", "minimum": 0 },
-                "input_tokens": { "type": "integer", "minimum": 0 },
-                "output_tokens": { "type": "integer", "minimum": 0 },
-                "model": { "type": "string" },
+                "cost_microdollars": event_cost(""),
+                "input_tokens": token_count(""),
+                "output_tokens": token_count(""),
+                "model": model(""),
             }
         })
     }
@@ -112,7 +114,7 @@ impl ApiSchema for DelegateBody {
             "properties": {
                 "agent_id": id("agt_", "The child agent: another agent of the same owner."),
                 "requested_microdollars": { "type": "integer", "minimum": 1, "description": "At most what the parent lease has left is granted." },
-                "ttl_seconds": { "type": "integer", "minimum": 1, "description": "The child lease expires no later than its parent." },
+                "ttl_seconds": lease_ttl("The child lease expires no later than its parent."),
             }
         })
     }
@@ -136,7 +138,7 @@ impl ApiSchema for SetBudgetBody {
             "required": ["allocated_microdollars"],
             "properties": {
                 "allocated_microdollars": { "type": "integer", "minimum": 0, "description": "The new allocation: an absolute value, not a delta." },
-                "reason": { "type": "string", "maxLength": 1024 },
+                "reason": notes(1024, "Recorded in the audit log."),
             }
         })
     }
@@ -161,7 +163,7 @@ impl ApiSchema for CreateRequestBody {
             "properties": {
                 "agent_id": id("agt_", "The agent."),
                 "requested_allocation_microdollars": { "type": "integer", "minimum": 0, "description": "The allocation asked for: an absolute target." },
-                "justification": { "type": "string", "minLength": 1, "maxLength": 1024 },
+                "justification": text(1024, "Why the budget is needed."),
             }
         })
     }
@@ -181,7 +183,7 @@ impl ApiSchema for ReasonBody {
         json!({
             "type": "object",
             "additionalProperties": false,
-            "properties": { "reason": { "type": "string", "maxLength": 1024, "description": "Recorded in the audit log." } }
+            "properties": { "reason": notes(1024, "Recorded in the audit log.") }
         })
     }
 }

@@ -10,7 +10,7 @@ use tollgate::{
 };
 
 use crate::error::ApiError;
-use crate::openapi::{ApiSchema, Components, nullable, timestamp};
+use crate::openapi::{ApiSchema, Components, cidr, cursor, id_key, notes, nullable, owner_reference, text, timestamp};
 
 /// A hundred years: longer lifetimes are typos.
 const MAX_LIFETIME_SECONDS: u64 = 100 * 366 * 86_400;
@@ -36,10 +36,10 @@ pub(super) struct CreateTokenBody {
     allowed_tools: Option<ToolList>,
     #[serde(default)]
     ip_allow: Option<IpAllowList>,
-    #[serde(default)]
-    expires_at: Option<Timestamp>,
-    #[serde(default)]
-    expires_in_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    expires_at: Option<Option<Timestamp>>,
+    #[serde(default, deserialize_with = "present")]
+    expires_in_seconds: Option<Option<u64>>,
     #[serde(default)]
     description: Option<Description>,
 }
@@ -87,7 +87,7 @@ impl CreateTokenBody {
         token.scopes = scopes;
         token.allowed_tools = self.allowed_tools.unwrap_or_default();
         token.ip_allow = self.ip_allow.unwrap_or_default();
-        token.expires_at = expiry(self.expires_at.map(Some), self.expires_in_seconds, now)?.flatten();
+        token.expires_at = expiry(self.expires_at, self.expires_in_seconds, now)?.flatten();
         token.description = self.description.unwrap_or_default();
         Ok(token)
     }
@@ -95,12 +95,14 @@ impl CreateTokenBody {
 
 /// Resolves `expires_at` / `expires_in_seconds` (at most one of them) to an absolute expiry.
 /// `None`: neither given. `Some(None)`: explicitly never (PATCH with `expires_at: null`).
+/// Both are judged by presence: `expires_at: null` beside `expires_in_seconds` is refused too, as the
+/// schema says (`not: {required: [expires_at, expires_in_seconds]}`).
 fn expiry(
     at: Option<Option<Timestamp>>,
-    in_seconds: Option<u64>,
+    in_seconds: Option<Option<u64>>,
     now: Timestamp,
 ) -> Result<Option<Option<Timestamp>>, ApiError> {
-    match (at, in_seconds) {
+    match (at, in_seconds.map(|seconds| seconds.unwrap_or(0))) {
         (Some(_), Some(_)) => {
             Err(ApiError::invalid_field("expires_in_seconds", "give either expires_at or expires_in_seconds, not both"))
         }
@@ -129,24 +131,21 @@ impl ApiSchema for CreateTokenBody {
         json!({
             "type": "object",
             "additionalProperties": false,
+            "not": { "required": ["expires_at", "expires_in_seconds"] },
             "required": ["name"],
             "properties": {
-                "name": { "type": "string", "minLength": 1, "maxLength": 128 },
-                "owner": {
-                    "type": "string", "minLength": 1, "maxLength": MAX_REFERENCE,
-                    "description": "A user or service account, by id (usr_…, svc_…) or name; default: the caller. Non-admins may name only themselves.",
-                },
-                "project": {
-                    "type": "string", "minLength": 1, "maxLength": MAX_REFERENCE,
-                    "description": "A project by id (prj_…) or name; the owner must be a member of it.",
-                },
+                "name": text(128, ""),
+                "owner": owner_reference(
+                    "A user or service account, by id (usr_…, svc_…) or name; default: the caller. Non-admins may name only themselves.",
+                ),
+                "project": text(MAX_REFERENCE, "A project by id (prj_…) or name; the owner must be a member of it."),
                 "permission": { "type": "string", "enum": ["read_only", "standard", "admin"], "default": "standard" },
                 "scopes": scopes(),
                 "allowed_tools": tools(),
                 "ip_allow": ip_allow(),
-                "expires_at": timestamp("Absolute expiry (exclusive with expires_in_seconds)."),
+                "expires_at": nullable(timestamp("Absolute expiry (exclusive with expires_in_seconds); null: never.")),
                 "expires_in_seconds": lifetime(),
-                "description": { "type": "string", "maxLength": 1024 },
+                "description": notes(1024, ""),
             }
         })
     }
@@ -170,7 +169,7 @@ fn tools() -> Value {
 fn ip_allow() -> Value {
     json!({
         "type": "array", "maxItems": 256, "description": "CIDR ranges or addresses; empty or absent: anywhere.",
-        "items": { "type": "string", "examples": ["10.0.0.0/8", "2001:db8::/32"] },
+        "items": cidr(),
     })
 }
 
@@ -195,8 +194,8 @@ pub(super) struct PatchTokenBody {
     ip_allow: Option<IpAllowList>,
     #[serde(default, deserialize_with = "present")]
     expires_at: Option<Option<Timestamp>>,
-    #[serde(default)]
-    expires_in_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    expires_in_seconds: Option<Option<u64>>,
 }
 
 /// Tells `"field": null` (`Some(None)`) from an absent field (`None`).
@@ -229,10 +228,11 @@ impl ApiSchema for PatchTokenBody {
         json!({
             "type": "object",
             "additionalProperties": false,
+            "not": { "required": ["expires_at", "expires_in_seconds"] },
             "minProperties": 1,
             "properties": {
-                "name": { "type": "string", "minLength": 1, "maxLength": 128 },
-                "description": { "type": "string", "maxLength": 1024 },
+                "name": text(128, ""),
+                "description": notes(1024, ""),
                 "allowed_tools": tools(),
                 "ip_allow": ip_allow(),
                 "expires_at": nullable(timestamp("New expiry; null: never expires.")),
@@ -256,7 +256,7 @@ impl ApiSchema for RevokeBody {
         json!({
             "type": "object",
             "additionalProperties": false,
-            "properties": { "reason": { "type": "string", "maxLength": 1024, "description": "Recorded in the audit log." } }
+            "properties": { "reason": notes(1024, "Recorded in the audit log.") }
         })
     }
 }
@@ -369,7 +369,7 @@ impl ApiSchema for ListTokensQuery {
                     "type": "integer", "minimum": 1, "maximum": PageRequest::MAX_LIMIT,
                     "default": PageRequest::DEFAULT_LIMIT, "description": "Page size.",
                 },
-                "cursor": { "type": "string", "description": "`next_cursor` of the previous page." },
+                "cursor": cursor(&id_key("tok_")),
             }
         })
     }

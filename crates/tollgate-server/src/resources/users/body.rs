@@ -7,7 +7,7 @@ use tollgate::{Email, NewUser, PageRequest, Password, Role, UserFilter, UserStat
 use zeroize::Zeroizing;
 
 use crate::error::ApiError;
-use crate::openapi::{ApiSchema, Components};
+use crate::openapi::{ApiSchema, Components, cursor, id_key, notes, password, text, username};
 
 /// A password as it arrives in a body: zeroized on drop, redacted in `Debug`.
 pub(crate) struct PresentedPassword(Zeroizing<String>);
@@ -41,7 +41,7 @@ fn role_schema() -> Value {
 }
 
 fn password_schema(description: &str) -> Value {
-    json!({ "type": "string", "writeOnly": true, "description": description })
+    password(12, description)
 }
 
 /// `POST /v1/users`.
@@ -72,7 +72,7 @@ impl ApiSchema for CreateUserBody {
             "additionalProperties": false,
             "required": ["username", "email", "role", "password"],
             "properties": {
-                "username": { "type": "string", "description": "3–64 characters of a-z 0-9 . _ - (stored lowercase)." },
+                "username": username("3–64 characters of a-z 0-9 . _ - (stored lowercase)."),
                 "email": { "type": "string", "format": "email" },
                 "role": role_schema(),
                 "password": password_schema("The initial password (never logged or stored in clear)."),
@@ -125,7 +125,7 @@ impl ApiSchema for SuspendBody {
             "type": "object",
             "additionalProperties": false,
             "required": ["reason"],
-            "properties": { "reason": { "type": "string", "minLength": 1, "maxLength": 1024 } }
+            "properties": { "reason": text(1024, "Why (audited).") }
         })
     }
 }
@@ -144,7 +144,7 @@ impl ApiSchema for DeleteQuery {
         json!({
             "type": "object",
             "additionalProperties": false,
-            "properties": { "reason": { "type": "string", "maxLength": 1024, "description": "Why (audited)." } }
+            "properties": { "reason": notes(1024, "Why (audited).") }
         })
     }
 }
@@ -252,7 +252,7 @@ pub(crate) fn paging_properties() -> Value {
             "type": "integer", "minimum": 1, "maximum": PageRequest::MAX_LIMIT,
             "default": PageRequest::DEFAULT_LIMIT, "description": "Page size.",
         },
-        "cursor": { "type": "string", "description": "`next_cursor` of the previous page." },
+        "cursor": cursor(&id_key("usr_")),
     })
 }
 
@@ -262,7 +262,7 @@ impl ApiSchema for ListUsersQuery {
         let mut properties = json!({
             "role": role_schema(),
             "status": { "type": "string", "enum": ["active", "suspended", "deleted"] },
-            "search": { "type": "string", "description": "Username or email contains this (case-insensitive)." },
+            "search": text(254, "Username or email contains this (case-insensitive)."),
         });
         if let (Some(properties), Value::Object(paging)) = (properties.as_object_mut(), paging_properties()) {
             properties.extend(paging);

@@ -13,6 +13,10 @@ use serde_json::{Map, Value, json};
 
 use crate::routes::Operation;
 
+mod vocab;
+
+pub(crate) use vocab::*;
+
 /// Produces the JSON Schema of a type, registering the component schemas it refers to.
 pub(crate) type SchemaFn = fn(&mut Components) -> Value;
 
@@ -69,32 +73,6 @@ impl ApiSchema for ProblemSchema {
     }
 }
 
-/// An RFC 3339 UTC time.
-pub(crate) fn timestamp(description: &str) -> Value {
-    json!({ "type": "string", "format": "date-time", "description": description })
-}
-
-/// `schema` or `null`.
-pub(crate) fn nullable(mut schema: Value) -> Value {
-    match schema.get_mut("type") {
-        Some(Value::String(kind)) => {
-            let kind = kind.clone();
-            schema["type"] = json!([kind, "null"]);
-            schema
-        }
-        _ => json!({ "oneOf": [schema, { "type": "null" }] }),
-    }
-}
-
-/// A typed public id such as `tok_0192…`.
-pub(crate) fn id(prefix: &str, description: &str) -> Value {
-    json!({
-        "type": "string",
-        "pattern": format!("^{prefix}[0-9a-f]{{32}}$"),
-        "description": description,
-    })
-}
-
 /// The document for these operations.
 pub(crate) fn document(operations: &[Operation]) -> Value {
     let mut components = Components::default();
@@ -132,7 +110,8 @@ fn describe(operation: &Operation, components: &mut Components) -> Value {
     for name in path_parameters(operation.path) {
         let description = doc.path_params.iter().find(|(param, _)| *param == name).map_or("", |(_, text)| *text);
         parameters.push(json!({
-            "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" },
+            "name": name, "in": "path", "required": true, "description": description,
+            "schema": path_parameter(operation.path, name),
         }));
     }
     if let Some(query) = doc.query {
@@ -155,9 +134,9 @@ fn describe(operation: &Operation, components: &mut Components) -> Value {
             }
         }
     }
-    for (name, description) in &doc.headers {
+    for (name, description, schema) in &doc.headers {
         parameters.push(json!({
-            "name": name, "in": "header", "required": false, "description": description, "schema": { "type": "string" },
+            "name": name, "in": "header", "required": false, "description": description, "schema": schema,
         }));
     }
     let mut responses = Map::new();
