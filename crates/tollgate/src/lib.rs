@@ -29,6 +29,7 @@ mod keys;
 mod live;
 mod metering;
 mod open;
+mod receipts;
 mod sessions;
 mod tokens;
 mod traces;
@@ -53,6 +54,10 @@ pub use metering::{
     AnalyticsReport, LimitStatus, Metering, MeteringBuilder, MeteringStats, PriceEntry, PriceSource, QuotaRefusals,
     QuotaReservation, RateLimitStatus, RecordedUsage, Reservation, Settlement, UnpricedModels, UsageOutcome,
     UsageReport, parse_price_toml,
+};
+pub use receipts::{
+    RECEIPT_ALGORITHM, RECEIPT_VERSION, Receipt, ReceiptContent, ReceiptKind, ReceiptPublicKey, ReceiptSigner,
+    Verification, rotate_receipt_key_file,
 };
 pub use open::{MigratePolicy, StoreOptions, open, open_with};
 
