@@ -55,11 +55,11 @@ pub use metering::{
     QuotaReservation, RateLimitStatus, RecordedUsage, Reservation, Settlement, UnpricedModels, UsageOutcome,
     UsageReport, parse_price_toml,
 };
+pub use open::{MigratePolicy, StoreOptions, open, open_with};
 pub use receipts::{
     RECEIPT_ALGORITHM, RECEIPT_VERSION, Receipt, ReceiptContent, ReceiptKind, ReceiptPublicKey, ReceiptSigner,
     Verification, rotate_receipt_key_file,
 };
-pub use open::{MigratePolicy, StoreOptions, open, open_with};
 
 /// The youngest age an irreversible bulk delete (token cleanup, usage purge) accepts without `force`.
 pub const MIN_DELETE_AGE: std::time::Duration = std::time::Duration::from_secs(3_600);

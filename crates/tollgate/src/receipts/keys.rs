@@ -220,7 +220,8 @@ impl ReceiptSigner {
                 let pkcs8 = Zeroizing::new(decode_base64url(rest.trim()).ok_or_else(|| bad("key is not base64url"))?);
                 signing.push(Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| bad("not an Ed25519 PKCS#8 key"))?);
             } else if let Some(rest) = line.strip_prefix(PUBLIC_LINE) {
-                previous.push(ReceiptPublicKey::parse(rest).map_err(|_| bad("public key is not 32 bytes of base64url"))?);
+                previous
+                    .push(ReceiptPublicKey::parse(rest).map_err(|_| bad("public key is not 32 bytes of base64url"))?);
             } else {
                 return Err(bad("starts with neither 'tollgate-receipt-key v1' nor 'tollgate-receipt-public v1'"));
             }

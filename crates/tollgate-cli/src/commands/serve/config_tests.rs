@@ -16,6 +16,7 @@ fn with_url(db: Option<&str>, database_url: Option<&str>) -> GlobalArgs {
         json: false,
         jwt_key_file: None,
         vault_key_file: None,
+        receipt_key_file: None,
         bcrypt_cost: 12,
         db_is_default: db.is_none(),
     }
