@@ -17,6 +17,7 @@ use crate::commands::login::LoginArgs;
 use crate::commands::price::PriceCommand;
 use crate::commands::project::ProjectCommand;
 use crate::commands::provider_key::ProviderKeyCommand;
+use crate::commands::receipt::ReceiptCommand;
 use crate::commands::serve::ServeArgs;
 use crate::commands::service_account::ServiceAccountCommand;
 use crate::commands::token::TokenCommand;
@@ -57,6 +58,9 @@ pub(crate) struct GlobalArgs {
     /// The provider-key vault's master key file (created beside the database, mode 0600, when missing).
     #[arg(long, global = true, env = "TOLLGATE_VAULT_KEY_FILE")]
     pub(crate) vault_key_file: Option<PathBuf>,
+    /// The usage-receipt signing key file (created beside the database, mode 0600, when missing).
+    #[arg(long, global = true, env = "TOLLGATE_RECEIPT_KEY_FILE")]
+    pub(crate) receipt_key_file: Option<PathBuf>,
     /// bcrypt cost for new password hashes (10–31).
     #[arg(long, global = true, env = "TOLLGATE_BCRYPT_COST", default_value_t = 12)]
     pub(crate) bcrypt_cost: u32,
@@ -118,12 +122,15 @@ pub(crate) enum Command {
     Budget(BudgetCommand),
     /// Tail a running server's live events (token from --token-file or TOLLGATE_TOKEN).
     Events(EventsArgs),
+    /// Signed usage receipts: verify one offline, print or rotate the signing key.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
     /// Request traces: list, show, purge.
     #[command(subcommand)]
     Traces(TracesCommand),
     /// Copy the SQLite database, consistently while it is served, with its key files (all 0600).
     Backup {
-        /// The new backup file (its key files go beside it: FILE.key, FILE.jwt.key, FILE.vault.key).
+        /// The new backup file (its key files go beside it: FILE.key, FILE.jwt.key, FILE.vault.key, FILE.receipt.key).
         #[arg(long)]
         to: PathBuf,
     },

@@ -71,6 +71,11 @@ pub(crate) fn vault_key_file_path(global: &GlobalArgs) -> Result<PathBuf, Valida
     key_file(global, &global.vault_key_file, "vault_key_file", ".vault.key")
 }
 
+/// The usage-receipt signing key file: `--receipt-key-file`, else `<database>.receipt.key`.
+pub(crate) fn receipt_key_file_path(global: &GlobalArgs) -> Result<PathBuf, ValidationError> {
+    key_file(global, &global.receipt_key_file, "receipt_key_file", ".receipt.key")
+}
+
 /// Opens what [`open`] does and the agent service over the vault key file (created on first use).
 pub(crate) async fn open_agents(global: &GlobalArgs) -> CliResult<(Context, tollgate::AgentService)> {
     let context = open(global).await?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tollgate::{
     AgentService, AuditLog, ChangeFollower, FollowSettings, HubSettings, IpAllowList, LiveHub, LiveTail, Metering,
-    PageRequest, TailSettings, TokenManager, TraceService, TraceSettings, UserService, ValidationError,
+    PageRequest, ReceiptSigner, TailSettings, TokenManager, TraceService, TraceSettings, UserService, ValidationError,
 };
 
 use crate::metrics::Metrics;
@@ -53,6 +53,9 @@ pub struct ServerSettings {
     pub heartbeat: Duration,
     /// What request traces keep (payload capture is off by default).
     pub traces: TraceSettings,
+    /// Signs a usage receipt into every metered response (settle, report, usage) when set
+    /// (default: none, and responses carry no `receipt`).
+    pub receipts: Option<ReceiptSigner>,
 }
 
 impl Default for ServerSettings {
@@ -66,6 +69,7 @@ impl Default for ServerSettings {
             live: HubSettings::default(),
             heartbeat: Duration::from_secs(15),
             traces: TraceSettings::default(),
+            receipts: None,
         }
     }
 }

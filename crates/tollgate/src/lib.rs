@@ -29,6 +29,7 @@ mod keys;
 mod live;
 mod metering;
 mod open;
+mod receipts;
 mod sessions;
 mod tokens;
 mod traces;
@@ -55,6 +56,10 @@ pub use metering::{
     UsageOutcome, UsageReport, parse_price_toml,
 };
 pub use open::{MigratePolicy, StoreOptions, open, open_with};
+pub use receipts::{
+    RECEIPT_ALGORITHM, RECEIPT_VERSION, Receipt, ReceiptContent, ReceiptKind, ReceiptPublicKey, ReceiptSigner,
+    Verification, rotate_receipt_key_file,
+};
 
 /// The youngest age an irreversible bulk delete (token cleanup, usage purge) accepts without `force`.
 pub const MIN_DELETE_AGE: std::time::Duration = std::time::Duration::from_secs(3_600);

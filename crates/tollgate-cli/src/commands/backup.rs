@@ -3,7 +3,8 @@
 //!
 //! The key files are part of a backup: without the token hashing key no stored token verifies,
 //! without the JWT key no session refreshes, without the vault's master keys no provider key
-//! decrypts. Every file is written readable by its owner only; keep backups as secret as the keys.
+//! decrypts, without the receipt key no new receipt verifies under the key customers
+//! already trust. Every file is written readable by its owner only; keep backups as secret as the keys.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use anyhow::Context as _;
 use tollgate::{SqliteOptions, SqliteStore, StoreAdmin as _, ValidationError};
 
 use crate::cli::GlobalArgs;
-use crate::context::{jwt_key_file_path, key_file_path, vault_key_file_path};
+use crate::context::{jwt_key_file_path, key_file_path, receipt_key_file_path, vault_key_file_path};
 use crate::exit::{CliError, CliResult};
 use crate::output::print_json;
 
@@ -24,11 +25,12 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// The database's key files and the suffixes they take beside a backup.
-fn key_files(global: &GlobalArgs) -> Result<[(PathBuf, &'static str); 3], ValidationError> {
+fn key_files(global: &GlobalArgs) -> Result<[(PathBuf, &'static str); 4], ValidationError> {
     Ok([
         (key_file_path(global)?, ".key"),
         (jwt_key_file_path(global)?, ".jwt.key"),
         (vault_key_file_path(global)?, ".vault.key"),
+        (receipt_key_file_path(global)?, ".receipt.key"),
     ])
 }
 

@@ -17,6 +17,7 @@ pub(crate) mod login;
 pub(crate) mod price;
 pub(crate) mod project;
 pub(crate) mod provider_key;
+pub(crate) mod receipt;
 pub(crate) mod serve;
 pub(crate) mod service_account;
 pub(crate) mod token;
@@ -64,6 +65,7 @@ pub(crate) async fn run(cli: Cli) -> CliResult {
         Command::Vault(command) => vault::run(&cli.global, command).await,
         Command::Budget(command) => budget::run(&cli.global, command).await,
         Command::Events(args) => events::run(&cli.global, args).await,
+        Command::Receipt(command) => receipt::run(&cli.global, command).await,
         Command::Traces(command) => traces::run(&cli.global, command).await,
         Command::Backup { to } => backup::backup(&cli.global, &to).await,
         Command::Restore { backup: from } => backup::restore(&cli.global, &from).await,

@@ -66,6 +66,11 @@ pub(crate) async fn run(global: &GlobalArgs, args: ServeArgs) -> CliResult {
             }
         }
     });
+    if let Some(path) = &settings.receipt_key_file {
+        let signer = tollgate::ReceiptSigner::load_or_create(path)?;
+        tracing::info!(key_id = %signer.public_key().key_id(), "signing usage receipts");
+        settings.server.receipts = Some(signer);
+    }
     warn_if_readable_by_others(&settings);
     let state = AppState::with_agents(tokens, users, metering, agents, settings.server);
     if !tollgate_server::admin_exists(&state).await? {
@@ -101,6 +106,7 @@ fn warn_if_readable_by_others(settings: &config::Settings) {
             Some(settings.key_file.clone()),
             Some(settings.jwt_key_file.clone()),
             Some(settings.vault_key_file.clone()),
+            settings.receipt_key_file.clone(),
             database,
         ];
         for file in files.into_iter().flatten() {

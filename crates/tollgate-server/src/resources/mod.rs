@@ -15,6 +15,7 @@ mod prices;
 mod projects;
 mod provider_keys;
 mod rate_limits;
+mod receipts;
 mod reservations;
 mod service_accounts;
 mod sessions;
@@ -48,6 +49,7 @@ pub(crate) fn routes() -> Routes {
         .merge(usage_record::routes())
         .merge(usage::routes())
         .merge(reservations::routes())
+        .merge(receipts::routes())
         .merge(limits::routes())
         .merge(prices::routes())
         .merge(rate_limits::routes())

@@ -5,9 +5,10 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
-use tollgate::{EventId, UsageInput, UsageOutcome};
+use tollgate::{EventId, Receipt, ReceiptKind, UsageInput, UsageOutcome};
 use tollgate::{Microdollars, ReservationId, ReservationRecord, ReservationState, Settlement, Timestamp, TokenId};
 
+use super::receipts::{receipt_schema, sign, usage_content};
 use super::usage_record::{event_schema, outcome_schema};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -151,11 +152,14 @@ struct SettlementView<'a> {
     event_id: Option<&'a EventId>,
     outcome: UsageOutcome,
     cost_micros: Microdollars,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt: Option<Receipt>,
 }
 
 impl<'a> SettlementView<'a> {
-    fn of(settlement: &'a Settlement) -> Self {
+    fn of(settlement: &'a Settlement, receipt: Option<Receipt>) -> Self {
         Self {
+            receipt,
             reservation: ReservationView::of(&settlement.reservation),
             event_id: settlement.event.event_id.as_ref(),
             outcome: settlement.outcome,
@@ -175,6 +179,7 @@ impl ApiSchema for SettlementView<'_> {
                 "event_id": { "type": ["string", "null"] },
                 "outcome": outcome_schema(),
                 "cost_micros": { "type": "integer", "minimum": 0, "description": "The actual cost as stored." },
+                "receipt": receipt_schema(),
             }
         })
     }
@@ -196,7 +201,12 @@ async fn settle(
     Json(input): Json<UsageInput>,
 ) -> Result<Response, ApiError> {
     let settlement = state.metering().settle_reservation(&caller.principal, &id, &input).await?;
-    Ok(axum::Json(SettlementView::of(&settlement)).into_response())
+    // Settled at the reservation's close, which a repeat does not move: a repeat signs the same.
+    let receipt = sign(&state, || {
+        let at = settlement.reservation.closed_at.unwrap_or(settlement.event.at);
+        usage_content(ReceiptKind::Settle, &settlement.event, Some(id.to_string()), at)
+    });
+    Ok(axum::Json(SettlementView::of(&settlement, receipt)).into_response())
 }
 
 async fn release(
@@ -210,6 +220,10 @@ async fn release(
 
 #[cfg(test)]
 mod tests {
+    fn record_id(settlement: &Settlement) -> String {
+        settlement.reservation.id.to_string()
+    }
+
     use tollgate::{CounterKey, LimitKey, LimitSubject, Metric, ModelName, ProviderName, UsageEvent, Window};
 
     use super::*;
@@ -235,6 +249,9 @@ mod tests {
         event.event_id = Some(EventId::parse("req-1").unwrap());
         event.cost = Some(Microdollars::from_micros(7));
         let settlement = Settlement { reservation: record, event, outcome: UsageOutcome::Recorded };
-        check_response(&SettlementView::of(&settlement));
+        check_response(&SettlementView::of(&settlement, None));
+        let signer = tollgate::ReceiptSigner::ephemeral().unwrap();
+        let content = usage_content(ReceiptKind::Settle, &settlement.event, Some(record_id(&settlement)), at);
+        check_response(&SettlementView::of(&settlement, Some(signer.sign(content))));
     }
 }

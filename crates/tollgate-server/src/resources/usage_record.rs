@@ -5,8 +5,11 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tollgate::{DeadLetterRecord, EventId, Microdollars, RecordedUsage, UsageInput, UsageOutcome};
+use tollgate::{
+    DeadLetterRecord, EventId, Microdollars, Receipt, ReceiptKind, RecordedUsage, UsageInput, UsageOutcome,
+};
 
+use super::receipts::{receipt_schema, sign, usage_content};
 use super::users::{page_request, paging_properties};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -114,6 +117,9 @@ struct EventOutcome<'a> {
     outcome: UsageOutcome,
     /// The cost as stored (priced from the table when the event reported none).
     cost_micros: Microdollars,
+    /// Signed, when the server signs receipts; none for a dead-lettered event (nothing billed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt: Option<Receipt>,
 }
 
 /// 200's body.
@@ -126,7 +132,7 @@ struct Recorded<'a> {
 }
 
 impl<'a> Recorded<'a> {
-    fn of(usage: &'a [RecordedUsage]) -> Self {
+    fn of(usage: &'a [RecordedUsage], receipt: impl Fn(&RecordedUsage) -> Option<Receipt>) -> Self {
         let count = |outcome| usage.iter().filter(|item| item.outcome == outcome).count();
         Self {
             recorded: count(UsageOutcome::Recorded),
@@ -138,6 +144,7 @@ impl<'a> Recorded<'a> {
                     event_id: item.event.event_id.as_ref(),
                     outcome: item.outcome,
                     cost_micros: item.event.cost.unwrap_or(Microdollars::ZERO),
+                    receipt: (item.outcome != UsageOutcome::DeadLettered).then(|| receipt(item)).flatten(),
                 })
                 .collect(),
         }
@@ -173,6 +180,7 @@ impl ApiSchema for Recorded<'_> {
                             "event_id": { "type": ["string", "null"] },
                             "outcome": outcome_schema(),
                             "cost_micros": { "type": "integer", "minimum": 0 },
+                            "receipt": receipt_schema(),
                         }
                     }
                 },
@@ -194,7 +202,11 @@ async fn record(State(state): State<AppState>, caller: Caller, Json(body): Json<
         }
         other => other.into(),
     })?;
-    Ok(axum::Json(Recorded::of(&recorded)).into_response())
+    // One receipt per event: each is its own idempotent unit (its event_id), so a repeat in any
+    // batch is answered with the receipt it first got.
+    let receipt =
+        |item: &RecordedUsage| sign(&state, || usage_content(ReceiptKind::Usage, &item.event, None, item.event.at));
+    Ok(axum::Json(Recorded::of(&recorded, receipt)).into_response())
 }
 
 /// `?limit=&cursor=`.
@@ -275,7 +287,12 @@ mod tests {
         event.event_id = Some(EventId::parse("req-1").unwrap());
         event.cost = Some(Microdollars::from_micros(12));
         let usage = [RecordedUsage { event: event.clone(), outcome: UsageOutcome::Duplicate }];
-        check_response(&Recorded::of(&usage));
+        check_response(&Recorded::of(&usage, |_| None));
+        let signer = tollgate::ReceiptSigner::ephemeral().unwrap();
+        let signed = |item: &RecordedUsage| {
+            Some(signer.sign(usage_content(ReceiptKind::Usage, &item.event, None, item.event.at)))
+        };
+        check_response(&Recorded::of(&usage, signed));
         let letter = DeadLetterRecord {
             id: 1,
             token_id: event.token_id.to_string(),

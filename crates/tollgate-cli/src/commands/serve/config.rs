@@ -104,6 +104,10 @@ pub(crate) struct ServeArgs {
     /// one is otherwise refused, so that upgrading is a step you take: this flag or `tollgate migrate`).
     #[arg(long, env = "TOLLGATE_MIGRATE")]
     pub(crate) migrate: bool,
+    /// Sign a usage receipt into every settle, budget report and usage answer, with the key in
+    /// --receipt-key-file (created beside the database when missing) [default: off].
+    #[arg(long, env = "TOLLGATE_RECEIPTS")]
+    pub(crate) receipts: bool,
     /// Redis for rate limits shared by every node (`redis://[:PASSWORD@]HOST:PORT[/DB]`); without it
     /// each node limits alone [default: none].
     #[arg(long, env = "TOLLGATE_REDIS_URL")]
@@ -127,6 +131,8 @@ pub(crate) struct FileConfig {
     key_file: Option<PathBuf>,
     jwt_key_file: Option<PathBuf>,
     vault_key_file: Option<PathBuf>,
+    receipt_key_file: Option<PathBuf>,
+    receipts: Option<bool>,
     log_format: Option<LogFormat>,
     log: Option<String>,
     trusted_proxies: Option<Vec<String>>,
@@ -171,6 +177,8 @@ pub(crate) struct Settings {
     pub(crate) key_file: PathBuf,
     pub(crate) jwt_key_file: PathBuf,
     pub(crate) vault_key_file: PathBuf,
+    /// The receipt signing key file, when receipts are on.
+    pub(crate) receipt_key_file: Option<PathBuf>,
     pub(crate) log_format: LogFormat,
     pub(crate) log: String,
     pub(crate) server: ServerSettings,
@@ -226,6 +234,14 @@ pub(crate) fn resolve(
     let vault_key_file = match global.vault_key_file.clone().or(file.vault_key_file) {
         Some(path) => path,
         None => crate::context::beside_database(&database_url, "vault_key_file", ".vault.key")?,
+    };
+    let receipt_key_file = match (args.receipts || file.receipts.unwrap_or(false), global.receipt_key_file.clone()) {
+        (false, _) => None,
+        (true, Some(path)) => Some(path),
+        (true, None) => Some(match file.receipt_key_file {
+            Some(path) => path,
+            None => crate::context::beside_database(&database_url, "receipt_key_file", ".receipt.key")?,
+        }),
     };
 
     let duration = |field: &'static str, flag: &Option<String>, file: Option<String>, default: u64| {
@@ -307,6 +323,7 @@ pub(crate) fn resolve(
         key_file,
         jwt_key_file,
         vault_key_file,
+        receipt_key_file,
         log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
         log: args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned()),
         server,

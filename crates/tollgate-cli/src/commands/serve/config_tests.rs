@@ -16,6 +16,7 @@ fn with_url(db: Option<&str>, database_url: Option<&str>) -> GlobalArgs {
         json: false,
         jwt_key_file: None,
         vault_key_file: None,
+        receipt_key_file: None,
         bcrypt_cost: 12,
         db_is_default: db.is_none(),
     }
@@ -86,4 +87,19 @@ fn contradictions_and_bad_values_name_the_setting() {
         assert_eq!(result.unwrap_err().field, field);
     }
     assert!(toml::from_str::<FileConfig>("colour = 'red'").is_err(), "unknown keys are refused");
+}
+
+#[test]
+fn receipts_are_off_unless_asked_and_their_key_file_sits_beside_the_database() {
+    let off = resolve(&ServeArgs::default(), &global(None), FileConfig::default()).unwrap();
+    assert_eq!(off.receipt_key_file, None);
+    let on = resolve(&ServeArgs::default(), &global(None), file("receipts = true")).unwrap();
+    assert_eq!(on.receipt_key_file, Some(PathBuf::from("./tollgate.db.receipt.key")));
+    let named = file("receipts = true\nreceipt_key_file = \"/etc/tollgate/receipt.key\"");
+    let named = resolve(&ServeArgs::default(), &global(None), named).unwrap();
+    assert_eq!(named.receipt_key_file, Some(PathBuf::from("/etc/tollgate/receipt.key")));
+    let args = ServeArgs { receipts: true, ..ServeArgs::default() };
+    let postgres = with_url(None, Some("postgres://postgres@127.0.0.1:5432/tollgate"));
+    let error = resolve(&args, &postgres, file("key_file = \"k\"\njwt_key_file = \"j\"\nvault_key_file = \"v\"")).err();
+    assert_eq!(error.unwrap().field, "receipt_key_file");
 }

@@ -56,7 +56,7 @@ pub(super) fn routes() -> Routes {
                      event of the agent's credential, recorded in the same transaction.",
                 )
                 .body::<ReportBody>()
-                .response::<LeaseView<'static>>(200, "The lease after")
+                .response::<ReportView<'static>>(200, "The lease after (and the report's receipt)")
                 .problems(&[400, 403, 404, 409, 413, 415, 503]),
             report,
         )
@@ -154,6 +154,24 @@ impl ApiSchema for HandshakeView<'_> {
     }
 }
 
+/// What a report answers: the lease, and the report's receipt when the server signs them.
+#[derive(Serialize)]
+struct ReportView<'a> {
+    #[serde(flatten)]
+    lease: LeaseView<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt: Option<tollgate::Receipt>,
+}
+
+impl ApiSchema for ReportView<'_> {
+    const NAME: &'static str = "BudgetReported";
+    fn schema(components: &mut Components) -> Value {
+        let mut schema = LeaseView::schema(components);
+        schema["properties"]["receipt"] = super::receipts::receipt_schema();
+        schema
+    }
+}
+
 /// What a refresh answers.
 #[derive(Serialize)]
 struct RefreshView<'a> {
@@ -232,8 +250,28 @@ async fn report(
         output_tokens: body.output_tokens,
         model: body.model,
     };
-    let record = agents(&state)?.report_lease(&caller.audited(), &lease, &input).await?;
-    Ok(axum::Json(LeaseView::new(&record)).into_response())
+    let audited = caller.audited();
+    let record = agents(&state)?.report_lease(&audited, &lease, &input).await?;
+    let receipt = super::receipts::sign(&state, || {
+        let (agent_id, token_id) = match &audited.principal {
+            tollgate::Principal::Agent { id, credential } => (Some(id.to_string()), credential.to_string()),
+            _ => (Some(record.agent.to_string()), record.credential.to_string()),
+        };
+        tollgate::ReceiptContent {
+            kind: tollgate::ReceiptKind::Report,
+            token_id,
+            agent_id,
+            reference: Some(lease.to_string()),
+            request_id: Some(input.request_id.clone()),
+            provider: Some(record.provider.to_string()),
+            model: Some(input.model.trim().to_owned()),
+            input_tokens: input.input_tokens,
+            output_tokens: input.output_tokens,
+            cost: tollgate::Microdollars::from_micros(input.cost),
+            at: state.tokens().clock().now().to_rfc3339(),
+        }
+    });
+    Ok(axum::Json(ReportView { lease: LeaseView::new(&record), receipt }).into_response())
 }
 
 async fn refresh(
