@@ -26,6 +26,7 @@ mod caller;
 mod error;
 mod follow;
 mod keys;
+mod leaks;
 mod live;
 mod metering;
 mod open;
@@ -46,6 +47,7 @@ pub use caller::Caller;
 pub use error::{Error, Result};
 pub use follow::{ChangeFollower, FollowSettings};
 pub use keys::{KeyFile, load_or_create_key_file};
+pub use leaks::{LEAKED, LeakState, LeakedSecret, SecretKind};
 pub use live::{
     HubSettings, LiveEvent, LiveHub, LiveRelay, LiveTail, NewLiveEvent, Resume, Subscription, TailSettings, Visibility,
 };
@@ -97,6 +99,7 @@ pub use tollgate_types::{
     TokenHasher, TokenId, TokenName, TokenPatch, TokenPrefix, TokenRecord, TokenSecret, TokenStatus, ToolList, UserId,
     ValidationError, VerifyRequest, parse_duration,
 };
+pub use tollgate_types::{Found, SecretScanner};
 pub use tollgate_types::{
     AgentBinding, AgentId, AgentName, AgentPatch, AgentRecord, AgentStatus, BaseUrl, KNOWN_PROVIDERS, Metadata,
     NewAgent, NewProviderKey, ProviderKeyId, ProviderKeyPatch, ProviderKeyRecord, ProviderList, ProviderSecret,
