@@ -67,7 +67,8 @@ fn finds_a_token_in_files_and_history_names_it_and_revokes_it() {
     let (code, history) = shell.json(&["scan", "--git", repo.to_str().unwrap()], None);
     assert_eq!(code, 1);
     let finding = &history.as_array().unwrap()[0];
-    let commit = Command::new("git").arg("-C").arg(&repo).args(["rev-list", "--max-parents=0", "HEAD"]).output().unwrap();
+    let commit =
+        Command::new("git").arg("-C").arg(&repo).args(["rev-list", "--max-parents=0", "HEAD"]).output().unwrap();
     let first_commit = text(&commit.stdout).trim().to_owned();
     assert_eq!(finding["location"].as_str(), Some(format!("{first_commit}:settings.toml").as_str()));
     assert_eq!((finding["line"].as_u64(), finding["column"].as_u64()), (Some(2), Some(10)));

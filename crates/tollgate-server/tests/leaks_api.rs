@@ -24,7 +24,10 @@ async fn admins_classify_and_revoke_every_kind() {
     let found = looked.ok(200)["found"].as_array().unwrap().clone();
     assert_eq!(found.len(), 2, "{found:?}");
     assert_eq!((found[0]["candidate"].as_u64(), found[0]["kind"].as_str()), (Some(0), Some("api_token")));
-    assert_eq!((found[0]["id"].as_str(), found[0]["state"].as_str()), (Some(api_id.to_string().as_str()), Some("active")));
+    assert_eq!(
+        (found[0]["id"].as_str(), found[0]["state"].as_str()),
+        (Some(api_id.to_string().as_str()), Some("active"))
+    );
     assert_eq!((found[1]["candidate"].as_u64(), found[1]["kind"].as_str()), (Some(3), Some("refresh_token")));
     assert_eq!(found[1]["state"].as_str(), Some("active"));
     assert!(!looked.text().contains(&api[3..]) && !looked.text().contains(&refresh[4..]));
@@ -37,7 +40,10 @@ async fn admins_classify_and_revoke_every_kind() {
     fixture.post("/v1/auth/refresh", None, json!({ "refresh_token": refresh })).await.problem(401, "revoked");
     let audit = fixture.get(&format!("/v1/audit?target={api_id}"), Some(&admin)).await;
     let entries = audit.ok(200)["items"].as_array().unwrap().clone();
-    assert!(entries.iter().any(|entry| entry["action"] == "token.revoke" && entry["reason"] == "leaked"), "{entries:?}");
+    assert!(
+        entries.iter().any(|entry| entry["action"] == "token.revoke" && entry["reason"] == "leaked"),
+        "{entries:?}"
+    );
 
     let again = fixture.post("/v1/leaks", Some(&admin), json!({ "candidates": candidates, "revoke": true })).await;
     assert!(again.ok(200)["found"].as_array().unwrap().iter().all(|leak| leak["revoked_now"] == false));

@@ -3,9 +3,7 @@
 //! Admins only (`Operation::HandleLeaks`): the answer names ids.
 
 use serde::Serialize;
-use tollgate_types::{
-    AgentId, OwnerId, SecretScanner, TokenHash, TokenSecret, TokenStatus, UserId,
-};
+use tollgate_types::{AgentId, OwnerId, SecretScanner, TokenHash, TokenSecret, TokenStatus, UserId};
 
 use crate::authz::{Operation, authorize};
 use crate::tokens::Kind;

@@ -99,7 +99,6 @@ pub use tollgate_types::{
     TokenHasher, TokenId, TokenName, TokenPatch, TokenPrefix, TokenRecord, TokenSecret, TokenStatus, ToolList, UserId,
     ValidationError, VerifyRequest, parse_duration,
 };
-pub use tollgate_types::{Found, SecretScanner};
 pub use tollgate_types::{
     AgentBinding, AgentId, AgentName, AgentPatch, AgentRecord, AgentStatus, BaseUrl, KNOWN_PROVIDERS, Metadata,
     NewAgent, NewProviderKey, ProviderKeyId, ProviderKeyPatch, ProviderKeyRecord, ProviderList, ProviderSecret,
@@ -118,6 +117,7 @@ pub use tollgate_types::{
 pub use tollgate_types::{
     Email, NewUser, Password, PasswordHash, SessionId, SessionRecord, UserRecord, UserStatus, Username,
 };
+pub use tollgate_types::{Found, SecretScanner};
 pub use tollgate_types::{MAX_TRACE_PAYLOAD_BYTES, NewTrace, TraceId, TraceInput, TraceRecord};
 
 pub use tollgate_ratelimit::{

@@ -108,7 +108,11 @@ impl ApiSchema for LeaksReport {
     }
 }
 
-async fn report(State(state): State<AppState>, caller: Caller, Json(body): Json<LeaksBody>) -> Result<Response, ApiError> {
+async fn report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<LeaksBody>,
+) -> Result<Response, ApiError> {
     if body.candidates.len() > MAX_CANDIDATES {
         return Err(ApiError::invalid_field("candidates", format!("must hold at most {MAX_CANDIDATES} strings")));
     }
