@@ -18,6 +18,7 @@ use crate::commands::price::PriceCommand;
 use crate::commands::project::ProjectCommand;
 use crate::commands::provider_key::ProviderKeyCommand;
 use crate::commands::receipt::ReceiptCommand;
+use crate::commands::scan::ScanArgs;
 use crate::commands::serve::ServeArgs;
 use crate::commands::service_account::ServiceAccountCommand;
 use crate::commands::token::TokenCommand;
@@ -145,4 +146,8 @@ pub(crate) enum Command {
     /// Load an export into an empty database of either backend and verify its audit chain. The key
     /// files are not in an export: copy them beside the new database or name them (--key-file …).
     Import(ImportArgs),
+    /// Find tollgate secrets (API tokens, refresh tokens, agent credentials) in files, directories,
+    /// standard input (`-`) or git history (--git); with --db, name each one and --revoke it. Exit 1
+    /// when anything was found.
+    Scan(ScanArgs),
 }

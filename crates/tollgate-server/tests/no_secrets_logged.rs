@@ -1,6 +1,6 @@
 //! Logs at TRACE level during token creation, verification, rotation and refusals over HTTP
 //! hold no secret: not the bearer credential, not a created or rotated token, not a password,
-//! access JWT or refresh token of a session.
+//! access JWT or refresh token of a session, nor a secret sent to `POST /v1/leaks`.
 
 mod support;
 
@@ -71,6 +71,10 @@ async fn no_secret_reaches_the_log() {
     let rotated_session =
         fixture.post("/v1/auth/refresh", None, json!({ "refresh_token": refresh })).await.ok(200).clone();
     let refresh2 = rotated_session["refresh_token"].as_str().unwrap().to_owned();
+    // Leak reports carry secrets in their body: a rotated-out token, a live refresh token.
+    let leaks = json!({ "candidates": [format!("key={rotated}"), refresh2.clone()], "revoke": false });
+    let reported = fixture.post("/v1/leaks", Some(&admin), leaks).await;
+    assert_eq!(reported.ok(200)["found"].as_array().unwrap().len(), 2);
     fixture.post("/v1/auth/logout", None, json!({ "refresh_token": refresh2 })).await.ok(204);
     fixture.close_store().await;
     fixture.get("/v1/tokens", Some(&admin)).await.problem(503, "unavailable");

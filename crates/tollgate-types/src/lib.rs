@@ -23,6 +23,7 @@ mod price;
 mod principal;
 mod provider_key;
 mod quota;
+mod scan;
 mod session;
 mod text;
 mod token;
@@ -63,6 +64,7 @@ pub use provider_key::{
     BaseUrl, KNOWN_PROVIDERS, NewProviderKey, ProviderKeyPatch, ProviderKeyRecord, ProviderSecret, check_base_url,
 };
 pub use quota::{CounterKey, LimitKey, LimitRecord, LimitSpec, LimitSubject, Metric, RateLimitSpec, Window};
+pub use scan::{Found, SecretScanner};
 pub use session::SessionRecord;
 pub use text::{AgentName, Description, OwnerName, ProjectName, TokenName};
 pub use token::{TokenFormatError, TokenPrefix, TokenSecret};

@@ -225,6 +225,9 @@ pub enum Operation {
     ManageVault,
     /// Read how many provider keys each master key wraps.
     ReadVault,
+    /// Look up found (leaked) secrets by hash — which token, session or credential each is — and
+    /// revoke them. Admins only: the answer names ids of everybody's secrets.
+    HandleLeaks,
 }
 
 /// Whether `principal` acts for `owner`.
@@ -322,7 +325,7 @@ pub fn authorize(principal: &Principal, operation: Operation) -> Result<()> {
         }
         Operation::CancelBudgetRequest { own_request } => own_request,
         Operation::ManageVault => matches!(principal, Principal::Operator),
-        Operation::ReadVault => admin,
+        Operation::ReadVault | Operation::HandleLeaks => admin,
     };
     if allowed { Ok(()) } else { Err(Error::Forbidden(format!("{} may not do this", describe(principal)))) }
 }

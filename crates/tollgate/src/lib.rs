@@ -26,6 +26,7 @@ mod caller;
 mod error;
 mod follow;
 mod keys;
+mod leaks;
 mod live;
 mod metering;
 mod open;
@@ -47,6 +48,7 @@ pub use caller::Caller;
 pub use error::{Error, Result};
 pub use follow::{ChangeFollower, FollowSettings};
 pub use keys::{KeyFile, load_or_create_key_file};
+pub use leaks::{LEAKED, LeakState, LeakedSecret, SecretKind};
 pub use live::{
     HubSettings, LiveEvent, LiveHub, LiveRelay, LiveTail, NewLiveEvent, Resume, Subscription, TailSettings, Visibility,
 };
@@ -120,6 +122,7 @@ pub use tollgate_types::{
 pub use tollgate_types::{
     Email, NewUser, Password, PasswordHash, SessionId, SessionRecord, UserRecord, UserStatus, Username,
 };
+pub use tollgate_types::{Found, SecretScanner};
 pub use tollgate_types::{MAX_TRACE_PAYLOAD_BYTES, NewTrace, TraceId, TraceInput, TraceRecord};
 
 pub use tollgate_ratelimit::{

@@ -18,6 +18,8 @@ pub(crate) mod price;
 pub(crate) mod project;
 pub(crate) mod provider_key;
 pub(crate) mod receipt;
+pub(crate) mod scan;
+mod scan_sources;
 pub(crate) mod serve;
 pub(crate) mod service_account;
 pub(crate) mod token;
@@ -71,5 +73,6 @@ pub(crate) async fn run(cli: Cli) -> CliResult {
         Command::Restore { backup: from } => backup::restore(&cli.global, &from).await,
         Command::Export(args) => export::run(&cli.global, args).await,
         Command::Import(args) => import::run(&cli.global, args).await,
+        Command::Scan(args) => scan::run(&cli.global, args).await,
     }
 }

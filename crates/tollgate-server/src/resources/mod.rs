@@ -7,6 +7,7 @@ mod auth_verify;
 mod budget;
 mod events;
 mod health;
+mod leaks;
 mod limits;
 mod me;
 mod metrics;
@@ -46,6 +47,7 @@ pub(crate) fn routes() -> Routes {
         .merge(sessions::routes())
         .merge(me::routes())
         .merge(audit::routes())
+        .merge(leaks::routes())
         .merge(usage_record::routes())
         .merge(usage::routes())
         .merge(reservations::routes())

@@ -95,7 +95,7 @@ impl TokenManagerBuilder {
 #[derive(Debug, Clone)]
 pub struct TokenManager {
     pub(super) store: Arc<dyn Store>,
-    pub(super) hasher: Arc<TokenHasher>,
+    pub(crate) hasher: Arc<TokenHasher>,
     pub(super) prefix: TokenPrefix,
     pub(super) agent_prefix: TokenPrefix,
     pub(super) clock: Arc<dyn Clock>,
