@@ -11,6 +11,9 @@ mod bootstrap;
 mod error;
 mod event_client;
 mod extract;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod metrics;
 mod observe;
