@@ -155,4 +155,12 @@ mod tests {
         assert!(TokenId::parse("tok_xyz").is_err());
         assert!(TokenId::parse("tok_0192F3A4B5C6D7E8F90A1B2C3D4E5F60").is_err());
     }
+
+    #[test]
+    fn ids_serialize_as_their_display_text() {
+        let token = TokenId::generate();
+        assert_eq!(serde_json::to_string(&token).unwrap(), format!("\"{token}\""));
+        let owner = crate::OwnerId::ServiceAccount(ServiceAccountId::generate());
+        assert_eq!(serde_json::to_string(&owner).unwrap(), format!("\"{owner}\""));
+    }
 }
