@@ -93,7 +93,10 @@ impl FromStr for OwnerId {
 
 impl Serialize for OwnerId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        match self {
+            Self::User(id) => id.serialize(serializer),
+            Self::ServiceAccount(id) => id.serialize(serializer),
+        }
     }
 }
 

@@ -4,7 +4,6 @@
 //! 401 (malformed, not_found, revoked, expired), 403 (ip_not_allowed, tool_not_allowed) or 429
 //! with `Retry-After` (rate_limited, quota_exceeded).
 
-use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::response::IntoResponse;
@@ -67,8 +66,8 @@ async fn verify(State(state): State<AppState>, request: Request) -> Result<impl 
     };
     let reservation_id = reservation.as_ref().and_then(ReservationView::id);
     let mut response = match reservation {
-        Some(reservation) => Json(VerifyResult::reserved(&context, reservation)).into_response(),
-        None => Json(VerifyResult::valid(&context)).into_response(),
+        Some(reservation) => VerifyResult::reserved(&context, reservation).into_json_response(),
+        None => VerifyResult::valid(&context).into_json_response(),
     };
     if let Some(id) = reservation_id
         && let Ok(value) = HeaderValue::from_str(&id.to_string())

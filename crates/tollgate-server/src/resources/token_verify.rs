@@ -152,8 +152,8 @@ async fn verify(
         Ok((context, reservation)) => {
             metrics.observe_verify(Ok(()));
             match reservation {
-                Some(reservation) => axum::Json(VerifyResult::reserved(&context, reservation)).into_response(),
-                None => axum::Json(VerifyResult::valid(&context)).into_response(),
+                Some(reservation) => VerifyResult::reserved(&context, reservation).into_json_response(),
+                None => VerifyResult::valid(&context).into_json_response(),
             }
         }
         Err(tollgate::Error::Refused(refusal)) => {
