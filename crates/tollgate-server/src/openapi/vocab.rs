@@ -136,6 +136,15 @@ pub(crate) fn password(min_chars: usize, description: &str) -> Value {
     })
 }
 
+/// Any text of at most `max_bytes` bytes of UTF-8. JSON Schema counts characters, so the limit is
+/// stated as "at most a quarter as many characters (4 bytes each at most), or ASCII up to the limit".
+pub(crate) fn utf8_bytes(max_bytes: usize, description: &str) -> Value {
+    json!({
+        "type": "string", "description": description,
+        "anyOf": [{ "maxLength": max_bytes / 4 }, { "maxLength": max_bytes, "pattern": r"^[\x00-\x7f]*$" }],
+    })
+}
+
 /// The `cursor` of a list whose pages are keyed by `key` (a pattern without anchors).
 pub(crate) fn cursor(key: &str) -> Value {
     json!({

@@ -12,7 +12,7 @@ use super::token_verify::PresentedToken;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::Json;
-use crate::openapi::{ApiSchema, Components};
+use crate::openapi::{ApiSchema, Components, utf8_bytes};
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
 
@@ -58,7 +58,7 @@ impl ApiSchema for LeaksBody {
             "properties": {
                 "candidates": {
                     "type": "array", "maxItems": MAX_CANDIDATES, "writeOnly": true,
-                    "items": { "type": "string", "maxLength": MAX_CANDIDATE_BYTES },
+                    "items": utf8_bytes(MAX_CANDIDATE_BYTES, "A string that may hold a secret."),
                     "description": "Strings that may hold a tollgate secret (a match and its surroundings).",
                 },
                 "revoke": { "type": "boolean", "description": "Revoke what is found (default false)." },
