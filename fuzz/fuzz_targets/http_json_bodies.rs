@@ -48,7 +48,7 @@ fn server() -> &'static Server {
 }
 
 async fn build(directory: &tempfile::TempDir) -> (Router, Vec<(Method, String)>, String) {
-    let db_file = directory.path().join("fuzz.db");
+    let db_file = directory.path().join("tollgate.db");
     let sqlite = SqliteStore::open(&db_file, &SqliteOptions::default()).await.expect("open sqlite");
     let store: Arc<dyn tollgate::Store> = Arc::new(sqlite);
     let clock = Arc::new(ManualClock::new(Timestamp::from_unix_micros(1_893_456_000_000_000)));
