@@ -243,5 +243,53 @@ fn verify(c: &mut Criterion) {
     bench.runtime.block_on(metering.shutdown()).unwrap();
 }
 
-criterion_group!(benches, record, verify);
+/// Provisioning limits: one `set_limit` call each against one `set_limits` call for all (one
+/// transaction, one durable write), per limit set. Tokens are the subjects, three limits each.
+fn limits(c: &mut Criterion) {
+    let bench = BenchStore::new();
+    let metering = bench.metering();
+    let manager = bench.manager(&metering);
+    let projects = projects(&bench);
+    let subjects: Vec<LimitSubject> = bench.runtime.block_on(async {
+        let mut subjects = Vec::new();
+        for index in 0..1_000 {
+            let created = manager.create(&Principal::Operator, token(&bench, &projects, index)).await.unwrap();
+            subjects.push(LimitSubject::Token(created.record.id));
+        }
+        subjects
+    });
+    let specs = |max: u64| -> Vec<LimitSpec> {
+        let metrics = [(Metric::Requests, Window::Day), (Metric::Tokens, Window::Month), (Metric::Cost, Window::Month)];
+        subjects
+            .iter()
+            .flat_map(|subject| metrics.map(|(metric, window)| LimitKey { subject: subject.clone(), metric, window }))
+            .map(|key| LimitSpec::new(key, max, false).unwrap())
+            .collect()
+    };
+    let mut group = c.benchmark_group("limits");
+    group.sample_size(10);
+    let mut round = 1;
+    let one_by_one: Vec<LimitSpec> = specs(1).into_iter().take(300).collect();
+    group.throughput(Throughput::Elements(one_by_one.len() as u64));
+    group.bench_function("set_limit_300_one_call_each", |b| {
+        b.iter(|| {
+            bench.runtime.block_on(async {
+                for spec in &one_by_one {
+                    metering.set_limit(&Principal::Operator, spec.clone()).await.unwrap();
+                }
+            })
+        })
+    });
+    group.throughput(Throughput::Elements(3_000));
+    group.bench_function("set_limits_3000_in_one_call", |b| {
+        b.iter(|| {
+            round += 1;
+            bench.runtime.block_on(metering.set_limits(&Principal::Operator, specs(round))).unwrap()
+        })
+    });
+    group.finish();
+    bench.runtime.block_on(metering.shutdown()).unwrap();
+}
+
+criterion_group!(benches, record, verify, limits);
 criterion_main!(benches);
