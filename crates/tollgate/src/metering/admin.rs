@@ -1,13 +1,14 @@
 //! Administering metering: limits, rate limits and prices (each change audited in its
 //! transaction), and retention of raw events.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde::Serialize;
 use tollgate_store::{RateLimitRecord, StoreError};
 use tollgate_types::{
     AuditEvent, LimitKey, LimitRecord, LimitSpec, LimitSubject, ModelName, ModelPrice, Principal, ProjectId,
-    ProjectRole, ProviderName, RateLimitSpec, Timestamp, TokenId,
+    ProjectRole, ProviderName, RateLimitSpec, Timestamp, TokenId, ValidationError,
 };
 
 use super::{Metering, PriceEntry};
@@ -69,15 +70,21 @@ impl Metering {
         }
     }
 
-    /// Creates or replaces a limit. Its subject (a token, an owner or a project) must exist.
-    pub async fn set_limit(&self, principal: &Principal, spec: LimitSpec) -> Result<LimitRecord> {
-        authorize(principal, Operation::ManageMetering)?;
-        let subject = &spec.key().subject;
+    /// `NotFound` unless the token, owner or project a limit is for exists.
+    async fn require_subject(&self, subject: &LimitSubject) -> Result<()> {
         match subject {
             LimitSubject::Token(id) => drop(self.inner.store.token(id).await?),
             LimitSubject::Owner(id) => drop(self.inner.store.owner(id).await?),
             LimitSubject::Project(id) => drop(self.inner.store.project(id).await?),
         }
+        Ok(())
+    }
+
+    /// Creates or replaces a limit. Its subject (a token, an owner or a project) must exist.
+    pub async fn set_limit(&self, principal: &Principal, spec: LimitSpec) -> Result<LimitRecord> {
+        authorize(principal, Operation::ManageMetering)?;
+        let subject = &spec.key().subject;
+        self.require_subject(subject).await?;
         let now = self.inner.clock.now();
         let before =
             self.inner.store.limits(Some(subject)).await?.into_iter().find(|record| record.spec.key() == spec.key());
@@ -98,21 +105,17 @@ impl Metering {
         authorize(principal, Operation::ManageMetering)?;
         if specs.len() > Self::MAX_LIMITS_PER_CALL {
             let reason = format!("must hold at most {} limits", Self::MAX_LIMITS_PER_CALL);
-            return Err(Error::Validation(tollgate_types::ValidationError::new("limits", reason)));
+            return Err(Error::Validation(ValidationError::new("limits", reason)));
         }
-        let mut checked: std::collections::HashSet<LimitSubject> = std::collections::HashSet::new();
+        let mut checked: HashSet<LimitSubject> = HashSet::new();
         for spec in &specs {
             let subject = &spec.key().subject;
             if checked.insert(subject.clone()) {
-                match subject {
-                    LimitSubject::Token(id) => drop(self.inner.store.token(id).await?),
-                    LimitSubject::Owner(id) => drop(self.inner.store.owner(id).await?),
-                    LimitSubject::Project(id) => drop(self.inner.store.project(id).await?),
-                }
+                self.require_subject(subject).await?;
             }
         }
         let now = self.inner.clock.now();
-        let stored: std::collections::HashMap<LimitKey, LimitSpec> = self
+        let stored: HashMap<LimitKey, LimitSpec> = self
             .inner
             .store
             .limits(None)

@@ -23,6 +23,7 @@
 //! ```
 
 mod admin;
+mod admission;
 mod analytics;
 mod counters;
 mod index;
@@ -46,10 +47,10 @@ use tollgate_store::Store;
 use tollgate_types::{Clock, ModelPrice, RefusalCode, SystemClock, Timestamp, TokenRecord};
 
 pub use admin::LimitStatus;
+pub use admission::{Admission, QuotaReservation, RateLimitStatus, Reservation, UnpricedModels};
 pub(crate) use analytics::error_rate;
 pub use analytics::{AnalyticsReport, UsageReport};
 pub use prices::{PriceEntry, PriceSource, parse_price_toml};
-pub use quotas::{Admission, QuotaReservation, RateLimitStatus, Reservation, UnpricedModels};
 pub use record::{RecordedUsage, Settlement};
 pub use recorder::{MeteringStats, UsageOutcome};
 pub use refusals::QuotaRefusals;
