@@ -153,13 +153,12 @@ fn observe_outcome(state: &AppState, outcome: Result<(), &tollgate::Error>) {
     }
 }
 
-/// Verifies the bearer credential of a request, counting the outcome in the metrics.
+/// Verifies a request's bearer credential (from [`bearer`]), counting the outcome in the metrics.
 pub(crate) async fn verify_bearer(
     state: &AppState,
-    headers: &HeaderMap,
+    credential: &str,
     request: &VerifyRequest,
 ) -> Result<TokenContext, ApiError> {
-    let credential = bearer(headers)?;
     let outcome = state.tokens().verify(credential, request).await;
     observe_outcome(state, outcome.as_ref().map(|_| ()));
     Ok(outcome?)
@@ -168,11 +167,10 @@ pub(crate) async fn verify_bearer(
 /// [`verify_bearer`] that also holds `reservation` against the token's tokens and cost limits.
 pub(crate) async fn verify_bearer_reserving(
     state: &AppState,
-    headers: &HeaderMap,
+    credential: &str,
     request: &VerifyRequest,
     reservation: &tollgate::Reservation,
 ) -> Result<(TokenContext, tollgate::QuotaReservation), ApiError> {
-    let credential = bearer(headers)?;
     let outcome = state.tokens().verify_and_reserve(credential, request, reservation).await;
     observe_outcome(state, outcome.as_ref().map(|_| ()));
     Ok(outcome?)

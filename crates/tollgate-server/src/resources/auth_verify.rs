@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use tollgate::{EstimateInput, VerifyRequest};
 
 use super::verify_view::{ReservationView, VerifyResult};
-use crate::auth::{client_ip, tool_header, verify_bearer, verify_bearer_reserving};
+use crate::auth::{bearer, client_ip, tool_header, verify_bearer, verify_bearer_reserving};
 use crate::error::ApiError;
 use crate::routes::{Doc, Routes};
 use crate::state::AppState;
@@ -52,15 +52,15 @@ pub(super) fn routes() -> Routes {
 async fn verify(State(state): State<AppState>, request: Request) -> Result<impl IntoResponse, ApiError> {
     let (parts, _body) = request.into_parts();
     // A request without a credential is told so first, whatever else is wrong with it.
-    crate::auth::bearer(&parts.headers)?;
+    let credential = bearer(&parts.headers)?;
     let tool = tool_header(&parts.headers)?;
     let estimate = reserve_header(&parts.headers)?;
     let request = VerifyRequest { ip: client_ip(&parts, &state.settings().trusted_proxies), tool };
     let (context, reservation) = match estimate {
-        None => (verify_bearer(&state, &parts.headers, &request).await?, None),
+        None => (verify_bearer(&state, credential, &request).await?, None),
         Some(estimate) => {
             let reservation = state.metering().reservation_for(&estimate);
-            let (context, held) = verify_bearer_reserving(&state, &parts.headers, &request, &reservation).await?;
+            let (context, held) = verify_bearer_reserving(&state, credential, &request, &reservation).await?;
             (context, Some(ReservationView::of(&held)))
         }
     };
