@@ -15,6 +15,7 @@ pub fn app(state: AppState) -> Router {
     let (router, _operations) = crate::resources::routes().into_parts();
     let body_limit = state.settings().body_limit;
     router
+        .nest("/dashboard", crate::dashboard::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -222,7 +222,7 @@ pub(crate) fn client_ip(parts: &Parts, trusted: &TrustedProxies) -> Option<IpAdd
 
 /// The socket peer, as `axum::serve(… into_make_service_with_connect_info::<SocketAddr>())` records
 /// it (or `MockConnectInfo`, which tests layer on, exactly as axum's `ConnectInfo` extractor does).
-fn peer_address(parts: &Parts) -> Option<SocketAddr> {
+pub(crate) fn peer_address(parts: &Parts) -> Option<SocketAddr> {
     if let Some(ConnectInfo(address)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
         return Some(*address);
     }

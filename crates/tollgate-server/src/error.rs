@@ -224,6 +224,28 @@ impl ApiError {
     pub fn field(&self) -> Option<&str> {
         self.0.field.as_deref()
     }
+
+    /// The human title of the status (`Bad request`), for the dashboard's error pages.
+    pub(crate) fn title(&self) -> &'static str {
+        self.0.title
+    }
+
+    /// The human detail (never the rejected value), for the dashboard's error pages.
+    pub(crate) fn detail(&self) -> &str {
+        &self.0.detail
+    }
+
+    /// Whether this is a server failure, logged (with its cause) once where it is answered.
+    pub(crate) fn log_if_server_error(&self) {
+        if self.0.status.is_server_error() {
+            match &self.0.internal {
+                Some(cause) => {
+                    tracing::error!(code = %self.0.code, error = %ErrorChain(cause.as_ref()), "request failed")
+                }
+                None => tracing::warn!(code = %self.0.code, "request failed"),
+            }
+        }
+    }
 }
 
 impl From<tollgate::Error> for ApiError {
@@ -315,15 +337,8 @@ fn whole_seconds(delay: Duration) -> u64 {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        self.log_if_server_error();
         let this = *self.0;
-        if this.status.is_server_error() {
-            match &this.internal {
-                Some(cause) => {
-                    tracing::error!(code = %this.code, error = %ErrorChain(cause.as_ref()), "request failed")
-                }
-                None => tracing::warn!(code = %this.code, "request failed"),
-            }
-        }
         let retry_after_seconds = this.retry_after.map(whole_seconds);
         let problem = Problem {
             kind: format!("urn:tollgate:problem:{}", this.code),

@@ -8,6 +8,7 @@
 mod app;
 mod auth;
 mod bootstrap;
+mod dashboard;
 mod error;
 mod event_client;
 mod extract;

@@ -104,6 +104,8 @@ struct Inner {
     metrics: Metrics,
     live: LiveHub,
     traces: TraceService,
+    /// The dashboard's session renewals in flight.
+    dashboard_renewals: crate::dashboard::Renewals,
 }
 
 impl AppState {
@@ -149,8 +151,15 @@ impl AppState {
         let live = LiveHub::new(settings.live, tokens.clock().now());
         let traces = TraceService::new(&tokens, settings.traces);
         let metrics = Metrics::default();
-        let inner = Inner { tokens, users, audit, metering, agents, settings, metrics, live, traces };
+        let dashboard_renewals = crate::dashboard::Renewals::default();
+        let inner =
+            Inner { tokens, users, audit, metering, agents, settings, metrics, live, traces, dashboard_renewals };
         Self { inner: Arc::new(inner) }
+    }
+
+    /// The dashboard's session renewals (one per refresh token at a time).
+    pub(crate) fn dashboard_renewals(&self) -> &crate::dashboard::Renewals {
+        &self.inner.dashboard_renewals
     }
 
     /// Request traces.

@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AgentId, BudgetRequestId, LeaseId, OwnerId, ProviderName, Timestamp, TokenId, ValidationError};
+use crate::{AgentId, BudgetRequestId, LeaseId, OwnerId, Principal, ProviderName, Timestamp, TokenId, ValidationError};
 
 /// An agent's budget account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -266,6 +266,14 @@ pub struct BudgetRequestRecord {
     pub created_at: Timestamp,
     /// When it was decided.
     pub decided_at: Option<Timestamp>,
+}
+
+impl BudgetRequestRecord {
+    /// Whether `principal` made this request (it may then cancel it, never decide it).
+    pub fn is_requested_by(&self, principal: &Principal) -> bool {
+        principal.actor().as_str() == self.requester
+            || principal.owner_id().is_some_and(|owner| self.requester_owner == Some(owner))
+    }
 }
 
 #[cfg(test)]

@@ -322,7 +322,21 @@ async fn sse(
     headers: HeaderMap,
     Query(query): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let receiver = open(&state, caller, &query, &headers)?;
+    sse_response(&state, caller, &headers, &query)
+}
+
+/// Every event `caller` may see, as Server-Sent Events (the dashboard's live feed streams this too).
+pub(crate) fn every_event(state: &AppState, caller: StreamCaller, headers: &HeaderMap) -> Result<Response, ApiError> {
+    sse_response(state, caller, headers, &EventsQuery::default())
+}
+
+fn sse_response(
+    state: &AppState,
+    caller: StreamCaller,
+    headers: &HeaderMap,
+    query: &EventsQuery,
+) -> Result<Response, ApiError> {
+    let receiver = open(state, caller, query, headers)?;
     let keep_alive = KeepAlive::new().interval(state.settings().heartbeat).text("heartbeat");
     Ok(Sse::new(sse_stream(receiver)).keep_alive(keep_alive).into_response())
 }

@@ -22,7 +22,7 @@ const MAX_SCOPES: usize = 64;
 /// `POST /v1/tokens`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct CreateTokenBody {
+pub(crate) struct CreateTokenBody {
     name: TokenName,
     #[serde(default)]
     owner: Option<String>,
@@ -183,7 +183,7 @@ fn lifetime() -> Value {
 /// `PATCH /v1/tokens/{id}`. Absent fields stay; `expires_at: null` removes the expiry.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct PatchTokenBody {
+pub(crate) struct PatchTokenBody {
     #[serde(default)]
     name: Option<TokenName>,
     #[serde(default)]
@@ -206,7 +206,7 @@ pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 impl PatchTokenBody {
-    pub(super) fn into_patch(self, now: Timestamp) -> Result<TokenPatch, ApiError> {
+    pub(crate) fn into_patch(self, now: Timestamp) -> Result<TokenPatch, ApiError> {
         let patch = TokenPatch {
             name: self.name,
             description: self.description,
@@ -308,7 +308,7 @@ enum StatusParam {
 /// `GET /v1/tokens?owner=&project=&status=&limit=&cursor=`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ListTokensQuery {
+pub(crate) struct ListTokensQuery {
     #[serde(default)]
     owner: Option<OwnerId>,
     #[serde(default)]
@@ -322,7 +322,7 @@ pub(super) struct ListTokensQuery {
 }
 
 impl ListTokensQuery {
-    pub(super) fn into_parts(self, default_limit: u32, max_limit: u32) -> Result<(TokenFilter, PageRequest), ApiError> {
+    pub(crate) fn into_parts(self, default_limit: u32, max_limit: u32) -> Result<(TokenFilter, PageRequest), ApiError> {
         let limit = self.limit.unwrap_or(default_limit);
         if !(1..=max_limit).contains(&limit) {
             return Err(ApiError::invalid_field("limit", format!("must be between 1 and {max_limit}")));

@@ -13,7 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tollgate::{CreatedToken, TokenId};
 
-use self::body::{CreateTokenBody, ListTokensQuery, PatchTokenBody};
+pub(crate) use self::body::{CreateTokenBody, ListTokensQuery, PatchTokenBody};
 pub(crate) use self::body::{RevokeBody, RotateBody, present};
 pub(crate) use self::view::{CreatedTokenView, TokenPage, TokenView};
 use crate::auth::Caller;
@@ -124,7 +124,7 @@ async fn create(
 
 /// The token a creation body asks for: every field checked before anything is looked up, then the
 /// owner and project it names resolved (`owner_field` names the owner in errors).
-async fn new_token(
+pub(crate) async fn new_token(
     state: &AppState,
     caller: &Caller,
     body: CreateTokenBody,

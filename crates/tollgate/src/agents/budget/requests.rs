@@ -12,12 +12,6 @@ use crate::authz::{Operation, authorize};
 use crate::tokens::check_reason;
 use crate::{Caller, Error, Result};
 
-/// Whether `principal` made `request`: the same actor, or one acting for the same owner.
-fn is_requester(principal: &Principal, request: &BudgetRequestRecord) -> bool {
-    principal.actor().as_str() == request.requester
-        || principal.owner_id().is_some_and(|owner| request.requester_owner == Some(owner))
-}
-
 impl AgentService {
     /// Asks for `requested_allocation` (an absolute target) for an agent the caller owns (any, for an admin).
     pub async fn request_budget(
@@ -59,7 +53,7 @@ impl AgentService {
     /// One request: for admins, and for its requester or the agent's owner.
     pub async fn budget_request(&self, principal: &Principal, id: &BudgetRequestId) -> Result<BudgetRequestRecord> {
         let request = self.store.budget_request(id).await.map_err(hidden("budget_request"))?;
-        if principal.level() != Permission::Admin && !is_requester(principal, &request) {
+        if principal.level() != Permission::Admin && !request.is_requested_by(principal) {
             self.agent(principal, &request.agent).await.map_err(|_| Error::NotFound { entity: "budget_request" })?;
         }
         Ok(request)
@@ -89,7 +83,7 @@ impl AgentService {
     ) -> Result<BudgetRequestRecord> {
         check_reason(reason)?;
         let request = self.budget_request(&caller.principal, id).await?;
-        let own_request = is_requester(&caller.principal, &request);
+        let own_request = request.is_requested_by(&caller.principal);
         authorize(&caller.principal, Operation::DecideBudgetRequest { own_request })?;
         let state = if approve { RequestState::Approved } else { RequestState::Rejected };
         self.decide(caller, &request, state, reason).await
@@ -100,7 +94,7 @@ impl AgentService {
         let request = self.budget_request(&caller.principal, id).await?;
         authorize(
             &caller.principal,
-            Operation::CancelBudgetRequest { own_request: is_requester(&caller.principal, &request) },
+            Operation::CancelBudgetRequest { own_request: request.is_requested_by(&caller.principal) },
         )?;
         self.decide(caller, &request, RequestState::Cancelled, None).await
     }

@@ -1,0 +1,135 @@
+//! `GET /dashboard`: requests, spend and error rate today and this month, the usage charts, the top
+//! tokens and agents by spend, limits near their cap, budget risk and the usage writer's health.
+
+use axum::extract::State;
+use axum::response::Response;
+use maud::{Markup, html};
+use tollgate::{AgentFilter, PageRequest, Period, RiskLevel, UsageFilter, UsageGroupBy, UsageTotals};
+
+use super::usage::{limit_meters, near_cap, series, visible_limits};
+use crate::dashboard::charts::count;
+use crate::dashboard::error::HtmlError;
+use crate::dashboard::layout::{Section, badge, dollars, page, table};
+use crate::dashboard::session::Session;
+use crate::state::AppState;
+
+/// How many tokens and agents the top lists show.
+const TOP: u32 = 5;
+
+pub(crate) fn risk_word(risk: RiskLevel) -> &'static str {
+    match risk {
+        RiskLevel::Low => "low",
+        RiskLevel::Medium => "medium",
+        RiskLevel::High => "high",
+        RiskLevel::Critical => "critical",
+        RiskLevel::Exhausted => "exhausted",
+    }
+}
+
+fn error_rate(totals: &UsageTotals) -> String {
+    if totals.events == 0 {
+        return "—".to_owned();
+    }
+    format!("{:.1} %", totals.errors as f64 * 100.0 / totals.events as f64)
+}
+
+fn figures(title: &str, totals: &UsageTotals) -> Markup {
+    html! {
+        section.figures aria-label=(title) {
+            h2 { (title) }
+            dl {
+                div { dt { "Requests" } dd { (count(i64::try_from(totals.requests).unwrap_or(i64::MAX))) } }
+                div { dt { "Spend" } dd { (dollars(totals.cost.micros())) } }
+                div { dt { "Error rate" } dd { (error_rate(totals)) } }
+            }
+        }
+    }
+}
+
+fn top_table(caption: &str, key_head: &str, link: Option<&str>, groups: &[tollgate::UsageGroup]) -> Markup {
+    let rows = html! {
+        @for group in groups {
+            tr {
+                td {
+                    @match (group.key.as_deref(), link) {
+                        (Some(key), Some(base)) => a href=(format!("{base}/{key}")) { (key) },
+                        (Some(key), None) => (key),
+                        (None, _) => "(none)",
+                    }
+                }
+                td.num { (count(i64::try_from(group.totals.requests).unwrap_or(i64::MAX))) }
+                td.num { (dollars(group.totals.cost.micros())) }
+            }
+        }
+    };
+    html! {
+        @if groups.is_empty() { p { "No usage this month." } }
+        @else { (table(caption, &[key_head, "Requests", "Spend"], rows)) }
+    }
+}
+
+pub(crate) async fn show(State(state): State<AppState>, session: Session) -> Result<Response, HtmlError> {
+    let metering = state.metering();
+    let principal = session.principal();
+    let now = state.tokens().clock().now();
+    let period = |period: Period| {
+        let (since, until) = period.range(now);
+        UsageFilter::between(since, until)
+    };
+    let (today_filter, month_filter) = (period(Period::Today), period(Period::ThisMonth));
+    let one = PageRequest::first(1);
+    let top = PageRequest::first(TOP);
+    let today = metering.usage(principal, &today_filter, None, &one).await?.totals;
+    let month = metering.usage(principal, &month_filter, None, &one).await?.totals;
+    let top_tokens = metering.usage(principal, &month_filter, Some(UsageGroupBy::Token), &top).await?.groups;
+    let top_agents = metering.usage(principal, &month_filter, Some(UsageGroupBy::Agent), &top).await?.groups;
+    let charts = series(&state, &session, &UsageFilter::between(now, now)).await?;
+    let near = near_cap(visible_limits(&state, &session).await?);
+    let budgets = match state.agents() {
+        Some(agents) => {
+            Some(agents.budget_statuses(principal, &AgentFilter::default(), &PageRequest::first(100)).await?.items)
+        }
+        None => None,
+    };
+    let writer = metering.degraded();
+    let body = html! {
+        h1 { "Overview" }
+        div.cards {
+            (figures("Today", &today))
+            (figures("This month", &month))
+            section.figures aria-label="Health" {
+                h2 { "Health" }
+                p #writer-health {
+                    "Usage writer: "
+                    @match &writer { None => (badge("healthy")), Some(reason) => { (badge("degraded")) " " (reason) } }
+                }
+            }
+        }
+        (charts.charts("overview"))
+        div.columns {
+            section { h2 { "Top tokens by spend this month" } (top_table("Top tokens", "Token", Some("/dashboard/tokens"), &top_tokens)) }
+            section { h2 { "Top agents by spend this month" } (top_table("Top agents", "Agent", None, &top_agents)) }
+        }
+        section {
+            h2 { "Limits near their cap" }
+            (limit_meters("Limits at 80 % or more", &near))
+        }
+        @if let Some(budgets) = budgets {
+            section {
+                h2 { "Budget risk" }
+                @let risky: Vec<_> = budgets.iter().filter(|status| status.risk >= RiskLevel::High).collect();
+                p {
+                    @for level in [RiskLevel::Low, RiskLevel::Medium, RiskLevel::High, RiskLevel::Critical, RiskLevel::Exhausted] {
+                        (badge(risk_word(level))) " " (budgets.iter().filter(|status| status.risk == level).count()) " "
+                    }
+                }
+                @if !risky.is_empty() {
+                    ul { @for status in risky {
+                        li { (status.name.as_str()) ": " (format!("{:.0}", status.percent_used)) " % spent " (badge(risk_word(status.risk))) }
+                    } }
+                }
+            }
+        }
+    };
+    Ok(page(&session, Section::Overview, "Overview", body))
+}

@@ -1,0 +1,270 @@
+//! Usage charts (hourly for 24 hours, daily for 30 days), limit meters, the limits page and the
+//! usage explorer. Every figure comes from `Metering::usage` and `Metering::limit_status`, scoped
+//! by the facade to what the signed-in user may see.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::Response;
+use maud::{Markup, html};
+use serde::Deserialize;
+use tollgate::{
+    LimitStatus, LimitSubject, Metric, Operation, OwnerId, PageRequest, Period, ProjectId, Timestamp, TokenId,
+    UsageFilter, UsageGroupBy, UsageReport, UsageScope, Window,
+};
+
+use crate::dashboard::charts::{Bar, bar_chart, count};
+use crate::dashboard::error::HtmlError;
+use crate::dashboard::extract::Query;
+use crate::dashboard::layout::{Section, dollars, page, table, time};
+use crate::dashboard::session::Session;
+use crate::state::AppState;
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+/// A limit this full (or fuller) is "near its cap" on the overview.
+const NEAR_CAP: f64 = 0.8;
+
+/// The hourly and daily series of the usage `base` selects (its range is replaced).
+pub(crate) struct Series {
+    hours: Vec<(Timestamp, i64, i64)>,
+    days: Vec<(Timestamp, i64, i64)>,
+}
+
+/// Reads the last 24 hours and the last 30 days of `base`'s usage, hour by hour.
+pub(crate) async fn series(state: &AppState, session: &Session, base: &UsageFilter) -> Result<Series, HtmlError> {
+    let now = state.tokens().clock().now();
+    let (days_since, until) = Period::Last30Days.range(now);
+    let hours_until = Window::Hour.end_of(now);
+    let hours_since = hours_until.saturating_sub(DAY);
+    let filter = UsageFilter { since: days_since, until, ..base.clone() };
+    let report = state
+        .metering()
+        .usage(session.principal(), &filter, Some(UsageGroupBy::Hour), &PageRequest::first(PageRequest::MAX_LIMIT))
+        .await?;
+    let by_hour = hourly(&report);
+    let bucket = |since: Timestamp, step: Duration, steps: u32| -> Vec<(Timestamp, i64, i64)> {
+        (0..steps)
+            .map(|index| {
+                let start = since.saturating_add(step * index);
+                let end = start.saturating_add(step);
+                let (requests, cost) = by_hour
+                    .iter()
+                    .filter(|(at, _, _)| *at >= start && *at < end)
+                    .fold((0i64, 0i64), |(r, c), (_, requests, cost)| {
+                        (r.saturating_add(*requests), c.saturating_add(*cost))
+                    });
+                (start, requests, cost)
+            })
+            .collect()
+    };
+    Ok(Series { hours: bucket(hours_since, HOUR, 24), days: bucket(days_since, DAY, 30) })
+}
+
+fn hourly(report: &UsageReport) -> Vec<(Timestamp, i64, i64)> {
+    report
+        .groups
+        .iter()
+        .filter_map(|group| {
+            let at = Timestamp::parse_rfc3339("hour", group.key.as_deref()?).ok()?;
+            let requests = i64::try_from(group.totals.requests).unwrap_or(i64::MAX);
+            Some((at, requests, group.totals.cost.micros()))
+        })
+        .collect()
+}
+
+fn label(at: Timestamp, hour: bool) -> String {
+    let text = at.to_rfc3339();
+    let range = if hour { 11..16 } else { 5..10 };
+    text.get(range).unwrap_or_default().to_owned()
+}
+
+impl Series {
+    /// Four charts: requests and spend, hourly and daily.
+    pub(crate) fn charts(&self, id: &str) -> Markup {
+        let bars = |points: &[(Timestamp, i64, i64)], hour: bool, cost: bool| -> Vec<Bar> {
+            points
+                .iter()
+                .map(|(at, requests, spend)| Bar {
+                    label: label(*at, hour),
+                    value: if cost { *spend } else { *requests },
+                })
+                .collect()
+        };
+        html! {
+            div.charts {
+                (bar_chart(&format!("{id}-requests-24h"), "Requests, last 24 hours (hourly)", &bars(&self.hours, true, false), count))
+                (bar_chart(&format!("{id}-spend-24h"), "Spend, last 24 hours (hourly)", &bars(&self.hours, true, true), dollars))
+                (bar_chart(&format!("{id}-requests-30d"), "Requests, last 30 days (daily)", &bars(&self.days, false, false), count))
+                (bar_chart(&format!("{id}-spend-30d"), "Spend, last 30 days (daily)", &bars(&self.days, false, true), dollars))
+            }
+        }
+    }
+}
+
+/// How full a limit is, 0 to 1 and beyond.
+fn fill(status: &LimitStatus) -> f64 {
+    let max = status.limit.spec.max();
+    if max == 0 { 1.0 } else { status.used.max(0) as f64 / max as f64 }
+}
+
+fn amount(metric: Metric, value: i64) -> String {
+    match metric {
+        Metric::Cost => dollars(value),
+        _ => count(value),
+    }
+}
+
+/// Limits with used/max meters and reset times.
+pub(crate) fn limit_meters(caption: &str, items: &[LimitStatus]) -> Markup {
+    let rows = html! {
+        @for status in items {
+            @let key = status.limit.spec.key();
+            @let max = i64::try_from(status.limit.spec.max()).unwrap_or(i64::MAX);
+            tr {
+                td { (key.subject.to_string()) }
+                td { (key.name()) @if status.limit.spec.shadow() { " " span.badge { "shadow" } } }
+                td {
+                    meter min="0" max=(max) value=(status.used.clamp(0, max)) low=(max * 8 / 10) high=(max * 95 / 100)
+                        optimum="0" aria-label=(format!("{} used", key.name())) {}
+                    " " (amount(key.metric, status.used)) " / " (amount(key.metric, max))
+                    " (" (format!("{:.0}", fill(status) * 100.0)) " %)"
+                }
+                td { (time(status.resets_at)) }
+            }
+        }
+    };
+    html! {
+        @if items.is_empty() { p { "No limits." } }
+        @else { (table(caption, &["Subject", "Limit", "Used / max", "Resets"], rows)) }
+    }
+}
+
+/// The limits at or past [`NEAR_CAP`].
+pub(crate) fn near_cap(items: Vec<LimitStatus>) -> Vec<LimitStatus> {
+    let mut near: Vec<LimitStatus> = items.into_iter().filter(|status| fill(status) >= NEAR_CAP).collect();
+    near.sort_by(|a, b| fill(b).total_cmp(&fill(a)));
+    near
+}
+
+/// The limits the user may read: everybody's for an admin, else those on the user as an owner
+/// (a token's own limits are on its page).
+pub(crate) async fn visible_limits(state: &AppState, session: &Session) -> Result<Vec<LimitStatus>, HtmlError> {
+    let subject = match session.principal().owner_id() {
+        Some(owner) if !session.can(Operation::ReadUsage { scope: UsageScope::Everything }) => {
+            Some(LimitSubject::Owner(owner))
+        }
+        _ => None,
+    };
+    Ok(state.metering().limit_status(session.principal(), subject.as_ref()).await?)
+}
+
+/// `GET /dashboard/limits`.
+pub(crate) async fn limits(State(state): State<AppState>, session: Session) -> Result<Response, HtmlError> {
+    let items = visible_limits(&state, &session).await?;
+    let body = html! {
+        h1 { "Limits" }
+        p { "Each limit's use in its current window. Set limits with " code { "tollgate limit set" } " or " code { "PUT /v1/limits" } "." }
+        (limit_meters("Limits and their use", &items))
+    };
+    Ok(page(&session, Section::Limits, "Limits", body))
+}
+
+/// `GET /dashboard/usage?group_by=&period=&token=&owner=&project=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExplorerQuery {
+    #[serde(default)]
+    group_by: Option<String>,
+    #[serde(default)]
+    period: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    project: Option<String>,
+}
+
+const GROUPINGS: [(&str, &str, UsageGroupBy); 6] = [
+    ("token", "Token", UsageGroupBy::Token),
+    ("owner", "Owner", UsageGroupBy::Owner),
+    ("project", "Project", UsageGroupBy::Project),
+    ("model", "Model", UsageGroupBy::Model),
+    ("provider", "Provider", UsageGroupBy::Provider),
+    ("agent", "Agent", UsageGroupBy::Agent),
+];
+
+const PERIODS: [(&str, &str, Period); 6] = [
+    ("today", "Today", Period::Today),
+    ("yesterday", "Yesterday", Period::Yesterday),
+    ("last-7-days", "Last 7 days", Period::Last7Days),
+    ("last-30-days", "Last 30 days", Period::Last30Days),
+    ("this-month", "This month", Period::ThisMonth),
+    ("last-month", "Last month", Period::LastMonth),
+];
+
+fn blank_is_none(text: Option<String>) -> Option<String> {
+    text.filter(|text| !text.trim().is_empty())
+}
+
+/// `GET /dashboard/usage`.
+pub(crate) async fn explorer(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<ExplorerQuery>,
+) -> Result<Response, HtmlError> {
+    let group_name = blank_is_none(query.group_by).unwrap_or_else(|| "token".to_owned());
+    let grouping = GROUPINGS.iter().find(|(name, _, _)| *name == group_name).ok_or_else(|| {
+        crate::error::ApiError::invalid_field("group_by", "must be token, owner, project, model, provider or agent")
+    })?;
+    let period = match blank_is_none(query.period) {
+        Some(text) => text.parse::<Period>().map_err(crate::error::ApiError::from)?,
+        None => Period::Last7Days,
+    };
+    let (since, until) = period.range(state.tokens().clock().now());
+    let mut filter = UsageFilter::between(since, until);
+    let (token, owner, project) =
+        (blank_is_none(query.token), blank_is_none(query.owner), blank_is_none(query.project));
+    filter.token_id = token
+        .as_deref()
+        .map(|text| TokenId::parse(text).map_err(|error| error.renamed("token")))
+        .transpose()
+        .map_err(crate::error::ApiError::from)?;
+    filter.owner = owner.as_deref().map(OwnerId::parse).transpose().map_err(crate::error::ApiError::from)?;
+    filter.project = project.as_deref().map(ProjectId::parse).transpose().map_err(crate::error::ApiError::from)?;
+    let report =
+        state.metering().usage(session.principal(), &filter, Some(grouping.2), &PageRequest::first(100)).await?;
+    let rows = html! {
+        @for group in &report.groups {
+            tr {
+                td { (group.key.as_deref().unwrap_or("(none)")) }
+                td.num { (count(i64::try_from(group.totals.requests).unwrap_or(i64::MAX))) }
+                td.num { (count(i64::try_from(group.totals.input_tokens).unwrap_or(i64::MAX))) }
+                td.num { (count(i64::try_from(group.totals.output_tokens).unwrap_or(i64::MAX))) }
+                td.num { (dollars(group.totals.cost.micros())) }
+                td.num { (count(i64::try_from(group.totals.errors).unwrap_or(i64::MAX))) }
+            }
+        }
+    };
+    let body = html! {
+        h1 { "Usage" }
+        form.filters method="get" action="/dashboard/usage" {
+            label { "Group by " select name="group_by" {
+                @for (name, text, _) in GROUPINGS { option value=(name) selected[name == group_name] { (text) } }
+            } }
+            label { "Period " select name="period" {
+                @for (name, text, value) in PERIODS { option value=(name) selected[value == period] { (text) } }
+            } }
+            label { "Token id " input name="token" value=(token.as_deref().unwrap_or_default()) placeholder="tok_…" maxlength="64"; }
+            label { "Owner id " input name="owner" value=(owner.as_deref().unwrap_or_default()) placeholder="usr_… or svc_…" maxlength="64"; }
+            label { "Project id " input name="project" value=(project.as_deref().unwrap_or_default()) placeholder="prj_…" maxlength="64"; }
+            button type="submit" { "Show" }
+        }
+        p { "From " (time(report.since)) " to " (time(report.until)) ": "
+            strong { (count(i64::try_from(report.totals.requests).unwrap_or(i64::MAX))) } " requests, "
+            strong { (dollars(report.totals.cost.micros())) } " spent." }
+        (table(&format!("Usage by {}", grouping.1.to_lowercase()), &["Key", "Requests", "Input tokens", "Output tokens", "Cost", "Errors"], rows))
+    };
+    Ok(page(&session, Section::Usage, "Usage", body))
+}
