@@ -442,7 +442,7 @@ async fn usage_limits_audit_budgets_and_assets() {
     let mut admin = Browser::signed_in(&fixture, "ada").await;
     let overview = admin.get("/dashboard").await.text();
     assert!(overview.contains("<svg") && overview.contains("<rect"), "charts render");
-    assert!(overview.contains(&id.to_string()), "top tokens");
+    assert!(overview.contains(&format!("/dashboard/tokens/{id}")), "top tokens link to their page");
     let usage = admin.get("/dashboard/usage?group_by=model&period=today").await.text();
     assert!(usage.contains("openai/gpt-4o-mini"), "{usage}");
     let limits = admin.get("/dashboard/limits").await.text();

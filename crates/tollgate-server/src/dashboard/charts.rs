@@ -7,7 +7,7 @@ use maud::{Markup, html};
 const WIDTH: u32 = 720;
 const HEIGHT: u32 = 180;
 /// Room under the bars for the first and last labels.
-const LABEL_BAND: u32 = 18;
+const LABEL_BAND: u32 = 30;
 
 /// One bar: its label (an hour or a day) and its value.
 #[derive(Debug, Clone)]
@@ -18,7 +18,8 @@ pub(crate) struct Bar {
 
 /// A bar chart of `bars` titled `title`; `format` writes a value for the bar titles and the axis.
 pub(crate) fn bar_chart(id: &str, title: &str, bars: &[Bar], format: fn(i64) -> String) -> Markup {
-    let max = bars.iter().map(|bar| bar.value).max().unwrap_or(0).max(1);
+    let peak = bars.iter().map(|bar| bar.value).max().unwrap_or(0);
+    let max = peak.max(1);
     let count = u32::try_from(bars.len()).unwrap_or(u32::MAX).max(1);
     let slot = WIDTH / count;
     let bar_width = slot.saturating_sub(2).max(1);
@@ -26,7 +27,7 @@ pub(crate) fn bar_chart(id: &str, title: &str, bars: &[Bar], format: fn(i64) -> 
     let total: i64 = bars.iter().map(|bar| bar.value).sum();
     html! {
         figure.chart #(id) {
-            figcaption { (title) ": " strong { (format(total)) } " in all, peak " (format(max)) }
+            figcaption { (title) ": " strong { (format(total)) } " in all, peak " (format(peak)) }
             svg viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" aria-label=(format!("{title}, {} bars", bars.len())) {
                 line.axis x1="0" y1=(plot) x2=(WIDTH) y2=(plot) {}
                 @for (index, bar) in bars.iter().enumerate() {
@@ -37,8 +38,8 @@ pub(crate) fn bar_chart(id: &str, title: &str, bars: &[Bar], format: fn(i64) -> 
                     }
                 }
                 @if let (Some(first), Some(last)) = (bars.first(), bars.last()) {
-                    text.label x="0" y=(HEIGHT - 4) { (first.label) }
-                    text.label.end x=(WIDTH) y=(HEIGHT - 4) { (last.label) }
+                    text.label x="0" y=(HEIGHT - 6) { (first.label) }
+                    text.label.end x=(WIDTH) y=(HEIGHT - 6) { (last.label) }
                 }
             }
         }

@@ -4,7 +4,9 @@
 use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
-use tollgate::{AgentFilter, PageRequest, Period, RiskLevel, UsageFilter, UsageGroupBy, UsageTotals};
+use tollgate::{
+    AgentFilter, PageRequest, Period, RiskLevel, TokenId, UsageFilter, UsageGroup, UsageGroupBy, UsageTotals,
+};
 
 use super::usage::{limit_meters, near_cap, series, visible_limits};
 use crate::dashboard::charts::count;
@@ -46,26 +48,53 @@ fn figures(title: &str, totals: &UsageTotals) -> Markup {
     }
 }
 
-fn top_table(caption: &str, key_head: &str, link: Option<&str>, groups: &[tollgate::UsageGroup]) -> Markup {
-    let rows = html! {
-        @for group in groups {
+/// A top list: each row's key (already rendered) and its sums.
+fn top_table(caption: &str, key_head: &str, rows: &[(Markup, UsageTotals)]) -> Markup {
+    let body = html! {
+        @for (key, totals) in rows {
             tr {
-                td {
-                    @match (group.key.as_deref(), link) {
-                        (Some(key), Some(base)) => a href=(format!("{base}/{key}")) { (key) },
-                        (Some(key), None) => (key),
-                        (None, _) => "(none)",
-                    }
-                }
-                td.num { (count(i64::try_from(group.totals.requests).unwrap_or(i64::MAX))) }
-                td.num { (dollars(group.totals.cost.micros())) }
+                td { (key) }
+                td.num { (count(i64::try_from(totals.requests).unwrap_or(i64::MAX))) }
+                td.num { (dollars(totals.cost.micros())) }
             }
         }
     };
     html! {
-        @if groups.is_empty() { p { "No usage this month." } }
-        @else { (table(caption, &[key_head, "Requests", "Spend"], rows)) }
+        @if rows.is_empty() { p { "No usage this month." } }
+        @else { (table(caption, &[key_head, "Requests", "Spend"], body)) }
     }
+}
+
+/// The top tokens, each named and linked (a token the user may no longer read shows its id).
+async fn named_tokens(state: &AppState, session: &Session, groups: Vec<UsageGroup>) -> Vec<(Markup, UsageTotals)> {
+    let mut rows = Vec::with_capacity(groups.len());
+    for group in groups {
+        let key = match group.key.as_deref().map(TokenId::parse) {
+            Some(Ok(id)) => {
+                let name = match state.tokens().show(session.principal(), &id).await {
+                    Ok(record) => record.name.as_str().to_owned(),
+                    Err(_) => id.to_string(),
+                };
+                html! { a href=(format!("/dashboard/tokens/{id}")) { (name) } }
+            }
+            _ => html! { "(none)" },
+        };
+        rows.push((key, group.totals));
+    }
+    rows
+}
+
+fn agent_rows(groups: Vec<UsageGroup>) -> Vec<(Markup, UsageTotals)> {
+    groups
+        .into_iter()
+        .map(|group| {
+            let key = match group.key {
+                Some(agent) => html! { code { (agent) } },
+                None => html! { "API tokens (no agent)" },
+            };
+            (key, group.totals)
+        })
+        .collect()
 }
 
 pub(crate) async fn show(State(state): State<AppState>, session: Session) -> Result<Response, HtmlError> {
@@ -82,7 +111,9 @@ pub(crate) async fn show(State(state): State<AppState>, session: Session) -> Res
     let today = metering.usage(principal, &today_filter, None, &one).await?.totals;
     let month = metering.usage(principal, &month_filter, None, &one).await?.totals;
     let top_tokens = metering.usage(principal, &month_filter, Some(UsageGroupBy::Token), &top).await?.groups;
-    let top_agents = metering.usage(principal, &month_filter, Some(UsageGroupBy::Agent), &top).await?.groups;
+    let top_tokens = named_tokens(&state, &session, top_tokens).await;
+    let top_agents =
+        agent_rows(metering.usage(principal, &month_filter, Some(UsageGroupBy::Agent), &top).await?.groups);
     let charts = series(&state, &session, &UsageFilter::between(now, now)).await?;
     let near = near_cap(visible_limits(&state, &session).await?);
     let budgets = match state.agents() {
@@ -107,8 +138,8 @@ pub(crate) async fn show(State(state): State<AppState>, session: Session) -> Res
         }
         (charts.charts("overview"))
         div.columns {
-            section { h2 { "Top tokens by spend this month" } (top_table("Top tokens", "Token", Some("/dashboard/tokens"), &top_tokens)) }
-            section { h2 { "Top agents by spend this month" } (top_table("Top agents", "Agent", None, &top_agents)) }
+            section { h2 { "Top tokens by spend this month" } (top_table("Top tokens", "Token", &top_tokens)) }
+            section { h2 { "Top agents by spend this month" } (top_table("Top agents", "Agent", &top_agents)) }
         }
         section {
             h2 { "Limits near their cap" }
