@@ -116,6 +116,15 @@ fn credentials(fixture: &Fixture, db_flag: &str, serve: bool) -> String {
     text += "\nTry them:\n";
     if serve {
         text += &format!("  {cli} serve   # serves the database on http://127.0.0.1:8080\n");
+        let admin_user = fixture
+            .users
+            .iter()
+            .find(|user| user.status == UserStatus::Active && user.role == "admin")
+            .map_or("admin", |user| user.username.as_str());
+        text += &format!(
+            "  dashboard: http://127.0.0.1:8080/dashboard   (sign in as {admin_user} / {})\n",
+            fixture.password
+        );
         text += &format!("  curl -s -H \"Authorization: Bearer {example}\" http://127.0.0.1:8080/v1/auth/verify\n");
         if let Some(admin) =
             tokens.iter().find(|token| token.state == TokenState::Active && token.permission == "admin")
@@ -168,12 +177,16 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("-- serve") && text.contains("curl -s -H \"Authorization: Bearer tg_"), "{text}");
+        assert!(text.contains("dashboard: http://127.0.0.1:8080/dashboard   (sign in as "), "{text}");
     }
 
     #[test]
     fn credentials_name_a_non_canonical_database_and_skip_serve_when_it_is_missing() {
         let text = credentials(&fixture(), " --db scratch/dev.db", false);
-        assert!(!text.contains("curl") && text.contains("no `tollgate serve` yet"), "{text}");
+        assert!(
+            !text.contains("curl") && !text.contains("dashboard:") && text.contains("no `tollgate serve` yet"),
+            "{text}"
+        );
         assert!(text.contains("cargo run -q -p tollgate-cli -- --db scratch/dev.db token verify"), "{text}");
     }
 }

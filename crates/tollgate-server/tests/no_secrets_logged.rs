@@ -1,7 +1,9 @@
 //! Logs at TRACE level during token creation, verification, rotation and refusals over HTTP
 //! hold no secret: not the bearer credential, not a created or rotated token, not a password,
-//! access JWT or refresh token of a session, nor a secret sent to `POST /v1/leaks`.
+//! access JWT or refresh token of a session, nor a secret sent to `POST /v1/leaks`, nor the
+//! dashboard's cookies or a token created there.
 
+mod dashboard_client;
 mod support;
 
 use std::io::Write;
@@ -73,6 +75,13 @@ async fn no_secret_reaches_the_log() {
     let refresh2 = rotated_session["refresh_token"].as_str().unwrap().to_owned();
     // Leak reports carry secrets in their body: a rotated-out token, a live refresh token.
     let leaks = json!({ "candidates": [format!("key={rotated}"), refresh2.clone()], "revoke": false });
+    // The dashboard: a sign-in (its cookies), a token created there (its secret on the page), sign-out.
+    let mut browser = dashboard_client::Browser::signed_in_with(&fixture, "dora", password).await;
+    let created_page = browser.post("/dashboard/tokens", &[("name", "from-the-dashboard")]).await.text();
+    let start = created_page.find("<code id=\"secret\">").expect("secret shown") + "<code id=\"secret\">".len();
+    let dashboard_secret = created_page[start..].split('<').next().unwrap().to_owned();
+    let dashboard_cookies: Vec<String> = browser.cookies.values().cloned().collect();
+    browser.post("/dashboard/logout", &[]).await;
     let reported = fixture.post("/v1/leaks", Some(&admin), leaks).await;
     assert_eq!(reported.ok(200)["found"].as_array().unwrap().len(), 2);
     fixture.post("/v1/auth/logout", None, json!({ "refresh_token": refresh2 })).await.ok(204);
@@ -88,6 +97,11 @@ async fn no_secret_reaches_the_log() {
     }
     assert!(!log.to_lowercase().contains("authorization"), "{log}");
     assert!(log.contains("login"), "the capture covers login: {log}");
+    for cookie in &dashboard_cookies {
+        assert!(!log.contains(cookie.as_str()), "a dashboard cookie reached the log:\n{log}");
+    }
+    assert!(!log.contains(&dashboard_secret[3..]), "{log}");
+    assert!(log.contains("/dashboard/login"), "the capture covers the dashboard: {log}");
     for secret in [password, wrong, &access, &refresh[4..], &refresh2[4..]] {
         assert!(!log.contains(secret), "a session secret reached the log:\n{log}");
     }
