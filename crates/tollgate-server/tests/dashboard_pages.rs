@@ -398,3 +398,40 @@ fn asset_href(page: &str, kind: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+#[tokio::test]
+async fn a_change_request_is_decided_by_another_admin_never_by_its_requester() {
+    let fixture = Fixture::new().await;
+    let (_, ada) = fixture.user_jwt("ada", Role::Admin).await;
+    fixture.user("grace", Role::Admin).await;
+    let agent = fixture.post("/v1/agents", Some(&ada), json!({ "name": "runner" })).await.ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({ "agent_id": agent, "requested_allocation_microdollars": 5_000_000, "justification": "<i>more</i> traffic" });
+    let request =
+        fixture.post("/v1/budget/requests", Some(&ada), body).await.ok(201)["id"].as_str().unwrap().to_owned();
+    let approve = format!("/dashboard/budgets/requests/{request}/approve");
+
+    let mut requester = Browser::signed_in(&fixture, "ada").await;
+    let page = requester.get("/dashboard/budgets").await;
+    assert_page(&page, "Budgets");
+    assert!(page.text().contains("&lt;i&gt;more&lt;/i&gt; traffic"), "justification escaped");
+    assert!(
+        !page.text().contains(&approve) && page.text().contains("waiting for another admin"),
+        "no decide button for the requester"
+    );
+    let own = requester.post(&approve, &[("reason", "self-approval")]).await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "the facade refuses the requester too");
+
+    let mut other = Browser::signed_in(&fixture, "grace").await;
+    assert!(other.get("/dashboard/budgets").await.text().contains(&approve));
+    let decided = other.post(&approve, &[("reason", "fine")]).await;
+    assert_eq!(decided.status, StatusCode::SEE_OTHER, "{}", decided.text());
+    let after = other.get("/dashboard/budgets?done=approve").await.text();
+    assert!(!after.contains(&approve) && after.contains("$5.00"), "{after}");
+    assert_eq!(
+        other.post(&format!("/dashboard/budgets/requests/{request}/maybe"), &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+}

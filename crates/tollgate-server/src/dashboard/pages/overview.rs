@@ -101,20 +101,15 @@ pub(crate) async fn show(State(state): State<AppState>, session: Session) -> Res
     let metering = state.metering();
     let principal = session.principal();
     let now = state.tokens().clock().now();
-    let period = |period: Period| {
-        let (since, until) = period.range(now);
-        UsageFilter::between(since, until)
-    };
-    let (today_filter, month_filter) = (period(Period::Today), period(Period::ThisMonth));
-    let one = PageRequest::first(1);
+    let charts = series(&state, &session, &UsageFilter::between(now, now)).await?;
+    let (today, month) = (charts.period(Period::Today), charts.period(Period::ThisMonth));
+    let (since, until) = Period::ThisMonth.range(now);
+    let month_filter = UsageFilter::between(since, until);
     let top = PageRequest::first(TOP);
-    let today = metering.usage(principal, &today_filter, None, &one).await?.totals;
-    let month = metering.usage(principal, &month_filter, None, &one).await?.totals;
     let top_tokens = metering.usage(principal, &month_filter, Some(UsageGroupBy::Token), &top).await?.groups;
     let top_tokens = named_tokens(&state, &session, top_tokens).await;
     let top_agents =
         agent_rows(metering.usage(principal, &month_filter, Some(UsageGroupBy::Agent), &top).await?.groups);
-    let charts = series(&state, &session, &UsageFilter::between(now, now)).await?;
     let near = near_cap(visible_limits(&state, &session).await?);
     let budgets = match state.agents() {
         Some(agents) => {

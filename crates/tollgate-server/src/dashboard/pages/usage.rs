@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use tollgate::{
     LimitStatus, LimitSubject, Metric, Operation, OwnerId, PageRequest, Period, ProjectId, Timestamp, TokenId,
-    UsageFilter, UsageGroupBy, UsageReport, UsageScope, Window,
+    UsageFilter, UsageGroupBy, UsageReport, UsageScope, UsageTotals, Window,
 };
 
 use crate::dashboard::charts::{Bar, bar_chart, count};
@@ -25,51 +25,31 @@ const DAY: Duration = Duration::from_secs(86_400);
 /// A limit this full (or fuller) is "near its cap" on the overview.
 const NEAR_CAP: f64 = 0.8;
 
-/// The hourly and daily series of the usage `base` selects (its range is replaced).
+/// A range of usage hour by hour, read in one query: the charts and the overview's figures all
+/// come from it (each summary query scans the range's rollups once).
 pub(crate) struct Series {
-    hours: Vec<(Timestamp, i64, i64)>,
-    days: Vec<(Timestamp, i64, i64)>,
+    now: Timestamp,
+    by_hour: Vec<(Timestamp, UsageTotals)>,
 }
 
-/// Reads the last 24 hours and the last 30 days of `base`'s usage, hour by hour.
+/// Reads `base`'s usage hour by hour over the last 30 days and this month (whichever starts first).
 pub(crate) async fn series(state: &AppState, session: &Session, base: &UsageFilter) -> Result<Series, HtmlError> {
     let now = state.tokens().clock().now();
     let (days_since, until) = Period::Last30Days.range(now);
-    let hours_until = Window::Hour.end_of(now);
-    let hours_since = hours_until.saturating_sub(DAY);
-    let filter = UsageFilter { since: days_since, until, ..base.clone() };
+    let (month_since, _) = Period::ThisMonth.range(now);
+    let filter = UsageFilter { since: days_since.min(month_since), until, ..base.clone() };
     let report = state
         .metering()
         .usage(session.principal(), &filter, Some(UsageGroupBy::Hour), &PageRequest::first(PageRequest::MAX_LIMIT))
         .await?;
-    let by_hour = hourly(&report);
-    let bucket = |since: Timestamp, step: Duration, steps: u32| -> Vec<(Timestamp, i64, i64)> {
-        (0..steps)
-            .map(|index| {
-                let start = since.saturating_add(step * index);
-                let end = start.saturating_add(step);
-                let (requests, cost) = by_hour
-                    .iter()
-                    .filter(|(at, _, _)| *at >= start && *at < end)
-                    .fold((0i64, 0i64), |(r, c), (_, requests, cost)| {
-                        (r.saturating_add(*requests), c.saturating_add(*cost))
-                    });
-                (start, requests, cost)
-            })
-            .collect()
-    };
-    Ok(Series { hours: bucket(hours_since, HOUR, 24), days: bucket(days_since, DAY, 30) })
+    Ok(Series { now, by_hour: hourly(report) })
 }
 
-fn hourly(report: &UsageReport) -> Vec<(Timestamp, i64, i64)> {
+fn hourly(report: UsageReport) -> Vec<(Timestamp, UsageTotals)> {
     report
         .groups
-        .iter()
-        .filter_map(|group| {
-            let at = Timestamp::parse_rfc3339("hour", group.key.as_deref()?).ok()?;
-            let requests = i64::try_from(group.totals.requests).unwrap_or(i64::MAX);
-            Some((at, requests, group.totals.cost.micros()))
-        })
+        .into_iter()
+        .filter_map(|group| Some((Timestamp::parse_rfc3339("hour", group.key.as_deref()?).ok()?, group.totals)))
         .collect()
 }
 
@@ -79,24 +59,57 @@ fn label(at: Timestamp, hour: bool) -> String {
     text.get(range).unwrap_or_default().to_owned()
 }
 
+fn requests(totals: &UsageTotals) -> i64 {
+    i64::try_from(totals.requests).unwrap_or(i64::MAX)
+}
+
+fn spend(totals: &UsageTotals) -> i64 {
+    totals.cost.micros()
+}
+
 impl Series {
-    /// Four charts: requests and spend, hourly and daily.
+    /// The sums of the hours in `[since, until)`.
+    pub(crate) fn between(&self, since: Timestamp, until: Timestamp) -> UsageTotals {
+        let mut sum = UsageTotals::default();
+        for (_, totals) in self.by_hour.iter().filter(|(at, _)| *at >= since && *at < until) {
+            sum.merge(totals);
+        }
+        sum
+    }
+
+    /// The sums of `period`.
+    pub(crate) fn period(&self, period: Period) -> UsageTotals {
+        let (since, until) = period.range(self.now);
+        self.between(since, until)
+    }
+
+    /// `steps` buckets of `step` from `since`, each as a bar of `value`.
+    fn bars(
+        &self,
+        since: Timestamp,
+        step: Duration,
+        steps: u32,
+        hour: bool,
+        value: fn(&UsageTotals) -> i64,
+    ) -> Vec<Bar> {
+        (0..steps)
+            .map(|index| {
+                let start = since.saturating_add(step * index);
+                Bar { label: label(start, hour), value: value(&self.between(start, start.saturating_add(step))) }
+            })
+            .collect()
+    }
+
+    /// Four charts: requests and spend, hourly for 24 hours and daily for 30 days.
     pub(crate) fn charts(&self, id: &str) -> Markup {
-        let bars = |points: &[(Timestamp, i64, i64)], hour: bool, cost: bool| -> Vec<Bar> {
-            points
-                .iter()
-                .map(|(at, requests, spend)| Bar {
-                    label: label(*at, hour),
-                    value: if cost { *spend } else { *requests },
-                })
-                .collect()
-        };
+        let hours_since = Window::Hour.end_of(self.now).saturating_sub(DAY);
+        let (days_since, _) = Period::Last30Days.range(self.now);
         html! {
             div.charts {
-                (bar_chart(&format!("{id}-requests-24h"), "Requests, last 24 hours (hourly)", &bars(&self.hours, true, false), count))
-                (bar_chart(&format!("{id}-spend-24h"), "Spend, last 24 hours (hourly)", &bars(&self.hours, true, true), dollars))
-                (bar_chart(&format!("{id}-requests-30d"), "Requests, last 30 days (daily)", &bars(&self.days, false, false), count))
-                (bar_chart(&format!("{id}-spend-30d"), "Spend, last 30 days (daily)", &bars(&self.days, false, true), dollars))
+                (bar_chart(&format!("{id}-requests-24h"), "Requests, last 24 hours (hourly)", &self.bars(hours_since, HOUR, 24, true, requests), count))
+                (bar_chart(&format!("{id}-spend-24h"), "Spend, last 24 hours (hourly)", &self.bars(hours_since, HOUR, 24, true, spend), dollars))
+                (bar_chart(&format!("{id}-requests-30d"), "Requests, last 30 days (daily)", &self.bars(days_since, DAY, 30, false, requests), count))
+                (bar_chart(&format!("{id}-spend-30d"), "Spend, last 30 days (daily)", &self.bars(days_since, DAY, 30, false, spend), dollars))
             }
         }
     }
