@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use tollgate::{
-    AgentFilter, AgentId, AgentScope, Microdollars, ModelName, OwnerId, Period, Principal, ProviderName, RiskLevel,
-    SpendingGroup, UsageFilter,
+    AgentFilter, AgentId, AgentScope, Microdollars, ModelName, OwnerId, Period, Principal, ProviderName, SpendingGroup,
+    UsageFilter,
 };
 
 use super::agent::page;
@@ -57,16 +57,6 @@ pub(crate) enum AgentView {
         #[arg(long)]
         cursor: Option<String>,
     },
-}
-
-fn risk_word(risk: RiskLevel) -> &'static str {
-    match risk {
-        RiskLevel::Low => "low",
-        RiskLevel::Medium => "medium",
-        RiskLevel::High => "high",
-        RiskLevel::Critical => "critical",
-        RiskLevel::Exhausted => "exhausted",
-    }
 }
 
 fn rate(rate: Option<f64>) -> String {
@@ -140,7 +130,7 @@ pub(crate) async fn run(global: &GlobalArgs, view: AgentView) -> CliResult {
                             money(account.spent),
                             money(account.reserved),
                             format!("{:.2}%", status.percent_used),
-                            risk_word(status.risk).to_owned(),
+                            status.risk.as_str().to_owned(),
                         ]
                     })
                     .collect();

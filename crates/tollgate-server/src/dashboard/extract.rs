@@ -4,8 +4,49 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use serde::Deserialize;
+use tollgate::PageRequest;
+
 use super::error::HtmlError;
 use crate::extract;
+use crate::state::AppState;
+
+/// A query value with blanks (an empty form field) as absent.
+pub(crate) fn blank(value: &Option<String>) -> Option<String> {
+    value.as_deref().map(str::trim).filter(|value| !value.is_empty()).map(str::to_owned)
+}
+
+/// The first page, or the page after `cursor`, of the default size.
+pub(crate) fn page_after(state: &AppState, cursor: &Option<String>) -> PageRequest {
+    let size = state.settings().default_page_size;
+    match blank(cursor) {
+        Some(cursor) => PageRequest::after(size, cursor),
+        None => PageRequest::first(size),
+    }
+}
+
+/// The filters a list page was asked for, encoded for its pager's links (blanks left out).
+pub(crate) fn encoded(filters: &[(&str, &Option<String>)]) -> String {
+    let present = filters.iter().filter_map(|(key, value)| Some((*key, (*value).clone()?)));
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(present).finish()
+}
+
+/// `?cursor=&done=`: a list without filters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    pub(crate) cursor: Option<String>,
+    #[serde(default)]
+    pub(crate) done: Option<String>,
+}
+
+impl ListQuery {
+    /// The page it asks for.
+    pub(crate) fn page(&self, state: &AppState) -> PageRequest {
+        page_after(state, &self.cursor)
+    }
+}
 
 /// A query string deserialized into `T`; a bad one is an HTML 400 naming the field.
 #[derive(Debug)]

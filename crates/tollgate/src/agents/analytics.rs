@@ -97,6 +97,17 @@ pub enum RiskLevel {
 }
 
 impl RiskLevel {
+    /// Its name, as serialized (`low` … `exhausted`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+            Self::Exhausted => "exhausted",
+        }
+    }
+
     /// The level of `spent` out of `allocated`, exactly (in basis points, rounded down).
     pub fn of(spent: i64, allocated: i64) -> (u32, Self) {
         let basis_points = if allocated <= 0 {

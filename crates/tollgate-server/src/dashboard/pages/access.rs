@@ -3,37 +3,17 @@
 use axum::extract::State;
 use axum::response::Response;
 use maud::html;
-use serde::Deserialize;
 use tollgate::{
-    Description, NewProject, NewServiceAccount, Operation, PageRequest, ProjectId, ProjectName, ProjectRole,
-    ServiceAccountId, Username,
+    Description, NewProject, NewServiceAccount, Operation, ProjectId, ProjectName, ProjectRole, ServiceAccountId,
+    Username,
 };
 
 use crate::dashboard::error::HtmlError;
-use crate::dashboard::extract::{IdAction, PathId, Query};
+use crate::dashboard::extract::{IdAction, ListQuery, PathId, Query};
 use crate::dashboard::layout::{Section, badge, csrf_field, notice, page, pager, see_other, table, time};
 use crate::dashboard::session::{Form, Session};
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// `?cursor=&done=` of the lists here.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ListQuery {
-    #[serde(default)]
-    cursor: Option<String>,
-    #[serde(default)]
-    done: Option<String>,
-}
-
-impl ListQuery {
-    fn page(&self, state: &AppState) -> PageRequest {
-        match self.cursor.as_deref().filter(|cursor| !cursor.is_empty()) {
-            Some(cursor) => PageRequest::after(state.settings().default_page_size, cursor.to_owned()),
-            None => PageRequest::first(state.settings().default_page_size),
-        }
-    }
-}
 
 fn description(form: &Form) -> Result<Description, ApiError> {
     Ok(Description::parse(form.get("description").unwrap_or_default())?)

@@ -4,35 +4,14 @@
 use axum::extract::State;
 use axum::response::Response;
 use maud::html;
-use serde::Deserialize;
 use tollgate::{AgentFilter, AgentService, BudgetRequestId, Operation, PageRequest, ProviderKeyFilter, RequestState};
 
-use super::overview::risk_word;
 use crate::dashboard::error::HtmlError;
-use crate::dashboard::extract::{IdAction, Query};
+use crate::dashboard::extract::{IdAction, ListQuery, Query};
 use crate::dashboard::layout::{Section, badge, csrf_field, dollars, notice, page, pager, see_other, table, time};
 use crate::dashboard::session::{Form, Session};
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// `?cursor=&done=`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ListQuery {
-    #[serde(default)]
-    cursor: Option<String>,
-    #[serde(default)]
-    done: Option<String>,
-}
-
-impl ListQuery {
-    fn page(&self, state: &AppState) -> PageRequest {
-        match self.cursor.as_deref().filter(|cursor| !cursor.is_empty()) {
-            Some(cursor) => PageRequest::after(state.settings().default_page_size, cursor.to_owned()),
-            None => PageRequest::first(state.settings().default_page_size),
-        }
-    }
-}
 
 fn agents_of(state: &AppState) -> Result<&AgentService, HtmlError> {
     state.agents().ok_or_else(|| ApiError::agents_not_configured().into())
@@ -90,7 +69,7 @@ pub(crate) async fn budgets(
                         aria-label=(format!("{} spent", status.name.as_str())) {}
                     " " (format!("{:.0}", status.percent_used)) " %"
                 }
-                td { (badge(risk_word(status.risk))) }
+                td { (badge(status.risk.as_str())) }
             }
         }
     };

@@ -5,10 +5,10 @@ use axum::extract::State;
 use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
-use tollgate::{AuditFilter, Operation, PageRequest, Timestamp};
+use tollgate::{AuditFilter, Operation, Timestamp};
 
 use crate::dashboard::error::HtmlError;
-use crate::dashboard::extract::Query;
+use crate::dashboard::extract::{Query, blank, encoded, page_after};
 use crate::dashboard::layout::{Section, badge, csrf_field, page, pager, table, time};
 use crate::dashboard::session::{Form, Session};
 use crate::state::AppState;
@@ -27,10 +27,6 @@ pub(crate) struct ListQuery {
     cursor: Option<String>,
 }
 
-fn blank(value: &Option<String>) -> Option<String> {
-    value.as_deref().map(str::trim).filter(|value| !value.is_empty()).map(str::to_owned)
-}
-
 async fn render(
     state: &AppState,
     session: &Session,
@@ -44,16 +40,9 @@ async fn render(
         .transpose()
         .map_err(crate::error::ApiError::from)?;
     let filter = AuditFilter { actor: actor.clone(), target: target.clone(), since: since_at };
-    let page_request = match blank(&query.cursor) {
-        Some(cursor) => PageRequest::after(state.settings().default_page_size, cursor),
-        None => PageRequest::first(state.settings().default_page_size),
-    };
+    let page_request = page_after(state, &query.cursor);
     let found = state.audit().list(session.principal(), &filter, &page_request).await?;
-    let current: Vec<(&str, String)> = [("actor", &actor), ("target", &target), ("since", &since)]
-        .into_iter()
-        .filter_map(|(key, value)| Some((key, value.clone()?)))
-        .collect();
-    let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(current).finish();
+    let encoded = encoded(&[("actor", &actor), ("target", &target), ("since", &since)]);
     let rows = html! {
         @for entry in &found.items {
             tr {

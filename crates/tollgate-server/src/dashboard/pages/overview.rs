@@ -18,16 +18,6 @@ use crate::state::AppState;
 /// How many tokens and agents the top lists show.
 const TOP: u32 = 5;
 
-pub(crate) fn risk_word(risk: RiskLevel) -> &'static str {
-    match risk {
-        RiskLevel::Low => "low",
-        RiskLevel::Medium => "medium",
-        RiskLevel::High => "high",
-        RiskLevel::Critical => "critical",
-        RiskLevel::Exhausted => "exhausted",
-    }
-}
-
 fn error_rate(totals: &UsageTotals) -> String {
     if totals.events == 0 {
         return "—".to_owned();
@@ -146,12 +136,12 @@ pub(crate) async fn show(State(state): State<AppState>, session: Session) -> Res
                 @let risky: Vec<_> = budgets.iter().filter(|status| status.risk >= RiskLevel::High).collect();
                 p {
                     @for level in [RiskLevel::Low, RiskLevel::Medium, RiskLevel::High, RiskLevel::Critical, RiskLevel::Exhausted] {
-                        (badge(risk_word(level))) " " (budgets.iter().filter(|status| status.risk == level).count()) " "
+                        (badge(level.as_str())) " " (budgets.iter().filter(|status| status.risk == level).count()) " "
                     }
                 }
                 @if !risky.is_empty() {
                     ul { @for status in risky {
-                        li { (status.name.as_str()) ": " (format!("{:.0}", status.percent_used)) " % spent " (badge(risk_word(status.risk))) }
+                        li { (status.name.as_str()) ": " (format!("{:.0}", status.percent_used)) " % spent " (badge(status.risk.as_str())) }
                     } }
                 }
             }

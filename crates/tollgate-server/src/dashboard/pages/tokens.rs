@@ -17,7 +17,7 @@ use tollgate::{CreatedToken, LimitSubject, Operation, Permission, TokenId, Token
 
 use super::usage::{limit_meters, series};
 use crate::dashboard::error::HtmlError;
-use crate::dashboard::extract::{PathId, Query};
+use crate::dashboard::extract::{PathId, Query, blank, encoded};
 use crate::dashboard::layout::{Section, badge, csrf_field, maybe_time, notice, page, pager, see_other, table, time};
 use crate::dashboard::session::{Form, Session};
 use crate::error::ApiError;
@@ -93,8 +93,6 @@ pub(crate) async fn list(
     session: Session,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, HtmlError> {
-    let blank =
-        |value: &Option<String>| value.as_deref().map(str::trim).filter(|value| !value.is_empty()).map(str::to_owned);
     let (owner, project, status) = (blank(&query.owner), blank(&query.project), blank(&query.status));
     let api_query: ListTokensQuery = from_value(object(&[
         ("owner", text(owner.as_deref())),
@@ -114,11 +112,7 @@ pub(crate) async fn list(
             search.as_deref().is_none_or(|q| record.name.as_str().to_lowercase().contains(&q.to_lowercase()))
         })
         .collect();
-    let current: Vec<(&str, String)> = [("q", &search), ("owner", &owner), ("project", &project), ("status", &status)]
-        .into_iter()
-        .filter_map(|(key, value)| Some((key, value.clone()?)))
-        .collect();
-    let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(current).finish();
+    let encoded = encoded(&[("q", &search), ("owner", &owner), ("project", &project), ("status", &status)]);
     let rows = html! {
         @for record in &shown {
             tr {

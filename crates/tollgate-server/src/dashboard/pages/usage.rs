@@ -15,7 +15,7 @@ use tollgate::{
 
 use crate::dashboard::charts::{Bar, bar_chart, count};
 use crate::dashboard::error::HtmlError;
-use crate::dashboard::extract::Query;
+use crate::dashboard::extract::{Query, blank};
 use crate::dashboard::layout::{Section, dollars, page, table, time};
 use crate::dashboard::session::Session;
 use crate::state::AppState;
@@ -217,28 +217,23 @@ const PERIODS: [(&str, &str, Period); 6] = [
     ("last-month", "Last month", Period::LastMonth),
 ];
 
-fn blank_is_none(text: Option<String>) -> Option<String> {
-    text.filter(|text| !text.trim().is_empty())
-}
-
 /// `GET /dashboard/usage`.
 pub(crate) async fn explorer(
     State(state): State<AppState>,
     session: Session,
     Query(query): Query<ExplorerQuery>,
 ) -> Result<Response, HtmlError> {
-    let group_name = blank_is_none(query.group_by).unwrap_or_else(|| "token".to_owned());
+    let group_name = blank(&query.group_by).unwrap_or_else(|| "token".to_owned());
     let grouping = GROUPINGS.iter().find(|(name, _, _)| *name == group_name).ok_or_else(|| {
         crate::error::ApiError::invalid_field("group_by", "must be token, owner, project, model, provider or agent")
     })?;
-    let period = match blank_is_none(query.period) {
+    let period = match blank(&query.period) {
         Some(text) => text.parse::<Period>().map_err(crate::error::ApiError::from)?,
         None => Period::Last7Days,
     };
     let (since, until) = period.range(state.tokens().clock().now());
     let mut filter = UsageFilter::between(since, until);
-    let (token, owner, project) =
-        (blank_is_none(query.token), blank_is_none(query.owner), blank_is_none(query.project));
+    let (token, owner, project) = (blank(&query.token), blank(&query.owner), blank(&query.project));
     filter.token_id = token
         .as_deref()
         .map(|text| TokenId::parse(text).map_err(|error| error.renamed("token")))

@@ -5,12 +5,10 @@ use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
-use tollgate::{
-    Email, NewUser, Operation, PageRequest, Password, Role, UserFilter, UserId, UserRecord, UserStatus, Username,
-};
+use tollgate::{Email, NewUser, Operation, Password, Role, UserFilter, UserId, UserRecord, UserStatus, Username};
 
 use crate::dashboard::error::HtmlError;
-use crate::dashboard::extract::{IdAction, Query};
+use crate::dashboard::extract::{IdAction, Query, blank, encoded, page_after};
 use crate::dashboard::layout::{Section, badge, csrf_field, maybe_time, notice, page, pager, see_other, table};
 use crate::dashboard::session::{Form, Session};
 use crate::error::ApiError;
@@ -32,10 +30,6 @@ pub(crate) struct ListQuery {
     done: Option<String>,
 }
 
-fn blank(value: &Option<String>) -> Option<String> {
-    value.as_deref().map(str::trim).filter(|value| !value.is_empty()).map(str::to_owned)
-}
-
 pub(crate) async fn list(
     State(state): State<AppState>,
     session: Session,
@@ -55,16 +49,9 @@ pub(crate) async fn list(
             .map_err(|error| ApiError::from(error.renamed("status")))?,
         search: search.clone(),
     };
-    let page_request = match blank(&query.cursor) {
-        Some(cursor) => PageRequest::after(state.settings().default_page_size, cursor),
-        None => PageRequest::first(state.settings().default_page_size),
-    };
+    let page_request = page_after(&state, &query.cursor);
     let found = state.users().list(session.principal(), &filter, &page_request).await?;
-    let current: Vec<(&str, String)> = [("q", &search), ("role", &role), ("status", &status)]
-        .into_iter()
-        .filter_map(|(key, value)| Some((key, value.clone()?)))
-        .collect();
-    let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(current).finish();
+    let encoded = encoded(&[("q", &search), ("role", &role), ("status", &status)]);
     let rows = html! { @for user in &found.items { (user_row(&session, user)) } };
     let body = html! {
         h1 { "Users" }
