@@ -102,6 +102,12 @@ async fn walk_through() {
     fixture.user("ada", Role::Admin).await;
     fixture.user("vera", Role::Viewer).await;
     seed_usage(&fixture).await;
+    let ada_jwt = fixture.login("ada").await["access_token"].as_str().unwrap().to_owned();
+    let agent = fixture.post("/v1/agents", Some(&ada_jwt), json!({ "name": "crawler" })).await.ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let agent_page = format!("/dashboard/agents/{agent}");
     let base = serve(&fixture).await;
     let shots = screenshots();
     let browser = Browser::start(&driver, &chromium, 1280).await;
@@ -117,6 +123,15 @@ async fn walk_through() {
     assert!(heights.iter().filter(|height| **height > 0).count() >= 20, "{heights:?}");
     assert!(heights.last() > heights.first(), "more each hour: {heights:?}");
     browser.screenshot(&shots, "overview").await;
+
+    // Keyboard: the first Tab reaches "Skip to content", Enter moves focus to the page's content,
+    // and the next Tab lands on a control inside it, not back in the navigation.
+    browser.press("\u{E004}").await;
+    assert_eq!(browser.run("return document.activeElement.className;").await, "skip");
+    browser.press("\u{E007}").await;
+    assert!(browser.url().await.ends_with("#main"));
+    let focused = browser.run("return document.activeElement.closest('main') !== null;").await;
+    assert_eq!(focused, true, "focus moved into the main content");
 
     // Create a token: its secret is shown once.
     browser.goto(&format!("{base}/dashboard/tokens")).await;
@@ -168,6 +183,7 @@ async fn walk_through() {
         ("/dashboard/limits", "limits"),
         ("/dashboard/usage?group_by=model&period=last-7-days", "usage"),
         ("/dashboard/agents", "agents"),
+        (agent_page.as_str(), "agent"),
         ("/dashboard/budgets", "budgets"),
         ("/dashboard/provider-keys", "provider-keys"),
         ("/dashboard/audit", "audit"),

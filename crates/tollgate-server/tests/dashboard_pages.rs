@@ -435,3 +435,56 @@ async fn a_change_request_is_decided_by_another_admin_never_by_its_requester() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn an_agents_page_creates_a_credential_shown_once_and_revokes_it() {
+    let fixture = Fixture::new().await;
+    let (_, uma) = fixture.user_jwt("uma", Role::User).await;
+    fixture.user("vera", Role::Viewer).await;
+    let agent = fixture.post("/v1/agents", Some(&uma), json!({ "name": "crawler" })).await.ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut owner = Browser::signed_in(&fixture, "uma").await;
+    let list = owner.get("/dashboard/agents").await.text();
+    assert!(list.contains(&format!("/dashboard/agents/{agent}")), "the list links the agent");
+    let page = owner.get(&format!("/dashboard/agents/{agent}")).await;
+    assert_page(&page, "Agent crawler");
+    assert!(page.text().contains("Create credential") && page.text().contains("Budget history"));
+
+    let created = owner
+        .post(&format!("/dashboard/agents/{agent}/credentials"), &[("name", "prod"), ("expires_in_days", "30")])
+        .await;
+    assert_page(&created, "Credential created");
+    assert_eq!(created.headers[header::CACHE_CONTROL], "no-store");
+    let text = created.text();
+    let start = text.find("<code id=\"secret\">").unwrap() + "<code id=\"secret\">".len();
+    let secret = text[start..].split('<').next().unwrap().to_owned();
+    assert!(secret.starts_with("tga_"), "{secret}");
+    let verified =
+        fixture.agents.authenticate(&secret, &tollgate::VerifyRequest::default()).await.expect("the credential works");
+    let page = owner.get(&format!("/dashboard/agents/{agent}")).await.text();
+    assert!(!page.contains(&secret), "never shown again");
+    let bad = owner.post(&format!("/dashboard/agents/{agent}/credentials"), &[("expires_in_days", "0")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text().contains("expires_in_days"));
+
+    let credential = verified.record.id;
+    let mut viewer = Browser::signed_in(&fixture, "vera").await;
+    assert_eq!(
+        viewer.get(&format!("/dashboard/agents/{agent}")).await.status,
+        StatusCode::NOT_FOUND,
+        "not the viewer's agent"
+    );
+    let forged = viewer.post(&format!("/dashboard/agents/{agent}/credentials/{credential}/revoke"), &[]).await;
+    assert!(forged.status == StatusCode::FORBIDDEN || forged.status == StatusCode::NOT_FOUND, "{}", forged.status);
+
+    let revoked = owner.post(&format!("/dashboard/agents/{agent}/credentials/{credential}/revoke"), &[]).await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.text());
+    let page = owner.get(&format!("/dashboard/agents/{agent}?done=revoked")).await.text();
+    assert!(page.contains("badge-revoked"));
+    assert!(
+        fixture.agents.authenticate(&secret, &tollgate::VerifyRequest::default()).await.is_err(),
+        "revoked for real"
+    );
+}

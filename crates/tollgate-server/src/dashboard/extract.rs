@@ -72,6 +72,24 @@ impl<S: Send + Sync, T: std::str::FromStr<Err = tollgate::ValidationError> + Sen
     }
 }
 
+/// Two `{…}` path segments parsed into typed ids.
+#[derive(Debug)]
+pub(crate) struct PathIds<A, B>(pub(crate) A, pub(crate) B);
+
+impl<S, A, B> FromRequestParts<S> for PathIds<A, B>
+where
+    S: Send + Sync,
+    A: std::str::FromStr<Err = tollgate::ValidationError> + Send,
+    B: std::str::FromStr<Err = tollgate::ValidationError> + Send,
+{
+    type Rejection = HtmlError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, HtmlError> {
+        let extract::PathIds(first, second) = extract::PathIds::<A, B>::from_request_parts(parts, state).await?;
+        Ok(Self(first, second))
+    }
+}
+
 /// `/{id}/{action}`: a typed id and a word.
 #[derive(Debug)]
 pub(crate) struct IdAction<T>(pub(crate) T, pub(crate) String);

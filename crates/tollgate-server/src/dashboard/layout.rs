@@ -187,6 +187,30 @@ pub(crate) fn see_other(session: &Session, location: &str) -> Response {
     response
 }
 
+/// The answer that shows a new secret (a token or an agent credential), once: sent with
+/// `Cache-Control: no-store`, never put in a URL, never shown again.
+pub(crate) fn shown_once(
+    session: &Session,
+    section: Section,
+    heading: &str,
+    secret: &str,
+    back: &str,
+    label: &str,
+) -> Response {
+    let body = html! {
+        h1 { (heading) }
+        div.secret role="alert" {
+            p { strong { "Copy this secret now: it is shown once and cannot be shown again." } }
+            p { code #secret { (secret) } }
+            button type="button" data-copy="secret" { "Copy" }
+        }
+        p { a href=(back) { (label) } }
+    };
+    let mut response = page(session, section, heading, body);
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// The hidden field every form carries.
 pub(crate) fn csrf_field(session: &Session) -> Markup {
     hidden_csrf(session.csrf())

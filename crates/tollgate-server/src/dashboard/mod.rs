@@ -24,7 +24,7 @@ use crate::state::AppState;
 
 /// The dashboard's routes, nested under `/dashboard` by the app.
 pub(crate) fn router() -> Router<AppState> {
-    use pages::{access, agents, audit, live, overview, sign_in, tokens, usage, users};
+    use pages::{access, agent, agents, audit, live, overview, sign_in, tokens, usage, users};
     Router::new()
         .route("/", get(overview::show))
         .route("/login", get(sign_in::form).post(sign_in::submit))
@@ -45,6 +45,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/limits", get(usage::limits))
         .route("/usage", get(usage::explorer))
         .route("/agents", get(agents::agents))
+        .route("/agents/{id}", get(agent::show))
+        .route("/agents/{id}/credentials", post(agent::create_credential))
+        .route("/agents/{id}/credentials/{credential_id}/revoke", post(agent::revoke_credential))
         .route("/budgets", get(agents::budgets))
         .route("/budgets/requests/{id}/{decision}", post(agents::decide))
         .route("/provider-keys", get(agents::provider_keys))

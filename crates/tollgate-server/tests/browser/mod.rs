@@ -211,6 +211,14 @@ impl Browser {
         self.command("POST", "/execute/sync", Some(json!({ "script": script, "args": [] }))).await
     }
 
+    /// Presses a key (a WebDriver key code such as `\u{E004}`, Tab) on the focused element.
+    pub async fn press(&self, key: &str) {
+        let actions = json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": [
+            { "type": "keyDown", "value": key }, { "type": "keyUp", "value": key },
+        ] }] });
+        self.command("POST", "/actions", Some(actions)).await;
+    }
+
     pub async fn resize(&self, width: u32, height: u32) {
         self.command("POST", "/window/rect", Some(json!({ "width": width, "height": height }))).await;
     }

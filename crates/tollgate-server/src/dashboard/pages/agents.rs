@@ -13,7 +13,7 @@ use crate::dashboard::session::{Form, Session};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-fn agents_of(state: &AppState) -> Result<&AgentService, HtmlError> {
+pub(crate) fn agents_of(state: &AppState) -> Result<&AgentService, HtmlError> {
     state.agents().ok_or_else(|| ApiError::agents_not_configured().into())
 }
 
@@ -27,7 +27,7 @@ pub(crate) async fn agents(
     let rows = html! {
         @for agent in &found.items {
             tr {
-                td { (agent.name.as_str()) }
+                td { a href=(format!("/dashboard/agents/{}", agent.id)) { (agent.name.as_str()) } }
                 td { code { (agent.id.to_string()) } }
                 td { (agent.owner_name.as_str()) }
                 td { (badge(agent.status.as_str())) }
@@ -39,7 +39,7 @@ pub(crate) async fn agents(
     };
     let body = html! {
         h1 { "Agents" }
-        p { "Create agents and their credentials with " code { "tollgate agent" } " or " code { "POST /v1/agents" } "." }
+        p { "Register agents with " code { "tollgate agent create" } " or " code { "POST /v1/agents" } "; an agent's page creates and revokes its credentials." }
         (table("Agents", &["Name", "Id", "Owner", "Status", "Providers", "Provider key", "Created"], rows))
         (pager("/dashboard/agents", "", found.next_cursor.as_deref()))
     };

@@ -1,6 +1,7 @@
 //! The dashboard's pages, one module per area.
 
 pub(crate) mod access;
+pub(crate) mod agent;
 pub(crate) mod agents;
 pub(crate) mod audit;
 pub(crate) mod live;

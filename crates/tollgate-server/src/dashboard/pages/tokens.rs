@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -18,7 +17,9 @@ use tollgate::{CreatedToken, LimitSubject, Operation, Permission, TokenId, Token
 use super::usage::{limit_meters, series};
 use crate::dashboard::error::HtmlError;
 use crate::dashboard::extract::{PathId, Query, blank, encoded};
-use crate::dashboard::layout::{Section, badge, csrf_field, maybe_time, notice, page, pager, see_other, table, time};
+use crate::dashboard::layout::{
+    Section, badge, csrf_field, maybe_time, notice, page, pager, see_other, shown_once, table, time,
+};
 use crate::dashboard::session::{Form, Session};
 use crate::error::ApiError;
 use crate::extract::from_value;
@@ -188,20 +189,11 @@ fn create_form(session: &Session) -> Markup {
     }
 }
 
-/// The answer that shows a new secret, once: never cached, never put in a URL.
+/// The answer that shows a new token's secret, once.
 fn secret_page(session: &Session, heading: &str, created: &CreatedToken) -> Response {
-    let body = html! {
-        h1 { (heading) }
-        div.secret role="alert" {
-            p { strong { "Copy this token now: it is shown once and cannot be shown again." } }
-            p { code #secret { (created.secret.expose()) } }
-            button type="button" data-copy="secret" { "Copy" }
-        }
-        p { a href=(format!("/dashboard/tokens/{}", created.record.id)) { "Go to the token " (created.record.name.as_str()) } }
-    };
-    let mut response = page(session, Section::Tokens, heading, body);
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    let back = format!("/dashboard/tokens/{}", created.record.id);
+    let label = format!("Go to the token {}", created.record.name.as_str());
+    shown_once(session, Section::Tokens, heading, created.secret.expose(), &back, &label)
 }
 
 pub(crate) async fn create(State(state): State<AppState>, session: Session, form: Form) -> Result<Response, HtmlError> {
