@@ -280,6 +280,9 @@ async fn admins_manage_users_service_accounts_and_projects() {
     assert_eq!(member.status, StatusCode::SEE_OTHER, "{}", member.text());
     let page = admin.get(&format!("/dashboard/projects/{project}")).await.text();
     assert!(page.contains("newbie") && page.contains("member"));
+    let removed = admin.post(&format!("/dashboard/projects/{project}/members/{}/remove", newbie.id), &[]).await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.text());
+    assert!(!admin.get(&format!("/dashboard/projects/{project}")).await.text().contains("newbie"), "removed");
     let nobody = admin
         .post(&format!("/dashboard/projects/{project}/members"), &[("member", "nobody"), ("role", "member")])
         .await;

@@ -42,6 +42,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/projects", get(access::projects).post(access::create_project))
         .route("/projects/{id}", get(access::project))
         .route("/projects/{id}/members", post(access::put_member))
+        .route("/projects/{id}/members/{member_id}/remove", post(access::remove_member))
         .route("/limits", get(usage::limits))
         .route("/usage", get(usage::explorer))
         .route("/agents", get(agents::agents))

@@ -4,12 +4,12 @@ use axum::extract::State;
 use axum::response::Response;
 use maud::html;
 use tollgate::{
-    Description, NewProject, NewServiceAccount, Operation, ProjectId, ProjectName, ProjectRole, ServiceAccountId,
-    Username,
+    Description, NewProject, NewServiceAccount, Operation, OwnerId, ProjectId, ProjectName, ProjectRole,
+    ServiceAccountId, Username,
 };
 
 use crate::dashboard::error::HtmlError;
-use crate::dashboard::extract::{IdAction, ListQuery, PathId, Query};
+use crate::dashboard::extract::{IdAction, ListQuery, PathId, PathIds, Query};
 use crate::dashboard::layout::{Section, badge, csrf_field, notice, page, pager, see_other, table, time};
 use crate::dashboard::session::{Form, Session};
 use crate::error::ApiError;
@@ -154,14 +154,26 @@ pub(crate) async fn project(
     let manage = session.can(Operation::ManageProjects);
     let rows = html! {
         @for member in &members {
-            tr { td { (member.member_name.as_str()) } td { code { (member.member.to_string()) } } td { (member.role.as_str()) } td { (time(member.updated_at)) } }
+            tr {
+                td { (member.member_name.as_str()) }
+                td { code { (member.member.to_string()) } }
+                td { (member.role.as_str()) }
+                td { (time(member.updated_at)) }
+                td.actions { @if manage {
+                    form.inline method="post" action=(format!("/dashboard/projects/{id}/members/{}/remove", member.member))
+                        data-confirm="Remove this member? Their tokens bound to the project are revoked." {
+                        (csrf_field(&session))
+                        button.danger type="submit" { "Remove" }
+                    }
+                } }
+            }
         }
     };
     let body = html! {
         h1 { "Project " (record.name.as_str()) }
         (notice(query.done.as_deref().map(|_| "Done.")))
         p { (record.description.as_str()) }
-        (table("Members", &["Member", "Id", "Role", "Since"], rows))
+        (table("Members", &["Member", "Id", "Role", "Since", "Actions"], rows))
         @if manage {
             section #add-member {
                 h2 { "Add a member or change a role" }
@@ -196,4 +208,15 @@ pub(crate) async fn put_member(
     let role = form.required("role")?.parse::<ProjectRole>().map_err(|error| ApiError::from(error.renamed("role")))?;
     state.users().put_project_member(&session.caller.audited(), &id, &member, role).await?;
     Ok(see_other(&session, &format!("/dashboard/projects/{id}?done=member")))
+}
+
+/// `POST /dashboard/projects/{id}/members/{member_id}/remove`: revokes the member's tokens bound to it.
+pub(crate) async fn remove_member(
+    State(state): State<AppState>,
+    session: Session,
+    PathIds(id, member): PathIds<ProjectId, OwnerId>,
+    _form: Form,
+) -> Result<Response, HtmlError> {
+    state.users().remove_project_member(&session.caller.audited(), &id, &member).await?;
+    Ok(see_other(&session, &format!("/dashboard/projects/{id}?done=removed")))
 }
