@@ -20,17 +20,27 @@ use crate::store::retrying;
 const TOTAL_COLUMNS: [&str; 6] = ["events", "requests", "input_tokens", "output_tokens", "cost_micros", "errors"];
 
 /// Every summed column: the totals, then the latency buckets.
-fn summed_columns() -> impl Iterator<Item = String> {
-    TOTAL_COLUMNS.into_iter().map(str::to_owned).chain((0..LATENCY_BUCKETS).map(|bucket| format!("lat_{bucket}")))
+fn summed_columns(sums: Sums) -> impl Iterator<Item = String> {
+    let buckets = if sums == Sums::WithLatency { LATENCY_BUCKETS } else { 0 };
+    TOTAL_COLUMNS.into_iter().map(str::to_owned).chain((0..buckets).map(|bucket| format!("lat_{bucket}")))
+}
+
+/// What a summary sums: the totals and every latency bucket, or the totals only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sums {
+    WithLatency,
+    Totals,
 }
 
 /// Reads the sums of a summary row (each summed as NUMERIC, which cannot overflow, then capped at
 /// the largest BIGINT).
-fn totals_from_row(row: &PgRow) -> Result<UsageTotals> {
+fn totals_from_row(row: &PgRow, sums: Sums) -> Result<UsageTotals> {
     let table = "usage_rollups";
     let mut buckets = [0u64; LATENCY_BUCKETS];
-    for (bucket, slot) in buckets.iter_mut().enumerate() {
-        *slot = count(row, table, &format!("lat_{bucket}"))?;
+    if sums == Sums::WithLatency {
+        for (bucket, slot) in buckets.iter_mut().enumerate() {
+            *slot = count(row, table, &format!("lat_{bucket}"))?;
+        }
     }
     Ok(UsageTotals {
         events: count(row, table, "events")?,
@@ -49,6 +59,73 @@ fn hour_range(filter: &UsageFilter) -> (i64, i64) {
     let until_start = Window::Hour.start_of(filter.until);
     let until = if until_start == filter.until { until_start } else { Window::Hour.end_of(filter.until) };
     (since.unix_micros(), until.unix_micros())
+}
+
+impl PgStore {
+    /// The groups of [`UsageStore::usage_groups`], summing what `sums` says.
+    async fn summarize(
+        &self,
+        filter: &UsageFilter,
+        group_by: Option<UsageGroupBy>,
+        page: &PageRequest,
+        sums: Sums,
+    ) -> Result<Page<UsageGroup>> {
+        let key = match group_by {
+            None => "NULL::text",
+            Some(UsageGroupBy::Token) => "token_id",
+            Some(UsageGroupBy::Owner) => "owner_id",
+            Some(UsageGroupBy::Project) => "project_id",
+            Some(UsageGroupBy::Provider) => "provider",
+            Some(UsageGroupBy::Model) => "provider || '/' || model",
+            Some(UsageGroupBy::Hour) => "hour::text",
+            Some(UsageGroupBy::Agent) => "agent_id",
+        };
+        let group = if group_by.is_some() { "GROUP BY group_key" } else { "" };
+        let sum_sql: Vec<String> = summed_columns(sums)
+            .map(|column| format!("least(coalesce(sum({column}), 0), {MAX})::bigint AS {column}"))
+            .collect();
+        // Highest cost first (as capped), then by key bytewise with the keyless group first, as on
+        // SQLite; the page starts after the cursor's (cost, key).
+        let sql = format!(
+            "SELECT * FROM (
+                SELECT ({key}) COLLATE \"C\" AS group_key, {sums} FROM usage_rollups
+                WHERE hour >= $1 AND hour < $2 AND ($3::text IS NULL OR token_id = $3)
+                  AND ($4::text IS NULL OR owner_id = $4) AND ($5::text IS NULL OR project_id = $5)
+                  AND ($6::text IS NULL OR provider = $6) AND ($7::text IS NULL OR model = $7)
+                  AND (NOT $9 OR agent_id IS NOT NULL) AND ($10::text IS NULL OR agent_id = $10)
+                {group}
+             ) AS g
+             WHERE $11::bigint IS NULL OR cost_micros < $11
+                OR (cost_micros = $11 AND coalesce(group_key, '') > $12 COLLATE \"C\")
+             ORDER BY cost_micros DESC, coalesce(group_key, '')
+             LIMIT $8",
+            sums = sum_sql.join(", "),
+        );
+        let after = page.cursor.as_deref().map(GroupCursor::decode).transpose()?;
+        let (since, until) = hour_range(filter);
+        let limit = page.limit.clamp(1, PageRequest::MAX_LIMIT);
+        let rows = sqlx::query(&sql)
+            .bind(since)
+            .bind(until)
+            .bind(filter.token_id.map(|id| id.to_string()))
+            .bind(filter.owner.map(|id| id.to_string()))
+            .bind(filter.project.map(|id| id.to_string()))
+            .bind(filter.provider.as_ref().map(ProviderName::as_str))
+            .bind(filter.model.as_ref().map(ModelName::as_str))
+            .bind(i64::from(limit) + 1)
+            .bind(filter.agent.is_some())
+            .bind(filter.agent.and_then(AgentScope::agent).map(|id| id.to_string()))
+            .bind(after.as_ref().map(|after| after.cost))
+            .bind(after.as_ref().and_then(|after| after.key.clone()).unwrap_or_default())
+            .fetch_all(self.pool())
+            .await
+            .store()?;
+        let rows = rows
+            .iter()
+            .map(|row| Ok((get::<Option<String>>(row, "usage_rollups", "group_key")?, totals_from_row(row, sums)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(group_page(rows, group_by, limit))
+    }
 }
 
 /// Keys looked at per transaction when purging idempotency keys.
@@ -128,61 +205,16 @@ impl UsageStore for PgStore {
         group_by: Option<UsageGroupBy>,
         page: &PageRequest,
     ) -> Result<Page<UsageGroup>> {
-        let key = match group_by {
-            None => "NULL::text",
-            Some(UsageGroupBy::Token) => "token_id",
-            Some(UsageGroupBy::Owner) => "owner_id",
-            Some(UsageGroupBy::Project) => "project_id",
-            Some(UsageGroupBy::Provider) => "provider",
-            Some(UsageGroupBy::Model) => "provider || '/' || model",
-            Some(UsageGroupBy::Hour) => "hour::text",
-            Some(UsageGroupBy::Agent) => "agent_id",
-        };
-        let group = if group_by.is_some() { "GROUP BY group_key" } else { "" };
-        let sums: Vec<String> = summed_columns()
-            .map(|column| format!("least(coalesce(sum({column}), 0), {MAX})::bigint AS {column}"))
-            .collect();
-        // Highest cost first (as capped), then by key bytewise with the keyless group first, as on
-        // SQLite; the page starts after the cursor's (cost, key).
-        let sql = format!(
-            "SELECT * FROM (
-                SELECT ({key}) COLLATE \"C\" AS group_key, {sums} FROM usage_rollups
-                WHERE hour >= $1 AND hour < $2 AND ($3::text IS NULL OR token_id = $3)
-                  AND ($4::text IS NULL OR owner_id = $4) AND ($5::text IS NULL OR project_id = $5)
-                  AND ($6::text IS NULL OR provider = $6) AND ($7::text IS NULL OR model = $7)
-                  AND (NOT $9 OR agent_id IS NOT NULL) AND ($10::text IS NULL OR agent_id = $10)
-                {group}
-             ) AS g
-             WHERE $11::bigint IS NULL OR cost_micros < $11
-                OR (cost_micros = $11 AND coalesce(group_key, '') > $12 COLLATE \"C\")
-             ORDER BY cost_micros DESC, coalesce(group_key, '')
-             LIMIT $8",
-            sums = sums.join(", "),
-        );
-        let after = page.cursor.as_deref().map(GroupCursor::decode).transpose()?;
-        let (since, until) = hour_range(filter);
-        let limit = page.limit.clamp(1, PageRequest::MAX_LIMIT);
-        let rows = sqlx::query(&sql)
-            .bind(since)
-            .bind(until)
-            .bind(filter.token_id.map(|id| id.to_string()))
-            .bind(filter.owner.map(|id| id.to_string()))
-            .bind(filter.project.map(|id| id.to_string()))
-            .bind(filter.provider.as_ref().map(ProviderName::as_str))
-            .bind(filter.model.as_ref().map(ModelName::as_str))
-            .bind(i64::from(limit) + 1)
-            .bind(filter.agent.is_some())
-            .bind(filter.agent.and_then(AgentScope::agent).map(|id| id.to_string()))
-            .bind(after.as_ref().map(|after| after.cost))
-            .bind(after.as_ref().and_then(|after| after.key.clone()).unwrap_or_default())
-            .fetch_all(self.pool())
-            .await
-            .store()?;
-        let rows = rows
-            .iter()
-            .map(|row| Ok((get::<Option<String>>(row, "usage_rollups", "group_key")?, totals_from_row(row)?)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(group_page(rows, group_by, limit))
+        self.summarize(filter, group_by, page, Sums::WithLatency).await
+    }
+
+    async fn usage_groups_without_latency(
+        &self,
+        filter: &UsageFilter,
+        group_by: Option<UsageGroupBy>,
+        page: &PageRequest,
+    ) -> Result<Page<UsageGroup>> {
+        self.summarize(filter, group_by, page, Sums::Totals).await
     }
 
     async fn count_usage_events(&self) -> Result<u64> {

@@ -103,3 +103,52 @@ pub async fn usage_groups_page_through_every_group_once(store: &dyn Store) {
         assert!(matches!(refused, Err(StoreError::InvalidCursor)), "{cursor:?}: {refused:?}");
     }
 }
+
+/// Groups summed without latency are the groups with latency, their histograms left empty: the
+/// same keys, sums, order and pages, for every grouping.
+pub async fn usage_groups_without_latency_are_the_same_groups_without_histograms(store: &dyn Store) {
+    let alice = owner(store, "alice").await;
+    let search = project(store, "search").await;
+    let mut events = Vec::new();
+    for index in 0..6i64 {
+        let member = token(store, &alice, (index % 2 == 0).then_some(&search)).await;
+        let mut timed = event(member, index * 3_600, &format!("model-{}", index % 3), 10, 5, 40 + index);
+        timed.latency_ms = Some(u32::try_from(index * 70 + 3).unwrap());
+        events.push(timed);
+    }
+    record(store, &events).await;
+    let filter = UsageFilter::between(T0, at(6 * 3_600));
+    let groupings = [
+        None,
+        Some(UsageGroupBy::Token),
+        Some(UsageGroupBy::Owner),
+        Some(UsageGroupBy::Project),
+        Some(UsageGroupBy::Provider),
+        Some(UsageGroupBy::Model),
+        Some(UsageGroupBy::Hour),
+        Some(UsageGroupBy::Agent),
+    ];
+    for group_by in groupings {
+        for limit in [1, 2, 100] {
+            let mut page = PageRequest::first(limit);
+            loop {
+                let with = store.usage_groups(&filter, group_by, &page).await.unwrap();
+                let without = store.usage_groups_without_latency(&filter, group_by, &page).await.unwrap();
+                assert_eq!(without.next_cursor, with.next_cursor, "{group_by:?} by {limit}");
+                let mut expected = with.items.clone();
+                for group in &mut expected {
+                    group.totals.latency = tollgate_types::LatencyHistogram::default();
+                }
+                assert_eq!(without.items, expected, "{group_by:?} by {limit}");
+                assert!(
+                    with.items.iter().any(|group| group.totals.latency != expected[0].totals.latency),
+                    "latency was recorded"
+                );
+                match with.next_cursor {
+                    Some(cursor) => page = PageRequest::after(limit, cursor),
+                    None => break,
+                }
+            }
+        }
+    }
+}

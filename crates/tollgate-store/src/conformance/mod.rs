@@ -161,6 +161,7 @@ macro_rules! conformance_tests {
             agent_usage => [
                 agent_usage_is_attributed_and_deduplicated_per_agent,
                 usage_groups_page_through_every_group_once,
+                usage_groups_without_latency_are_the_same_groups_without_histograms,
             ];
             traces => [
                 traces_are_attributed_filtered_and_paged,

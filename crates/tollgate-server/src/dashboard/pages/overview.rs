@@ -96,10 +96,10 @@ pub(crate) async fn show(State(state): State<AppState>, session: Session) -> Res
     let (since, until) = Period::ThisMonth.range(now);
     let month_filter = UsageFilter::between(since, until);
     let top = PageRequest::first(TOP);
-    let top_tokens = metering.usage(principal, &month_filter, Some(UsageGroupBy::Token), &top).await?.groups;
+    let top_tokens = metering.usage_breakdown(principal, &month_filter, Some(UsageGroupBy::Token), &top).await?.items;
     let top_tokens = named_tokens(&state, &session, top_tokens).await;
-    let top_agents =
-        agent_rows(metering.usage(principal, &month_filter, Some(UsageGroupBy::Agent), &top).await?.groups);
+    let top_agents = metering.usage_breakdown(principal, &month_filter, Some(UsageGroupBy::Agent), &top).await?.items;
+    let top_agents = agent_rows(top_agents);
     let near = near_cap(visible_limits(&state, &session).await?);
     let budgets = match state.agents() {
         Some(agents) => {

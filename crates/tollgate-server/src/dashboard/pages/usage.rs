@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use tollgate::{
     LimitStatus, LimitSubject, Metric, Operation, OwnerId, PageRequest, Period, ProjectId, Timestamp, TokenId,
-    UsageFilter, UsageGroupBy, UsageReport, UsageScope, UsageTotals, Window,
+    UsageFilter, UsageGroup, UsageGroupBy, UsageScope, UsageTotals, Window,
 };
 
 use crate::dashboard::charts::{Bar, bar_chart, count};
@@ -38,16 +38,20 @@ pub(crate) async fn series(state: &AppState, session: &Session, base: &UsageFilt
     let (days_since, until) = Period::Last30Days.range(now);
     let (month_since, _) = Period::ThisMonth.range(now);
     let filter = UsageFilter { since: days_since.min(month_since), until, ..base.clone() };
-    let report = state
+    let hours = state
         .metering()
-        .usage(session.principal(), &filter, Some(UsageGroupBy::Hour), &PageRequest::first(PageRequest::MAX_LIMIT))
+        .usage_breakdown(
+            session.principal(),
+            &filter,
+            Some(UsageGroupBy::Hour),
+            &PageRequest::first(PageRequest::MAX_LIMIT),
+        )
         .await?;
-    Ok(Series { now, by_hour: hourly(report) })
+    Ok(Series { now, by_hour: hourly(hours.items) })
 }
 
-fn hourly(report: UsageReport) -> Vec<(Timestamp, UsageTotals)> {
-    report
-        .groups
+fn hourly(groups: Vec<UsageGroup>) -> Vec<(Timestamp, UsageTotals)> {
+    groups
         .into_iter()
         .filter_map(|group| Some((Timestamp::parse_rfc3339("hour", group.key.as_deref()?).ok()?, group.totals)))
         .collect()
@@ -241,10 +245,22 @@ pub(crate) async fn explorer(
         .map_err(crate::error::ApiError::from)?;
     filter.owner = owner.as_deref().map(OwnerId::parse).transpose().map_err(crate::error::ApiError::from)?;
     filter.project = project.as_deref().map(ProjectId::parse).transpose().map_err(crate::error::ApiError::from)?;
-    let report =
-        state.metering().usage(session.principal(), &filter, Some(grouping.2), &PageRequest::first(100)).await?;
+    let metering = state.metering();
+    let groups =
+        metering.usage_breakdown(session.principal(), &filter, Some(grouping.2), &PageRequest::first(100)).await?;
+    // The groups are the whole range unless there are more of them than one page shows.
+    let totals = match groups.next_cursor {
+        None => groups.items.iter().fold(UsageTotals::default(), |mut sum, group| {
+            sum.merge(&group.totals);
+            sum
+        }),
+        Some(_) => {
+            let total = metering.usage_breakdown(session.principal(), &filter, None, &PageRequest::first(1)).await?;
+            total.items.first().map(|group| group.totals).unwrap_or_default()
+        }
+    };
     let rows = html! {
-        @for group in &report.groups {
+        @for group in &groups.items {
             tr {
                 td { (group.key.as_deref().unwrap_or("(none)")) }
                 td.num { (count(i64::try_from(group.totals.requests).unwrap_or(i64::MAX))) }
@@ -269,9 +285,10 @@ pub(crate) async fn explorer(
             label { "Project id " input name="project" value=(project.as_deref().unwrap_or_default()) placeholder="prj_…" maxlength="64"; }
             button type="submit" { "Show" }
         }
-        p { "From " (time(report.since)) " to " (time(report.until)) ": "
-            strong { (count(i64::try_from(report.totals.requests).unwrap_or(i64::MAX))) } " requests, "
-            strong { (dollars(report.totals.cost.micros())) } " spent." }
+        p { "From " (time(since)) " to " (time(until)) ": "
+            strong { (count(i64::try_from(totals.requests).unwrap_or(i64::MAX))) } " requests, "
+            strong { (dollars(totals.cost.micros())) } " spent." }
+        @if groups.next_cursor.is_some() { p.hint { "The 100 largest groups are shown." } }
         (table(&format!("Usage by {}", grouping.1.to_lowercase()), &["Key", "Requests", "Input tokens", "Output tokens", "Cost", "Errors"], rows))
     };
     Ok(page(&session, Section::Usage, "Usage", body))
