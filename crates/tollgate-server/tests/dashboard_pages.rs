@@ -491,3 +491,30 @@ async fn an_agents_page_creates_a_credential_shown_once_and_revokes_it() {
         "revoked for real"
     );
 }
+
+#[tokio::test]
+async fn cookies_are_secure_behind_a_trusted_proxy_that_says_https() {
+    let mut settings = tollgate_server::ServerSettings::default();
+    settings.trusted_proxies = tollgate_server::TrustedProxies::parse(&["192.0.2.10"]).unwrap();
+    let fixture = Fixture::with_settings(settings, "192.0.2.10:40000").await;
+    fixture.user("ada", Role::Admin).await;
+    let mut browser = Browser::new(&fixture);
+    browser.get("/dashboard/login").await;
+    let csrf = browser.csrf();
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("csrf", csrf.as_str()), ("login", "ada"), ("password", PASSWORD)])
+        .finish();
+    let request = axum::http::Request::builder()
+        .method(axum::http::Method::POST)
+        .uri("/dashboard/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, format!("tg_csrf={csrf}"))
+        .header("x-forwarded-proto", "https")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let reply = browser.send(request).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    for cookie in reply.headers.get_all(header::SET_COOKIE) {
+        assert!(cookie.to_str().unwrap().contains("; Secure"), "{cookie:?}");
+    }
+}

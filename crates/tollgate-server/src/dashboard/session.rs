@@ -39,7 +39,7 @@ pub(crate) const CSRF_FIELD: &str = "csrf";
 /// The longest a browser keeps a dashboard session, whatever the refresh token's own lifetime.
 const MAX_SESSION: Duration = Duration::from_secs(12 * 3600);
 /// How long a renewal's outcome is handed to requests that present the refresh token it used up.
-const RENEWAL_REUSE: Duration = Duration::from_secs(30);
+const RENEWAL_REUSE: Duration = Duration::from_secs(10);
 /// The longest cookie value read (an access JWT is well under this).
 const MAX_COOKIE: usize = 4096;
 
