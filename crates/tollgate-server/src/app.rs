@@ -1,11 +1,9 @@
 //! Assembles the router: every resource's routes, the fallbacks, and the layers that apply to all.
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::middleware;
 
 use crate::error::ApiError;
-use crate::observe::observe;
+use crate::observe::ObserveLayer;
 use crate::state::AppState;
 
 /// The control API over `state`. Serve it with `axum::serve` (with `ConnectInfo<SocketAddr>`,
@@ -13,13 +11,11 @@ use crate::state::AppState;
 /// `tower::ServiceExt::oneshot`.
 pub fn app(state: AppState) -> Router {
     let (router, _operations) = crate::resources::routes().into_parts();
-    let body_limit = state.settings().body_limit;
     router
         .nest("/dashboard", crate::dashboard::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(ObserveLayer::new(state.clone()))
         .with_state(state)
 }
 

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, header};
 use tollgate::{Permission, Principal, TokenContext, VerifyRequest};
 
 use crate::error::ApiError;
@@ -231,7 +231,9 @@ pub(crate) fn peer_address(parts: &Parts) -> Option<SocketAddr> {
 
 /// The tool named by `X-Tollgate-Tool`, if any (at most 128 characters).
 pub(crate) fn tool_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get(TOOL_HEADER) else { return Ok(None) };
+    // A parsed name: looking up by `&str` parses and checks the name on every request.
+    const NAME: HeaderName = HeaderName::from_static(TOOL_HEADER);
+    let Some(value) = headers.get(NAME) else { return Ok(None) };
     let text = value.to_str().map_err(|_| ApiError::invalid_field("X-Tollgate-Tool", "must be ASCII"))?.trim();
     check_tool(text).map_err(|reason| ApiError::invalid_field("X-Tollgate-Tool", reason))?;
     Ok(Some(text.to_owned()))

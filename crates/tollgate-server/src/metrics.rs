@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::http::Method;
@@ -65,7 +65,8 @@ pub(crate) struct Metrics {
     /// Keyed by the matched route template (`/v1/tokens/{id}`), so the key set is bounded by the
     /// route table (unmatched paths share one key).
     routes: RwLock<HashMap<String, RouteSeries>>,
-    in_flight: AtomicI64,
+    /// Shared with the guards of the requests being handled, which outlive a borrow of the registry.
+    in_flight: Arc<AtomicI64>,
     verify_outcomes: [AtomicU64; OUTCOMES.len()],
 }
 
@@ -105,9 +106,9 @@ impl Metrics {
     }
 
     /// Marks a request started; the guard marks it finished when dropped.
-    pub(crate) fn start_request(&self) -> InFlight<'_> {
+    pub(crate) fn start_request(&self) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(&self.in_flight)
+        InFlight(Arc::clone(&self.in_flight))
     }
 
     /// Counts one verify outcome (`Ok` for a valid token, else the refusal code).
@@ -211,9 +212,9 @@ impl Metrics {
 
 /// Decrements the in-flight gauge when the request is done (also when its future is dropped).
 #[derive(Debug)]
-pub(crate) struct InFlight<'a>(&'a AtomicI64);
+pub(crate) struct InFlight(Arc<AtomicI64>);
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }

@@ -1,98 +1,198 @@
-//! The middleware every request passes: a tracing span, the handler timeout, panic recovery and
-//! the metrics. It never records headers or bodies, so no credential reaches a log. A refusal of a
+//! The layer every request passes: a tracing span, the handler timeout, panic recovery and the
+//! metrics. It never records headers or bodies, so no credential reaches a log. A refusal of a
 //! request that carries a body closes the connection (`Connection: close`), since the body may not
-//! have been read. One
-//! middleware rather than a stack of layers: each layer costs a boxed future per request.
+//! have been read.
+//!
+//! One hand-written layer rather than a stack of them or `axum::middleware::from_fn`: every layer
+//! the router applies boxes and clones each route per request, and `from_fn` adds a boxed service
+//! and a boxed future of its own. On the verify path those were a tenth of the server's work.
 
-use std::any::Any;
-use std::future::poll_fn;
+use std::convert::Infallible;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::{Pin, pin};
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
-use tracing::Instrument as _;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
 
 use crate::error::ApiError;
-use crate::metrics::UNMATCHED;
+use crate::metrics::{InFlight, UNMATCHED};
 use crate::state::AppState;
 
-/// Times, limits, guards and counts one request.
-pub(crate) async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-    let declares_body = declares_body(request.headers());
-    let metrics = state.metrics();
-    let in_flight = metrics.start_request();
-    // Debug level: at 50k requests/s an info span per request costs a few percent of the CPU
-    // (the fmt layer formats its fields); server errors are logged below with their route.
-    let span = tracing::debug_span!("request", method = %method, route);
-    tracing::trace!(parent: &span, "received");
-    let deadline = tokio::time::Instant::from_std(started) + state.settings().request_timeout;
-    let handled = within(deadline, catching_panics(next.run(request)).instrument(span.clone()));
-    let mut response = match handled.await {
-        Ok(Ok(response)) => response,
-        Ok(Err(_panic)) => span.in_scope(|| ApiError::internal("a handler panicked").into_response()),
-        Err(_elapsed) => span.in_scope(|| ApiError::timeout().into_response()),
-    };
-    drop(in_flight);
-    let latency = started.elapsed();
-    let status = response.status().as_u16();
-    if declares_body && status >= 400 {
-        // A refusal may come before the body is read (401, 413, 415): the unread rest would be
-        // taken for the next request, so the connection ends here, and says so to pooled clients.
-        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+/// Observes every request of the routes it wraps.
+#[derive(Clone)]
+pub(crate) struct ObserveLayer {
+    state: AppState,
+}
+
+impl ObserveLayer {
+    pub(crate) fn new(state: AppState) -> Self {
+        Self { state }
     }
-    metrics.observe_request(route, &method, status, latency);
-    if status >= 500 {
-        tracing::warn!(%method, route, status, "answered with a server error");
-    } else {
-        tracing::debug!(parent: &span, status, latency_us = latency.as_micros() as u64, "answered");
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe { inner, state: self.state.clone() }
     }
-    response
+}
+
+/// Times, limits, guards and counts one request (made by [`ObserveLayer`]).
+#[derive(Clone)]
+pub(crate) struct Observe<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Observed<S::Future>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let declares_body = declares_body(request.headers());
+        let in_flight = self.state.metrics().start_request();
+        // Debug level: at 50k requests/s an info span per request costs a few percent of the CPU
+        // (the fmt layer formats its fields); server errors are logged at the end with their route.
+        let span = tracing::debug_span!("request", method = %method, route = route_name(route.as_ref()));
+        tracing::trace!(parent: &span, "received");
+        let deadline = tokio::time::Instant::from_std(started) + self.state.settings().request_timeout;
+        // A layer below may run code of its own when called, not only when polled.
+        let handling = match span.in_scope(|| catch_unwind(AssertUnwindSafe(|| self.inner.call(request)))) {
+            Ok(future) => Handling::Running { future },
+            Err(_panic) => Handling::Panicked,
+        };
+        let report = Report { state: self.state.clone(), started, method, route, declares_body, in_flight, span };
+        Observed { handling, deadline, timer: None, report: Some(report) }
+    }
+}
+
+pin_project! {
+    /// The answer of an observed request.
+    pub(crate) struct Observed<F> {
+        #[pin]
+        handling: Handling<F>,
+        deadline: tokio::time::Instant,
+        // Armed only when the first poll is not ready: most answers (a verify from the cache)
+        // are, and registering and removing a timer entry per request was a measurable share
+        // of their cost.
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
+        // Taken when the answer is given.
+        report: Option<Report>,
+    }
+}
+
+pin_project! {
+    #[project = HandlingProjection]
+    enum Handling<F> {
+        Running { #[pin] future: F },
+        Panicked,
+    }
+}
+
+/// How the handler ended.
+enum Outcome {
+    Answered(Response),
+    Panicked,
+    TimedOut,
+}
+
+impl<F> Future for Observed<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let report = this.report.as_ref().expect("an observed request is not polled after its answer");
+        let outcome = match this.handling.project() {
+            HandlingProjection::Panicked => Outcome::Panicked,
+            HandlingProjection::Running { future } => {
+                // The panic message has already gone to the panic hook; the client gets a 500 without it.
+                let polled = report.span.in_scope(|| catch_unwind(AssertUnwindSafe(|| future.poll(context))));
+                match polled {
+                    Ok(Poll::Ready(Ok(response))) => Outcome::Answered(response),
+                    Ok(Poll::Ready(Err(never))) => match never {},
+                    Err(_panic) => Outcome::Panicked,
+                    Ok(Poll::Pending) => {
+                        let deadline = *this.deadline;
+                        let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                        ready!(timer.as_mut().poll(context));
+                        Outcome::TimedOut
+                    }
+                }
+            }
+        };
+        let report = this.report.take().expect("checked above");
+        Poll::Ready(Ok(report.answer(outcome)))
+    }
+}
+
+/// What is known of a request until it is answered.
+struct Report {
+    state: AppState,
+    started: Instant,
+    method: Method,
+    route: Option<MatchedPath>,
+    declares_body: bool,
+    in_flight: InFlight,
+    span: tracing::Span,
+}
+
+impl Report {
+    /// The response to send for `outcome`, counted and logged.
+    fn answer(self, outcome: Outcome) -> Response {
+        let Self { state, started, method, route, declares_body, in_flight, span } = self;
+        let mut response = match outcome {
+            Outcome::Answered(response) => response,
+            Outcome::Panicked => span.in_scope(|| ApiError::internal("a handler panicked").into_response()),
+            Outcome::TimedOut => span.in_scope(|| ApiError::timeout().into_response()),
+        };
+        drop(in_flight);
+        let latency = started.elapsed();
+        let status = response.status().as_u16();
+        if declares_body && status >= 400 {
+            // A refusal may come before the body is read (401, 413, 415): the unread rest would be
+            // taken for the next request, so the connection ends here, and says so to pooled clients.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let route = route_name(route.as_ref());
+        state.metrics().observe_request(route, &method, status, latency);
+        if status >= 500 {
+            tracing::warn!(%method, route, status, "answered with a server error");
+        } else {
+            tracing::debug!(parent: &span, status, latency_us = latency.as_micros() as u64, "answered");
+        }
+        response
+    }
+}
+
+/// The route template a request matched, or the label of those that matched none.
+fn route_name(route: Option<&MatchedPath>) -> &str {
+    route.map_or(UNMATCHED, MatchedPath::as_str)
 }
 
 /// Whether a request says it carries a body (a length above zero, or chunked).
 fn declares_body(headers: &HeaderMap) -> bool {
     headers.contains_key(header::TRANSFER_ENCODING)
         || headers.get(header::CONTENT_LENGTH).is_some_and(|length| length.as_bytes() != b"0")
-}
-
-/// Runs `future` until `deadline` (`Err` after it), like `tokio::time::timeout_at`, but arms the
-/// timer only when the first poll is not ready: most answers (a verify from the cache) are, and
-/// registering and removing a timer entry per request was a measurable share of their cost.
-async fn within<T>(deadline: tokio::time::Instant, future: impl Future<Output = T>) -> Result<T, Elapsed> {
-    let mut future = pin!(future);
-    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
-    poll_fn(|context| {
-        if let Poll::Ready(output) = future.as_mut().poll(context) {
-            return Poll::Ready(Ok(output));
-        }
-        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        timer.as_mut().poll(context).map(|()| Err(Elapsed))
-    })
-    .await
-}
-
-/// The handler ran past the request timeout.
-struct Elapsed;
-
-/// Runs `future`, turning a panic while polling it into `Err` (the panic message has already
-/// gone to the panic hook; the client gets a 500 without it).
-async fn catching_panics<T>(future: impl Future<Output = T>) -> Result<T, Box<dyn Any + Send>> {
-    let mut future = pin!(future);
-    poll_fn(|context| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(context))) {
-        Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-        Ok(Poll::Pending) => Poll::Pending,
-        Err(panic) => Poll::Ready(Err(panic)),
-    })
-    .await
 }
 
 #[cfg(test)]
@@ -125,7 +225,7 @@ mod tests {
         let state = state_over(store, settings).await;
         let router = Router::new()
             .route("/stuck", get(std::future::pending::<()>))
-            .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+            .layer(ObserveLayer::new(state.clone()))
             .with_state(state.clone());
         let response = router.oneshot(Request::get("/stuck").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), 503);
@@ -142,10 +242,8 @@ mod tests {
         async fn boom() -> &'static str {
             panic!("handler bug")
         }
-        let router = Router::new()
-            .route("/boom", get(boom))
-            .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-            .with_state(state.clone());
+        let router =
+            Router::new().route("/boom", get(boom)).layer(ObserveLayer::new(state.clone())).with_state(state.clone());
         let response = router.oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), 500);
         let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();

@@ -106,6 +106,8 @@ struct Inner {
     traces: TraceService,
     /// The dashboard's session renewals in flight.
     dashboard_renewals: crate::dashboard::Renewals,
+    /// Valid-verify bodies, serialized once per token record.
+    verify_bodies: crate::resources::VerifyBodies,
 }
 
 impl AppState {
@@ -152,9 +154,25 @@ impl AppState {
         let traces = TraceService::new(&tokens, settings.traces);
         let metrics = Metrics::default();
         let dashboard_renewals = crate::dashboard::Renewals::default();
-        let inner =
-            Inner { tokens, users, audit, metering, agents, settings, metrics, live, traces, dashboard_renewals };
+        let inner = Inner {
+            tokens,
+            users,
+            audit,
+            metering,
+            agents,
+            settings,
+            metrics,
+            live,
+            traces,
+            dashboard_renewals,
+            verify_bodies: crate::resources::VerifyBodies::default(),
+        };
         Self { inner: Arc::new(inner) }
+    }
+
+    /// The bodies of valid verifies, kept per token record.
+    pub(crate) fn verify_bodies(&self) -> &crate::resources::VerifyBodies {
+        &self.inner.verify_bodies
     }
 
     /// The dashboard's session renewals (one per refresh token at a time).

@@ -43,6 +43,37 @@ async fn a_valid_token_answers_its_context() {
 }
 
 #[tokio::test]
+async fn the_answer_follows_changes_to_the_token_and_its_owner_at_once() {
+    // The body of a valid verify is kept per token record: a rename, a demotion or a rotation
+    // grace must show on the very next verify, by either endpoint.
+    let fixture = Fixture::new().await;
+    let (admin, _) = fixture.token("ops", Permission::Admin).await;
+    let (gateway, _) = fixture.verifier("gateway").await;
+    let bob = fixture.user("bob", tollgate::Role::User).await;
+    let (secret, id) = fixture.user_token(bob, Permission::Standard).await;
+    let by_gateway = || fixture.post("/v1/tokens/verify", Some(&gateway), json!({ "token": secret }));
+    for _ in 0..2 {
+        assert_eq!(fixture.get("/v1/auth/verify", Some(&secret)).await.ok(200)["permission"], "standard");
+        assert_eq!(by_gateway().await.ok(200)["name"], "mine");
+    }
+
+    fixture.patch(&format!("/v1/users/{bob}"), Some(&admin), json!({ "role": "viewer" })).await.ok(200);
+    assert_eq!(fixture.get("/v1/auth/verify", Some(&secret)).await.ok(200)["permission"], "read_only");
+    assert_eq!(by_gateway().await.ok(200)["permission"], "read_only");
+
+    fixture.patch(&format!("/v1/tokens/{id}"), Some(&admin), json!({ "name": "renamed" })).await.ok(200);
+    assert_eq!(fixture.get("/v1/auth/verify", Some(&secret)).await.ok(200)["name"], "renamed");
+    assert_eq!(by_gateway().await.ok(200)["name"], "renamed");
+
+    let rotated = fixture.post(&format!("/v1/tokens/{id}/rotate"), Some(&admin), json!({ "grace_seconds": 60 })).await;
+    let fresh = rotated.ok(201)["token"].as_str().expect("the new secret").to_owned();
+    let old = fixture.get("/v1/auth/verify", Some(&secret)).await;
+    assert_eq!(old.ok(200)["via_previous_secret"], true);
+    let new = fixture.get("/v1/auth/verify", Some(&fresh)).await;
+    assert_eq!(new.ok(200)["via_previous_secret"], false);
+}
+
+#[tokio::test]
 async fn every_refusal_has_its_code_and_status() {
     let fixture = Fixture::new().await;
     let (revoked, revoked_id) = fixture.token("alice", Permission::Standard).await;

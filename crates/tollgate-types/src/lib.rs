@@ -23,6 +23,7 @@ mod price;
 mod principal;
 mod provider_key;
 mod quota;
+mod random_keys;
 mod scan;
 mod session;
 mod text;
@@ -64,10 +65,11 @@ pub use provider_key::{
     BaseUrl, KNOWN_PROVIDERS, NewProviderKey, ProviderKeyPatch, ProviderKeyRecord, ProviderSecret, check_base_url,
 };
 pub use quota::{CounterKey, LimitKey, LimitRecord, LimitSpec, LimitSubject, Metric, RateLimitSpec, Window};
+pub use random_keys::{RandomKeyHasher, RandomKeys};
 pub use scan::{Found, SecretScanner};
 pub use session::SessionRecord;
 pub use text::{AgentName, Description, OwnerName, ProjectName, TokenName};
-pub use token::{TokenFormatError, TokenPrefix, TokenSecret};
+pub use token::{PresentedSecret, TokenFormatError, TokenPrefix, TokenSecret};
 pub use token_hash::{KeyId, TokenHash, TokenHasher};
 pub use token_record::{AgentBinding, Imposed, NewToken, TokenPatch, TokenRecord, TokenStatus};
 pub use trace::{MAX_TRACE_PAYLOAD_BYTES, NewTrace, TraceInput, TraceRecord};

@@ -7,7 +7,7 @@ use std::fmt;
 use ring::hmac;
 use zeroize::Zeroizing;
 
-use crate::{TokenSecret, ValidationError};
+use crate::{PresentedSecret, ValidationError};
 
 /// The stored form of a token: 32 raw bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -78,16 +78,20 @@ impl TokenHasher {
     }
 
     /// The hash of `secret` under the current key.
-    pub fn hash(&self, secret: &TokenSecret) -> TokenHash {
-        Self::hash_with(&self.current.1, secret)
+    pub fn hash<'a>(&self, secret: impl Into<PresentedSecret<'a>>) -> TokenHash {
+        Self::hash_with(&self.current.1, secret.into())
     }
 
     /// The hashes of `secret` under each older key, for a lookup after a miss under the current key.
-    pub fn previous_hashes<'a>(&'a self, secret: &'a TokenSecret) -> impl Iterator<Item = (KeyId, TokenHash)> + 'a {
+    pub fn previous_hashes<'a>(
+        &'a self,
+        secret: impl Into<PresentedSecret<'a>>,
+    ) -> impl Iterator<Item = (KeyId, TokenHash)> + 'a {
+        let secret = secret.into();
         self.previous.iter().map(move |(id, key)| (*id, Self::hash_with(key, secret)))
     }
 
-    fn hash_with(key: &hmac::Key, secret: &TokenSecret) -> TokenHash {
+    fn hash_with(key: &hmac::Key, secret: PresentedSecret<'_>) -> TokenHash {
         let tag = hmac::sign(key, secret.expose().as_bytes());
         let mut bytes = [0u8; 32];
         bytes.copy_from_slice(tag.as_ref());
@@ -107,7 +111,7 @@ impl fmt::Debug for TokenHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::TokenPrefix;
+    use crate::{TokenPrefix, TokenSecret};
 
     #[test]
     fn a_clone_hashes_alike() {
@@ -128,5 +132,16 @@ mod tests {
         assert_eq!(two.previous_hashes(&secret).next().unwrap().1, one.hash(&secret));
         assert!(TokenHasher::new(KeyId(1), &[0; 16]).is_err());
         assert!(!format!("{two:?}").contains("[1"));
+    }
+
+    #[test]
+    fn a_presented_secret_hashes_as_its_owned_copy() {
+        let prefix = TokenPrefix::default();
+        let secret = TokenSecret::generate(&prefix).unwrap();
+        let presented = PresentedSecret::parse(&prefix, secret.expose()).unwrap();
+        let hasher = TokenHasher::new(KeyId(2), &[2; 32]).unwrap().with_previous_key(KeyId(1), &[1; 32]).unwrap();
+        assert_eq!(hasher.hash(presented), hasher.hash(&secret));
+        let older: Vec<_> = hasher.previous_hashes(presented).collect();
+        assert_eq!(older, hasher.previous_hashes(&secret).collect::<Vec<_>>());
     }
 }

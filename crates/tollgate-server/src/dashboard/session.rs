@@ -268,8 +268,7 @@ impl FromRequest<AppState> for Form {
         if !is_form {
             return Err(ApiError::unsupported_media_type().into());
         }
-        let bytes =
-            axum::body::to_bytes(body, state.settings().body_limit).await.map_err(|_| ApiError::body_too_large())?;
+        let bytes = crate::extract::read_body(body, state.settings().body_limit).await?;
         let fields: Vec<(String, Zeroizing<String>)> = form_urlencoded::parse(&bytes)
             .map(|(key, value)| (key.into_owned(), Zeroizing::new(value.into_owned())))
             .collect();

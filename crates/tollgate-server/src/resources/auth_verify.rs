@@ -67,7 +67,7 @@ async fn verify(State(state): State<AppState>, request: Request) -> Result<impl 
     let reservation_id = reservation.as_ref().and_then(ReservationView::id);
     let mut response = match reservation {
         Some(reservation) => VerifyResult::reserved(&context, reservation).into_json_response(),
-        None => VerifyResult::valid(&context).into_json_response(),
+        None => state.verify_bodies().valid_response(&context),
     };
     if let Some(id) = reservation_id
         && let Ok(value) = HeaderValue::from_str(&id.to_string())
@@ -88,7 +88,8 @@ async fn verify(State(state): State<AppState>, request: Request) -> Result<impl 
 
 /// The estimate of an `X-Tollgate-Reserve` header, validated.
 fn reserve_header(headers: &axum::http::HeaderMap) -> Result<Option<tollgate::Estimate>, ApiError> {
-    let Some(value) = headers.get("x-tollgate-reserve") else { return Ok(None) };
+    const NAME: axum::http::HeaderName = axum::http::HeaderName::from_static("x-tollgate-reserve");
+    let Some(value) = headers.get(NAME) else { return Ok(None) };
     let text = value.to_str().map_err(|_| ApiError::invalid_field("X-Tollgate-Reserve", "must be ASCII"))?;
     // Every error names the header; the reason names the key at fault.
     let named = |error: tollgate::ValidationError| match error.field {

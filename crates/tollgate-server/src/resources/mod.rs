@@ -27,7 +27,10 @@ mod usage;
 mod usage_record;
 mod user_sessions;
 mod users;
+mod verify_bodies;
 mod verify_view;
+
+pub(crate) use verify_bodies::VerifyBodies;
 
 use crate::routes::Routes;
 

@@ -153,7 +153,7 @@ async fn verify(
             metrics.observe_verify(Ok(()));
             match reservation {
                 Some(reservation) => VerifyResult::reserved(&context, reservation).into_json_response(),
-                None => VerifyResult::valid(&context).into_json_response(),
+                None => state.verify_bodies().valid_response(&context),
             }
         }
         Err(tollgate::Error::Refused(refusal)) => {

@@ -109,17 +109,19 @@ impl<'a> VerifyResult<'a> {
         Self { reservation: Some(reservation), ..Self::valid(context) }
     }
 
-    /// The `200 application/json` answer. Serialized into one buffer sized for the usual body
-    /// (axum's `Json` starts at 128 bytes and grows through `BytesMut`'s writer, which showed up
-    /// as a fifth of the verify's instructions).
+    /// The `200 application/json` answer (a valid token's is kept by
+    /// [`VerifyBodies`](super::verify_bodies::VerifyBodies) instead).
     pub(crate) fn into_json_response(self) -> Response {
+        json_response(self.to_json())
+    }
+
+    /// The JSON text, serialized into one buffer sized for the usual body (axum's `Json` starts at
+    /// 128 bytes and grows through `BytesMut`'s writer, which showed up as a fifth of the verify's
+    /// instructions).
+    pub(crate) fn to_json(&self) -> serde_json::Result<Vec<u8>> {
         let mut body = Vec::with_capacity(512);
-        match serde_json::to_writer(&mut body, &self) {
-            Ok(()) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response(),
-            Err(error) => {
-                crate::error::ApiError::internal(format!("serializing the verify result: {error}")).into_response()
-            }
-        }
+        serde_json::to_writer(&mut body, self)?;
+        Ok(body)
     }
 
     /// A refused token.
@@ -141,6 +143,18 @@ impl<'a> VerifyResult<'a> {
             limit: refusal.limit.as_deref(),
             resets_at: refusal.resets_at,
             reservation: None,
+        }
+    }
+}
+
+/// `200 application/json` with `body`, or the 500 of a body that could not be serialized.
+pub(crate) fn json_response(body: serde_json::Result<impl Into<axum::body::Body>>) -> Response {
+    match body {
+        Ok(body) => {
+            ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.into()).into_response()
+        }
+        Err(error) => {
+            crate::error::ApiError::internal(format!("serializing the verify result: {error}")).into_response()
         }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tollgate_store::HashMatch;
-use tollgate_types::{Timestamp, TokenHash, TokenId, TokenRecord};
+use tollgate_types::{RandomKeys, Timestamp, TokenHash, TokenId, TokenRecord};
 
 /// A cached verify result.
 #[derive(Debug, Clone)]
@@ -28,8 +28,9 @@ pub(crate) struct CachedToken {
 
 #[derive(Debug, Default)]
 struct Inner {
-    by_hash: HashMap<TokenHash, CachedToken>,
-    hashes_by_id: HashMap<TokenId, Vec<TokenHash>>,
+    // Keys are HMAC outputs and generated ids: no caller can choose them (see `RandomKeys`).
+    by_hash: HashMap<TokenHash, CachedToken, RandomKeys>,
+    hashes_by_id: HashMap<TokenId, Vec<TokenHash>, RandomKeys>,
 }
 
 /// Bounded TTL cache. When full, expired entries are dropped; if still full, nothing new is cached

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tollgate_store::TokenInsert;
 use tollgate_types::{
-    AgentId, AgentRecord, AgentStatus, AuditEvent, NewToken, Permission, Principal, Refusal, RefusalCode, Timestamp,
-    TokenId, TokenName, TokenRecord, TokenSecret, VerifyRequest,
+    AgentId, AgentRecord, AgentStatus, AuditEvent, NewToken, Permission, PresentedSecret, Principal, Refusal,
+    RefusalCode, Timestamp, TokenId, TokenName, TokenRecord, TokenSecret, VerifyRequest,
 };
 
 use super::manager::{CreatedToken, TokenManager};
@@ -40,9 +40,9 @@ impl TokenManager {
         request: &VerifyRequest,
     ) -> Result<AgentCredentialContext> {
         let secret =
-            TokenSecret::parse(&self.agent_prefix, presented).map_err(|_| Refusal::new(RefusalCode::Malformed))?;
+            PresentedSecret::parse(&self.agent_prefix, presented).map_err(|_| Refusal::new(RefusalCode::Malformed))?;
         let now = self.now();
-        let (record, matched) = self.lookup(&secret, now).await?;
+        let (record, matched) = self.lookup(secret, now).await?;
         let Some(agent) = record.agent else {
             return Err(Refusal::new(RefusalCode::NotFound).into());
         };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tollgate_store::HashMatch;
 use tollgate_types::{
-    Permission, Refusal, RefusalCode, Timestamp, TokenId, TokenRecord, TokenSecret, TokenStatus, VerifyRequest,
+    Permission, PresentedSecret, Refusal, RefusalCode, Timestamp, TokenId, TokenRecord, TokenStatus, VerifyRequest,
 };
 
 use super::manager::TokenManager;
@@ -60,9 +60,10 @@ impl TokenManager {
         request: &VerifyRequest,
         reservation: &Reservation,
     ) -> Result<(TokenContext, QuotaReservation)> {
-        let secret = TokenSecret::parse(&self.prefix, presented).map_err(|_| Refusal::new(RefusalCode::Malformed))?;
+        let secret =
+            PresentedSecret::parse(&self.prefix, presented).map_err(|_| Refusal::new(RefusalCode::Malformed))?;
         let now = self.now();
-        let (record, matched) = self.lookup(&secret, now).await?;
+        let (record, matched) = self.lookup(secret, now).await?;
         if record.agent.is_some() {
             // An agent credential stored under an API-token prefix (a deployment that changed
             // prefixes): it still authenticates only as its agent.
@@ -89,7 +90,11 @@ impl TokenManager {
     }
 
     /// Finds the token for a secret: the cache first, then the store under the current key, then older keys.
-    pub(super) async fn lookup(&self, secret: &TokenSecret, now: Timestamp) -> Result<(Arc<TokenRecord>, HashMatch)> {
+    pub(super) async fn lookup(
+        &self,
+        secret: PresentedSecret<'_>,
+        now: Timestamp,
+    ) -> Result<(Arc<TokenRecord>, HashMatch)> {
         let hash = self.hasher.hash(secret);
         if let Some(cached) = self.cache.get(&hash, now) {
             return Ok((cached.record, cached.matched));
