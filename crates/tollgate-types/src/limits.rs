@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Serialize};
 
 use crate::ValidationError;
@@ -36,7 +36,7 @@ impl IpAllowList {
                     format!("entry {} is not an IP address or CIDR range", networks.len() + 1),
                 )
             })?;
-            networks.push(network.trunc());
+            networks.push(unmapped(network.trunc()));
         }
         networks.sort();
         networks.dedup();
@@ -71,6 +71,20 @@ impl IpAllowList {
     pub fn to_strings(&self) -> Vec<String> {
         self.0.iter().map(ToString::to_string).collect()
     }
+}
+
+/// An IPv4-mapped IPv6 range (`::ffff:10.0.0.0/104`) as the IPv4 range it maps (`10.0.0.0/8`).
+/// `allows` checks a mapped client address as IPv4, so a list must hold mapped ranges as IPv4 too:
+/// kept as IPv6, such an entry allowed no address at all (found by the `ip_allow_list` fuzz target).
+fn unmapped(network: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = network
+        && v6.prefix_len() >= 96
+        && let Some(v4) = v6.network().to_ipv4_mapped()
+    {
+        let prefix = v6.prefix_len() - 96;
+        return IpNet::V4(Ipv4Net::new(v4, prefix).expect("a mapped prefix of 96 to 128 bits is 0 to 32 bits"));
+    }
+    network
 }
 
 impl<'de> Deserialize<'de> for IpAllowList {
@@ -137,6 +151,20 @@ mod tests {
 
     fn ip(text: &str) -> Option<IpAddr> {
         Some(text.parse().unwrap())
+    }
+
+    #[test]
+    fn ipv4_mapped_ranges_are_held_and_checked_as_ipv4() {
+        // The fuzz target's crash: a mapped /128 allowed not even its own address.
+        let host = IpAllowList::parse(&["::ffff:0.1.0.43/128"]).unwrap();
+        assert_eq!(host.to_strings(), ["0.1.0.43/32"]);
+        assert!(host.allows(ip("::ffff:0.1.0.43")) && host.allows(ip("0.1.0.43")));
+        let range = IpAllowList::parse(&["::ffff:10.0.0.0/104", "10.0.0.0/8", "::ffff:0:0/96"]).unwrap();
+        assert_eq!(range.to_strings(), ["0.0.0.0/0", "10.0.0.0/8"]);
+        assert!(range.allows(ip("::ffff:10.9.9.9")) && range.allows(ip("192.0.2.1")));
+        assert!(!range.allows(ip("2001:db8::1")), "a mapped range says nothing of other IPv6 addresses");
+        // Shorter IPv6 prefixes stay IPv6 ranges.
+        assert_eq!(IpAllowList::parse(&["::/0"]).unwrap().to_strings(), ["::/0"]);
     }
 
     #[test]
