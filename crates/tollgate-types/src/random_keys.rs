@@ -2,18 +2,21 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-/// A [`BuildHasher`] for maps whose keys are uniformly random and not chosen by callers: HMAC
-/// outputs ([`TokenHash`](crate::TokenHash)) and the ids the server generates. SipHash's
-/// protection against chosen colliding keys buys nothing there (a caller cannot predict an HMAC
-/// under the server key, nor pick an id), and the verify path looks up three such maps per request.
-/// Maps keyed by what a caller can choose (names, addresses) keep the standard hasher.
+/// A [`BuildHasher`] for maps whose keys are uniformly random and that no caller can choose: HMAC
+/// outputs under the server key ([`TokenHash`](crate::TokenHash)). SipHash's protection against
+/// chosen colliding keys buys nothing there (nobody can predict an HMAC without the key), and the
+/// verify path looks such a map up on every request. Ids are not such keys: an admin may import a
+/// token under an id of their choosing, so maps keyed by ids, names or addresses keep the standard
+/// hasher.
 ///
 /// ```
 /// # use std::collections::HashMap;
-/// # use tollgate_types::{RandomKeys, TokenId};
-/// let mut seen: HashMap<TokenId, u32, RandomKeys> = HashMap::default();
-/// seen.insert(TokenId::generate(), 1);
-/// assert_eq!(seen.len(), 1);
+/// # use tollgate_types::{KeyId, RandomKeys, TokenHasher, TokenPrefix, TokenSecret};
+/// let hasher = TokenHasher::new(KeyId(1), &[7; 32]).unwrap();
+/// let secret = TokenSecret::generate(&TokenPrefix::default()).unwrap();
+/// let mut cached = HashMap::with_hasher(RandomKeys);
+/// cached.insert(hasher.hash(&secret), "record");
+/// assert_eq!(cached.get(&hasher.hash(&secret)), Some(&"record"));
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RandomKeys;

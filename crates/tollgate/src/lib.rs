@@ -100,9 +100,9 @@ pub use tollgate_types::{
 };
 pub use tollgate_types::{
     Actor, AuditEntry, AuditEvent, Clock, Description, IpAllowList, KeyId, ManualClock, NewToken, OwnerName,
-    Permission, PresentedSecret, Principal, ProjectName, RandomKeys, Refusal, RefusalCode, Role, Scope, SystemClock,
-    Timestamp, TokenFormatError, TokenHasher, TokenId, TokenName, TokenPatch, TokenPrefix, TokenRecord, TokenSecret,
-    TokenStatus, ToolList, UserId, ValidationError, VerifyRequest, parse_duration,
+    Permission, PresentedSecret, Principal, ProjectName, Refusal, RefusalCode, Role, Scope, SystemClock, Timestamp,
+    TokenFormatError, TokenHasher, TokenId, TokenName, TokenPatch, TokenPrefix, TokenRecord, TokenSecret, TokenStatus,
+    ToolList, UserId, ValidationError, VerifyRequest, parse_duration,
 };
 pub use tollgate_types::{
     AgentBinding, AgentId, AgentName, AgentPatch, AgentRecord, AgentStatus, BaseUrl, KNOWN_PROVIDERS, Metadata,

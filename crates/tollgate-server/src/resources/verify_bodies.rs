@@ -8,7 +8,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::body::Bytes;
 use axum::response::Response;
-use tollgate::{Permission, RandomKeys, TokenContext, TokenId, TokenRecord};
+use tollgate::{Permission, TokenContext, TokenId, TokenRecord};
 
 use super::verify_view::{VerifyResult, json_response};
 
@@ -19,7 +19,7 @@ const CAPACITY: usize = 16_384;
 /// Valid-verify bodies by token.
 #[derive(Debug, Default)]
 pub(crate) struct VerifyBodies {
-    by_token: RwLock<HashMap<TokenId, Kept, RandomKeys>>,
+    by_token: RwLock<HashMap<TokenId, Kept>>,
 }
 
 #[derive(Debug)]

@@ -28,9 +28,9 @@ pub(crate) struct CachedToken {
 
 #[derive(Debug, Default)]
 struct Inner {
-    // Keys are HMAC outputs and generated ids: no caller can choose them (see `RandomKeys`).
+    // Keyed by HMAC outputs, which no caller can choose (see `RandomKeys`).
     by_hash: HashMap<TokenHash, CachedToken, RandomKeys>,
-    hashes_by_id: HashMap<TokenId, Vec<TokenHash>, RandomKeys>,
+    hashes_by_id: HashMap<TokenId, Vec<TokenHash>>,
 }
 
 /// Bounded TTL cache. When full, expired entries are dropped; if still full, nothing new is cached

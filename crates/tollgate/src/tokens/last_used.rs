@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use tollgate_types::{RandomKeys, Timestamp, TokenId};
+use tollgate_types::{Timestamp, TokenId};
 
 /// Pending uses, latest time per token. Bounded by the number of distinct tokens used.
 #[derive(Debug, Default)]
-pub(crate) struct LastUsed(Mutex<HashMap<TokenId, Timestamp, RandomKeys>>);
+pub(crate) struct LastUsed(Mutex<HashMap<TokenId, Timestamp>>);
 
 impl LastUsed {
     pub(crate) fn record(&self, id: TokenId, at: Timestamp) {
