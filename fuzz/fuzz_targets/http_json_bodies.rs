@@ -11,7 +11,6 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Method, Request};
@@ -21,12 +20,15 @@ use tollgate::{
     NewProject, NewServiceAccount, NewToken, NewUser, OwnerId, Password, Permission, Principal, ProjectName, Role,
     SqliteOptions, SqliteStore, Timestamp, TokenHasher, TokenManager, TokenName, UserService, Username,
 };
-use tollgate_server::{AppState, ServerSettings};
+use tollgate_server::{App, AppState, ServerSettings};
 use tower::ServiceExt as _;
+
+/// The app with every request coming from one peer address.
+type PeerApp = <MockConnectInfo<SocketAddr> as tower::Layer<App>>::Service;
 
 struct Server {
     runtime: tokio::runtime::Runtime,
-    router: Router,
+    router: PeerApp,
     operations: Vec<(Method, String)>,
     bearer: String,
     _directory: tempfile::TempDir,
@@ -47,7 +49,7 @@ fn server() -> &'static Server {
     })
 }
 
-async fn build(directory: &tempfile::TempDir) -> (Router, Vec<(Method, String)>, String) {
+async fn build(directory: &tempfile::TempDir) -> (PeerApp, Vec<(Method, String)>, String) {
     let db_file = directory.path().join("tollgate.db");
     let sqlite = SqliteStore::open(&db_file, &SqliteOptions::default()).await.expect("open sqlite");
     let store: Arc<dyn tollgate::Store> = Arc::new(sqlite);
@@ -94,7 +96,7 @@ async fn build(directory: &tempfile::TempDir) -> (Router, Vec<(Method, String)>,
 
     let state = AppState::with_agents(tokens, users, metering, agents, ServerSettings::default());
     let peer: SocketAddr = "192.0.2.10:40000".parse().expect("peer");
-    let router = tollgate_server::app(state).layer(MockConnectInfo(peer));
+    let router = tower::Layer::layer(&MockConnectInfo(peer), tollgate_server::app(state));
     let unknown = |prefix: &str| format!("{prefix}{}", "0".repeat(32));
     let operations = tollgate_server::fuzzing::json_body_operations()
         .into_iter()

@@ -1,7 +1,7 @@
 //! tollgate's HTTP control API (axum), and a guard layer that other axum applications add to
 //! protect their own routes with tollgate tokens.
 //!
-//! [`app`] builds the router over an [`AppState`]; the `tollgate serve` command binds it. Errors
+//! [`app`] builds the [`App`] (the router and the layer that observes it) over an [`AppState`]; the `tollgate serve` command binds it. Errors
 //! are RFC 9457 problem+json ([`ApiError`]); `GET /openapi.json` serves the document that
 //! [`openapi_document`] returns. See `docs/http-api.md` for the contract.
 
@@ -20,11 +20,12 @@ mod metrics;
 mod observe;
 mod openapi;
 mod resources;
+mod route_templates;
 mod routes;
 mod serve;
 mod state;
 
-pub use app::app;
+pub use app::{App, app};
 pub use auth::{TOOL_HEADER, VERIFY_SCOPE};
 pub use bootstrap::admin_exists;
 pub use error::{ApiError, PROBLEM_JSON};

@@ -54,9 +54,18 @@ impl Series {
     }
 }
 
+/// The series of one route, by method. The layer that observes requests holds each route's
+/// series, so counting a request looks nothing up.
 #[derive(Debug, Default)]
-struct RouteSeries {
+pub(crate) struct RouteSeries {
     methods: [Series; METHODS.len()],
+}
+
+impl RouteSeries {
+    /// Counts one finished request.
+    pub(crate) fn observe(&self, method: &Method, status: u16, latency: Duration) {
+        self.methods[method_index(method)].observe(status, latency);
+    }
 }
 
 /// The registry. One per [`AppState`](crate::AppState).
@@ -64,7 +73,7 @@ struct RouteSeries {
 pub(crate) struct Metrics {
     /// Keyed by the matched route template (`/v1/tokens/{id}`), so the key set is bounded by the
     /// route table (unmatched paths share one key).
-    routes: RwLock<HashMap<String, RouteSeries>>,
+    routes: RwLock<HashMap<String, Arc<RouteSeries>>>,
     /// Shared with the guards of the requests being handled, which outlive a borrow of the registry.
     in_flight: Arc<AtomicI64>,
     verify_outcomes: [AtomicU64; OUTCOMES.len()],
@@ -93,16 +102,10 @@ fn outcome_index(outcome: Result<(), RefusalCode>) -> usize {
 }
 
 impl Metrics {
-    /// Counts one finished request.
-    pub(crate) fn observe_request(&self, route: &str, method: &Method, status: u16, latency: Duration) {
-        let method = method_index(method);
-        // The common case: the route is known; count under the read lock (atomics only).
-        if let Some(series) = self.routes.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(route) {
-            series.methods[method].observe(status, latency);
-            return;
-        }
+    /// The series of `route` (a template, or [`UNMATCHED`]), registered on first use.
+    pub(crate) fn route(&self, route: &str) -> Arc<RouteSeries> {
         let mut routes = self.routes.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        routes.entry(route.to_owned()).or_default().methods[method].observe(status, latency);
+        Arc::clone(routes.entry(route.to_owned()).or_default())
     }
 
     /// Marks a request started; the guard marks it finished when dropped.
@@ -232,9 +235,11 @@ mod tests {
     #[test]
     fn requests_are_counted_by_route_method_and_status() {
         let metrics = Metrics::default();
-        metrics.observe_request("/v1/tokens", &Method::GET, 200, Duration::from_micros(300));
-        metrics.observe_request("/v1/tokens", &Method::GET, 200, Duration::from_millis(3));
-        metrics.observe_request("/v1/tokens", &Method::POST, 418, Duration::from_secs(30));
+        let tokens = metrics.route("/v1/tokens");
+        tokens.observe(&Method::GET, 200, Duration::from_micros(300));
+        metrics.route("/v1/tokens").observe(&Method::GET, 200, Duration::from_millis(3));
+        tokens.observe(&Method::POST, 418, Duration::from_secs(30));
+        metrics.route("/v1/agents");
         let text = metrics.render(CacheStats::default());
         assert!(text.contains(r#"tollgate_http_requests_total{route="/v1/tokens",method="GET",status="200"} 2"#));
         assert!(text.contains(r#"tollgate_http_requests_total{route="/v1/tokens",method="POST",status="other"} 1"#));
@@ -242,6 +247,7 @@ mod tests {
         assert!(text.contains(r#"duration_seconds_bucket{route="/v1/tokens",method="GET",le="0.005"} 2"#));
         assert!(text.contains(r#"duration_seconds_bucket{route="/v1/tokens",method="POST",le="+Inf"} 1"#));
         assert!(text.contains(r#"duration_seconds_count{route="/v1/tokens",method="GET"} 2"#));
+        assert!(!text.contains("/v1/agents"), "a route nothing was counted on is left out");
     }
 
     #[test]

@@ -3,35 +3,58 @@
 //! request that carries a body closes the connection (`Connection: close`), since the body may not
 //! have been read.
 //!
-//! One hand-written layer rather than a stack of them or `axum::middleware::from_fn`: every layer
-//! the router applies boxes and clones each route per request, and `from_fn` adds a boxed service
-//! and a boxed future of its own. On the verify path those were a tenth of the server's work.
+//! One hand-written layer around the whole router, rather than a stack of them, a layer the router
+//! applies, or `axum::middleware::from_fn`: every layer the router applies boxes and clones each
+//! route once more per request, and `from_fn` adds a boxed service and a boxed future of its own.
+//! On the verify path those were a tenth of the server's work. Outside the router the matched route
+//! is not known yet, so the layer names it from [`RouteTemplates`].
 
 use std::convert::Infallible;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::body::{Body, HttpBody as _};
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::error::ApiError;
-use crate::metrics::{InFlight, UNMATCHED};
+use crate::metrics::{InFlight, RouteSeries, UNMATCHED};
+use crate::route_templates::{RouteId, RouteTemplates};
 use crate::state::AppState;
 
-/// Observes every request of the routes it wraps.
+/// Observes every request of the service it wraps (the app's router).
 #[derive(Clone)]
 pub(crate) struct ObserveLayer {
+    shared: Arc<Shared>,
+}
+
+/// What every observed request reads: one reference, cloned with the service per request.
+struct Shared {
     state: AppState,
+    routes: RouteTemplates,
+    /// The metrics of each route, by its [`RouteId`], then of requests that matched none.
+    series: Vec<Arc<RouteSeries>>,
 }
 
 impl ObserveLayer {
-    pub(crate) fn new(state: AppState) -> Self {
-        Self { state }
+    /// Observes requests against `state`, naming their routes from `routes`.
+    pub(crate) fn new(state: AppState, routes: RouteTemplates) -> Self {
+        let metrics = state.metrics();
+        let series = routes.templates().chain([UNMATCHED]).map(|route| metrics.route(route)).collect();
+        Self { shared: Arc::new(Shared { state, routes, series }) }
+    }
+}
+
+impl Shared {
+    fn series_of(&self, route: Option<RouteId>) -> &RouteSeries {
+        let index = route.map_or(self.series.len() - 1, RouteId::index);
+        &self.series[index]
     }
 }
 
@@ -39,7 +62,7 @@ impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observe { inner, state: self.state.clone() }
+        Observe { inner, shared: Arc::clone(&self.shared) }
     }
 }
 
@@ -47,7 +70,7 @@ impl<S> Layer<S> for ObserveLayer {
 #[derive(Clone)]
 pub(crate) struct Observe<S> {
     inner: S,
-    state: AppState,
+    shared: Arc<Shared>,
 }
 
 impl<S> Service<Request> for Observe<S>
@@ -64,28 +87,30 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let started = Instant::now();
+        let Shared { state, routes, .. } = &*self.shared;
         let method = request.method().clone();
-        let route = request.extensions().get::<MatchedPath>().cloned();
-        let declares_body = declares_body(request.headers());
-        let in_flight = self.state.metrics().start_request();
+        let route = routes.route_of(request.uri().path());
+        let declares_body = declares_body(request.body());
+        let in_flight = state.metrics().start_request();
         // Debug level: at 50k requests/s an info span per request costs a few percent of the CPU
         // (the fmt layer formats its fields); server errors are logged at the end with their route.
-        let span = tracing::debug_span!("request", method = %method, route = route_name(route.as_ref()));
+        let span = tracing::debug_span!("request", method = %method, route = routes.name(route));
         tracing::trace!(parent: &span, "received");
-        let deadline = tokio::time::Instant::from_std(started) + self.state.settings().request_timeout;
+        let deadline = tokio::time::Instant::from_std(started) + state.settings().request_timeout;
         // A layer below may run code of its own when called, not only when polled.
         let handling = match span.in_scope(|| catch_unwind(AssertUnwindSafe(|| self.inner.call(request)))) {
             Ok(future) => Handling::Running { future },
             Err(_panic) => Handling::Panicked,
         };
-        let report = Report { state: self.state.clone(), started, method, route, declares_body, in_flight, span };
+        let shared = Arc::clone(&self.shared);
+        let report = Report { shared, started, method, route, declares_body, in_flight, span };
         Observed { handling, deadline, timer: None, report: Some(report) }
     }
 }
 
 pin_project! {
-    /// The answer of an observed request.
-    pub(crate) struct Observed<F> {
+    /// The answer of an observed request (public only as the future of [`crate::App`]).
+    pub struct Observed<F> {
         #[pin]
         handling: Handling<F>,
         deadline: tokio::time::Instant,
@@ -147,10 +172,10 @@ where
 
 /// What is known of a request until it is answered.
 struct Report {
-    state: AppState,
+    shared: Arc<Shared>,
     started: Instant,
     method: Method,
-    route: Option<MatchedPath>,
+    route: Option<RouteId>,
     declares_body: bool,
     in_flight: InFlight,
     span: tracing::Span,
@@ -159,7 +184,7 @@ struct Report {
 impl Report {
     /// The response to send for `outcome`, counted and logged.
     fn answer(self, outcome: Outcome) -> Response {
-        let Self { state, started, method, route, declares_body, in_flight, span } = self;
+        let Self { shared, started, method, route, declares_body, in_flight, span } = self;
         let mut response = match outcome {
             Outcome::Answered(response) => response,
             Outcome::Panicked => span.in_scope(|| ApiError::internal("a handler panicked").into_response()),
@@ -173,8 +198,8 @@ impl Report {
             // taken for the next request, so the connection ends here, and says so to pooled clients.
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        let route = route_name(route.as_ref());
-        state.metrics().observe_request(route, &method, status, latency);
+        shared.series_of(route).observe(&method, status, latency);
+        let route = shared.routes.name(route);
         if status >= 500 {
             tracing::warn!(%method, route, status, "answered with a server error");
         } else {
@@ -184,15 +209,10 @@ impl Report {
     }
 }
 
-/// The route template a request matched, or the label of those that matched none.
-fn route_name(route: Option<&MatchedPath>) -> &str {
-    route.map_or(UNMATCHED, MatchedPath::as_str)
-}
-
-/// Whether a request says it carries a body (a length above zero, or chunked).
-fn declares_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::TRANSFER_ENCODING)
-        || headers.get(header::CONTENT_LENGTH).is_some_and(|length| length.as_bytes() != b"0")
+/// Whether a request says it carries a body: a length above zero, or chunked (hyper sizes the body
+/// from `Content-Length` and `Transfer-Encoding`, so no header is looked up again).
+fn declares_body(body: &Body) -> bool {
+    body.size_hint().exact() != Some(0)
 }
 
 #[cfg(test)]
@@ -207,26 +227,15 @@ mod tests {
 
     use super::*;
     use crate::state::ServerSettings;
-
-    async fn state_over(store: std::sync::Arc<dyn tollgate::Store>, settings: ServerSettings) -> AppState {
-        let metering = tollgate::Metering::builder(store.clone()).start().await.unwrap();
-        let hasher = tollgate::TokenHasher::new(tollgate::KeyId(1), &[1u8; 32]).unwrap();
-        let tokens = tollgate::TokenManager::builder(store, hasher).metering(metering.clone()).build();
-        let keys = tollgate::JwtKeys::new("k1", &[2u8; 32]).unwrap();
-        let hasher = tollgate::TokenHasher::new(tollgate::KeyId(1), &[1u8; 32]).unwrap();
-        let users = tollgate::UserService::builder(&tokens, keys, hasher).build().unwrap();
-        AppState::with_settings(tokens, users, metering, settings)
-    }
+    use crate::state::tests::state_over;
 
     #[tokio::test]
     async fn a_handler_that_never_finishes_is_answered_503_timeout() {
         let store = tollgate::open("sqlite::memory:").await.unwrap();
         let settings = ServerSettings { request_timeout: Duration::from_millis(20), ..ServerSettings::default() };
         let state = state_over(store, settings).await;
-        let router = Router::new()
-            .route("/stuck", get(std::future::pending::<()>))
-            .layer(ObserveLayer::new(state.clone()))
-            .with_state(state.clone());
+        let router = Router::new().route("/stuck", get(std::future::pending::<()>));
+        let router = ObserveLayer::new(state.clone(), RouteTemplates::new(["/stuck"])).layer(router);
         let response = router.oneshot(Request::get("/stuck").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), 503);
         let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
@@ -242,8 +251,8 @@ mod tests {
         async fn boom() -> &'static str {
             panic!("handler bug")
         }
-        let router =
-            Router::new().route("/boom", get(boom)).layer(ObserveLayer::new(state.clone())).with_state(state.clone());
+        let router = Router::new().route("/boom", get(boom));
+        let router = ObserveLayer::new(state.clone(), RouteTemplates::new(["/boom"])).layer(router);
         let response = router.oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), 500);
         let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();

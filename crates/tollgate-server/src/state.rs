@@ -252,8 +252,19 @@ impl AppState {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A state over `store` with small keys and the default facade settings.
+    pub(crate) async fn state_over(store: std::sync::Arc<dyn tollgate::Store>, settings: ServerSettings) -> AppState {
+        let metering = tollgate::Metering::builder(store.clone()).start().await.unwrap();
+        let hasher = tollgate::TokenHasher::new(tollgate::KeyId(1), &[1u8; 32]).unwrap();
+        let tokens = tollgate::TokenManager::builder(store, hasher).metering(metering.clone()).build();
+        let keys = tollgate::JwtKeys::new("k1", &[2u8; 32]).unwrap();
+        let hasher = tollgate::TokenHasher::new(tollgate::KeyId(1), &[1u8; 32]).unwrap();
+        let users = tollgate::UserService::builder(&tokens, keys, hasher).build().unwrap();
+        AppState::with_settings(tokens, users, metering, settings)
+    }
 
     #[test]
     fn no_proxy_is_trusted_by_default() {

@@ -32,7 +32,7 @@ async fn serve_sampling(settings: ServerSettings, sample: Duration) -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let router = fixture.router();
-    tokio::spawn(async move { axum::serve(listener, router.into_make_service()).await.unwrap() });
+    tokio::spawn(async move { axum::serve(listener, axum::ServiceExt::into_make_service(router)).await.unwrap() });
     Served { fixture, address, _tail: tail }
 }
 

@@ -82,7 +82,7 @@ async fn a_thousand_mixed_requests_on_one_connection_meet_no_transport_error() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let router = fixture.router();
-    tokio::spawn(async move { axum::serve(listener, router.into_make_service()).await.unwrap() });
+    tokio::spawn(async move { axum::serve(listener, axum::ServiceExt::into_make_service(router)).await.unwrap() });
 
     let usage = serde_json::json!({ "events": (0..40).map(|index| serde_json::json!({
         "token_id": "tok_00000000000000000000000000000000", "event_id": format!("e{index}"),

@@ -16,47 +16,62 @@ mod pages;
 mod session;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 
 pub(crate) use session::Renewals;
 
 use crate::state::AppState;
 
-/// The dashboard's routes, nested under `/dashboard` by the app.
-pub(crate) fn router() -> Router<AppState> {
+/// The dashboard's routes, nested under `/dashboard` by the app, and their path templates.
+pub(crate) fn router() -> (Router<AppState>, Vec<&'static str>) {
     use pages::{access, agent, agents, audit, live, overview, sign_in, tokens, usage, users};
-    Router::new()
-        .route("/", get(overview::show))
-        .route("/login", get(sign_in::form).post(sign_in::submit))
-        .route("/password", get(sign_in::password_form).post(sign_in::change_password))
-        .route("/logout", post(sign_in::logout))
-        .route("/assets/{name}", get(assets::serve))
-        .route("/tokens", get(tokens::list).post(tokens::create))
-        .route("/tokens/{id}", get(tokens::show).post(tokens::update))
-        .route("/tokens/{id}/revoke", post(tokens::revoke))
-        .route("/tokens/{id}/rotate", post(tokens::rotate))
-        .route("/users", get(users::list).post(users::create))
-        .route("/users/{id}/{action}", post(users::act))
-        .route("/service-accounts", get(access::service_accounts).post(access::create_service_account))
-        .route("/service-accounts/{id}/{action}", post(access::act_on_service_account))
-        .route("/projects", get(access::projects).post(access::create_project))
-        .route("/projects/{id}", get(access::project))
-        .route("/projects/{id}/members", post(access::put_member))
-        .route("/projects/{id}/members/{member_id}/remove", post(access::remove_member))
-        .route("/limits", get(usage::limits))
-        .route("/usage", get(usage::explorer))
-        .route("/agents", get(agents::agents))
-        .route("/agents/{id}", get(agent::show))
-        .route("/agents/{id}/credentials", post(agent::create_credential))
-        .route("/agents/{id}/credentials/{credential_id}/revoke", post(agent::revoke_credential))
-        .route("/budgets", get(agents::budgets))
-        .route("/budgets/requests/{id}/{decision}", post(agents::decide))
-        .route("/provider-keys", get(agents::provider_keys))
-        .route("/audit", get(audit::list))
-        .route("/audit/verify", post(audit::verify))
-        .route("/live", get(live::page_view))
-        .route("/live/stream", get(live::stream))
-        .fallback(not_found)
+    let pages = Pages::default()
+        .page("/", get(overview::show))
+        .page("/login", get(sign_in::form).post(sign_in::submit))
+        .page("/password", get(sign_in::password_form).post(sign_in::change_password))
+        .page("/logout", post(sign_in::logout))
+        .page("/assets/{name}", get(assets::serve))
+        .page("/tokens", get(tokens::list).post(tokens::create))
+        .page("/tokens/{id}", get(tokens::show).post(tokens::update))
+        .page("/tokens/{id}/revoke", post(tokens::revoke))
+        .page("/tokens/{id}/rotate", post(tokens::rotate))
+        .page("/users", get(users::list).post(users::create))
+        .page("/users/{id}/{action}", post(users::act))
+        .page("/service-accounts", get(access::service_accounts).post(access::create_service_account))
+        .page("/service-accounts/{id}/{action}", post(access::act_on_service_account))
+        .page("/projects", get(access::projects).post(access::create_project))
+        .page("/projects/{id}", get(access::project))
+        .page("/projects/{id}/members", post(access::put_member))
+        .page("/projects/{id}/members/{member_id}/remove", post(access::remove_member))
+        .page("/limits", get(usage::limits))
+        .page("/usage", get(usage::explorer))
+        .page("/agents", get(agents::agents))
+        .page("/agents/{id}", get(agent::show))
+        .page("/agents/{id}/credentials", post(agent::create_credential))
+        .page("/agents/{id}/credentials/{credential_id}/revoke", post(agent::revoke_credential))
+        .page("/budgets", get(agents::budgets))
+        .page("/budgets/requests/{id}/{decision}", post(agents::decide))
+        .page("/provider-keys", get(agents::provider_keys))
+        .page("/audit", get(audit::list))
+        .page("/audit/verify", post(audit::verify))
+        .page("/live", get(live::page_view))
+        .page("/live/stream", get(live::stream));
+    (pages.router.fallback(not_found), pages.templates)
+}
+
+/// The routes being registered, with their templates.
+#[derive(Default)]
+struct Pages {
+    router: Router<AppState>,
+    templates: Vec<&'static str>,
+}
+
+impl Pages {
+    fn page(mut self, template: &'static str, handler: MethodRouter<AppState>) -> Self {
+        self.router = self.router.route(template, handler);
+        self.templates.push(template);
+        self
+    }
 }
 
 async fn not_found() -> error::HtmlError {

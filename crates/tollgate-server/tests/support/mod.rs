@@ -7,7 +7,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -17,8 +16,11 @@ use tollgate::{
     Password, Permission, Principal, Role, Scope, SqliteOptions, SqliteStore, Timestamp, TokenHasher, TokenId,
     TokenManager, TokenName, UserId, UserService, Username,
 };
-use tollgate_server::{AppState, ServerSettings};
-use tower::ServiceExt as _;
+use tollgate_server::{App, AppState, ServerSettings};
+use tower::{Layer as _, ServiceExt as _};
+
+/// The app with every request coming from the fixture's peer address.
+pub type TestApp = <MockConnectInfo<SocketAddr> as tower::Layer<App>>::Service;
 
 /// The password of every test user.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -41,7 +43,7 @@ pub struct Fixture {
     /// The same store, by backend (tests of a backend's own behaviour use it).
     pub backend: Backend,
     pub state: AppState,
-    router: Router,
+    router: TestApp,
     _directory: tempfile::TempDir,
 }
 
@@ -73,7 +75,7 @@ impl Fixture {
         let agents = tollgate::AgentService::builder(&tokens, vault).build();
         let state = AppState::with_agents(tokens.clone(), users.clone(), metering.clone(), agents.clone(), settings);
         let peer: SocketAddr = peer.parse().expect("peer address");
-        let router = tollgate_server::app(state.clone()).layer(MockConnectInfo(peer));
+        let router = MockConnectInfo(peer).layer(tollgate_server::app(state.clone()));
         Self {
             tokens,
             agents,
@@ -170,7 +172,7 @@ impl Fixture {
         self.create(token).await
     }
 
-    pub fn router(&self) -> Router {
+    pub fn router(&self) -> TestApp {
         self.router.clone()
     }
 
