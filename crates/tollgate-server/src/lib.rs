@@ -32,5 +32,5 @@ pub use error::{ApiError, PROBLEM_JSON};
 pub use event_client::{EventClient, EventClientError, StreamEvent};
 pub use guard::{GuardLayer, GuardService, VerifiedToken};
 pub use openapi::openapi_document;
-pub use serve::{RelaySettings, ServeOptions, serve};
+pub use serve::{RelaySettings, ServeOptions, housekeeping, serve};
 pub use state::{AppState, ServerSettings, TrustedProxies};

@@ -94,7 +94,7 @@ pub async fn serve(
     });
 
     let flusher = tokio::spawn(flush_periodically(state.clone(), options.flush_interval, stop.clone()));
-    let trace_purger = tokio::spawn(purge_traces_periodically(state.clone()));
+    let housekeeper = tokio::spawn(housekeeping_periodically(state.clone()));
 
     let mut stop_accepting = stop.clone();
     let router = crate::app(state.clone());
@@ -115,7 +115,7 @@ pub async fn serve(
     }
     flusher.abort();
     let _ = flusher.await;
-    trace_purger.abort();
+    housekeeper.abort();
     tail.stop().await;
     follower.stop().await;
 
@@ -150,19 +150,32 @@ async fn final_writes(state: &AppState) -> Vec<String> {
     failures
 }
 
-/// Keeps traces within their retention and total size, every ten minutes.
-async fn purge_traces_periodically(state: AppState) {
+/// Runs [`housekeeping`] at start and every ten minutes.
+async fn housekeeping_periodically(state: AppState) {
     let mut ticker = tokio::time::interval(Duration::from_secs(600));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match state.traces().purge().await {
-            Ok(purged) if purged.by_age + purged.by_size > 0 => {
-                tracing::info!(by_age = purged.by_age, by_size = purged.by_size, "purged request traces");
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "purging request traces failed; will retry"),
+        housekeeping(&state).await;
+    }
+}
+
+/// Keeps traces within their retention and total size, and deletes sessions that ended longer
+/// ago than [`ServerSettings::session_retention`](crate::ServerSettings::session_retention).
+/// [`serve`] runs it at start and every ten minutes; an application that serves [`crate::app`]
+/// itself calls it on an interval of its own. A failure is logged, and the next call tries again.
+pub async fn housekeeping(state: &AppState) {
+    match state.traces().purge().await {
+        Ok(purged) if purged.by_age + purged.by_size > 0 => {
+            tracing::info!(by_age = purged.by_age, by_size = purged.by_size, "purged request traces");
         }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "purging request traces failed; will retry"),
+    }
+    match state.users().purge_ended_sessions(state.settings().session_retention).await {
+        Ok(0) => {}
+        Ok(deleted) => tracing::info!(deleted, "deleted sessions past their retention"),
+        Err(error) => tracing::warn!(%error, "deleting ended sessions failed; will retry"),
     }
 }
 

@@ -53,6 +53,9 @@ pub struct ServerSettings {
     pub heartbeat: Duration,
     /// What request traces keep (payload capture is off by default).
     pub traces: TraceSettings,
+    /// How long a session that ended (signed out, revoked or expired) is kept, for the user's list
+    /// of sessions, before `serve`'s housekeeping deletes it (default 30 days).
+    pub session_retention: Duration,
     /// Signs a usage receipt into every metered response (settle, report, usage) when set
     /// (default: none, and responses carry no `receipt`).
     pub receipts: Option<ReceiptSigner>,
@@ -69,6 +72,7 @@ impl Default for ServerSettings {
             live: HubSettings::default(),
             heartbeat: Duration::from_secs(15),
             traces: TraceSettings::default(),
+            session_retention: Duration::from_secs(30 * 86_400),
             receipts: None,
         }
     }

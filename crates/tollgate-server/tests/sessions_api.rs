@@ -3,10 +3,13 @@
 
 mod support;
 
+use std::time::Duration;
+
 use axum::http::Method;
 use serde_json::json;
 use support::{Fixture, PASSWORD, request};
 use tollgate::{Permission, Role};
+use tollgate_server::ServerSettings;
 
 #[tokio::test]
 async fn login_refresh_logout() {
@@ -170,4 +173,28 @@ async fn users_list_and_end_their_sessions_and_change_their_password() {
     fixture.post("/v1/auth/login", None, login).await.ok(200);
     // A token is not the user: it cannot change the password.
     fixture.post("/v1/me/password", Some(&admin), change).await.problem(403, "forbidden");
+}
+
+#[tokio::test]
+async fn housekeeping_deletes_sessions_that_ended_past_the_retention() {
+    let mut settings = ServerSettings::default();
+    settings.session_retention = Duration::from_secs(86_400);
+    let fixture = Fixture::with_settings(settings, "192.0.2.10:40000").await;
+    fixture.user("alice", Role::User).await;
+    let ended = fixture.login("alice").await;
+    let kept = fixture.login("alice").await;
+    fixture.post("/v1/auth/logout", None, json!({ "refresh_token": ended["refresh_token"] })).await.ok(204);
+
+    tollgate_server::housekeeping(&fixture.state).await;
+    let access = kept["access_token"].as_str().unwrap();
+    let mine = fixture.get("/v1/me/sessions", Some(access)).await.ok(200).clone();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 2, "ended within the retention: still listed");
+
+    fixture.clock.advance(Duration::from_secs(86_401));
+    tollgate_server::housekeeping(&fixture.state).await;
+    let renewed = fixture.post("/v1/auth/refresh", None, json!({ "refresh_token": kept["refresh_token"] })).await;
+    let access = renewed.ok(200)["access_token"].as_str().unwrap().to_owned();
+    let mine = fixture.get("/v1/me/sessions", Some(&access)).await.ok(200).clone();
+    let ids: Vec<_> = mine["items"].as_array().unwrap().iter().map(|session| session["id"].clone()).collect();
+    assert_eq!(ids, [kept["session_id"].clone()], "only the live session is left");
 }

@@ -279,3 +279,31 @@ async fn concurrent_suspend_and_login_leave_no_session_behind() {
         assert!(sessions.items.iter().all(|session| session.revoked_at.is_some()), "round {round}: {sessions:?}");
     }
 }
+
+#[tokio::test]
+async fn ended_sessions_are_deleted_once_past_their_retention_and_live_ones_are_kept() {
+    let fx = Fixture::new().await;
+    let alice = fx.user("alice", Role::User).await;
+    let signed_out = login(&fx, &alice).await;
+    fx.users.logout(signed_out.refresh_token.expose(), None).await.unwrap();
+    let live = login(&fx, &alice).await;
+    let retention = Duration::from_secs(3_600);
+    assert_eq!(fx.users.purge_ended_sessions(retention).await.unwrap(), 0, "ended just now: kept");
+    assert!(!fx.audit_actions().await.contains(&"session.cleanup".to_owned()), "nothing deleted, nothing audited");
+
+    fx.advance(3_601);
+    assert_eq!(fx.users.purge_ended_sessions(retention).await.unwrap(), 1);
+    let left = fx.users.list_sessions(&alice.principal(), &alice.id, &PageRequest::default()).await.unwrap();
+    assert_eq!(left.items.iter().map(|session| session.id).collect::<Vec<_>>(), [live.session.id]);
+    fx.users.refresh(live.refresh_token.expose(), None).await.expect("the live session still refreshes");
+    let cleanup =
+        fx.store.audit_chain(0, 1000).await.unwrap().into_iter().find(|entry| entry.event.action == "session.cleanup");
+    let cleanup = cleanup.expect("the deletion is audited").event;
+    assert_eq!(cleanup.actor.as_str(), "system");
+    assert_eq!(cleanup.after.as_ref().and_then(|after| after["deleted"].as_u64()), Some(1));
+
+    // An operator's cleanup is authorized like token cleanup: a user may not run it.
+    let refused = fx.users.cleanup_sessions(&Caller::new(alice.principal()), retention).await.unwrap_err();
+    assert!(matches!(refused, Error::Forbidden(_)), "{refused:?}");
+    assert_eq!(fx.users.cleanup_sessions(&fx.as_admin(), retention).await.unwrap(), 0);
+}

@@ -237,12 +237,29 @@ impl UserService {
         Ok((context, principal))
     }
 
-    /// Deletes sessions that ended more than `older_than` ago (with their refresh tokens).
+    /// Deletes sessions that ended (signed out, revoked or expired) more than `older_than` ago, with
+    /// their refresh tokens; audited as `session.cleanup` with the count when any went.
     pub async fn cleanup_sessions(&self, caller: &Caller, older_than: std::time::Duration) -> Result<u64> {
         authorize(&caller.principal, Operation::CleanupTokens)?;
+        self.delete_ended_sessions(caller.principal.actor(), caller.ip, older_than).await
+    }
+
+    /// [`cleanup_sessions`](Self::cleanup_sessions) as tollgate's own housekeeping, audited as
+    /// `system`: `tollgate serve` runs it every ten minutes with its session retention, so the
+    /// session table does not grow with every sign-in ever made.
+    pub async fn purge_ended_sessions(&self, older_than: std::time::Duration) -> Result<u64> {
+        self.delete_ended_sessions(Actor::system(), None, older_than).await
+    }
+
+    async fn delete_ended_sessions(
+        &self,
+        actor: Actor,
+        ip: Option<IpAddr>,
+        older_than: std::time::Duration,
+    ) -> Result<u64> {
         let now = self.inner.clock.now();
-        let mut event = AuditEvent::new(caller.principal.actor(), "session.cleanup", "sessions", now);
-        event.ip = caller.ip;
+        let mut event = AuditEvent::new(actor, "session.cleanup", "sessions", now);
+        event.ip = ip;
         Ok(self.inner.store.delete_ended_sessions(now.saturating_sub(older_than), &event).await?)
     }
 }

@@ -94,6 +94,10 @@ pub(crate) struct ServeArgs {
     /// How long traces are kept [default: 7d].
     #[arg(long, env = "TOLLGATE_TRACE_RETENTION")]
     pub(crate) trace_retention: Option<String>,
+    /// How long an ended session (signed out, revoked or expired) stays in its user's list before
+    /// the server deletes it [default: 30d].
+    #[arg(long, env = "TOLLGATE_SESSION_RETENTION")]
+    pub(crate) session_retention: Option<String>,
     /// PostgreSQL: the most connections the pool opens [default: 10].
     #[arg(long, env = "TOLLGATE_DB_MAX_CONNECTIONS")]
     pub(crate) db_max_connections: Option<u32>,
@@ -152,6 +156,7 @@ pub(crate) struct FileConfig {
     capture_trace_payloads: Option<bool>,
     trace_payload_bytes: Option<usize>,
     trace_retention: Option<String>,
+    session_retention: Option<String>,
     revocation_bound: Option<String>,
     migrate: Option<bool>,
     redis_url: Option<String>,
@@ -269,6 +274,8 @@ pub(crate) fn resolve(
         return Err(ValidationError::new("trace_payload_bytes", "must be at most 1048576"));
     }
     server.traces.retention = duration("trace_retention", &args.trace_retention, file.trace_retention, 7 * 86_400)?;
+    server.session_retention =
+        duration("session_retention", &args.session_retention, file.session_retention, 30 * 86_400)?;
     let mut serve = ServeOptions::default();
     serve.flush_interval = duration("flush_interval", &args.flush_interval, file.flush_interval, 5)?;
     serve.shutdown_timeout = duration("shutdown_timeout", &args.shutdown_timeout, file.shutdown_timeout, 30)?;

@@ -35,6 +35,7 @@ fn nothing_configured_serves_tollgate_db_on_localhost_8080() {
     assert_eq!(settings.jwt_key_file, PathBuf::from("./tollgate.db.jwt.key"));
     assert_eq!(settings.log_format, LogFormat::Text);
     assert_eq!(settings.serve.flush_interval, Duration::from_secs(5));
+    assert_eq!(settings.server.session_retention, Duration::from_secs(30 * 86_400));
     assert!(settings.server.trusted_proxies.is_empty());
 }
 
@@ -47,6 +48,7 @@ fn flags_override_the_file_which_overrides_defaults() {
         flush_interval = "1m"
         trusted_proxies = ["10.0.0.0/8"]
         body_limit = 2048
+        session_retention = "90d"
     "#;
     let from_file = resolve(&ServeArgs::default(), &global(None), file(config)).unwrap();
     assert_eq!(from_file.listen, "0.0.0.0:9000");
@@ -55,6 +57,7 @@ fn flags_override_the_file_which_overrides_defaults() {
     assert_eq!(from_file.log_format, LogFormat::Json);
     assert_eq!(from_file.serve.flush_interval, Duration::from_secs(60));
     assert_eq!(from_file.server.body_limit, 2048);
+    assert_eq!(from_file.server.session_retention, Duration::from_secs(90 * 86_400));
     assert!(from_file.server.trusted_proxies.contains("10.1.1.1".parse().unwrap()));
 
     let args =
@@ -81,6 +84,7 @@ fn contradictions_and_bad_values_name_the_setting() {
         (resolve(&ServeArgs::default(), &global(None), file("usage_flush_interval = '0s'")), "usage_flush_interval"),
         (resolve(&ServeArgs::default(), &global(None), file("group_commit_window = '1s'")), "group_commit_window"),
         (resolve(&ServeArgs::default(), &global(None), file("revocation_bound = '10ms'")), "revocation_bound"),
+        (resolve(&ServeArgs::default(), &global(None), file("session_retention = '0s'")), "session_retention"),
         (resolve(&ServeArgs::default(), &with_url(None, Some("sqlite::memory:")), FileConfig::default()), "key_file"),
     ];
     for (result, field) in cases {
