@@ -7,7 +7,7 @@ use tollgate_store::{
     AgentScope, BatchWritten, DeadLetter, DeadLetterRecord, GroupCursor, Page, PageRequest, Result, UsageBatch,
     UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UsageTotals, group_page,
 };
-use tollgate_types::{LATENCY_BUCKETS, LatencyHistogram, Microdollars, ModelName, ProviderName, Timestamp, Window};
+use tollgate_types::{LATENCY_BUCKETS, LatencyHistogram, Microdollars, ModelName, ProviderName, Timestamp};
 
 use crate::PgStore;
 use crate::counters::MAX;
@@ -53,14 +53,6 @@ fn totals_from_row(row: &PgRow, sums: Sums) -> Result<UsageTotals> {
     })
 }
 
-/// The hours a filter covers: `since` rounded down, `until` rounded up.
-fn hour_range(filter: &UsageFilter) -> (i64, i64) {
-    let since = Window::Hour.start_of(filter.since);
-    let until_start = Window::Hour.start_of(filter.until);
-    let until = if until_start == filter.until { until_start } else { Window::Hour.end_of(filter.until) };
-    (since.unix_micros(), until.unix_micros())
-}
-
 impl PgStore {
     /// The groups of [`UsageStore::usage_groups`], summing what `sums` says.
     async fn summarize(
@@ -102,7 +94,7 @@ impl PgStore {
             sums = sum_sql.join(", "),
         );
         let after = page.cursor.as_deref().map(GroupCursor::decode).transpose()?;
-        let (since, until) = hour_range(filter);
+        let (since, until) = filter.rollup_hours();
         let limit = page.limit.clamp(1, PageRequest::MAX_LIMIT);
         let rows = sqlx::query(&sql)
             .bind(since)

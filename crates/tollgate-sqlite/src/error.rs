@@ -41,6 +41,16 @@ pub(crate) fn map_error(error: rusqlite::Error) -> StoreError {
     StoreError::backend(error)
 }
 
+/// Whether `error` is SQLite's `sum()` passing `i64::MAX`, which fails the whole query with
+/// "integer overflow" (the message is the only mark it has: its code is the generic `SQLITE_ERROR`).
+pub(crate) fn is_integer_overflow(error: &StoreError) -> bool {
+    let StoreError::Backend(source) = error else { return false };
+    matches!(
+        source.downcast_ref::<rusqlite::Error>(),
+        Some(rusqlite::Error::SqliteFailure(_, Some(message))) if message == "integer overflow"
+    )
+}
+
 /// `?`-friendly conversion for rusqlite results.
 pub(crate) trait SqliteResultExt<T> {
     /// Maps the error with [`map_error`].

@@ -29,6 +29,7 @@ mod readers;
 mod record;
 mod sessions;
 mod store;
+mod summaries;
 mod syncer;
 mod throttle;
 mod tokens;

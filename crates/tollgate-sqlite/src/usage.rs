@@ -1,23 +1,21 @@
 //! Usage on SQLite: raw events appended in blocks (see `events`), hourly rollups upserted in the
-//! same transaction, summaries summed from rollups in SQL.
+//! same transaction (summaries of the rollups are in `summaries`).
 
 use async_trait::async_trait;
+use rusqlite::Connection;
 use rusqlite::types::Value;
-use rusqlite::{Connection, Row, params};
 use tollgate_store::{
-    AgentScope, BatchWritten, DeadLetter, DeadLetterRecord, GroupCursor, Page, PageRequest, Result, UsageBatch,
-    UsageFilter, UsageGroup, UsageGroupBy, UsageStore, UsageTotals, group_page, hourly_rollups,
+    BatchWritten, DeadLetter, DeadLetterRecord, Page, PageRequest, Result, UsageBatch, UsageFilter, UsageGroup,
+    UsageGroupBy, UsageStore, UsageTotals, hourly_rollups,
 };
-use tollgate_types::{
-    LATENCY_BUCKETS, LatencyHistogram, Microdollars, ModelName, ProviderName, Timestamp, UsageEvent, Window,
-};
+use tollgate_types::{LATENCY_BUCKETS, Timestamp, UsageEvent};
 
 use crate::SqliteStore;
 use crate::batch::{Statements, chunk_sizes, placeholders};
-use crate::columns::{Column, Columns, collect};
 use crate::error::SqliteResultExt;
 use crate::events;
 use crate::record::{Encoded, record_in};
+use crate::summaries::{Sums, TOTAL_COLUMNS};
 
 fn latency_columns(prefix: &str) -> String {
     (0..LATENCY_BUCKETS).map(|bucket| format!("{prefix}lat_{bucket}")).collect::<Vec<_>>().join(", ")
@@ -29,7 +27,7 @@ const ROLLUP_PARAMETERS: usize = 10 + LATENCY_BUCKETS;
 /// Adds rollup sums to rows, creating each with its token's owner and project.
 fn rollup_statement(rows: usize) -> String {
     let bound: Vec<String> = (1..=ROLLUP_PARAMETERS).map(|column| format!("v.column{column}")).collect();
-    let sums: Vec<String> = ["events", "requests", "input_tokens", "output_tokens", "cost_micros", "errors"]
+    let sums: Vec<String> = TOTAL_COLUMNS
         .into_iter()
         .map(str::to_owned)
         .chain((0..LATENCY_BUCKETS).map(|bucket| format!("lat_{bucket}")))
@@ -117,67 +115,6 @@ pub(crate) fn upsert_rollups(connection: &Connection, rollups: Vec<RollupRow>) -
     Ok(())
 }
 
-const TOTAL_COLUMNS: [&str; 6] = ["events", "requests", "input_tokens", "output_tokens", "cost_micros", "errors"];
-
-/// Every summed column: the totals, then the latency buckets.
-fn summed_columns(sums: Sums) -> impl Iterator<Item = String> {
-    let buckets = if sums == Sums::WithLatency { LATENCY_BUCKETS } else { 0 };
-    TOTAL_COLUMNS.into_iter().map(str::to_owned).chain((0..buckets).map(|bucket| format!("lat_{bucket}")))
-}
-
-/// What a summary sums: the totals and every latency bucket, or the totals only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sums {
-    WithLatency,
-    Totals,
-}
-
-/// The sum of `column` over a group as two sums, of its high and of its low 32 bits: SQLite's
-/// `sum()` fails the whole query on an overflow, and rows that each saturated at `i64::MAX` (or
-/// many large ones) sum past it. Neither half can overflow before 2^31 rows.
-fn split_sum(column: &str) -> String {
-    format!("coalesce(sum({column} >> 32), 0) AS {column}_hi, coalesce(sum({column} & 4294967295), 0) AS {column}_lo")
-}
-
-/// A sum read back from its two halves at `index`, saturating at `i64::MAX` (and at zero).
-fn joined_sum(row: &Row<'_>, index: usize, name: &'static str) -> Result<i64> {
-    let high = i128::from(row.integer(Column { index, name })?);
-    let low = i128::from(row.integer(Column { index: index + 1, name })?);
-    let sum = (high << 32) + low;
-    Ok(i64::try_from(sum.clamp(0, i128::from(i64::MAX))).unwrap_or(i64::MAX))
-}
-
-/// Reads the sums of a summary row: the six totals then the latency buckets, from position 1,
-/// each as the two halves of [`split_sum`].
-fn totals_from_row(row: &Row<'_>, sums: Sums) -> Result<UsageTotals> {
-    let sum = |column: usize, name: &'static str| joined_sum(row, 1 + 2 * column, name);
-    let count =
-        |column: usize, name: &'static str| -> Result<u64> { Ok(u64::try_from(sum(column, name)?).unwrap_or(0)) };
-    let mut buckets = [0u64; LATENCY_BUCKETS];
-    if sums == Sums::WithLatency {
-        for (bucket, slot) in buckets.iter_mut().enumerate() {
-            *slot = count(TOTAL_COLUMNS.len() + bucket, "lat")?;
-        }
-    }
-    Ok(UsageTotals {
-        events: count(0, "events")?,
-        requests: count(1, "requests")?,
-        input_tokens: count(2, "input_tokens")?,
-        output_tokens: count(3, "output_tokens")?,
-        cost: Microdollars::from_micros(sum(4, "cost_micros")?),
-        errors: count(5, "errors")?,
-        latency: LatencyHistogram::from_counts(buckets),
-    })
-}
-
-/// The hours a filter covers: `since` rounded down, `until` rounded up.
-fn hour_range(filter: &UsageFilter) -> (i64, i64) {
-    let since = Window::Hour.start_of(filter.since);
-    let until_start = Window::Hour.start_of(filter.until);
-    let until = if until_start == filter.until { until_start } else { Window::Hour.end_of(filter.until) };
-    (since.unix_micros(), until.unix_micros())
-}
-
 #[async_trait]
 impl UsageStore for SqliteStore {
     async fn record_usage(&self, batch: UsageBatch<'_>) -> Result<BatchWritten> {
@@ -251,77 +188,6 @@ impl UsageStore for SqliteStore {
             }
         }
         Ok(purged)
-    }
-}
-
-impl SqliteStore {
-    /// The groups of [`UsageStore::usage_groups`], summing what `sums` says.
-    async fn summarize(
-        &self,
-        filter: &UsageFilter,
-        group_by: Option<UsageGroupBy>,
-        page: &PageRequest,
-        sums: Sums,
-    ) -> Result<Page<UsageGroup>> {
-        let key = match group_by {
-            None => "NULL",
-            Some(UsageGroupBy::Token) => "token_id",
-            Some(UsageGroupBy::Owner) => "owner_id",
-            Some(UsageGroupBy::Project) => "project_id",
-            Some(UsageGroupBy::Provider) => "provider",
-            Some(UsageGroupBy::Model) => "provider || '/' || model",
-            Some(UsageGroupBy::Hour) => "CAST(hour AS TEXT)",
-            Some(UsageGroupBy::Agent) => "agent_id",
-        };
-        let group = if group_by.is_some() { "GROUP BY group_key" } else { "" };
-        let sum_sql: Vec<String> = summed_columns(sums).map(|column| split_sum(&column)).collect();
-        // Highest cost first, compared exactly as read back (saturated at i64::MAX), then by key
-        // (the keyless group first); the page starts after the cursor's (cost, key).
-        let cost = "(CASE WHEN cost_micros_hi + (cost_micros_lo >> 32) >= 2147483648 THEN 9223372036854775807 \
-                    ELSE (cost_micros_hi << 32) + cost_micros_lo END)";
-        let sql = format!(
-            "SELECT * FROM (
-                SELECT {key} AS group_key, {sums} FROM usage_rollups
-                WHERE hour >= ?1 AND hour < ?2 AND (?3 IS NULL OR token_id = ?3) AND (?4 IS NULL OR owner_id = ?4)
-                  AND (?5 IS NULL OR project_id = ?5) AND (?6 IS NULL OR provider = ?6) AND (?7 IS NULL OR model = ?7)
-                  AND (?9 = 0 OR agent_id IS NOT NULL) AND (?10 IS NULL OR agent_id = ?10)
-                {group}
-             )
-             WHERE ?11 IS NULL OR {cost} < ?11 OR ({cost} = ?11 AND coalesce(group_key, '') > ?12)
-             ORDER BY {cost} DESC, coalesce(group_key, '')
-             LIMIT ?8",
-            sums = sum_sql.join(", "),
-        );
-        let after = page.cursor.as_deref().map(GroupCursor::decode).transpose()?;
-        let (since, until) = hour_range(filter);
-        let filter = filter.clone();
-        let limit = page.limit.clamp(1, PageRequest::MAX_LIMIT);
-        let rows = self
-            .scan(move |connection| {
-                collect(
-                    connection,
-                    &sql,
-                    params![
-                        since,
-                        until,
-                        filter.token_id.map(|id| id.to_string()),
-                        filter.owner.map(|id| id.to_string()),
-                        filter.project.map(|id| id.to_string()),
-                        filter.provider.as_ref().map(ProviderName::as_str),
-                        filter.model.as_ref().map(ModelName::as_str),
-                        i64::from(limit) + 1,
-                        filter.agent.is_some(),
-                        filter.agent.and_then(AgentScope::agent).map(|id| id.to_string()),
-                        after.as_ref().map(|after| after.cost),
-                        after.as_ref().and_then(|after| after.key.clone()).unwrap_or_default(),
-                    ],
-                    move |row| {
-                        Ok((row.optional_text(Column { index: 0, name: "group_key" })?, totals_from_row(row, sums)?))
-                    },
-                )
-            })
-            .await?;
-        Ok(group_page(rows, group_by, limit))
     }
 }
 

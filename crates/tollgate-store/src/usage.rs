@@ -220,6 +220,15 @@ impl UsageFilter {
     pub fn between(since: Timestamp, until: Timestamp) -> Self {
         Self { since, until, token_id: None, owner: None, project: None, provider: None, model: None, agent: None }
     }
+
+    /// The rollup hours the filter covers, as Unix microseconds `[since, until)`: `since` rounded
+    /// down to its hour, `until` up (rollups are hourly, so a summary counts every hour it touches).
+    pub fn rollup_hours(&self) -> (i64, i64) {
+        let since = Window::Hour.start_of(self.since);
+        let until_start = Window::Hour.start_of(self.until);
+        let until = if until_start == self.until { until_start } else { Window::Hour.end_of(self.until) };
+        (since.unix_micros(), until.unix_micros())
+    }
 }
 
 /// Which agents' usage a filter keeps.

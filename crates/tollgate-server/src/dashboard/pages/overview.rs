@@ -91,22 +91,29 @@ pub(crate) async fn show(State(state): State<AppState>, session: Session) -> Res
     let metering = state.metering();
     let principal = session.principal();
     let now = state.tokens().clock().now();
-    let charts = series(&state, &session, &UsageFilter::between(now, now)).await?;
-    let (today, month) = (charts.period(Period::Today), charts.period(Period::ThisMonth));
     let (since, until) = Period::ThisMonth.range(now);
     let month_filter = UsageFilter::between(since, until);
-    let top = PageRequest::first(TOP);
-    let top_tokens = metering.usage_breakdown(principal, &month_filter, Some(UsageGroupBy::Token), &top).await?.items;
-    let top_tokens = named_tokens(&state, &session, top_tokens).await;
-    let top_agents = metering.usage_breakdown(principal, &month_filter, Some(UsageGroupBy::Agent), &top).await?.items;
-    let top_agents = agent_rows(top_agents);
-    let near = near_cap(visible_limits(&state, &session).await?);
-    let budgets = match state.agents() {
-        Some(agents) => {
-            Some(agents.budget_statuses(principal, &AgentFilter::default(), &PageRequest::first(100)).await?.items)
-        }
-        None => None,
-    };
+    let (top, unfiltered) = (PageRequest::first(TOP), UsageFilter::between(now, now));
+    // The reads are independent, and the three usage scans each take milliseconds at a month's
+    // scale: they run at once, on the store's pool of readers.
+    let (charts, top_tokens, top_agents, near, budgets) = tokio::try_join!(
+        series(&state, &session, &unfiltered),
+        async {
+            let groups = metering.usage_breakdown(principal, &month_filter, Some(UsageGroupBy::Token), &top).await?;
+            Ok::<_, HtmlError>(named_tokens(&state, &session, groups.items).await)
+        },
+        async {
+            let groups = metering.usage_breakdown(principal, &month_filter, Some(UsageGroupBy::Agent), &top).await?;
+            Ok::<_, HtmlError>(agent_rows(groups.items))
+        },
+        async { Ok::<_, HtmlError>(near_cap(visible_limits(&state, &session).await?)) },
+        async {
+            let Some(agents) = state.agents() else { return Ok::<_, HtmlError>(None) };
+            let page = PageRequest::first(100);
+            Ok(Some(agents.budget_statuses(principal, &AgentFilter::default(), &page).await?.items))
+        },
+    )?;
+    let (today, month) = (charts.period(Period::Today), charts.period(Period::ThisMonth));
     let writer = metering.degraded();
     let body = html! {
         h1 { "Overview" }
