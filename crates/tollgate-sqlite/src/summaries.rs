@@ -14,8 +14,7 @@ use crate::columns::{Column, Columns, collect};
 use crate::error::is_integer_overflow;
 
 /// The summed totals of a rollup row, in the order summaries read them.
-pub(crate) const TOTAL_COLUMNS: [&str; 6] =
-    ["events", "requests", "input_tokens", "output_tokens", "cost_micros", "errors"];
+const TOTAL_COLUMNS: [&str; 6] = ["events", "requests", "input_tokens", "output_tokens", "cost_micros", "errors"];
 
 /// What a summary sums: the totals and every latency bucket, or the totals only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +35,9 @@ enum Form {
     Split,
 }
 
-/// Every summed column: the totals, then the latency buckets.
-fn summed_columns(sums: Sums) -> impl Iterator<Item = String> {
+/// Every summed column of a rollup row: the totals, then the latency buckets (also the columns a
+/// rollup upsert adds to).
+pub(crate) fn summed_columns(sums: Sums) -> impl Iterator<Item = String> {
     let buckets = if sums == Sums::WithLatency { LATENCY_BUCKETS } else { 0 };
     TOTAL_COLUMNS.into_iter().map(str::to_owned).chain((0..buckets).map(|bucket| format!("lat_{bucket}")))
 }

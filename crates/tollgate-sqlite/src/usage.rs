@@ -15,11 +15,7 @@ use crate::batch::{Statements, chunk_sizes, placeholders};
 use crate::error::SqliteResultExt;
 use crate::events;
 use crate::record::{Encoded, record_in};
-use crate::summaries::{Sums, TOTAL_COLUMNS};
-
-fn latency_columns(prefix: &str) -> String {
-    (0..LATENCY_BUCKETS).map(|bucket| format!("{prefix}lat_{bucket}")).collect::<Vec<_>>().join(", ")
-}
+use crate::summaries::{Sums, summed_columns};
 
 /// Columns bound per rollup row: the key (4), the sums (6) and the latency buckets.
 const ROLLUP_PARAMETERS: usize = 10 + LATENCY_BUCKETS;
@@ -27,10 +23,7 @@ const ROLLUP_PARAMETERS: usize = 10 + LATENCY_BUCKETS;
 /// Adds rollup sums to rows, creating each with its token's owner and project.
 fn rollup_statement(rows: usize) -> String {
     let bound: Vec<String> = (1..=ROLLUP_PARAMETERS).map(|column| format!("v.column{column}")).collect();
-    let sums: Vec<String> = TOTAL_COLUMNS
-        .into_iter()
-        .map(str::to_owned)
-        .chain((0..LATENCY_BUCKETS).map(|bucket| format!("lat_{bucket}")))
+    let sums: Vec<String> = summed_columns(Sums::WithLatency)
         // Saturating: a sum that would pass i64::MAX stays there instead of turning into a REAL
         // that the STRICT table refuses (which would fail the batch for every tenant in it).
         .map(|column| {
@@ -42,14 +35,13 @@ fn rollup_statement(rows: usize) -> String {
         .collect();
     // `WHERE true` keeps SQLite from reading ON CONFLICT as part of the join.
     format!(
-        "INSERT INTO usage_rollups (hour, token_id, provider, model, owner_id, project_id, agent_id, events,
-            requests, input_tokens, output_tokens, cost_micros, errors, {latency})
+        "INSERT INTO usage_rollups (hour, token_id, provider, model, owner_id, project_id, agent_id, {columns})
          SELECT {key}, t.owner_id, t.project_id, t.agent_id, {values}
          FROM (VALUES {placeholders}) AS v LEFT JOIN tokens t ON t.id = v.column2 WHERE true
          ON CONFLICT (hour, token_id, provider, model) DO UPDATE SET
             owner_id = coalesce(owner_id, excluded.owner_id), project_id = coalesce(project_id, excluded.project_id),
             agent_id = coalesce(agent_id, excluded.agent_id), {sums}",
-        latency = latency_columns(""),
+        columns = summed_columns(Sums::WithLatency).collect::<Vec<_>>().join(", "),
         key = bound[..4].join(", "),
         values = bound[4..].join(", "),
         placeholders = placeholders(rows, ROLLUP_PARAMETERS),
